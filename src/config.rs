@@ -1,0 +1,262 @@
+//! Command line and environment: `scribe [serve]`, `scribe migrate`. Every
+//! flag has an environment fallback; secrets are read into [`SecretString`]
+//! so that `Debug` and logs never show them.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://scribe.db";
+pub const DEFAULT_REALTIME_URL: &str = "wss://api.openai.com/v1/realtime?model=gpt-realtime";
+pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+pub const DEFAULT_ANALYSIS_MODEL: &str = "gpt-4o";
+
+/// scribe: an actor-based realtime session supervisor for AI voice calls.
+///
+/// With no subcommand, `scribe` serves (same as `scribe serve`).
+#[derive(Debug, Parser)]
+#[command(name = "scribe", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service and the call supervisor (the default).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseArgs),
+}
+
+impl Cli {
+    /// The command to run, `serve` when none was given.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(self.serve))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Database to use: `sqlite://path.db` (created when missing) or
+    /// `postgres://user@host/db`. Defaults to `scribe.db` in the working
+    /// directory.
+    #[arg(long = "database-url", env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true, hide_default_value = false)]
+    pub database_url: SecretString,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address the HTTP server listens on (port 0 picks a free port).
+    #[arg(long, env = "SCRIBE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// WebSocket URL of the realtime service each call's agent connects to.
+    #[arg(long, env = "SCRIBE_REALTIME_URL", default_value = DEFAULT_REALTIME_URL)]
+    pub realtime_url: String,
+
+    /// OpenAI API key, used for the realtime socket and for analysis.
+    /// Prefer the environment variable: flags show up in process listings.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<SecretString>,
+
+    /// Base URL of the OpenAI-compatible API used for post-call analysis
+    /// (`/v1` included).
+    #[arg(long, env = "OPENAI_BASE_URL", default_value = DEFAULT_OPENAI_BASE_URL)]
+    pub openai_base_url: String,
+
+    /// Chat-completions model that writes summaries and blueprint progress.
+    #[arg(long, env = "SCRIBE_ANALYSIS_MODEL", default_value = DEFAULT_ANALYSIS_MODEL)]
+    pub analysis_model: String,
+
+    /// Stream API key (sent by Stream as `X-Api-Key`, used for the agent
+    /// endpoint).
+    #[arg(long, env = "STREAM_API_KEY", hide_env_values = true)]
+    pub stream_api_key: Option<SecretString>,
+
+    /// Stream API secret: verifies webhook signatures and signs agent JWTs.
+    #[arg(long, env = "STREAM_API_SECRET", hide_env_values = true)]
+    pub stream_api_secret: Option<SecretString>,
+
+    /// Bearer token required for API writes and listings. When unset, a
+    /// random token is generated at startup and printed once.
+    #[arg(long, env = "SCRIBE_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<SecretString>,
+
+    /// Bearer token for `/admin`. When unset, the admin endpoints answer 401.
+    #[arg(long, env = "SCRIBE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<SecretString>,
+
+    /// Use the built-in simulated realtime peer and analyzer instead of
+    /// OpenAI: the whole flow runs offline.
+    #[arg(long, env = "SCRIBE_SIMULATE")]
+    pub simulate: bool,
+
+    /// Enable the admin endpoint that kills actors abruptly (chaos drills).
+    /// Never set this in production.
+    #[arg(long, env = "SCRIBE_CHAOS")]
+    pub chaos: bool,
+}
+
+/// Everything `serve` needs, resolved: the API token is always present.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database_url: SecretString,
+    pub realtime_url: String,
+    pub openai_api_key: Option<SecretString>,
+    pub openai_base_url: String,
+    pub analysis_model: String,
+    pub stream_api_key: Option<SecretString>,
+    pub stream_api_secret: Option<SecretString>,
+    pub api_token: SecretString,
+    pub admin_token: Option<SecretString>,
+    pub simulate: bool,
+    pub chaos: bool,
+}
+
+/// Where the API token came from: given, or generated for this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    Configured,
+    Generated,
+}
+
+impl Settings {
+    /// Resolves `serve` arguments; generates an API token when none was set.
+    pub fn from_args(args: ServeArgs) -> (Self, TokenSource) {
+        let non_empty = |s: Option<SecretString>| s.filter(|s| !s.expose_secret().is_empty());
+        let (api_token, source) = match non_empty(args.api_token) {
+            Some(token) => (token, TokenSource::Configured),
+            None => (generate_token(), TokenSource::Generated),
+        };
+        let settings = Self {
+            listen: args.listen,
+            database_url: args.database.database_url,
+            realtime_url: args.realtime_url,
+            openai_api_key: non_empty(args.openai_api_key),
+            openai_base_url: args.openai_base_url,
+            analysis_model: args.analysis_model,
+            stream_api_key: non_empty(args.stream_api_key),
+            stream_api_secret: non_empty(args.stream_api_secret),
+            api_token,
+            admin_token: non_empty(args.admin_token),
+            simulate: args.simulate,
+            chaos: args.chaos,
+        };
+        (settings, source)
+    }
+
+    /// Settings for tests and embedding: every optional part off, the given
+    /// database and API token, listening on a free loopback port. Reads no
+    /// environment variables.
+    pub fn for_database(database_url: &str, api_token: &str) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.into(),
+            realtime_url: DEFAULT_REALTIME_URL.into(),
+            openai_api_key: None,
+            openai_base_url: DEFAULT_OPENAI_BASE_URL.into(),
+            analysis_model: DEFAULT_ANALYSIS_MODEL.into(),
+            stream_api_key: None,
+            stream_api_secret: None,
+            api_token: api_token.into(),
+            admin_token: None,
+            simulate: false,
+            chaos: false,
+        }
+    }
+}
+
+/// A fresh random API token: 32 bytes, hex encoded.
+pub fn generate_token() -> SecretString {
+    let bytes: [u8; 32] = rand::random();
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_subcommand_means_serve_with_defaults() {
+        let cli = Cli::try_parse_from(["scribe"]).expect("parses");
+        let Command::Serve(args) = cli.into_command() else {
+            panic!("expected serve");
+        };
+        assert_eq!(args.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(args.analysis_model, "gpt-4o");
+    }
+
+    #[test]
+    fn flags_work_with_and_without_the_subcommand() {
+        for argv in [
+            vec!["scribe", "--listen", "0.0.0.0:9000", "--simulate"],
+            vec!["scribe", "serve", "--listen", "0.0.0.0:9000", "--simulate"],
+        ] {
+            let Command::Serve(args) = Cli::try_parse_from(argv).expect("parses").into_command()
+            else {
+                panic!("expected serve");
+            };
+            assert_eq!(args.listen.port(), 9000);
+            assert!(args.simulate);
+        }
+        let cli = Cli::try_parse_from(["scribe", "migrate", "--database-url", "sqlite://x.db"])
+            .expect("parses");
+        assert!(matches!(cli.into_command(), Command::Migrate(_)));
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let cli = Cli::try_parse_from([
+            "scribe",
+            "--openai-api-key",
+            "sk-marker-openai",
+            "--stream-api-secret",
+            "marker-stream-secret",
+            "--api-token",
+            "marker-api-token",
+            "--admin-token",
+            "marker-admin-token",
+            "--database-url",
+            "postgres://u:marker-db-password@h/db",
+        ])
+        .expect("parses");
+        let (settings, source) = Settings::from_args(cli.serve);
+        assert_eq!(source, TokenSource::Configured);
+        let debug = format!("{settings:?}");
+        assert!(
+            !debug.contains("marker"),
+            "secret leaked into Debug: {debug}"
+        );
+    }
+
+    #[test]
+    fn generates_a_distinct_token_when_none_is_set() {
+        let cli = Cli::try_parse_from(["scribe", "--api-token", ""]).expect("parses");
+        let (settings, source) = Settings::from_args(cli.serve);
+        assert_eq!(source, TokenSource::Generated);
+        assert_eq!(settings.api_token.expose_secret().len(), 64);
+        assert_ne!(
+            generate_token().expose_secret(),
+            settings.api_token.expose_secret()
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! The HTTP surface (axum): the router, its shared state, and the layers
+//! every request passes (request id, tracing span with the matched path,
+//! body limit).
+
+mod agents;
+mod auth;
+mod error;
+mod extract;
+mod health;
+mod meetings;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::HeaderName;
+use axum::routing::get;
+use secrecy::SecretString;
+use tower::ServiceBuilder;
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+pub use error::ApiError;
+
+use crate::store::Store;
+
+/// Largest request body the JSON API accepts; larger bodies get 413.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub api_token: Arc<SecretString>,
+}
+
+/// The whole HTTP surface with its layers.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/agents", get(agents::list).post(agents::create))
+        .route("/api/agents/{id}", get(agents::show))
+        .route("/api/meetings", get(meetings::list).post(meetings::create))
+        .route("/api/meetings/{id}", get(meetings::show))
+        .route("/api/meetings/{id}/status", get(meetings::status))
+        .route("/api/meetings/{id}/transcript", get(meetings::transcript))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state);
+
+    api.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(request_span)
+                    .on_response(DefaultOnResponse::new().level(Level::INFO)),
+            )
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+    )
+}
+
+fn request_span(request: &Request) -> tracing::Span {
+    let path = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("<unmatched>", MatchedPath::as_str);
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!("request", method = %request.method(), path, request_id)
+}

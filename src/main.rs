@@ -1,0 +1,39 @@
+//! `scribe`: settings -> telemetry -> build -> run until a shutdown signal.
+
+use anyhow::Context;
+use clap::Parser;
+use scribe::config::{Cli, Command, Settings, TokenSource};
+use scribe::startup::{Application, shutdown_signal};
+use scribe::store::{PoolSize, Store};
+use scribe::telemetry;
+use secrecy::ExposeSecret;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init();
+    match cli.into_command() {
+        Command::Serve(args) => {
+            let (settings, token_source) = Settings::from_args(args);
+            if token_source == TokenSource::Generated {
+                println!(
+                    "SCRIBE_API_TOKEN is not set; API token for this run: {}",
+                    settings.api_token.expose_secret()
+                );
+            }
+            let app = Application::build(settings).await?;
+            println!("scribe listening on http://{}", app.local_addr());
+            app.run_until_stopped(shutdown_signal()).await
+        }
+        Command::Migrate(args) => {
+            let url = args.database_url.expose_secret();
+            let store = Store::connect(url, PoolSize(1))
+                .await
+                .context("opening the database")?;
+            store.migrate().await.context("migrating the database")?;
+            store.close().await;
+            println!("migrations applied");
+            Ok(())
+        }
+    }
+}

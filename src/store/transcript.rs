@@ -1,0 +1,117 @@
+//! Transcript chunk queries. Writes are idempotent on
+//! (meeting_id, sequence_number): writing a batch twice stores it once.
+
+use chrono::{DateTime, Utc};
+use scribe_actors::domain::{ChunkStatus, Speaker};
+use scribe_actors::ids::MeetingId;
+use serde::Serialize;
+use sqlx::QueryBuilder;
+
+use super::{Store, StoreError, on_pool};
+use crate::domain::now;
+
+/// Rows per INSERT statement; keeps every batch well under both backends'
+/// bind-parameter limits (SQLite 32,766; PostgreSQL 65,535).
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+/// A transcript line ready to be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewChunk {
+    pub meeting_id: MeetingId,
+    pub sequence_number: i64,
+    pub speaker: Speaker,
+    pub text: String,
+    pub status: ChunkStatus,
+    pub item_id: Option<String>,
+    pub timestamp: DateTime<Utc>,
+}
+
+/// A transcript line as stored, in the API's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredChunk {
+    pub sequence_number: i64,
+    pub speaker: Speaker,
+    pub text: String,
+    pub status: ChunkStatus,
+    pub item_id: Option<String>,
+    pub timestamp: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ChunkRow {
+    sequence_number: i64,
+    speaker_type: String,
+    text: String,
+    status: String,
+    item_id: Option<String>,
+    timestamp: DateTime<Utc>,
+}
+
+impl TryFrom<ChunkRow> for StoredChunk {
+    type Error = StoreError;
+
+    fn try_from(row: ChunkRow) -> Result<Self, StoreError> {
+        let corrupt = |e: scribe_actors::domain::UnknownVariant| {
+            StoreError::Corrupt(format!("chunk {}: {e}", row.sequence_number))
+        };
+        Ok(Self {
+            sequence_number: row.sequence_number,
+            speaker: row.speaker_type.parse().map_err(corrupt)?,
+            text: row.text,
+            status: row.status.parse().map_err(corrupt)?,
+            item_id: row.item_id,
+            timestamp: row.timestamp,
+        })
+    }
+}
+
+impl Store {
+    /// Writes `chunks` in multi-row statements inside one transaction.
+    /// Rows whose (meeting, sequence number) is already stored are skipped.
+    /// Returns how many rows were new.
+    pub async fn insert_chunks(&self, chunks: &[NewChunk]) -> Result<u64, StoreError> {
+        if chunks.is_empty() {
+            return Ok(0);
+        }
+        let created_at = now();
+        let inserted = on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let mut inserted = 0;
+            for batch in chunks.chunks(ROWS_PER_STATEMENT) {
+                let mut insert = QueryBuilder::new(
+                    "INSERT INTO transcript_chunks (meeting_id, sequence_number, speaker_type, \
+                     text, status, item_id, timestamp, created_at) ",
+                );
+                insert.push_values(batch, |mut row, chunk| {
+                    row.push_bind(chunk.meeting_id.as_uuid())
+                        .push_bind(chunk.sequence_number)
+                        .push_bind(chunk.speaker.as_str())
+                        .push_bind(chunk.text.clone())
+                        .push_bind(chunk.status.as_str())
+                        .push_bind(chunk.item_id.clone())
+                        .push_bind(chunk.timestamp)
+                        .push_bind(created_at);
+                });
+                insert.push(" ON CONFLICT (meeting_id, sequence_number) DO NOTHING");
+                inserted += insert.build().execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(inserted)
+        })?;
+        Ok(inserted)
+    }
+
+    /// The meeting's transcript in conversation (sequence) order.
+    pub async fn transcript(&self, meeting_id: MeetingId) -> Result<Vec<StoredChunk>, StoreError> {
+        let rows: Vec<ChunkRow> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT sequence_number, speaker_type, text, status, item_id, timestamp \
+                 FROM transcript_chunks WHERE meeting_id = $1 ORDER BY sequence_number",
+            )
+            .bind(meeting_id.as_uuid())
+            .fetch_all(p)
+            .await
+        })?;
+        rows.into_iter().map(StoredChunk::try_from).collect()
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the store suite and the HTTP API, each run on SQLite
+//! and, when `SCRIBE_TEST_POSTGRES_URL` is set, on PostgreSQL; and the real
+//! `scribe` binary in an empty folder.
+
+mod api_agents;
+mod api_meetings;
+mod api_service;
+mod binary;
+mod helpers;
+mod store_suite;
