@@ -4,9 +4,12 @@
 //! statements that differ are matched per backend where they are written.
 
 mod agents;
+mod calls;
+mod events;
 mod meetings;
 mod rows;
 mod transcript;
+mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -17,7 +20,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use transcript::{NewChunk, StoredChunk};
+pub use events::StoredEvent;
+pub use transcript::StoredChunk;
+pub use webhooks::{SessionStart, WebhookDelivery};
 
 /// Runs `$body` with `$p` bound to the concrete pool of either backend. The
 /// body is compiled once per backend, so one query text serves both.

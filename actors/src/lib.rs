@@ -18,6 +18,15 @@
 //! - [`ids`]: identifier newtypes shared by every layer (`MeetingId`, `AgentId`).
 //! - [`domain`]: the closed sets of the data model (`MeetingStatus`, `Speaker`,
 //!   `ChunkStatus`) with their stored spellings.
+//! - [`realtime`]: the OpenAI Realtime protocol: server event parsing.
+//! - [`ports`]: what the actors need from outside (`CallStore`), as traits.
+//! - [`writer`]: the process-wide batched chunk writer.
+//! - [`transcript`]: the conversation model: slots in `previous_item_id`
+//!   order, sequence numbers, lines ready to be written.
 
 pub mod domain;
 pub mod ids;
+pub mod ports;
+pub mod realtime;
+pub mod transcript;
+pub mod writer;

@@ -46,7 +46,9 @@ CREATE INDEX meetings_agent ON meetings (agent_id);
 CREATE TABLE transcript_chunks (
     id              BIGSERIAL PRIMARY KEY,
     meeting_id      UUID NOT NULL REFERENCES meetings (id) ON DELETE CASCADE,
-    speaker_type    TEXT NOT NULL CHECK (speaker_type IN ('user', 'agent')),
+    -- NULL only for a `lost` line, whose speaker cannot be known
+    speaker_type    TEXT CHECK ((speaker_type IS NOT NULL AND speaker_type IN ('user', 'agent'))
+                                OR (speaker_type IS NULL AND status = 'lost')),
     text            TEXT NOT NULL,
     status          TEXT NOT NULL DEFAULT 'completed'
         CHECK (status IN ('completed', 'partial', 'transcription_failed', 'lost')),

@@ -4,33 +4,23 @@
 use chrono::{DateTime, Utc};
 use scribe_actors::domain::{ChunkStatus, Speaker};
 use scribe_actors::ids::MeetingId;
+use scribe_actors::ports::WriteBatch;
 use serde::Serialize;
 use sqlx::QueryBuilder;
 
 use super::{Store, StoreError, on_pool};
 use crate::domain::now;
 
-/// Rows per INSERT statement; keeps every batch well under both backends'
-/// bind-parameter limits (SQLite 32,766; PostgreSQL 65,535).
+/// Rows per INSERT statement; keeps every statement well under both
+/// backends' bind-parameter limits (SQLite 32,766; PostgreSQL 65,535).
 const ROWS_PER_STATEMENT: usize = 1_000;
-
-/// A transcript line ready to be written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewChunk {
-    pub meeting_id: MeetingId,
-    pub sequence_number: i64,
-    pub speaker: Speaker,
-    pub text: String,
-    pub status: ChunkStatus,
-    pub item_id: Option<String>,
-    pub timestamp: DateTime<Utc>,
-}
 
 /// A transcript line as stored, in the API's shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredChunk {
     pub sequence_number: i64,
-    pub speaker: Speaker,
+    /// `None` only for a `lost` line.
+    pub speaker: Option<Speaker>,
     pub text: String,
     pub status: ChunkStatus,
     pub item_id: Option<String>,
@@ -40,7 +30,7 @@ pub struct StoredChunk {
 #[derive(sqlx::FromRow)]
 struct ChunkRow {
     sequence_number: i64,
-    speaker_type: String,
+    speaker_type: Option<String>,
     text: String,
     status: String,
     item_id: Option<String>,
@@ -56,7 +46,11 @@ impl TryFrom<ChunkRow> for StoredChunk {
         };
         Ok(Self {
             sequence_number: row.sequence_number,
-            speaker: row.speaker_type.parse().map_err(corrupt)?,
+            speaker: row
+                .speaker_type
+                .map(|s| s.parse())
+                .transpose()
+                .map_err(corrupt)?,
             text: row.text,
             status: row.status.parse().map_err(corrupt)?,
             item_id: row.item_id,
@@ -66,34 +60,45 @@ impl TryFrom<ChunkRow> for StoredChunk {
 }
 
 impl Store {
-    /// Writes `chunks` in multi-row statements inside one transaction.
-    /// Rows whose (meeting, sequence number) is already stored are skipped.
-    /// Returns how many rows were new.
-    pub async fn insert_chunks(&self, chunks: &[NewChunk]) -> Result<u64, StoreError> {
-        if chunks.is_empty() {
+    /// Writes a batch of lines (multi-row statements) and raises each
+    /// meeting's counter high-water mark, in one transaction. Lines whose
+    /// (meeting, sequence number) is already stored are skipped; the
+    /// high-water mark only ever grows. Returns how many lines were new.
+    pub async fn write_batch(&self, batch: &WriteBatch) -> Result<u64, StoreError> {
+        if batch.is_empty() {
             return Ok(0);
         }
         let created_at = now();
         let inserted = on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let mut inserted = 0;
-            for batch in chunks.chunks(ROWS_PER_STATEMENT) {
+            for rows in batch.lines.chunks(ROWS_PER_STATEMENT) {
                 let mut insert = QueryBuilder::new(
                     "INSERT INTO transcript_chunks (meeting_id, sequence_number, speaker_type, \
                      text, status, item_id, timestamp, created_at) ",
                 );
-                insert.push_values(batch, |mut row, chunk| {
-                    row.push_bind(chunk.meeting_id.as_uuid())
-                        .push_bind(chunk.sequence_number)
-                        .push_bind(chunk.speaker.as_str())
-                        .push_bind(chunk.text.clone())
-                        .push_bind(chunk.status.as_str())
-                        .push_bind(chunk.item_id.clone())
-                        .push_bind(chunk.timestamp)
+                insert.push_values(rows, |mut row, (meeting, line)| {
+                    row.push_bind(meeting.as_uuid())
+                        .push_bind(line.sequence_number)
+                        .push_bind(line.speaker.as_str())
+                        .push_bind(line.text.clone())
+                        .push_bind(line.status.as_str())
+                        .push_bind(line.item_id.clone())
+                        .push_bind(line.timestamp)
                         .push_bind(created_at);
                 });
                 insert.push(" ON CONFLICT (meeting_id, sequence_number) DO NOTHING");
                 inserted += insert.build().execute(&mut *tx).await?.rows_affected();
+            }
+            for (meeting, high_water) in &batch.high_water {
+                sqlx::query(
+                    "UPDATE meetings SET sequence_high_water = $2 \
+                     WHERE id = $1 AND sequence_high_water < $2",
+                )
+                .bind(meeting.as_uuid())
+                .bind(*high_water)
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await?;
             Ok::<_, sqlx::Error>(inserted)

@@ -4,9 +4,11 @@ use chrono::Duration;
 use scribe::domain::agent::{Blueprint, BlueprintSession, NewAgent};
 use scribe::domain::meeting::{MeetingFilter, NewMeeting};
 use scribe::domain::now;
-use scribe::store::{NewChunk, StoreError};
+use scribe::store::{SessionStart, StoreError, WebhookDelivery};
 use scribe_actors::domain::{ChunkStatus, MeetingStatus, Speaker};
 use scribe_actors::ids::{AgentId, MeetingId};
+use scribe_actors::ports::{CallStore, WriteBatch};
+use scribe_actors::transcript::Line;
 use serde_json::json;
 
 use crate::helpers::{POSTGRES_ENV, TestDb, backends, each_backend};
@@ -31,15 +33,24 @@ fn coach() -> NewAgent {
     .expect("valid agent")
 }
 
-fn chunk(meeting_id: MeetingId, seq: i64, speaker: Speaker, text: &str) -> NewChunk {
-    NewChunk {
+fn chunk(meeting_id: MeetingId, seq: i64, speaker: Speaker, text: &str) -> (MeetingId, Line) {
+    (
         meeting_id,
-        sequence_number: seq,
-        speaker,
-        text: text.into(),
-        status: ChunkStatus::Completed,
-        item_id: Some(format!("item_{seq}")),
-        timestamp: now(),
+        Line {
+            sequence_number: seq,
+            speaker,
+            text: text.into(),
+            status: ChunkStatus::Completed,
+            item_id: Some(format!("item_{seq}")),
+            timestamp: now(),
+        },
+    )
+}
+
+fn lines(lines: &[(MeetingId, Line)]) -> WriteBatch {
+    WriteBatch {
+        lines: lines.to_vec(),
+        high_water: Vec::new(),
     }
 }
 
@@ -260,22 +271,28 @@ async fn chunks_are_stored_once_per_sequence_number_and_read_in_order() {
             .insert_meeting(NewMeeting::parse("Call", "u", agent.id, None).expect("valid"))
             .await
             .expect("meeting");
-        let lines = [
+        let rows = [
             chunk(meeting.id, 2, Speaker::Agent, "Hello, how can I help?"),
             chunk(meeting.id, 1, Speaker::User, "Hi there."),
             chunk(meeting.id, 3, Speaker::User, "I need a plan."),
         ];
-        assert_eq!(store.insert_chunks(&lines).await.expect("insert"), 3);
+        assert_eq!(store.write_batch(&lines(&rows)).await.expect("insert"), 3);
         // A retried batch (same numbers, other text) changes nothing.
         let retry = [
             chunk(meeting.id, 2, Speaker::Agent, "DIFFERENT"),
             chunk(meeting.id, 4, Speaker::Agent, "Sure."),
         ];
-        assert_eq!(store.insert_chunks(&retry).await.expect("insert"), 1);
+        assert_eq!(store.write_batch(&lines(&retry)).await.expect("insert"), 1);
         let transcript = store.transcript(meeting.id).await.expect("read");
         let seen: Vec<(i64, Speaker, &str)> = transcript
             .iter()
-            .map(|c| (c.sequence_number, c.speaker, c.text.as_str()))
+            .map(|c| {
+                (
+                    c.sequence_number,
+                    c.speaker.expect("speaker"),
+                    c.text.as_str(),
+                )
+            })
             .collect();
         assert_eq!(
             seen,
@@ -288,7 +305,13 @@ async fn chunks_are_stored_once_per_sequence_number_and_read_in_order() {
         );
         assert_eq!(transcript[0].item_id.as_deref(), Some("item_1"));
         assert_eq!(transcript[0].status, ChunkStatus::Completed);
-        assert_eq!(store.insert_chunks(&[]).await.expect("empty"), 0);
+        assert_eq!(
+            store
+                .write_batch(&WriteBatch::default())
+                .await
+                .expect("empty"),
+            0
+        );
     })
     .await;
 }
@@ -299,7 +322,7 @@ async fn chunks_of_an_unknown_meeting_are_refused() {
         let store = TestDb::store_at(&url).await;
         let stray = chunk(MeetingId::new(), 1, Speaker::User, "hello");
         let err = store
-            .insert_chunks(&[stray])
+            .write_batch(&lines(&[stray]))
             .await
             .expect_err("no such meeting");
         assert!(matches!(err, StoreError::Database(_)), "{err:?}");
@@ -332,4 +355,216 @@ async fn unsupported_urls_are_named_without_their_password() {
     let message = err.to_string();
     assert!(message.contains("mysql://app:***@db/scribe"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
+}
+
+async fn active_meeting(store: &scribe::store::Store) -> MeetingId {
+    let agent = store.insert_agent(coach()).await.expect("agent");
+    let meeting = store
+        .insert_meeting(NewMeeting::parse("Call", "u", agent.id, Some("Be brief.")).expect("valid"))
+        .await
+        .expect("meeting");
+    let started = store
+        .start_session(
+            &delivery("w-start", "call.session_started", "s1"),
+            meeting.id,
+        )
+        .await
+        .expect("start");
+    assert_eq!(started, SessionStart::Started);
+    meeting.id
+}
+
+fn delivery(webhook_id: &str, kind: &str, session: &str) -> WebhookDelivery {
+    WebhookDelivery {
+        webhook_id: Some(webhook_id.into()),
+        event_type: kind.into(),
+        call_cid: Some("default:call-1".into()),
+        session_id: Some(session.into()),
+    }
+}
+
+#[tokio::test]
+async fn session_start_is_deduplicated_by_webhook_id_and_by_session() {
+    each_backend(|_, url| async move {
+        let store = TestDb::store_at(&url).await;
+        let meeting = active_meeting(&store).await;
+        let read = store.meeting(meeting).await.expect("query").expect("found");
+        assert_eq!(read.status, MeetingStatus::Active);
+        let started_at = read.started_at.expect("started_at set");
+        // Same webhook id, and a new id for the same (cid, session, type).
+        for again in [
+            delivery("w-start", "call.session_started", "s1"),
+            delivery("w-other", "call.session_started", "s1"),
+        ] {
+            let outcome = store.start_session(&again, meeting).await.expect("dedupe");
+            assert_eq!(outcome, SessionStart::Duplicate);
+        }
+        // A new session of the same call starts again and keeps started_at.
+        let next = store
+            .start_session(&delivery("w-2", "call.session_started", "s2"), meeting)
+            .await
+            .expect("second session");
+        assert_eq!(next, SessionStart::Started);
+        let read = store.meeting(meeting).await.expect("query").expect("found");
+        assert_eq!(read.started_at, Some(started_at));
+        let context = store
+            .call_context(meeting)
+            .await
+            .expect("context")
+            .expect("exists");
+        assert_eq!(context.call_id.as_deref(), Some("call-1"));
+        assert_eq!(context.call_type.as_deref(), Some("default"));
+        assert_eq!(context.instructions, "Be brief.");
+        assert_eq!(context.next_sequence, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_refused_start_records_nothing() {
+    each_backend(|_, url| async move {
+        let store = TestDb::store_at(&url).await;
+        let missing = MeetingId::new();
+        let d = delivery("w-x", "call.session_started", "s0");
+        assert_eq!(
+            store.start_session(&d, missing).await.expect("query"),
+            SessionStart::NotFound
+        );
+        // The same delivery id is not a duplicate afterwards.
+        let meeting = active_meeting(&store).await;
+        store.finalize(meeting, now()).await.expect("finalize");
+        let d2 = delivery("w-y", "call.session_started", "s9");
+        assert_eq!(
+            store.start_session(&d2, meeting).await.expect("query"),
+            SessionStart::NotStartable(MeetingStatus::Processing)
+        );
+        assert!(
+            store.record_delivery(&d).await.expect("record"),
+            "refused start left no record"
+        );
+        assert!(
+            !store.record_delivery(&d).await.expect("record"),
+            "second time is a duplicate"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_counter_high_water_only_grows_and_feeds_the_next_number() {
+    each_backend(|_, url| async move {
+        let store = TestDb::store_at(&url).await;
+        let meeting = active_meeting(&store).await;
+        let reserve = |n| WriteBatch {
+            lines: Vec::new(),
+            high_water: vec![(meeting, n)],
+        };
+        store.write_batch(&reserve(7)).await.expect("reserve");
+        store
+            .write_batch(&reserve(3))
+            .await
+            .expect("lower is ignored");
+        let context = store
+            .call_context(meeting)
+            .await
+            .expect("context")
+            .expect("exists");
+        assert_eq!(context.next_sequence, 8);
+        // A stored line above the mark counts too.
+        store
+            .write_batch(&lines(&[chunk(meeting, 9, Speaker::User, "hi")]))
+            .await
+            .expect("line");
+        let context = store
+            .call_context(meeting)
+            .await
+            .expect("context")
+            .expect("exists");
+        assert_eq!(context.next_sequence, 10);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn finalize_fills_gaps_as_lost_lines_and_moves_to_processing_once() {
+    each_backend(|_, url| async move {
+        let store = TestDb::store_at(&url).await;
+        let meeting = active_meeting(&store).await;
+        let batch = WriteBatch {
+            lines: vec![
+                chunk(meeting, 1, Speaker::User, "one"),
+                chunk(meeting, 2, Speaker::Agent, "two"),
+                chunk(meeting, 5, Speaker::Agent, "five"),
+            ],
+            high_water: vec![(meeting, 6)],
+        };
+        store.write_batch(&batch).await.expect("write");
+        let ended_at = now();
+        let done = store.finalize(meeting, ended_at).await.expect("finalize");
+        assert_eq!(done.lines, 6);
+        assert_eq!(done.lost, [3, 4, 6]);
+        assert!(done.transitioned);
+        let transcript = store.transcript(meeting).await.expect("transcript");
+        let numbers: Vec<i64> = transcript.iter().map(|c| c.sequence_number).collect();
+        assert_eq!(numbers, [1, 2, 3, 4, 5, 6], "gapless");
+        let lost: Vec<i64> = transcript
+            .iter()
+            .filter(|c| c.status == ChunkStatus::Lost)
+            .map(|c| c.sequence_number)
+            .collect();
+        assert_eq!(lost, [3, 4, 6]);
+        assert!(
+            transcript
+                .iter()
+                .filter(|c| c.status == ChunkStatus::Lost)
+                .all(|c| c.speaker.is_none())
+        );
+        let m = store.meeting(meeting).await.expect("query").expect("found");
+        assert_eq!(m.status, MeetingStatus::Processing);
+        assert_eq!(m.ended_at, Some(ended_at));
+        assert!(m.transcript_collected);
+        assert!(m.processing_started_at.is_some());
+        let events = store.events(meeting).await.expect("events");
+        let gaps: Vec<(i64, i64)> = events
+            .iter()
+            .filter(|e| e.kind == "gap")
+            .map(|e| {
+                (
+                    e.detail["from"].as_i64().expect("from"),
+                    e.detail["to"].as_i64().expect("to"),
+                )
+            })
+            .collect();
+        assert_eq!(gaps, [(3, 4), (6, 6)]);
+        // A second finalize changes nothing.
+        let again = store
+            .finalize(meeting, now())
+            .await
+            .expect("finalize again");
+        assert!(!again.transitioned);
+        assert!(again.lost.is_empty());
+        let m2 = store.meeting(meeting).await.expect("query").expect("found");
+        assert_eq!(m2.ended_at, Some(ended_at));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn fail_sets_the_error_unless_already_terminal() {
+    each_backend(|_, url| async move {
+        let store = TestDb::store_at(&url).await;
+        let meeting = active_meeting(&store).await;
+        store
+            .fail(meeting, "the agent connection failed 6 times in 60 s")
+            .await
+            .expect("fail");
+        let m = store.meeting(meeting).await.expect("query").expect("found");
+        assert_eq!(m.status, MeetingStatus::Failed);
+        assert_eq!(
+            m.error.as_deref(),
+            Some("the agent connection failed 6 times in 60 s")
+        );
+        assert!(store.active_meetings().await.expect("active").is_empty());
+    })
+    .await;
 }

@@ -1,0 +1,138 @@
+//! What the actors need from the outside world, as traits the `scribe`
+//! crate implements (the store over SQLite/PostgreSQL).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::domain::{MeetingStatus, Speaker};
+use crate::ids::MeetingId;
+use crate::transcript::Line;
+
+/// A failure behind a port, with its cause chain flattened into the message.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct PortError(pub String);
+
+impl PortError {
+    pub fn from_error(error: &dyn std::error::Error) -> Self {
+        let mut message = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Self(message)
+    }
+}
+
+/// Everything a MeetingActor needs to run its call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallContext {
+    pub meeting_id: MeetingId,
+    pub status: MeetingStatus,
+    /// The meeting's prompt, else its agent's instructions.
+    pub instructions: String,
+    /// The Stream call id (`call.id`), when a session started through Stream.
+    pub call_id: Option<String>,
+    pub call_type: Option<String>,
+    /// One past the highest sequence number ever handed out or stored.
+    pub next_sequence: i64,
+}
+
+/// Lines and counter reservations for one or more meetings, written in one
+/// transaction. Writing the same batch twice stores it once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    pub lines: Vec<(MeetingId, Line)>,
+    /// Per meeting, the highest sequence number handed out so far.
+    pub high_water: Vec<(MeetingId, i64)>,
+}
+
+impl WriteBatch {
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty() && self.high_water.is_empty()
+    }
+}
+
+/// The kinds of entries in a meeting's event log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    ActorStarted,
+    ActorRestarted,
+    SocketConnected,
+    SocketClosed,
+    SocketReconnecting,
+    RealtimeError,
+    ConfigurationError,
+    TranscriptionOff,
+    OutOfOrderItem,
+    Gap,
+    CallEnded,
+    RestartBudgetExhausted,
+}
+
+impl EventKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ActorStarted => "actor_started",
+            Self::ActorRestarted => "actor_restarted",
+            Self::SocketConnected => "socket_connected",
+            Self::SocketClosed => "socket_closed",
+            Self::SocketReconnecting => "socket_reconnecting",
+            Self::RealtimeError => "realtime_error",
+            Self::ConfigurationError => "configuration_error",
+            Self::TranscriptionOff => "transcription_off",
+            Self::OutOfOrderItem => "out_of_order_item",
+            Self::Gap => "gap",
+            Self::CallEnded => "call_ended",
+            Self::RestartBudgetExhausted => "restart_budget_exhausted",
+        }
+    }
+}
+
+/// What finalizing a call did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finalized {
+    /// Lines in the final transcript (1..=lines, gapless).
+    pub lines: i64,
+    /// Numbers that had no stored line and were filled as `lost`.
+    pub lost: Vec<i64>,
+    /// False when the meeting was not `active` (already finalized, say).
+    pub transitioned: bool,
+}
+
+#[async_trait]
+pub trait CallStore: Send + Sync + 'static {
+    /// The call's context, or `None` when the meeting does not exist.
+    async fn call_context(&self, meeting: MeetingId) -> Result<Option<CallContext>, PortError>;
+
+    /// Writes lines and reservations in one transaction, idempotently.
+    async fn write(&self, batch: &WriteBatch) -> Result<(), PortError>;
+
+    /// Appends an entry to the meeting's event log.
+    async fn record_event(
+        &self,
+        meeting: MeetingId,
+        kind: EventKind,
+        detail: Value,
+    ) -> Result<(), PortError>;
+
+    /// The stored lines, in order, for replay into a new realtime session.
+    async fn replay_lines(&self, meeting: MeetingId) -> Result<Vec<(Speaker, String)>, PortError>;
+
+    /// In one transaction: fills every number up to the high-water mark that
+    /// has no line with a `lost` line (and logs the gap), and moves an
+    /// `active` meeting to `processing` with `ended_at`,
+    /// `processing_started_at` and `transcript_collected`.
+    async fn finalize(
+        &self,
+        meeting: MeetingId,
+        ended_at: DateTime<Utc>,
+    ) -> Result<Finalized, PortError>;
+
+    /// Marks the meeting `failed` with a human-readable error, unless it
+    /// already reached a terminal state.
+    async fn fail(&self, meeting: MeetingId, error: &str) -> Result<(), PortError>;
+}

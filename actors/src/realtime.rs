@@ -1,0 +1,3 @@
+//! The OpenAI Realtime protocol as scribe speaks it.
+
+pub mod event;

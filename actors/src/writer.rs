@@ -1,0 +1,172 @@
+//! The batched chunk writer: one task for the whole process, shared by every
+//! call, so that a thousand calls each producing a line every few seconds
+//! become a few multi-row statements per second instead of a thousand
+//! single-row ones.
+//!
+//! Producers hand over lines with [`ChunkWriter::try_submit`], which never
+//! waits: when the bounded queue is full the lines are handed back and stay
+//! with their call until the next attempt (backpressure without blocking a
+//! socket reader). A batch closes at `max_batch_lines` lines or after
+//! `max_delay`, whichever comes first, and is retried with capped backoff
+//! until the store takes it: lines given to the writer are never dropped.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::ids::MeetingId;
+use crate::ports::{CallStore, WriteBatch};
+use crate::transcript::Line;
+
+#[derive(Debug, Clone, Copy)]
+pub struct WriterConfig {
+    /// Close a batch at this many lines.
+    pub max_batch_lines: usize,
+    /// Close a batch this long after its first line arrived.
+    pub max_delay: Duration,
+    /// Submissions queued at most (each carries one call's ready lines).
+    pub queue_capacity: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self {
+            max_batch_lines: 500,
+            max_delay: Duration::from_millis(20),
+            queue_capacity: 4096,
+        }
+    }
+}
+
+enum Submission {
+    Lines {
+        meeting: MeetingId,
+        lines: Vec<Line>,
+        high_water: Option<i64>,
+    },
+    Barrier(oneshot::Sender<()>),
+}
+
+/// Handed back when the queue is full or the writer has stopped.
+#[derive(Debug)]
+pub struct Rejected(pub Vec<Line>, pub Option<i64>);
+
+/// A handle to the writer task; cheap to clone.
+#[derive(Clone)]
+pub struct ChunkWriter {
+    tx: mpsc::Sender<Submission>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the chunk writer has stopped")]
+pub struct WriterStopped;
+
+impl ChunkWriter {
+    pub fn spawn(store: Arc<dyn CallStore>, config: WriterConfig) -> (Self, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let task = tokio::spawn(run(store, config, rx));
+        (Self { tx }, task)
+    }
+
+    /// Queues lines (and the call's counter high-water) without waiting.
+    pub fn try_submit(
+        &self,
+        meeting: MeetingId,
+        lines: Vec<Line>,
+        high_water: Option<i64>,
+    ) -> Result<(), Rejected> {
+        if lines.is_empty() && high_water.is_none() {
+            return Ok(());
+        }
+        self.tx
+            .try_send(Submission::Lines {
+                meeting,
+                lines,
+                high_water,
+            })
+            .map_err(|e| match e.into_inner() {
+                Submission::Lines {
+                    lines, high_water, ..
+                } => Rejected(lines, high_water),
+                Submission::Barrier(_) => Rejected(Vec::new(), None),
+            })
+    }
+
+    /// Resolves once everything submitted before it is committed.
+    pub async fn flush(&self) -> Result<(), WriterStopped> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Submission::Barrier(tx))
+            .await
+            .map_err(|_| WriterStopped)?;
+        rx.await.map_err(|_| WriterStopped)
+    }
+
+    /// Submissions waiting in the queue.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+}
+
+async fn run(store: Arc<dyn CallStore>, config: WriterConfig, mut rx: mpsc::Receiver<Submission>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = WriteBatch::default();
+        let mut high: HashMap<MeetingId, i64> = HashMap::new();
+        let mut barriers = Vec::new();
+        let mut take = |s: Submission, batch: &mut WriteBatch| match s {
+            Submission::Lines {
+                meeting,
+                lines,
+                high_water,
+            } => {
+                let top = lines
+                    .iter()
+                    .map(|l| l.sequence_number)
+                    .chain(high_water)
+                    .max();
+                if let Some(top) = top {
+                    let entry = high.entry(meeting).or_insert(top);
+                    *entry = (*entry).max(top);
+                }
+                batch.lines.extend(lines.into_iter().map(|l| (meeting, l)));
+            }
+            Submission::Barrier(done) => barriers.push(done),
+        };
+        take(first, &mut batch);
+        let deadline = tokio::time::Instant::now() + config.max_delay;
+        while batch.lines.len() < config.max_batch_lines {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(s)) => take(s, &mut batch),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        batch.high_water = high.into_iter().collect();
+        commit(store.as_ref(), &batch).await;
+        for done in barriers {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Writes the batch, retrying with capped exponential backoff until it lands.
+async fn commit(store: &dyn CallStore, batch: &WriteBatch) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut delay = Duration::from_millis(50);
+    let mut attempt = 1u32;
+    loop {
+        match store.write(batch).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(%error, attempt, lines = batch.lines.len(), "chunk batch not committed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+                attempt += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The store as the actors see it: the `CallStore` port.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use scribe_actors::domain::{MeetingStatus, Speaker};
+use scribe_actors::ids::MeetingId;
+use scribe_actors::ports::{CallContext, CallStore, EventKind, Finalized, PortError, WriteBatch};
+use serde_json::{Value, json};
+use sqlx::types::Json;
+
+use super::{Store, StoreError, on_pool};
+use crate::domain::now;
+
+impl From<StoreError> for PortError {
+    fn from(error: StoreError) -> Self {
+        PortError::from_error(&error)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ContextRow {
+    status: String,
+    instructions: String,
+    call_cid: Option<String>,
+    sequence_high_water: i64,
+    max_sequence: Option<i64>,
+}
+
+/// Consecutive numbers folded into inclusive ranges: [1,2,3,7] -> [(1,3),(7,7)].
+fn ranges(numbers: &[i64]) -> Vec<(i64, i64)> {
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    for &n in numbers {
+        match out.last_mut() {
+            Some((_, end)) if *end + 1 == n => *end = n,
+            _ => out.push((n, n)),
+        }
+    }
+    out
+}
+
+impl Store {
+    async fn call_context_inner(
+        &self,
+        meeting: MeetingId,
+    ) -> Result<Option<CallContext>, StoreError> {
+        let row: Option<ContextRow> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT m.status, COALESCE(m.prompt, a.instructions) AS instructions, m.call_cid, \
+                 m.sequence_high_water, \
+                 (SELECT MAX(c.sequence_number) FROM transcript_chunks c WHERE c.meeting_id = m.id) AS max_sequence \
+                 FROM meetings m JOIN agents a ON a.id = m.agent_id WHERE m.id = $1",
+            )
+            .bind(meeting.as_uuid())
+            .fetch_optional(p)
+            .await
+        })?;
+        let Some(row) = row else { return Ok(None) };
+        let status: MeetingStatus = row
+            .status
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("meeting {meeting}: {e}")))?;
+        let (call_type, call_id) = match row.call_cid.as_deref().and_then(|c| c.split_once(':')) {
+            Some((t, i)) => (Some(t.to_owned()), Some(i.to_owned())),
+            None => (None, row.call_cid.clone()),
+        };
+        Ok(Some(CallContext {
+            meeting_id: meeting,
+            status,
+            instructions: row.instructions,
+            call_id,
+            call_type,
+            next_sequence: row.sequence_high_water.max(row.max_sequence.unwrap_or(0)) + 1,
+        }))
+    }
+
+    async fn finalize_inner(
+        &self,
+        meeting: MeetingId,
+        ended_at: DateTime<Utc>,
+    ) -> Result<Finalized, StoreError> {
+        let at = now();
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let high: Option<(i64,)> =
+                sqlx::query_as("SELECT sequence_high_water FROM meetings WHERE id = $1")
+                    .bind(meeting.as_uuid())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some((high,)) = high else {
+                return Err(StoreError::Corrupt(format!(
+                    "meeting {meeting} does not exist"
+                )));
+            };
+            let stored: Vec<(i64,)> = sqlx::query_as(
+                "SELECT sequence_number FROM transcript_chunks WHERE meeting_id = $1",
+            )
+            .bind(meeting.as_uuid())
+            .fetch_all(&mut *tx)
+            .await?;
+            let stored: BTreeSet<i64> = stored.into_iter().map(|(n,)| n).collect();
+            let top = high.max(stored.last().copied().unwrap_or(0));
+            let lost: Vec<i64> = (1..=top).filter(|n| !stored.contains(n)).collect();
+            for n in &lost {
+                sqlx::query(
+                    "INSERT INTO transcript_chunks (meeting_id, sequence_number, speaker_type, text, status, \
+                     item_id, timestamp, created_at) VALUES ($1, $2, NULL, '', 'lost', NULL, $3, $4) \
+                     ON CONFLICT (meeting_id, sequence_number) DO NOTHING",
+                )
+                .bind(meeting.as_uuid())
+                .bind(*n)
+                .bind(ended_at)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let transitioned = sqlx::query(
+                "UPDATE meetings SET status = 'processing', ended_at = $2, processing_started_at = $3, \
+                 transcript_collected = TRUE, sequence_high_water = $4, updated_at = $3 \
+                 WHERE id = $1 AND status = 'active'",
+            )
+            .bind(meeting.as_uuid())
+            .bind(ended_at)
+            .bind(at)
+            .bind(top)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            let log = |kind: EventKind, detail: Value| {
+                sqlx::query("INSERT INTO meeting_events (meeting_id, kind, detail, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(meeting.as_uuid())
+                    .bind(kind.as_str())
+                    .bind(Json(detail))
+                    .bind(at)
+            };
+            for (from, to) in ranges(&lost) {
+                log(
+                    EventKind::Gap,
+                    json!({ "from": from, "to": to, "reason": "no line was stored for these numbers; kept as lost lines" }),
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            if transitioned {
+                log(
+                    EventKind::CallEnded,
+                    json!({ "lines": top, "lost": lost.len() }),
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(Finalized {
+                lines: top,
+                lost,
+                transitioned,
+            })
+        })
+    }
+}
+
+#[async_trait]
+impl CallStore for Store {
+    async fn call_context(&self, meeting: MeetingId) -> Result<Option<CallContext>, PortError> {
+        Ok(self.call_context_inner(meeting).await?)
+    }
+
+    async fn write(&self, batch: &WriteBatch) -> Result<(), PortError> {
+        self.write_batch(batch).await?;
+        Ok(())
+    }
+
+    async fn record_event(
+        &self,
+        meeting: MeetingId,
+        kind: EventKind,
+        detail: Value,
+    ) -> Result<(), PortError> {
+        Ok(Store::record_event(self, meeting, kind.as_str(), &detail).await?)
+    }
+
+    async fn replay_lines(&self, meeting: MeetingId) -> Result<Vec<(Speaker, String)>, PortError> {
+        let lines = self.transcript(meeting).await?;
+        Ok(lines
+            .into_iter()
+            .filter(|c| !c.text.is_empty())
+            .filter_map(|c| c.speaker.map(|s| (s, c.text)))
+            .collect())
+    }
+
+    async fn finalize(
+        &self,
+        meeting: MeetingId,
+        ended_at: DateTime<Utc>,
+    ) -> Result<Finalized, PortError> {
+        Ok(self.finalize_inner(meeting, ended_at).await?)
+    }
+
+    async fn fail(&self, meeting: MeetingId, error: &str) -> Result<(), PortError> {
+        on_pool!(self, |p| {
+            sqlx::query(
+                "UPDATE meetings SET status = 'failed', error = $2, updated_at = $3 \
+                 WHERE id = $1 AND status IN ('upcoming', 'active', 'processing')",
+            )
+            .bind(meeting.as_uuid())
+            .bind(error)
+            .bind(now())
+            .execute(p)
+            .await
+            .map(|_| ())
+        })
+        .map_err(StoreError::from)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ranges;
+
+    #[test]
+    fn folds_numbers_into_ranges() {
+        assert_eq!(ranges(&[1, 2, 3, 7, 9, 10]), [(1, 3), (7, 7), (9, 10)]);
+        assert!(ranges(&[]).is_empty());
+    }
+}

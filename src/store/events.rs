@@ -1,0 +1,54 @@
+//! The per-meeting event log: actor starts and restarts, socket changes,
+//! realtime errors, gaps, the end of the call.
+
+use chrono::{DateTime, Utc};
+use scribe_actors::ids::MeetingId;
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::types::Json;
+
+use super::{Store, StoreError, on_pool};
+use crate::domain::now;
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub kind: String,
+    #[sqlx(json)]
+    pub detail: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Store {
+    pub async fn record_event(
+        &self,
+        meeting: MeetingId,
+        kind: &str,
+        detail: &Value,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |p| {
+            sqlx::query("INSERT INTO meeting_events (meeting_id, kind, detail, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(meeting.as_uuid())
+                .bind(kind)
+                .bind(Json(detail))
+                .bind(now())
+                .execute(p)
+                .await
+                .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    /// The meeting's event log, oldest first.
+    pub async fn events(&self, meeting: MeetingId) -> Result<Vec<StoredEvent>, StoreError> {
+        let events = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT id, kind, detail, created_at FROM meeting_events WHERE meeting_id = $1 ORDER BY id",
+            )
+            .bind(meeting.as_uuid())
+            .fetch_all(p)
+            .await
+        })?;
+        Ok(events)
+    }
+}

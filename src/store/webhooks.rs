@@ -1,0 +1,120 @@
+//! Webhook deliveries: durable de-duplication on `X-Webhook-Id` and on
+//! (`call_cid`, `session_id`, `type`), and the start of a call session.
+
+use scribe_actors::domain::MeetingStatus;
+use scribe_actors::ids::MeetingId;
+
+use super::{Store, StoreError, on_pool};
+use crate::domain::now;
+
+/// One webhook delivery, as far as de-duplication cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    pub webhook_id: Option<String>,
+    pub event_type: String,
+    pub call_cid: Option<String>,
+    pub session_id: Option<String>,
+}
+
+/// What `call.session_started` did to its meeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStart {
+    /// The meeting is `active` now (or already was): run its actor.
+    Started,
+    /// This delivery (or its session) was seen before.
+    Duplicate,
+    /// No such meeting, or its agent is gone.
+    NotFound,
+    /// The meeting is in a state that cannot start a call.
+    NotStartable(MeetingStatus),
+}
+
+const INSERT_DELIVERY: &str = "INSERT INTO webhook_deliveries (webhook_id, event_type, call_cid, session_id, received_at) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+
+impl Store {
+    /// Records a delivery; false when it (or its call session event) was
+    /// recorded before.
+    pub async fn record_delivery(&self, delivery: &WebhookDelivery) -> Result<bool, StoreError> {
+        let inserted = on_pool!(self, |p| {
+            sqlx::query(INSERT_DELIVERY)
+                .bind(delivery.webhook_id.as_deref())
+                .bind(&delivery.event_type)
+                .bind(delivery.call_cid.as_deref())
+                .bind(delivery.session_id.as_deref())
+                .bind(now())
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(inserted == 1)
+    }
+
+    /// In one transaction: de-duplicates the delivery, checks the meeting
+    /// and its agent exist and the meeting may start (`upcoming` or
+    /// `active`), and makes it `active` with `started_at` and its call. A
+    /// refused start records nothing, so a corrected retry is not a duplicate.
+    pub async fn start_session(
+        &self,
+        delivery: &WebhookDelivery,
+        meeting: MeetingId,
+    ) -> Result<SessionStart, StoreError> {
+        let at = now();
+        let outcome = on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let fresh = sqlx::query(INSERT_DELIVERY)
+                .bind(delivery.webhook_id.as_deref())
+                .bind(&delivery.event_type)
+                .bind(delivery.call_cid.as_deref())
+                .bind(delivery.session_id.as_deref())
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if !fresh {
+                return Ok(SessionStart::Duplicate);
+            }
+            let status: Option<(String,)> = sqlx::query_as(
+                "SELECT m.status FROM meetings m JOIN agents a ON a.id = m.agent_id WHERE m.id = $1",
+            )
+            .bind(meeting.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((status,)) = status else {
+                return Ok(SessionStart::NotFound);
+            };
+            let status: MeetingStatus = status
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("meeting {meeting}: {e}")))?;
+            if !matches!(status, MeetingStatus::Upcoming | MeetingStatus::Active) {
+                return Ok(SessionStart::NotStartable(status));
+            }
+            sqlx::query(
+                "UPDATE meetings SET status = 'active', started_at = COALESCE(started_at, $2), \
+                 call_cid = COALESCE($3, call_cid), updated_at = $2 WHERE id = $1",
+            )
+            .bind(meeting.as_uuid())
+            .bind(at)
+            .bind(delivery.call_cid.as_deref())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(SessionStart::Started)
+        })?;
+        Ok(outcome)
+    }
+
+    /// Meetings that are `active`: the calls a starting process must adopt.
+    pub async fn active_meetings(&self) -> Result<Vec<MeetingId>, StoreError> {
+        let rows: Vec<(uuid::Uuid,)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT id FROM meetings WHERE status = 'active' ORDER BY started_at")
+                .fetch_all(p)
+                .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(id,)| MeetingId::from_uuid(id))
+            .collect())
+    }
+}
