@@ -3,8 +3,12 @@
 //! so that `Debug` and logs never show them.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use scribe_actors::meeting::CallConfig;
+use scribe_actors::supervisor::RestartBudget;
+use scribe_actors::writer::WriterConfig;
 use secrecy::{ExposeSecret, SecretString};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://scribe.db";
@@ -28,7 +32,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP service and the call supervisor (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseArgs),
 }
@@ -36,7 +40,7 @@ pub enum Command {
 impl Cli {
     /// The command to run, `serve` when none was given.
     pub fn into_command(self) -> Command {
-        self.command.unwrap_or(Command::Serve(self.serve))
+        self.command.unwrap_or(Command::Serve(Box::new(self.serve)))
     }
 }
 
@@ -103,6 +107,20 @@ pub struct ServeArgs {
     /// Never set this in production.
     #[arg(long, env = "SCRIBE_CHAOS")]
     pub chaos: bool,
+
+    /// At call end, how long to wait for user transcriptions still
+    /// outstanding before marking them `transcription_failed`.
+    #[arg(long, env = "SCRIBE_FINALIZE_GRACE_MS", default_value_t = 3000)]
+    pub finalize_grace_ms: u64,
+
+    /// Transcript lines per database batch, at most.
+    #[arg(long, env = "SCRIBE_BATCH_MAX_LINES", default_value_t = 500)]
+    pub batch_max_lines: usize,
+
+    /// How long a transcript batch may wait for more lines before it is
+    /// written.
+    #[arg(long, env = "SCRIBE_BATCH_MAX_DELAY_MS", default_value_t = 20)]
+    pub batch_max_delay_ms: u64,
 }
 
 /// Everything `serve` needs, resolved: the API token is always present.
@@ -120,6 +138,9 @@ pub struct Settings {
     pub admin_token: Option<SecretString>,
     pub simulate: bool,
     pub chaos: bool,
+    pub call: CallConfig,
+    pub writer: WriterConfig,
+    pub restart_budget: RestartBudget,
 }
 
 /// Where the API token came from: given, or generated for this run.
@@ -150,6 +171,16 @@ impl Settings {
             admin_token: non_empty(args.admin_token),
             simulate: args.simulate,
             chaos: args.chaos,
+            call: CallConfig {
+                finalize_grace: Duration::from_millis(args.finalize_grace_ms),
+                ..CallConfig::default()
+            },
+            writer: WriterConfig {
+                max_batch_lines: args.batch_max_lines.max(1),
+                max_delay: Duration::from_millis(args.batch_max_delay_ms),
+                ..WriterConfig::default()
+            },
+            restart_budget: RestartBudget::default(),
         };
         (settings, source)
     }
@@ -171,6 +202,9 @@ impl Settings {
             admin_token: None,
             simulate: false,
             chaos: false,
+            call: CallConfig::default(),
+            writer: WriterConfig::default(),
+            restart_budget: RestartBudget::default(),
         }
     }
 }

@@ -2,19 +2,21 @@
 //! every request passes (request id, tracing span with the matched path,
 //! body limit).
 
+mod admin;
 mod agents;
 mod auth;
 mod error;
 mod extract;
 mod health;
 mod meetings;
+mod webhook;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::HeaderName;
-use axum::routing::get;
+use axum::routing::{get, post};
 use secrecy::SecretString;
 use tower::ServiceBuilder;
 use tower_http::request_id::{
@@ -24,6 +26,8 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 pub use error::ApiError;
+
+use scribe_actors::supervisor::Calls;
 
 use crate::store::Store;
 
@@ -36,7 +40,11 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    pub calls: Calls,
     pub api_token: Arc<SecretString>,
+    pub admin_token: Option<Arc<SecretString>>,
+    pub stream_api_secret: Option<Arc<SecretString>>,
+    pub chaos: bool,
 }
 
 /// The whole HTTP surface with its layers.
@@ -48,6 +56,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/meetings/{id}", get(meetings::show))
         .route("/api/meetings/{id}/status", get(meetings::status))
         .route("/api/meetings/{id}/transcript", get(meetings::transcript))
+        .route(
+            "/api/webhook",
+            post(webhook::receive).layer(DefaultBodyLimit::max(webhook::MAX_WEBHOOK_BYTES)),
+        )
+        .route("/admin/actors", get(admin::actors))
+        .route("/admin/actors/{meeting_id}/kill", post(admin::kill))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(error::no_route)

@@ -24,6 +24,9 @@
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod realtime;
+pub mod sim;
 pub mod startup;
 pub mod store;
+pub mod stream;
 pub mod telemetry;

@@ -14,7 +14,7 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init();
     match cli.into_command() {
         Command::Serve(args) => {
-            let (settings, token_source) = Settings::from_args(args);
+            let (settings, token_source) = Settings::from_args(*args);
             if token_source == TokenSource::Generated {
                 println!(
                     "SCRIBE_API_TOKEN is not set; API token for this run: {}",

@@ -8,17 +8,32 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use ractor::Actor;
+use scribe_actors::meeting::CallDeps;
+use scribe_actors::ports::CallStore;
+use scribe_actors::supervisor::{CallRegistry, CallSupervisor, Calls, SupervisorArgs};
+use scribe_actors::writer::ChunkWriter;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 use crate::config::Settings;
 use crate::http::{AppState, router};
+use crate::realtime::RealtimeEndpoint;
+use crate::sim::realtime::{SimRealtime, SimRealtimeConfig};
+use crate::sim::script::Script;
 use crate::store::{PoolSize, Store, redact_url};
 
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     state: AppState,
+    writer: ChunkWriter,
+    writer_task: JoinHandle<()>,
+    registry: Arc<CallRegistry>,
+    supervisor_task: JoinHandle<()>,
+    /// The in-process simulated realtime peer of `--simulate`.
+    sim: Option<SimRealtime>,
 }
 
 impl Application {
@@ -35,15 +50,92 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
         let local_addr = listener.local_addr().context("reading the bound address")?;
-        tracing::info!(%local_addr, database = %redact_url(url), backend = ?store.backend(), "scribe ready");
+
+        let sim = if settings.simulate {
+            let peer = SimRealtime::start(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                SimRealtimeConfig {
+                    pace: 1.0,
+                    ..SimRealtimeConfig::scripted(|c| {
+                        Script::conversation(&format!("call {}", c.index), 1_000)
+                    })
+                },
+            )
+            .await
+            .context("starting the simulated realtime peer")?;
+            tracing::info!(url = %peer.url(), "simulated realtime peer listening");
+            Some(peer)
+        } else {
+            None
+        };
+        let realtime_url = sim
+            .as_ref()
+            .map_or_else(|| settings.realtime_url.clone(), SimRealtime::url);
+        let connector = RealtimeEndpoint::new(
+            &realtime_url,
+            settings.openai_api_key.clone(),
+            settings.stream_api_key.clone(),
+            settings.stream_api_secret.clone(),
+        );
+        let call_store: Arc<dyn CallStore> = Arc::new(store.clone());
+        let (writer, writer_task) = ChunkWriter::spawn(call_store.clone(), settings.writer);
+        let deps = Arc::new(CallDeps {
+            store: call_store,
+            writer: writer.clone(),
+            connector: Arc::new(connector),
+            config: settings.call.clone(),
+        });
+        let registry = Arc::new(CallRegistry::default());
+        let (supervisor, supervisor_task) = Actor::spawn(
+            None,
+            CallSupervisor,
+            SupervisorArgs {
+                deps,
+                registry: registry.clone(),
+                budget: settings.restart_budget,
+            },
+        )
+        .await
+        .context("starting the call supervisor")?;
+        let calls = Calls::new(supervisor);
+
+        // Calls that were live when the last process stopped are adopted now.
+        let active = store
+            .active_meetings()
+            .await
+            .context("listing active meetings")?;
+        for meeting in &active {
+            if let Err(error) = calls.start(*meeting).await {
+                tracing::error!(%meeting, %error, "active meeting not adopted");
+            }
+        }
+        tracing::info!(%local_addr, database = %redact_url(url), backend = ?store.backend(), adopted = active.len(), "scribe ready");
         Ok(Self {
             listener,
             local_addr,
             state: AppState {
                 store,
+                calls,
                 api_token: Arc::new(settings.api_token),
+                admin_token: settings.admin_token.map(Arc::new),
+                stream_api_secret: settings.stream_api_secret.map(Arc::new),
+                chaos: settings.chaos,
             },
+            writer,
+            writer_task,
+            registry,
+            supervisor_task,
+            sim,
         })
+    }
+
+    pub fn calls(&self) -> &Calls {
+        &self.state.calls
+    }
+
+    /// The simulated realtime peer, when running with `--simulate`.
+    pub fn sim(&self) -> Option<&SimRealtime> {
+        self.sim.as_ref()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -65,11 +157,34 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let store = self.state.store.clone();
+        let supervisor = self.state.calls.supervisor().clone();
         let served = axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP");
-        tracing::info!("http server stopped; closing the database pool");
+        tracing::info!("http server stopped; stopping calls and flushing transcripts");
+        // Live calls stay `active` in the database: the next start adopts them.
+        supervisor.stop(Some("shutdown".into()));
+        let _ = self.supervisor_task.await;
+        let left = self
+            .registry
+            .end_all_sessions(&self.writer, std::time::Duration::from_secs(5))
+            .await;
+        if left > 0 {
+            tracing::error!(
+                left,
+                "transcript lines not handed to the writer at shutdown"
+            );
+        }
+        if tokio::time::timeout(std::time::Duration::from_secs(10), self.writer.flush())
+            .await
+            .is_err()
+        {
+            tracing::error!("transcript writer did not drain within 10 s");
+        }
+        drop(self.writer);
+        self.writer_task.abort();
+        drop(self.sim);
         store.close().await;
         served
     }

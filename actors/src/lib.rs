@@ -26,7 +26,9 @@
 
 pub mod domain;
 pub mod ids;
+pub mod meeting;
 pub mod ports;
 pub mod realtime;
+pub mod supervisor;
 pub mod transcript;
 pub mod writer;

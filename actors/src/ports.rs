@@ -41,19 +41,30 @@ pub struct CallContext {
     pub next_sequence: i64,
 }
 
-/// Lines and counter reservations for one or more meetings, written in one
-/// transaction. Writing the same batch twice stores it once.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Lines, counter reservations and event-log entries for one or more
+/// meetings, written in one transaction. Lines are idempotent: writing the
+/// same batch twice stores each line once.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct WriteBatch {
     pub lines: Vec<(MeetingId, Line)>,
     /// Per meeting, the highest sequence number handed out so far.
     pub high_water: Vec<(MeetingId, i64)>,
+    pub events: Vec<LoggedEvent>,
 }
 
 impl WriteBatch {
     pub fn is_empty(&self) -> bool {
-        self.lines.is_empty() && self.high_water.is_empty()
+        self.lines.is_empty() && self.high_water.is_empty() && self.events.is_empty()
     }
+}
+
+/// An entry for a meeting's event log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedEvent {
+    pub meeting: MeetingId,
+    pub kind: EventKind,
+    pub detail: Value,
+    pub at: DateTime<Utc>,
 }
 
 /// The kinds of entries in a meeting's event log.
@@ -119,8 +130,13 @@ pub trait CallStore: Send + Sync + 'static {
         detail: Value,
     ) -> Result<(), PortError>;
 
-    /// The stored lines, in order, for replay into a new realtime session.
-    async fn replay_lines(&self, meeting: MeetingId) -> Result<Vec<(Speaker, String)>, PortError>;
+    /// The stored lines numbered below `before`, in order, with text, for
+    /// replay into a new realtime session.
+    async fn replay_lines(
+        &self,
+        meeting: MeetingId,
+        before: i64,
+    ) -> Result<Vec<(Speaker, String)>, PortError>;
 
     /// In one transaction: fills every number up to the high-water mark that
     /// has no line with a `lost` line (and logs the gap), and moves an

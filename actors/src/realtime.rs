@@ -1,3 +1,5 @@
-//! The OpenAI Realtime protocol as scribe speaks it.
+//! The OpenAI Realtime protocol as scribe speaks it: server events in,
+//! client events out, and the socket.
 
+pub mod client;
 pub mod event;

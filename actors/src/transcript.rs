@@ -211,6 +211,11 @@ impl Conversation {
         self.ready.extend(lines);
     }
 
+    /// Gives back a high-water mark the writer could not take.
+    pub fn restore_high_water(&mut self, high_water: Option<i64>) {
+        self.unreported_high_water = self.unreported_high_water.max(high_water);
+    }
+
     /// The highest sequence number handed out since the last call, if any:
     /// the store must learn it so a restart never reuses it.
     pub fn take_high_water(&mut self) -> Option<i64> {
@@ -244,7 +249,7 @@ impl Conversation {
 
     /// Whose line an item is, when it is a live turn of this call.
     fn live_speaker(&self, item: &ItemInfo) -> Option<Speaker> {
-        if item.kind != "message" {
+        if item.kind != "message" || item.has_text {
             return None;
         }
         match item.role.as_deref() {
@@ -331,6 +336,7 @@ mod tests {
             kind: "message".into(),
             role: Some("user".into()),
             has_input_audio: true,
+            has_text: false,
         }
     }
 
@@ -340,6 +346,7 @@ mod tests {
             kind: "message".into(),
             role: Some("assistant".into()),
             has_input_audio: false,
+            has_text: false,
         }
     }
 
@@ -511,6 +518,7 @@ mod tests {
                 kind: "message".into(),
                 role: Some("user".into()),
                 has_input_audio: false,
+                has_text: true,
             },
         })
         .ev(ServerEvent::ItemAdded {
@@ -525,6 +533,38 @@ mod tests {
         s.user_turn("u1", Some("x2")).heard("u1", "New");
         assert_eq!(s.lines(), [(1, User, "New".into(), Completed)]);
         assert!(s.0.take_notices().is_empty());
+    }
+
+    #[test]
+    fn a_replay_echo_during_a_live_reply_is_not_a_line() {
+        let mut s = Script::new();
+        s.user_turn("u1", None).ev(ServerEvent::ResponseCreated {
+            response_id: "r1".into(),
+        });
+        // The echo of a replayed agent line lands while the reply is live.
+        s.ev(ServerEvent::ItemAdded {
+            previous_item_id: Some("u1".into()),
+            item: ItemInfo {
+                has_text: true,
+                ..agent_item("echo")
+            },
+        });
+        s.ev(ServerEvent::ItemAdded {
+            previous_item_id: Some("echo".into()),
+            item: agent_item("a1"),
+        })
+        .ev(ServerEvent::AgentTranscriptDone {
+            item_id: "a1".into(),
+            transcript: "Live".into(),
+        })
+        .heard("u1", "Hi");
+        assert_eq!(
+            s.lines(),
+            [
+                (1, User, "Hi".into(), Completed),
+                (2, Agent, "Live".into(), Completed)
+            ]
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! socket reader). A batch closes at `max_batch_lines` lines or after
 //! `max_delay`, whichever comes first, and is retried with capped backoff
 //! until the store takes it: lines given to the writer are never dropped.
+//! Event-log entries travel the same way, so they are committed in order
+//! with the lines, and a [`ChunkWriter::flush`] covers both.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::ids::MeetingId;
-use crate::ports::{CallStore, WriteBatch};
+use crate::ports::{CallStore, EventKind, LoggedEvent, WriteBatch};
 use crate::transcript::Line;
 
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +49,7 @@ enum Submission {
         lines: Vec<Line>,
         high_water: Option<i64>,
     },
+    Event(LoggedEvent),
     Barrier(oneshot::Sender<()>),
 }
 
@@ -91,8 +94,25 @@ impl ChunkWriter {
                 Submission::Lines {
                     lines, high_water, ..
                 } => Rejected(lines, high_water),
-                Submission::Barrier(_) => Rejected(Vec::new(), None),
+                Submission::Event(_) | Submission::Barrier(_) => Rejected(Vec::new(), None),
             })
+    }
+
+    /// Queues an event-log entry; when the queue is full it waits for room
+    /// in a task of its own, so the caller never blocks.
+    pub fn log(&self, meeting: MeetingId, kind: EventKind, detail: serde_json::Value) {
+        let event = Submission::Event(LoggedEvent {
+            meeting,
+            kind,
+            detail,
+            at: chrono::Utc::now(),
+        });
+        if let Err(mpsc::error::TrySendError::Full(event)) = self.tx.try_send(event) {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(event).await;
+            });
+        }
     }
 
     /// Resolves once everything submitted before it is committed.
@@ -133,6 +153,7 @@ async fn run(store: Arc<dyn CallStore>, config: WriterConfig, mut rx: mpsc::Rece
                 }
                 batch.lines.extend(lines.into_iter().map(|l| (meeting, l)));
             }
+            Submission::Event(event) => batch.events.push(event),
             Submission::Barrier(done) => barriers.push(done),
         };
         take(first, &mut batch);
@@ -162,7 +183,7 @@ async fn commit(store: &dyn CallStore, batch: &WriteBatch) {
         match store.write(batch).await {
             Ok(()) => return,
             Err(error) => {
-                tracing::warn!(%error, attempt, lines = batch.lines.len(), "chunk batch not committed; retrying");
+                tracing::warn!(%error, attempt, lines = batch.lines.len(), events = batch.events.len(), "batch not committed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
                 attempt += 1;

@@ -25,8 +25,16 @@ pub enum ApiError {
     /// An extractor's rejection, with the status axum chose (400, 413, 415, 422).
     #[error("{message}")]
     Rejected { status: StatusCode, message: String },
+    #[error("{0}")]
+    BadSignature(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    Unconfigured(&'static str),
     #[error("the database is unavailable")]
     Unavailable(#[source] StoreError),
+    #[error("the call supervisor is unavailable")]
+    Calls(#[source] scribe_actors::supervisor::CallsError),
     #[error("internal error")]
     Store(#[from] StoreError),
 }
@@ -47,6 +55,9 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Rejected { status, .. } => *status,
+            Self::BadSignature(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Unconfigured(_) | Self::Calls(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -56,11 +67,15 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if let Self::Store(source) | Self::Unavailable(source) = &self {
-            tracing::error!(error = %error_chain(source), "request failed");
+        match &self {
+            Self::Store(source) | Self::Unavailable(source) => {
+                tracing::error!(error = %error_chain(source), "request failed");
+            }
+            Self::Calls(source) => tracing::error!(error = %error_chain(source), "request failed"),
+            _ => {}
         }
         let body = Json(json!({ "error": self.to_string() }));
-        if status == StatusCode::UNAUTHORIZED {
+        if matches!(self, Self::Unauthorized) {
             (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()
         } else {
             (status, body).into_response()

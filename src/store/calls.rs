@@ -181,11 +181,15 @@ impl CallStore for Store {
         Ok(Store::record_event(self, meeting, kind.as_str(), &detail).await?)
     }
 
-    async fn replay_lines(&self, meeting: MeetingId) -> Result<Vec<(Speaker, String)>, PortError> {
+    async fn replay_lines(
+        &self,
+        meeting: MeetingId,
+        before: i64,
+    ) -> Result<Vec<(Speaker, String)>, PortError> {
         let lines = self.transcript(meeting).await?;
         Ok(lines
             .into_iter()
-            .filter(|c| !c.text.is_empty())
+            .filter(|c| c.sequence_number < before && !c.text.is_empty())
             .filter_map(|c| c.speaker.map(|s| (s, c.text)))
             .collect())
     }

@@ -60,8 +60,8 @@ impl TryFrom<ChunkRow> for StoredChunk {
 }
 
 impl Store {
-    /// Writes a batch of lines (multi-row statements) and raises each
-    /// meeting's counter high-water mark, in one transaction. Lines whose
+    /// Writes a batch of lines and event-log entries (multi-row statements)
+    /// and raises each meeting's counter high-water mark, in one transaction. Lines whose
     /// (meeting, sequence number) is already stored are skipped; the
     /// high-water mark only ever grows. Returns how many lines were new.
     pub async fn write_batch(&self, batch: &WriteBatch) -> Result<u64, StoreError> {
@@ -89,6 +89,18 @@ impl Store {
                 });
                 insert.push(" ON CONFLICT (meeting_id, sequence_number) DO NOTHING");
                 inserted += insert.build().execute(&mut *tx).await?.rows_affected();
+            }
+            for events in batch.events.chunks(ROWS_PER_STATEMENT) {
+                let mut insert = QueryBuilder::new(
+                    "INSERT INTO meeting_events (meeting_id, kind, detail, created_at) ",
+                );
+                insert.push_values(events, |mut row, event| {
+                    row.push_bind(event.meeting.as_uuid())
+                        .push_bind(event.kind.as_str())
+                        .push_bind(sqlx::types::Json(event.detail.clone()))
+                        .push_bind(event.at);
+                });
+                insert.build().execute(&mut *tx).await?;
             }
             for (meeting, high_water) in &batch.high_water {
                 sqlx::query(

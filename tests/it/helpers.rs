@@ -130,17 +130,39 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub store: Store,
+    pub calls: scribe_actors::supervisor::Calls,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
 pub async fn spawn_app(database_url: &str) -> TestApp {
-    let settings = Settings::for_database(database_url, API_TOKEN);
+    spawn_app_with(database_url, |_| {}).await
+}
+
+pub const STREAM_SECRET: &str = "test-stream-secret";
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// Settings for live calls against `realtime_url`: webhook secret, admin
+/// token and chaos on, short grace and reconnect delays.
+pub fn live_settings(settings: &mut Settings, realtime_url: &str) {
+    settings.realtime_url = realtime_url.to_owned();
+    settings.stream_api_secret = Some(STREAM_SECRET.into());
+    settings.admin_token = Some(ADMIN_TOKEN.into());
+    settings.chaos = true;
+    settings.call.finalize_grace = Duration::from_millis(1500);
+    settings.call.reconnect_min = Duration::from_millis(10);
+    settings.call.reconnect_max = Duration::from_millis(200);
+}
+
+pub async fn spawn_app_with(database_url: &str, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = Settings::for_database(database_url, API_TOKEN);
+    configure(&mut settings);
     let app = Application::build(settings)
         .await
         .expect("application builds");
     let address = format!("http://{}", app.local_addr());
     let store = app.store().clone();
+    let calls = app.calls().clone();
     let (tx, rx) = oneshot::channel();
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
@@ -152,6 +174,7 @@ pub async fn spawn_app(database_url: &str) -> TestApp {
             .build()
             .expect("http client"),
         store,
+        calls,
         shutdown: Some(tx),
         server: Some(server),
     }
@@ -177,6 +200,24 @@ impl TestApp {
             .send()
             .await
             .expect("request sent")
+    }
+
+    /// The live meeting actor of `meeting`, as `/admin/actors` shows it.
+    pub async fn actor(&self, meeting: &str) -> Option<Value> {
+        let response = self
+            .client
+            .get(self.url("/admin/actors"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request sent");
+        let list = expect_json(response, StatusCode::OK).await;
+        list["actors"]
+            .as_array()
+            .expect("actors")
+            .iter()
+            .find(|a| a["meeting_id"] == meeting && a["kind"] == "meeting")
+            .cloned()
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {

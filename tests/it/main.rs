@@ -7,4 +7,7 @@ mod api_meetings;
 mod api_service;
 mod binary;
 mod helpers;
+mod live_calls;
+mod live_faults;
 mod store_suite;
+mod webhook;

@@ -50,7 +50,7 @@ fn chunk(meeting_id: MeetingId, seq: i64, speaker: Speaker, text: &str) -> (Meet
 fn lines(lines: &[(MeetingId, Line)]) -> WriteBatch {
     WriteBatch {
         lines: lines.to_vec(),
-        high_water: Vec::new(),
+        ..WriteBatch::default()
     }
 }
 
@@ -456,8 +456,8 @@ async fn the_counter_high_water_only_grows_and_feeds_the_next_number() {
         let store = TestDb::store_at(&url).await;
         let meeting = active_meeting(&store).await;
         let reserve = |n| WriteBatch {
-            lines: Vec::new(),
             high_water: vec![(meeting, n)],
+            ..WriteBatch::default()
         };
         store.write_batch(&reserve(7)).await.expect("reserve");
         store
@@ -497,6 +497,12 @@ async fn finalize_fills_gaps_as_lost_lines_and_moves_to_processing_once() {
                 chunk(meeting, 5, Speaker::Agent, "five"),
             ],
             high_water: vec![(meeting, 6)],
+            events: vec![scribe_actors::ports::LoggedEvent {
+                meeting,
+                kind: scribe_actors::ports::EventKind::SocketConnected,
+                detail: json!({ "session": 1 }),
+                at: now(),
+            }],
         };
         store.write_batch(&batch).await.expect("write");
         let ended_at = now();
@@ -525,6 +531,11 @@ async fn finalize_fills_gaps_as_lost_lines_and_moves_to_processing_once() {
         assert!(m.transcript_collected);
         assert!(m.processing_started_at.is_some());
         let events = store.events(meeting).await.expect("events");
+        assert!(
+            events
+                .iter()
+                .any(|e| e.kind == "socket_connected" && e.detail["session"] == 1)
+        );
         let gaps: Vec<(i64, i64)> = events
             .iter()
             .filter(|e| e.kind == "gap")

@@ -17,6 +17,10 @@ pub struct ItemInfo {
     /// True when a content part is audio input (`input_audio`): a live user
     /// turn, never a replayed one.
     pub has_input_audio: bool,
+    /// True when the item arrives already holding text parts (`input_text`,
+    /// `output_text`, beta `text`): an injected item (a replayed line), since
+    /// live turns carry audio and get their text later.
+    pub has_text: bool,
 }
 
 /// A server event, reduced to what the transcript model uses.
@@ -202,6 +206,10 @@ impl From<RawItem> for ItemInfo {
     fn from(raw: RawItem) -> Self {
         Self {
             has_input_audio: raw.content.iter().any(|c| c.kind == "input_audio"),
+            has_text: raw
+                .content
+                .iter()
+                .any(|c| matches!(c.kind.as_str(), "input_text" | "output_text" | "text")),
             id: raw.id,
             kind: raw.kind,
             role: raw.role,
@@ -344,6 +352,7 @@ mod tests {
                         kind: "message".into(),
                         role: Some("user".into()),
                         has_input_audio: true,
+                        has_text: false,
                     },
                 }
             );

@@ -1,0 +1,141 @@
+//! The part of a call that outlives any one MeetingActor: its conversation
+//! (slots, numbers, lines not yet handed to the writer). The supervisor's
+//! registry holds it; each actor incarnation and its socket reader share it.
+//! Killing an actor therefore loses nothing it had read: the heir finds
+//! every line and the counter exactly where the dead one left them.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use chrono::Utc;
+use tokio::sync::Notify;
+
+use crate::ids::MeetingId;
+use crate::realtime::event::ServerEvent;
+use crate::transcript::{Conversation, Notice};
+use crate::writer::{ChunkWriter, Rejected};
+
+pub struct SharedCall {
+    meeting: MeetingId,
+    inner: Mutex<Inner>,
+    changed: Notify,
+}
+
+struct Inner {
+    conversation: Conversation,
+    /// Bumped whenever a realtime session ends: events from an older
+    /// session's reader are ignored.
+    epoch: u64,
+}
+
+impl SharedCall {
+    pub fn new(meeting: MeetingId, next_sequence: i64) -> Self {
+        Self {
+            meeting,
+            inner: Mutex::new(Inner {
+                conversation: Conversation::new(next_sequence),
+                epoch: 0,
+            }),
+            changed: Notify::new(),
+        }
+    }
+
+    pub fn meeting(&self) -> MeetingId {
+        self.meeting
+    }
+
+    /// A panic while the lock was held cannot leave the conversation half
+    /// updated in a way that matters more than losing it would: keep going.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.lock().epoch
+    }
+
+    /// Applies an event of session `epoch` and hands ready lines to the
+    /// writer (without waiting). Returns the notices worth logging, or
+    /// `None` when the session is stale.
+    pub fn apply(
+        &self,
+        epoch: u64,
+        event: &ServerEvent,
+        writer: &ChunkWriter,
+    ) -> Option<Vec<Notice>> {
+        let notices = {
+            let mut inner = self.lock();
+            if inner.epoch != epoch {
+                return None;
+            }
+            inner.conversation.apply(event, Utc::now());
+            submit(self.meeting, &mut inner.conversation, writer);
+            inner.conversation.take_notices()
+        };
+        self.changed.notify_waiters();
+        Some(notices)
+    }
+
+    /// Ends the current realtime session: open slots become lines
+    /// (`partial` / `transcription_failed`), later events of that session
+    /// are ignored. Returns the new epoch.
+    pub fn end_session(&self, writer: &ChunkWriter) -> u64 {
+        let epoch = {
+            let mut inner = self.lock();
+            inner.epoch += 1;
+            inner.conversation.end_session();
+            submit(self.meeting, &mut inner.conversation, writer);
+            inner.epoch
+        };
+        self.changed.notify_waiters();
+        epoch
+    }
+
+    /// Retries handing over lines the writer refused. True while some remain.
+    pub fn flush_backlog(&self, writer: &ChunkWriter) -> bool {
+        let mut inner = self.lock();
+        submit(self.meeting, &mut inner.conversation, writer);
+        inner.conversation.has_ready()
+    }
+
+    pub fn has_backlog(&self) -> bool {
+        self.lock().conversation.has_ready()
+    }
+
+    pub fn next_sequence(&self) -> i64 {
+        self.lock().conversation.next_sequence()
+    }
+
+    pub fn unflushed(&self) -> usize {
+        self.lock().conversation.unflushed()
+    }
+
+    pub fn pending_user_lines(&self) -> usize {
+        self.lock().conversation.pending_user_lines()
+    }
+
+    /// Waits until `predicate` holds or `deadline` passes; true if it held.
+    pub async fn wait_until(
+        &self,
+        deadline: tokio::time::Instant,
+        predicate: impl Fn(&Self) -> bool,
+    ) -> bool {
+        loop {
+            let changed = self.changed.notified();
+            if predicate(self) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return predicate(self);
+            }
+        }
+    }
+}
+
+fn submit(meeting: MeetingId, conversation: &mut Conversation, writer: &ChunkWriter) {
+    let lines = conversation.take_ready();
+    let high_water = conversation.take_high_water();
+    if let Err(Rejected(lines, high_water)) = writer.try_submit(meeting, lines, high_water) {
+        conversation.restore_ready(lines);
+        conversation.restore_high_water(high_water);
+    }
+}

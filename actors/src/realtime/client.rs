@@ -1,0 +1,151 @@
+//! Connecting a call's realtime socket, and the client events scribe sends.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::domain::Speaker;
+use crate::ports::CallContext;
+
+pub type RealtimeSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The largest frame or message scribe accepts from the realtime service;
+/// anything larger ends the session (and a new one is opened).
+pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+/// Builds the upgrade request for a call: URL, query and headers of the
+/// configured provider (plain OpenAI, OpenAI `call_id` attach, Stream's agent
+/// endpoint). Implemented by the service, which holds the secrets.
+pub trait RealtimeConnector: Send + Sync + 'static {
+    fn request(&self, call: &CallContext) -> Result<Request, ConnectError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("realtime endpoint is misconfigured: {0}")]
+    Config(String),
+    #[error("could not connect to the realtime endpoint: {0}")]
+    Io(String),
+    #[error("realtime connection timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+/// Socket buffers sized for transcripts, not the 128 KiB defaults: a call
+/// reads frames of a few KiB and writes a handful of small events.
+pub fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1 << 20)
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES))
+}
+
+/// Opens the socket, giving up after `timeout`.
+pub async fn connect(
+    connector: &dyn RealtimeConnector,
+    call: &CallContext,
+    timeout: Duration,
+) -> Result<RealtimeSocket, ConnectError> {
+    let request = connector.request(call)?;
+    let connecting =
+        tokio_tungstenite::connect_async_with_config(request, Some(socket_config()), true);
+    match tokio::time::timeout(timeout, connecting).await {
+        Ok(Ok((socket, _response))) => Ok(socket),
+        Ok(Err(error)) => Err(ConnectError::Io(error.to_string())),
+        Err(_) => Err(ConnectError::Timeout(timeout)),
+    }
+}
+
+/// A plain URL request with `Authorization: Bearer <key>` when a key is given.
+pub fn bearer_request(url: &str, api_key: Option<&str>) -> Result<Request, ConnectError> {
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| ConnectError::Config(format!("invalid realtime URL: {e}")))?;
+    if let Some(key) = api_key {
+        let value = format!("Bearer {key}")
+            .parse()
+            .map_err(|_| ConnectError::Config("the API key is not a valid header value".into()))?;
+        request.headers_mut().insert("authorization", value);
+    }
+    Ok(request)
+}
+
+/// The GA `session.update`: instructions, input transcription on, server VAD.
+pub fn session_update(instructions: &str) -> String {
+    json!({
+        "type": "session.update",
+        "event_id": "scribe_session_update",
+        "session": {
+            "type": "realtime",
+            "instructions": instructions,
+            "output_modalities": ["audio"],
+            "audio": {
+                "input": {
+                    "transcription": { "model": "gpt-4o-transcribe" },
+                    "turn_detection": {
+                        "type": "server_vad",
+                        "threshold": 0.5,
+                        "prefix_padding_ms": 300,
+                        "silence_duration_ms": 500
+                    }
+                },
+                "output": { "voice": "marin" }
+            }
+        }
+    })
+    .to_string()
+}
+
+/// One earlier line replayed into a new session (no `response.create` follows).
+pub fn replay_item(n: usize, speaker: Speaker, text: &str) -> String {
+    let (role, kind) = match speaker {
+        Speaker::User => ("user", "input_text"),
+        Speaker::Agent => ("assistant", "output_text"),
+    };
+    json!({
+        "type": "conversation.item.create",
+        "event_id": format!("scribe_replay_{n}"),
+        "item": {
+            "type": "message",
+            "role": role,
+            "content": [{ "type": kind, "text": text }]
+        }
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    #[test]
+    fn session_update_turns_transcription_on_with_the_original_vad() {
+        let v: Value = serde_json::from_str(&session_update("Be kind.")).expect("json");
+        assert_eq!(v["session"]["instructions"], "Be kind.");
+        assert_eq!(
+            v["session"]["audio"]["input"]["transcription"]["model"],
+            "gpt-4o-transcribe"
+        );
+        let vad = &v["session"]["audio"]["input"]["turn_detection"];
+        assert_eq!(vad["threshold"], 0.5);
+        assert_eq!(vad["prefix_padding_ms"], 300);
+        assert_eq!(vad["silence_duration_ms"], 500);
+    }
+
+    #[test]
+    fn replay_items_use_text_content_by_role() {
+        let v: Value = serde_json::from_str(&replay_item(3, Speaker::Agent, "Hi")).expect("json");
+        assert_eq!(v["item"]["role"], "assistant");
+        assert_eq!(v["item"]["content"][0]["type"], "output_text");
+        assert!(v["item"].get("id").is_none(), "no item ids are sent");
+        let v: Value = serde_json::from_str(&replay_item(4, Speaker::User, "Yo")).expect("json");
+        assert_eq!(v["item"]["content"][0]["type"], "input_text");
+    }
+}

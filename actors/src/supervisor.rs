@@ -1,0 +1,504 @@
+//! CallSupervisor: starts one MeetingActor per live meeting, restarts one
+//! that dies while its meeting is still `active` (after the old instance's
+//! termination event, within a restart budget), and routes the end of a call
+//! to its actor, or finalizes from stored state when no actor is live.
+//!
+//! It overrides ractor's default supervision (which would stop the
+//! supervisor, and every other call with it, when one child exits).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use serde_json::json;
+
+use crate::domain::MeetingStatus;
+use crate::ids::MeetingId;
+use crate::meeting::shared::SharedCall;
+use crate::meeting::{
+    ActorSnapshot, CallDeps, MeetingActor, MeetingArgs, MeetingMsg, finalize_in_store,
+};
+use crate::ports::{CallContext, EventKind};
+use crate::writer::ChunkWriter;
+
+/// At most `max_restarts` restarts of one meeting's actor within `window`.
+#[derive(Debug, Clone, Copy)]
+pub struct RestartBudget {
+    pub max_restarts: usize,
+    pub window: Duration,
+}
+
+impl Default for RestartBudget {
+    fn default() -> Self {
+        Self {
+            max_restarts: 5,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The per-call state that must outlive actors, the supervisor included.
+#[derive(Default)]
+pub struct CallRegistry {
+    calls: Mutex<HashMap<MeetingId, Arc<SharedCall>>>,
+}
+
+impl CallRegistry {
+    fn get_or_insert(&self, meeting: MeetingId, next_sequence: i64) -> Arc<SharedCall> {
+        let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
+        calls
+            .entry(meeting)
+            .or_insert_with(|| Arc::new(SharedCall::new(meeting, next_sequence)))
+            .clone()
+    }
+
+    fn get(&self, meeting: MeetingId) -> Option<Arc<SharedCall>> {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&meeting)
+            .cloned()
+    }
+
+    fn remove(&self, meeting: MeetingId) -> Option<Arc<SharedCall>> {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&meeting)
+    }
+
+    fn all(&self) -> Vec<Arc<SharedCall>> {
+        let calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
+        calls.values().cloned().collect()
+    }
+
+    /// At shutdown, once the actors are gone: ends every call's realtime
+    /// session (open lines become `partial` / `transcription_failed`) and
+    /// hands every line to the writer, waiting up to `patience` for room.
+    /// Returns how many lines the writer could not take.
+    pub async fn end_all_sessions(&self, writer: &ChunkWriter, patience: Duration) -> usize {
+        let calls = self.all();
+        for call in &calls {
+            call.end_session(writer);
+        }
+        let deadline = Instant::now() + patience;
+        loop {
+            let left: usize = calls
+                .iter()
+                .filter(|c| c.flush_backlog(writer))
+                .map(|c| c.unflushed())
+                .sum();
+            if left == 0 || Instant::now() >= deadline {
+                return left;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartOutcome {
+    Started,
+    AlreadyRunning,
+    NotFound,
+    NotActive(MeetingStatus),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndOutcome {
+    /// The live actor is finalizing the call.
+    Finalizing,
+    /// No actor was live: finalizing from the stored state.
+    FinalizingFromStore,
+}
+
+pub enum SupervisorMsg {
+    StartCall {
+        meeting: MeetingId,
+        reply: RpcReplyPort<Result<StartOutcome, String>>,
+    },
+    EndCall {
+        meeting: MeetingId,
+        ended_at: DateTime<Utc>,
+        reply: RpcReplyPort<EndOutcome>,
+    },
+    Actors(RpcReplyPort<Vec<ActorRef<MeetingMsg>>>),
+    /// Chaos: kill the meeting's actor abruptly. Replies whether one was live.
+    Kill {
+        meeting: MeetingId,
+        reply: RpcReplyPort<bool>,
+    },
+    /// Chaos: make the meeting's actor panic inside a handler.
+    Panic {
+        meeting: MeetingId,
+        reply: RpcReplyPort<bool>,
+    },
+}
+
+pub struct CallSupervisor;
+
+pub struct SupervisorArgs {
+    pub deps: Arc<CallDeps>,
+    pub registry: Arc<CallRegistry>,
+    pub budget: RestartBudget,
+}
+
+struct LiveCall {
+    actor: ActorRef<MeetingMsg>,
+    context: CallContext,
+    incarnation: u32,
+    restarts: VecDeque<Instant>,
+    ending: bool,
+}
+
+pub struct SupervisorState {
+    deps: Arc<CallDeps>,
+    registry: Arc<CallRegistry>,
+    budget: RestartBudget,
+    live: HashMap<MeetingId, LiveCall>,
+    by_actor: HashMap<ActorId, MeetingId>,
+}
+
+impl SupervisorState {
+    async fn spawn(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        context: CallContext,
+        incarnation: u32,
+        restarts: VecDeque<Instant>,
+        restart_reason: Option<String>,
+    ) -> Result<(), String> {
+        let meeting = context.meeting_id;
+        let call = self.registry.get_or_insert(meeting, context.next_sequence);
+        let args = MeetingArgs {
+            context: context.clone(),
+            call,
+            deps: self.deps.clone(),
+            incarnation,
+            restart_reason,
+        };
+        let (actor, _) = Actor::spawn_linked(None, MeetingActor, args, myself.get_cell())
+            .await
+            .map_err(|e| format!("meeting actor did not start: {e}"))?;
+        self.by_actor.insert(actor.get_id(), meeting);
+        self.live.insert(
+            meeting,
+            LiveCall {
+                actor,
+                context,
+                incarnation,
+                restarts,
+                ending: false,
+            },
+        );
+        Ok(())
+    }
+
+    async fn start(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        meeting: MeetingId,
+    ) -> Result<StartOutcome, String> {
+        if self.live.contains_key(&meeting) {
+            return Ok(StartOutcome::AlreadyRunning);
+        }
+        let context = match self.deps.store.call_context(meeting).await {
+            Ok(Some(context)) => context,
+            Ok(None) => return Ok(StartOutcome::NotFound),
+            Err(e) => return Err(e.to_string()),
+        };
+        if context.status != MeetingStatus::Active {
+            return Ok(StartOutcome::NotActive(context.status));
+        }
+        self.spawn(myself, context, 0, VecDeque::new(), None)
+            .await?;
+        Ok(StartOutcome::Started)
+    }
+
+    fn finalize_without_actor(&self, meeting: MeetingId, ended_at: DateTime<Utc>) {
+        let deps = self.deps.clone();
+        let registry = self.registry.clone();
+        tokio::spawn(async move {
+            if let Some(call) = registry.get(meeting) {
+                call.end_session(&deps.writer);
+                while call.flush_backlog(&deps.writer) {
+                    tokio::time::sleep(deps.config.backlog_retry).await;
+                }
+            }
+            let done = finalize_in_store(&deps, meeting, ended_at).await;
+            registry.remove(meeting);
+            tracing::info!(%meeting, lines = done.lines, lost = done.lost.len(), "call finalized without a live actor");
+        });
+    }
+
+    async fn on_child_exit(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        id: ActorId,
+        why: String,
+        expected: bool,
+    ) {
+        let Some(meeting) = self.by_actor.remove(&id) else {
+            return;
+        };
+        let Some(mut entry) = self.live.remove(&meeting) else {
+            return;
+        };
+        if entry.ending {
+            if expected {
+                self.registry.remove(meeting);
+            } else {
+                // Died while finalizing: finish the job from what is stored and shared.
+                self.finalize_without_actor(meeting, Utc::now());
+            }
+            return;
+        }
+        tracing::warn!(%meeting, reason = %why, "meeting actor died; considering a restart");
+        let now = Instant::now();
+        entry
+            .restarts
+            .retain(|t| now.duration_since(*t) < self.budget.window);
+        if entry.restarts.len() >= self.budget.max_restarts {
+            let error = format!(
+                "the call's actor died {} times within {} s (last: {why}); gave up restarting it",
+                entry.restarts.len() + 1,
+                self.budget.window.as_secs()
+            );
+            self.deps.log(
+                meeting,
+                EventKind::RestartBudgetExhausted,
+                json!({ "error": error }),
+            );
+            let store = self.deps.store.clone();
+            let call = self.registry.remove(meeting);
+            let writer = self.deps.writer.clone();
+            tokio::spawn(async move {
+                if let Some(call) = call {
+                    call.end_session(&writer);
+                    while call.flush_backlog(&writer) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+                // Lines and the event log first, then the verdict.
+                let _ = writer.flush().await;
+                if let Err(e) = store.fail(meeting, &error).await {
+                    tracing::error!(%meeting, error = %e, "could not mark the meeting failed");
+                }
+            });
+            return;
+        }
+        let still_active = matches!(
+            self.deps.store.call_context(meeting).await,
+            Ok(Some(CallContext {
+                status: MeetingStatus::Active,
+                ..
+            }))
+        );
+        if !still_active {
+            self.registry.remove(meeting);
+            return;
+        }
+        entry.restarts.push_back(now);
+        let incarnation = entry.incarnation + 1;
+        if let Err(error) = self
+            .spawn(
+                myself,
+                entry.context,
+                incarnation,
+                entry.restarts,
+                Some(why),
+            )
+            .await
+        {
+            tracing::error!(%meeting, %error, "meeting actor could not be restarted");
+        }
+    }
+}
+
+impl Actor for CallSupervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<SupervisorMsg>,
+        args: SupervisorArgs,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
+        Ok(SupervisorState {
+            deps: args.deps,
+            registry: args.registry,
+            budget: args.budget,
+            live: HashMap::new(),
+            by_actor: HashMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        message: SupervisorMsg,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            SupervisorMsg::StartCall { meeting, reply } => {
+                let outcome = state.start(&myself, meeting).await;
+                let _ = reply.send(outcome);
+            }
+            SupervisorMsg::EndCall {
+                meeting,
+                ended_at,
+                reply,
+            } => {
+                let outcome = match state.live.get_mut(&meeting) {
+                    Some(entry) if entry.actor.cast(MeetingMsg::Finalize { ended_at }).is_ok() => {
+                        entry.ending = true;
+                        EndOutcome::Finalizing
+                    }
+                    _ => {
+                        state.finalize_without_actor(meeting, ended_at);
+                        EndOutcome::FinalizingFromStore
+                    }
+                };
+                let _ = reply.send(outcome);
+            }
+            SupervisorMsg::Actors(reply) => {
+                let _ = reply.send(state.live.values().map(|c| c.actor.clone()).collect());
+            }
+            SupervisorMsg::Kill { meeting, reply } => {
+                let found = state.live.get(&meeting).map(|c| c.actor.kill()).is_some();
+                let _ = reply.send(found);
+            }
+            SupervisorMsg::Panic { meeting, reply } => {
+                let found = state
+                    .live
+                    .get(&meeting)
+                    .is_some_and(|c| c.actor.cast(MeetingMsg::Panic).is_ok());
+                let _ = reply.send(found);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        event: SupervisionEvent,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorTerminated(cell, last_state, reason) => {
+                // The dead actor's state (its socket and reader) goes first,
+                // so no old reader runs beside the heir.
+                drop(last_state);
+                let killed = reason.as_deref() == Some("killed");
+                let why = reason.unwrap_or_else(|| "stopped".into());
+                state
+                    .on_child_exit(&myself, cell.get_id(), why, !killed)
+                    .await;
+            }
+            SupervisionEvent::ActorFailed(cell, error) => {
+                state
+                    .on_child_exit(&myself, cell.get_id(), format!("failed: {error}"), false)
+                    .await;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// A handle on the supervisor with a timeout on every request.
+#[derive(Clone)]
+pub struct Calls {
+    supervisor: ActorRef<SupervisorMsg>,
+    timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallsError {
+    #[error("the call supervisor did not answer: {0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Store(String),
+}
+
+impl Calls {
+    pub fn new(supervisor: ActorRef<SupervisorMsg>) -> Self {
+        Self {
+            supervisor,
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    pub fn supervisor(&self) -> &ActorRef<SupervisorMsg> {
+        &self.supervisor
+    }
+
+    async fn ask<T: Send + 'static>(
+        &self,
+        msg: impl FnOnce(RpcReplyPort<T>) -> SupervisorMsg,
+    ) -> Result<T, CallsError> {
+        match self.supervisor.call(msg, Some(self.timeout)).await {
+            Ok(ractor::rpc::CallResult::Success(value)) => Ok(value),
+            Ok(ractor::rpc::CallResult::Timeout) => {
+                Err(CallsError::Unavailable("timed out".into()))
+            }
+            Ok(ractor::rpc::CallResult::SenderError) => {
+                Err(CallsError::Unavailable("no reply".into()))
+            }
+            Err(e) => Err(CallsError::Unavailable(e.to_string())),
+        }
+    }
+
+    pub async fn start(&self, meeting: MeetingId) -> Result<StartOutcome, CallsError> {
+        self.ask(|reply| SupervisorMsg::StartCall { meeting, reply })
+            .await?
+            .map_err(CallsError::Store)
+    }
+
+    pub async fn end(
+        &self,
+        meeting: MeetingId,
+        ended_at: DateTime<Utc>,
+    ) -> Result<EndOutcome, CallsError> {
+        self.ask(|reply| SupervisorMsg::EndCall {
+            meeting,
+            ended_at,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn kill(&self, meeting: MeetingId) -> Result<bool, CallsError> {
+        self.ask(|reply| SupervisorMsg::Kill { meeting, reply })
+            .await
+    }
+
+    pub async fn panic(&self, meeting: MeetingId) -> Result<bool, CallsError> {
+        self.ask(|reply| SupervisorMsg::Panic { meeting, reply })
+            .await
+    }
+
+    /// Snapshots of every live meeting actor (an actor that does not answer
+    /// within a second is left out).
+    pub async fn snapshots(&self) -> Result<Vec<ActorSnapshot>, CallsError> {
+        let actors = self.ask(SupervisorMsg::Actors).await?;
+        let asks = actors.iter().map(|actor| async move {
+            match actor
+                .call(MeetingMsg::Snapshot, Some(Duration::from_secs(1)))
+                .await
+            {
+                Ok(ractor::rpc::CallResult::Success(s)) => Some(s),
+                _ => None,
+            }
+        });
+        Ok(futures::future::join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+}

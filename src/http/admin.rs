@@ -1,0 +1,84 @@
+//! `/admin`: the live actors, and (with `SCRIBE_CHAOS`) killing one.
+
+use axum::Json;
+use axum::extract::FromRequestParts;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use scribe_actors::ids::MeetingId;
+use scribe_actors::meeting::ActorSnapshot;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::auth::bearer_matches;
+use super::extract::QueryParams;
+use super::{ApiError, AppState};
+
+/// Proof of `Authorization: Bearer $SCRIBE_ADMIN_TOKEN`; with no admin token
+/// configured, every admin request is refused.
+pub struct AdminCaller;
+
+impl FromRequestParts<AppState> for AdminCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match &state.admin_token {
+            Some(token) if bearer_matches(&parts.headers, token) => Ok(Self),
+            _ => Err(ApiError::Unauthorized),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ActorList {
+    actors: Vec<ActorSnapshot>,
+}
+
+pub async fn actors(
+    _: AdminCaller,
+    State(state): State<AppState>,
+) -> Result<Json<ActorList>, ApiError> {
+    let mut actors = state.calls.snapshots().await.map_err(ApiError::Calls)?;
+    actors.sort_by_key(|a| a.meeting_id);
+    Ok(Json(ActorList { actors }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillQuery {
+    kind: String,
+}
+
+pub async fn kill(
+    _: AdminCaller,
+    State(state): State<AppState>,
+    Path(meeting): Path<String>,
+    QueryParams(query): QueryParams<KillQuery>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if !state.chaos {
+        return Err(ApiError::Forbidden(
+            "killing actors needs SCRIBE_CHAOS to be set",
+        ));
+    }
+    let meeting: MeetingId = meeting.parse()?;
+    let killed = match query.kind.as_str() {
+        "meeting" => state.calls.kill(meeting).await.map_err(ApiError::Calls)?,
+        "analysis" => false,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "`kind` must be `meeting` or `analysis`, got `{other}`"
+            )));
+        }
+    };
+    if !killed {
+        return Err(ApiError::NotFound(format!(
+            "no live {} actor for meeting {meeting}",
+            query.kind
+        )));
+    }
+    tracing::warn!(%meeting, kind = %query.kind, "actor killed through the admin endpoint");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "killed": true, "kind": query.kind, "meeting_id": meeting })),
+    ))
+}

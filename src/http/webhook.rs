@@ -1,0 +1,132 @@
+//! `POST /api/webhook`: Stream webhooks. The raw body's signature is checked
+//! before anything is parsed; gzip bodies are inflated (bounded) first.
+//! Deliveries are de-duplicated durably. The answer goes out before any
+//! realtime connection is attempted: starting and ending calls is handed to
+//! the supervisor.
+
+use std::io::Read;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use flate2::read::GzDecoder;
+use scribe_actors::ids::MeetingId;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState};
+use crate::store::{SessionStart, WebhookDelivery};
+use crate::stream::event::{SESSION_ENDED, SESSION_STARTED, WebhookEvent};
+use crate::stream::signature;
+
+/// Largest webhook body accepted, compressed or inflated.
+pub const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Inflates a gzip body, refusing anything that grows past the limit.
+fn inflate(body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    GzDecoder::new(body)
+        .take(MAX_WEBHOOK_BYTES as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::BadRequest(format!("gzip body does not inflate: {e}")))?;
+    if out.len() > MAX_WEBHOOK_BYTES {
+        return Err(ApiError::Rejected {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("inflated webhook body exceeds {MAX_WEBHOOK_BYTES} bytes"),
+        });
+    }
+    Ok(out)
+}
+
+pub async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.map_err(|r| ApiError::Rejected {
+        status: r.status(),
+        message: r.body_text(),
+    })?;
+    let Some(secret) = state.stream_api_secret.as_ref() else {
+        return Err(ApiError::Unconfigured(
+            "STREAM_API_SECRET is not set: webhooks cannot be verified",
+        ));
+    };
+    let Some(sig) = header(&headers, "x-signature") else {
+        return Err(ApiError::BadSignature("missing X-Signature header"));
+    };
+    let body = if body.starts_with(&[0x1f, 0x8b]) {
+        inflate(&body)?
+    } else {
+        body.to_vec()
+    };
+    if !signature::verify(secret.expose_secret().as_bytes(), &body, sig) {
+        return Err(ApiError::BadSignature("invalid webhook signature"));
+    }
+    let event = WebhookEvent::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let webhook_id = header(&headers, "x-webhook-id").map(str::to_owned);
+    tracing::info!(kind = %event.kind, call_cid = ?event.call_cid, webhook_id = ?webhook_id, "webhook received");
+
+    let is_session_event = event.kind == SESSION_STARTED || event.kind == SESSION_ENDED;
+    if !is_session_event {
+        return Ok(answer("ignored"));
+    }
+    let Some(raw_meeting) = event.meeting_id.as_deref() else {
+        tracing::info!(kind = %event.kind, "webhook without call.custom.meetingId ignored");
+        return Ok(answer("unroutable"));
+    };
+    // A meeting id that is not a UUID cannot name one of ours.
+    let meeting: MeetingId = raw_meeting
+        .parse()
+        .map_err(|_| ApiError::meeting_not_found())?;
+    let delivery = WebhookDelivery {
+        webhook_id,
+        event_type: event.kind.clone(),
+        call_cid: event.call_cid.clone(),
+        session_id: event.session_id.clone(),
+    };
+
+    if event.kind == SESSION_STARTED {
+        match state.store.start_session(&delivery, meeting).await? {
+            SessionStart::Duplicate => Ok(answer("duplicate")),
+            SessionStart::NotFound => Err(ApiError::meeting_not_found()),
+            SessionStart::NotStartable(status) => Err(ApiError::NotFound(format!(
+                "Meeting is {status} and cannot start a call"
+            ))),
+            SessionStart::Started => {
+                let calls = state.calls.clone();
+                // The supervisor starts the actor; the socket is opened after this answer.
+                tokio::spawn(async move {
+                    if let Err(error) = calls.start(meeting).await {
+                        tracing::error!(%meeting, %error, "call not started");
+                    }
+                });
+                Ok(answer("started"))
+            }
+        }
+    } else {
+        if state.store.meeting(meeting).await?.is_none() {
+            return Err(ApiError::meeting_not_found());
+        }
+        // Ending is idempotent, so it is dispatched before the delivery is
+        // recorded: a retry after a failure here is never mistaken for a duplicate.
+        let ended_at = crate::domain::now();
+        state
+            .calls
+            .end(meeting, ended_at)
+            .await
+            .map_err(ApiError::Calls)?;
+        let fresh = state.store.record_delivery(&delivery).await?;
+        Ok(answer(if fresh { "ending" } else { "duplicate" }))
+    }
+}
+
+fn answer(status: &'static str) -> Json<Value> {
+    Json(json!({ "status": status }))
+}

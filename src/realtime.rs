@@ -1,0 +1,220 @@
+//! The realtime endpoint each call's agent connects to, by provider:
+//!
+//! - plain URL (default `wss://api.openai.com/v1/realtime?model=gpt-realtime`)
+//!   with `Authorization: Bearer $OPENAI_API_KEY`;
+//! - OpenAI `call_id` attach: a URL containing `{call_id}` gets the meeting's
+//!   call id substituted (`wss://api.openai.com/v1/realtime?call_id={call_id}`);
+//! - Stream's agent endpoint: a URL whose path ends in `/connect_agent` gets
+//!   `call_type`, `call_id` and `api_key` in its query and a
+//!   `Stream-Authorization` JWT signed with the Stream secret.
+//!
+//! Every request also carries `x-scribe-meeting-id`, a correlation header
+//! the simulated peer uses to tell calls apart.
+
+use scribe_actors::ports::CallContext;
+use scribe_actors::realtime::client::{ConnectError, RealtimeConnector, bearer_request};
+use secrecy::{ExposeSecret, SecretString};
+use tokio_tungstenite::tungstenite::handshake::client::Request;
+
+use crate::stream::jwt::agent_token;
+
+/// The Stream user the agent joins calls as.
+pub const AGENT_USER_ID: &str = "scribe-agent";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    OpenAi,
+    OpenAiCall,
+    StreamAgent,
+}
+
+#[derive(Debug)]
+pub struct RealtimeEndpoint {
+    url: String,
+    provider: Provider,
+    openai_api_key: Option<SecretString>,
+    stream_api_key: Option<SecretString>,
+    stream_api_secret: Option<SecretString>,
+}
+
+impl RealtimeEndpoint {
+    pub fn new(
+        url: &str,
+        openai_api_key: Option<SecretString>,
+        stream_api_key: Option<SecretString>,
+        stream_api_secret: Option<SecretString>,
+    ) -> Self {
+        let path = url.split('?').next().unwrap_or_default();
+        let provider = if path.ends_with("/connect_agent") {
+            Provider::StreamAgent
+        } else if url.contains("{call_id}") {
+            Provider::OpenAiCall
+        } else {
+            Provider::OpenAi
+        };
+        Self {
+            url: url.to_owned(),
+            provider,
+            openai_api_key,
+            stream_api_key,
+            stream_api_secret,
+        }
+    }
+
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    fn url_for(&self, call: &CallContext) -> Result<String, ConnectError> {
+        let call_id = || {
+            call.call_id.clone().ok_or_else(|| {
+                ConnectError::Config("this meeting has no call id to attach to".into())
+            })
+        };
+        match self.provider {
+            Provider::OpenAi => Ok(self.url.clone()),
+            Provider::OpenAiCall => Ok(self.url.replace("{call_id}", &call_id()?)),
+            Provider::StreamAgent => {
+                let api_key = self.stream_api_key.as_ref().ok_or_else(|| {
+                    ConnectError::Config(
+                        "STREAM_API_KEY is required for Stream's agent endpoint".into(),
+                    )
+                })?;
+                let separator = if self.url.contains('?') { '&' } else { '?' };
+                Ok(format!(
+                    "{}{separator}call_type={}&call_id={}&api_key={}",
+                    self.url,
+                    call.call_type.as_deref().unwrap_or("default"),
+                    call_id()?,
+                    api_key.expose_secret()
+                ))
+            }
+        }
+    }
+}
+
+impl RealtimeConnector for RealtimeEndpoint {
+    fn request(&self, call: &CallContext) -> Result<Request, ConnectError> {
+        let url = self.url_for(call)?;
+        let mut request = bearer_request(
+            &url,
+            self.openai_api_key.as_ref().map(|k| k.expose_secret()),
+        )?;
+        let headers = request.headers_mut();
+        if let Ok(value) = call.meeting_id.to_string().parse() {
+            headers.insert("x-scribe-meeting-id", value);
+        }
+        if self.provider == Provider::StreamAgent {
+            let secret = self.stream_api_secret.as_ref().ok_or_else(|| {
+                ConnectError::Config(
+                    "STREAM_API_SECRET is required for Stream's agent endpoint".into(),
+                )
+            })?;
+            let cid = format!(
+                "{}:{}",
+                call.call_type.as_deref().unwrap_or("default"),
+                call.call_id.as_deref().unwrap_or_default()
+            );
+            let token = agent_token(
+                secret.expose_secret().as_bytes(),
+                AGENT_USER_ID,
+                &cid,
+                chrono::Utc::now().timestamp(),
+            )
+            .map_err(|e| {
+                ConnectError::Config(format!("cannot sign the Stream agent token: {e}"))
+            })?;
+            let value = token.parse().map_err(|_| {
+                ConnectError::Config("the Stream agent token is not a valid header value".into())
+            })?;
+            headers.insert("stream-authorization", value);
+        }
+        Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scribe_actors::domain::MeetingStatus;
+    use scribe_actors::ids::MeetingId;
+
+    fn call() -> CallContext {
+        CallContext {
+            meeting_id: MeetingId::new(),
+            status: MeetingStatus::Active,
+            instructions: "x".into(),
+            call_id: Some("abc".into()),
+            call_type: Some("default".into()),
+            next_sequence: 1,
+        }
+    }
+
+    #[test]
+    fn plain_openai_sends_the_bearer_key_and_the_meeting_header() {
+        let endpoint = RealtimeEndpoint::new(
+            crate::config::DEFAULT_REALTIME_URL,
+            Some("sk-1".into()),
+            None,
+            None,
+        );
+        let c = call();
+        let request = endpoint.request(&c).expect("request");
+        assert_eq!(
+            request.uri().to_string(),
+            crate::config::DEFAULT_REALTIME_URL
+        );
+        assert_eq!(request.headers()["authorization"], "Bearer sk-1");
+        assert_eq!(
+            request.headers()["x-scribe-meeting-id"],
+            c.meeting_id.to_string().as_str()
+        );
+        assert!(request.headers().get("openai-beta").is_none(), "GA only");
+    }
+
+    #[test]
+    fn call_id_attach_substitutes_the_call() {
+        let endpoint = RealtimeEndpoint::new(
+            "wss://api.openai.com/v1/realtime?call_id={call_id}",
+            None,
+            None,
+            None,
+        );
+        assert_eq!(endpoint.provider(), Provider::OpenAiCall);
+        let request = endpoint.request(&call()).expect("request");
+        assert_eq!(request.uri().query(), Some("call_id=abc"));
+        let mut no_call = call();
+        no_call.call_id = None;
+        assert!(matches!(
+            endpoint.request(&no_call),
+            Err(ConnectError::Config(_))
+        ));
+    }
+
+    #[test]
+    fn stream_agent_endpoint_gets_query_and_jwt() {
+        let endpoint = RealtimeEndpoint::new(
+            "wss://video.stream-io-api.com/video/connect_agent?model=gpt-realtime",
+            Some("sk-1".into()),
+            Some("stream-key".into()),
+            Some("stream-secret".into()),
+        );
+        assert_eq!(endpoint.provider(), Provider::StreamAgent);
+        let request = endpoint.request(&call()).expect("request");
+        assert_eq!(
+            request.uri().query(),
+            Some("model=gpt-realtime&call_type=default&call_id=abc&api_key=stream-key")
+        );
+        let jwt = request.headers()["stream-authorization"]
+            .to_str()
+            .expect("ascii");
+        let claims = jsonwebtoken::decode::<crate::stream::jwt::AgentClaims>(
+            jwt,
+            &jsonwebtoken::DecodingKey::from_secret(b"stream-secret").expect("key"),
+            &jsonwebtoken::Validation::default(),
+        )
+        .expect("valid JWT");
+        assert_eq!(claims.claims.call_cids, ["default:abc"]);
+        assert_eq!(claims.claims.user_id, AGENT_USER_ID);
+    }
+}

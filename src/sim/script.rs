@@ -1,0 +1,153 @@
+//! Scripted conversations for the simulated realtime peer, and the lines a
+//! faithful transcript of them must contain.
+
+use scribe_actors::domain::{ChunkStatus, Speaker};
+
+/// When the user's transcription arrives relative to the agent's reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transcription {
+    /// Right after the user's item, before the reply starts.
+    Before,
+    /// Halfway through the reply's transcript deltas.
+    During,
+    /// After the reply's `response.done`.
+    After,
+    /// A `...transcription.failed` after the reply.
+    Failed,
+    /// Never sent: the session must end before the line can be known.
+    Withheld,
+}
+
+/// One exchange: the user speaks, the agent answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    pub user: String,
+    pub transcription: Transcription,
+    pub agent: Vec<String>,
+}
+
+/// A step of a connection's script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Turn(Turn),
+    /// A turn whose session expires mid-reply: `session_expired` after
+    /// `words_before_expiry` words, then the socket closes. The user's
+    /// transcription never arrives.
+    ExpireMidReply {
+        turn: Turn,
+        words_before_expiry: usize,
+    },
+    /// A non-fatal `error` event; the socket stays open.
+    Error {
+        code: String,
+        message: String,
+    },
+    /// A raw text frame, sent as is (garbage, oversized, unknown events).
+    Raw(String),
+    /// A close frame with this code, then the connection ends.
+    Close(u16),
+    /// The TCP connection is dropped without a close frame.
+    Abort,
+    /// A named point that tests can wait for.
+    Mark(String),
+    /// Waits here until [`SimRealtime::open_gate`](super::realtime::SimRealtime::open_gate)
+    /// opens the gate of this name.
+    Gate(String),
+    /// Nothing more: keep the socket open (answering client events) until
+    /// the client closes it.
+    Hold,
+}
+
+/// What a connection plays, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Script {
+    pub steps: Vec<Step>,
+}
+
+/// A line the peer said, as a correct transcript must store it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentLine {
+    pub speaker: Speaker,
+    pub text: String,
+    pub status: ChunkStatus,
+}
+
+impl Turn {
+    /// A turn with generated, distinguishable text.
+    pub fn numbered(call: &str, n: usize, transcription: Transcription) -> Self {
+        Self {
+            user: format!("{call} user line {n}"),
+            transcription,
+            agent: format!("{call} agent reply {n} with a few words")
+                .split_inclusive(' ')
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+}
+
+impl Script {
+    /// `turns` exchanges cycling through every transcription timing, then `Hold`.
+    pub fn conversation(call: &str, turns: usize) -> Self {
+        const TIMINGS: [Transcription; 3] = [
+            Transcription::Before,
+            Transcription::During,
+            Transcription::After,
+        ];
+        let mut steps: Vec<Step> = (0..turns)
+            .map(|n| Step::Turn(Turn::numbered(call, n + 1, TIMINGS[n % TIMINGS.len()])))
+            .collect();
+        steps.push(Step::Hold);
+        Self { steps }
+    }
+
+    /// The lines this script puts in a transcript, in conversation order.
+    pub fn expected_lines(&self) -> Vec<SentLine> {
+        let mut lines = Vec::new();
+        for step in &self.steps {
+            match step {
+                Step::Turn(turn) => {
+                    let failed = matches!(
+                        turn.transcription,
+                        Transcription::Failed | Transcription::Withheld
+                    );
+                    lines.push(SentLine {
+                        speaker: Speaker::User,
+                        text: if failed {
+                            String::new()
+                        } else {
+                            turn.user.clone()
+                        },
+                        status: if failed {
+                            ChunkStatus::TranscriptionFailed
+                        } else {
+                            ChunkStatus::Completed
+                        },
+                    });
+                    lines.push(SentLine {
+                        speaker: Speaker::Agent,
+                        text: turn.agent.concat(),
+                        status: ChunkStatus::Completed,
+                    });
+                }
+                Step::ExpireMidReply {
+                    turn,
+                    words_before_expiry,
+                } => {
+                    lines.push(SentLine {
+                        speaker: Speaker::User,
+                        text: String::new(),
+                        status: ChunkStatus::TranscriptionFailed,
+                    });
+                    lines.push(SentLine {
+                        speaker: Speaker::Agent,
+                        text: turn.agent[..(*words_before_expiry).min(turn.agent.len())].concat(),
+                        status: ChunkStatus::Partial,
+                    });
+                }
+                _ => {}
+            }
+        }
+        lines
+    }
+}

@@ -1,0 +1,115 @@
+//! Stream webhook events, reduced to what scribe routes on. Unknown types
+//! and fields are accepted and ignored.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+pub const SESSION_STARTED: &str = "call.session_started";
+pub const SESSION_ENDED: &str = "call.session_ended";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookEvent {
+    pub kind: String,
+    pub call_cid: Option<String>,
+    pub session_id: Option<String>,
+    /// `call.custom.meetingId` (not `call.id`).
+    pub meeting_id: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("webhook body is not a Stream event: {0}")]
+pub struct EventError(#[from] serde_json::Error);
+
+#[derive(Deserialize)]
+struct Raw {
+    #[serde(rename = "type")]
+    kind: String,
+    call_cid: Option<String>,
+    session_id: Option<String>,
+    call: Option<RawCall>,
+    created_at: Option<Timestamp>,
+}
+
+#[derive(Deserialize)]
+struct RawCall {
+    cid: Option<String>,
+    #[serde(default)]
+    custom: Value,
+}
+
+/// RFC 3339 (nanoseconds allowed) or integer nanoseconds.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Timestamp {
+    Text(String),
+    Nanos(i64),
+}
+
+impl Timestamp {
+    fn to_utc(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Text(s) => DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|d| d.with_timezone(&Utc)),
+            Self::Nanos(n) => Some(Utc.timestamp_nanos(*n)),
+        }
+    }
+}
+
+impl WebhookEvent {
+    pub fn parse(body: &[u8]) -> Result<Self, EventError> {
+        let raw: Raw = serde_json::from_slice(body)?;
+        let call_cid = raw
+            .call_cid
+            .or_else(|| raw.call.as_ref().and_then(|c| c.cid.clone()));
+        let meeting_id = raw
+            .call
+            .as_ref()
+            .and_then(|c| c.custom.get("meetingId"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Ok(Self {
+            kind: raw.kind,
+            call_cid,
+            session_id: raw.session_id,
+            meeting_id,
+            created_at: raw.created_at.as_ref().and_then(Timestamp::to_utc),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_meeting_id_from_custom_not_call_id() {
+        let body = br#"{"type":"call.session_started","created_at":"2026-11-28T10:00:00.123456789Z","call_cid":"default:abc","session_id":"s-1","call":{"id":"abc","type":"default","cid":"default:abc","custom":{"meetingId":"m-1"},"created_by":{"id":"u"},"settings":{}},"extra":true}"#;
+        let event = WebhookEvent::parse(body).expect("parses");
+        assert_eq!(event.kind, SESSION_STARTED);
+        assert_eq!(event.meeting_id.as_deref(), Some("m-1"));
+        assert_eq!(event.call_cid.as_deref(), Some("default:abc"));
+        assert_eq!(event.session_id.as_deref(), Some("s-1"));
+        assert_eq!(
+            event.created_at.map(|t| t.timestamp_subsec_nanos()),
+            Some(123_456_789)
+        );
+    }
+
+    #[test]
+    fn accepts_integer_nanoseconds_and_events_without_a_call() {
+        let body = br#"{"type":"call.session_participant_joined","created_at":1764324000123456789,"call_cid":"default:abc"}"#;
+        let event = WebhookEvent::parse(body).expect("parses");
+        assert_eq!(event.meeting_id, None);
+        assert_eq!(event.created_at.map(|t| t.timestamp()), Some(1_764_324_000));
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_event() {
+        for body in [&b"not json"[..], b"{}", b"[]", br#"{"type":7}"#] {
+            assert!(WebhookEvent::parse(body).is_err());
+        }
+    }
+}

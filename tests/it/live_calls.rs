@@ -1,0 +1,459 @@
+//! Live calls over HTTP: signed webhooks start and end calls; the simulated
+//! realtime peer plays scripted conversations; the stored transcript is
+//! compared line by line with what the peer said.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
+use scribe::sim::script::{Script, SentLine, Step, Transcription, Turn};
+use scribe::sim::webhook::{SimCall, WebhookDriver};
+use scribe::store::{Store, StoredChunk};
+use scribe_actors::domain::{ChunkStatus, MeetingStatus};
+use scribe_actors::ids::MeetingId;
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    ADMIN_TOKEN, STREAM_SECRET, TestApp, each_backend, expect_json, live_settings, spawn_app_with,
+};
+
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub async fn sim(
+    script: impl Fn(&scribe::sim::realtime::ConnectionInfo) -> Script + Send + Sync + 'static,
+) -> SimRealtime {
+    SimRealtime::start(
+        ([127, 0, 0, 1], 0).into(),
+        SimRealtimeConfig::scripted(script),
+    )
+    .await
+    .expect("sim realtime starts")
+}
+
+pub async fn live_app(url: &str, peer: &SimRealtime) -> TestApp {
+    let realtime = peer.url();
+    spawn_app_with(url, |s| live_settings(s, &realtime)).await
+}
+
+pub fn driver(app: &TestApp) -> WebhookDriver {
+    WebhookDriver::new(&app.address, STREAM_SECRET.as_bytes(), "stream-key")
+}
+
+/// An agent and an `upcoming` meeting with a prompt; returns the meeting id.
+pub async fn new_meeting(app: &TestApp) -> String {
+    let agent = app
+        .create_agent(json!({ "name": "Coach", "instructions": "Agent instructions." }))
+        .await;
+    let body = json!({ "name": "Call", "agent_id": agent["id"], "user_id": "u1", "prompt": "Meeting prompt." });
+    let created = expect_json(
+        app.post_json("/api/meetings", &body).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    created["id"].as_str().expect("id").to_owned()
+}
+
+/// Polls `probe` until it returns `Some`, up to the deadline.
+pub async fn eventually<T, F, Fut>(what: &str, probe: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let mut delay = Duration::from_millis(5);
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(100));
+    }
+}
+
+pub async fn status_of(store: &Store, meeting: &str) -> MeetingStatus {
+    let id: MeetingId = meeting.parse().expect("meeting id");
+    store
+        .meeting(id)
+        .await
+        .expect("query")
+        .expect("exists")
+        .status
+}
+
+pub async fn transcript(store: &Store, meeting: &str) -> Vec<StoredChunk> {
+    store
+        .transcript(meeting.parse().expect("meeting id"))
+        .await
+        .expect("transcript")
+}
+
+/// Waits until the meeting's stored transcript has `n` lines.
+pub async fn wait_for_lines(store: &Store, meeting: &str, n: usize) -> Vec<StoredChunk> {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let lines = transcript(store, meeting).await;
+        if lines.len() >= n {
+            return lines;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let log = events(store, meeting).await;
+            panic!("timed out waiting for {n} stored lines; stored: {lines:#?}\nevents: {log:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn wait_for_status(store: &Store, meeting: &str, status: MeetingStatus) {
+    eventually(&format!("status {status}"), || async {
+        (status_of(store, meeting).await == status).then_some(())
+    })
+    .await;
+}
+
+/// Asserts the transcript is exactly `expected`, numbered 1..=n.
+pub fn assert_transcript(stored: &[StoredChunk], expected: &[SentLine]) {
+    let got: Vec<(i64, Option<_>, &str, ChunkStatus)> = stored
+        .iter()
+        .map(|c| (c.sequence_number, c.speaker, c.text.as_str(), c.status))
+        .collect();
+    let want: Vec<(i64, Option<_>, &str, ChunkStatus)> = expected
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i as i64 + 1, Some(l.speaker), l.text.as_str(), l.status))
+        .collect();
+    assert_eq!(got, want);
+}
+
+pub async fn events(store: &Store, meeting: &str) -> Vec<(String, Value)> {
+    store
+        .events(meeting.parse().expect("meeting id"))
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| (e.kind, e.detail))
+        .collect()
+}
+
+fn turn(n: usize, transcription: Transcription) -> Turn {
+    Turn::numbered("call", n, transcription)
+}
+
+#[tokio::test]
+async fn transcript_is_in_conversation_order_whenever_user_transcriptions_arrive() {
+    each_backend(|_, url| async move {
+        let script = Script {
+            steps: vec![
+                Step::Turn(turn(1, Transcription::Before)),
+                Step::Turn(turn(2, Transcription::During)),
+                Step::Turn(turn(3, Transcription::After)),
+                Step::Turn(turn(4, Transcription::Failed)),
+                Step::Turn(turn(5, Transcription::After)),
+                Step::Mark("done".into()),
+                Step::Hold,
+            ],
+        };
+        let expected = script.expected_lines();
+        let peer = sim(move |_| script.clone()).await;
+        let app = live_app(&url, &peer).await;
+        let meeting = new_meeting(&app).await;
+        let call = SimCall::new(&meeting);
+        let hooks = driver(&app);
+
+        let started = hooks.session_started(&call).await.expect("sent");
+        assert_eq!(
+            expect_json(started, StatusCode::OK).await,
+            json!({ "status": "started" })
+        );
+        assert_eq!(status_of(&app.store, &meeting).await, MeetingStatus::Active);
+        assert!(peer.wait_for_mark("done", DEADLINE).await, "script played");
+        wait_for_lines(&app.store, &meeting, expected.len()).await;
+
+        let ended = hooks.session_ended(&call).await.expect("sent");
+        assert_eq!(
+            expect_json(ended, StatusCode::OK).await,
+            json!({ "status": "ending" })
+        );
+        wait_for_status(&app.store, &meeting, MeetingStatus::Processing).await;
+        assert_transcript(&transcript(&app.store, &meeting).await, &expected);
+
+        let m = app
+            .store
+            .meeting(meeting.parse().expect("id"))
+            .await
+            .expect("q")
+            .expect("found");
+        assert!(
+            m.transcript_collected && m.ended_at.is_some() && m.processing_started_at.is_some()
+        );
+        // The agent configured the session as the original design did.
+        let connections = peer.connections_for(&meeting);
+        assert_eq!(connections.len(), 1, "one realtime connection");
+        let update = &connections[0].client_events[0];
+        assert_eq!(update["type"], "session.update");
+        assert_eq!(update["session"]["instructions"], "Meeting prompt.");
+        assert_eq!(
+            update["session"]["audio"]["input"]["transcription"]["model"],
+            "gpt-4o-transcribe"
+        );
+        assert_eq!(
+            update["session"]["audio"]["input"]["turn_detection"]["silence_duration_ms"],
+            500
+        );
+        assert!(!connections[0].beta_header, "GA only");
+        let kinds: Vec<String> = events(&app.store, &meeting)
+            .await
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        for kind in ["actor_started", "socket_connected", "call_ended"] {
+            assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+        }
+        app.stop().await.expect("clean stop");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn beta_event_names_give_the_same_transcript() {
+    each_backend(|_, url| async move {
+        let script = Script {
+            steps: vec![
+                Step::Turn(turn(1, Transcription::After)),
+                Step::Turn(turn(2, Transcription::Before)),
+                Step::Turn(turn(3, Transcription::During)),
+                Step::Mark("done".into()),
+                Step::Hold,
+            ],
+        };
+        let expected = script.expected_lines();
+        let peer = SimRealtime::start(
+            ([127, 0, 0, 1], 0).into(),
+            SimRealtimeConfig {
+                beta: true,
+                ..SimRealtimeConfig::scripted(move |_| script.clone())
+            },
+        )
+        .await
+        .expect("sim starts");
+        let app = live_app(&url, &peer).await;
+        let meeting = new_meeting(&app).await;
+        let call = SimCall::new(&meeting);
+        let hooks = driver(&app);
+        expect_json(
+            hooks.session_started(&call).await.expect("sent"),
+            StatusCode::OK,
+        )
+        .await;
+        assert!(peer.wait_for_mark("done", DEADLINE).await);
+        wait_for_lines(&app.store, &meeting, expected.len()).await;
+        expect_json(
+            hooks.session_ended(&call).await.expect("sent"),
+            StatusCode::OK,
+        )
+        .await;
+        wait_for_status(&app.store, &meeting, MeetingStatus::Processing).await;
+        assert_transcript(&transcript(&app.store, &meeting).await, &expected);
+        app.stop().await.expect("clean stop");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn session_expiry_opens_a_new_session_replays_the_lines_and_numbering_continues() {
+    each_backend(|_, url| async move {
+        let first = Script {
+            steps: vec![
+                Step::Turn(turn(1, Transcription::Before)),
+                Step::Turn(turn(2, Transcription::After)),
+                Step::ExpireMidReply {
+                    turn: turn(3, Transcription::After),
+                    words_before_expiry: 3,
+                },
+            ],
+        };
+        let second = Script {
+            steps: vec![
+                Step::Turn(turn(4, Transcription::Before)),
+                Step::Mark("second".into()),
+                Step::Hold,
+            ],
+        };
+        let mut expected = first.expected_lines();
+        expected.extend(second.expected_lines());
+        let peer = sim(move |c| {
+            if c.session == 1 {
+                first.clone()
+            } else {
+                second.clone()
+            }
+        })
+        .await;
+        let app = live_app(&url, &peer).await;
+        let meeting = new_meeting(&app).await;
+        let call = SimCall::new(&meeting);
+        let hooks = driver(&app);
+        expect_json(
+            hooks.session_started(&call).await.expect("sent"),
+            StatusCode::OK,
+        )
+        .await;
+        assert!(
+            peer.wait_for_mark("second", DEADLINE).await,
+            "a second session played"
+        );
+        wait_for_lines(&app.store, &meeting, expected.len()).await;
+        expect_json(
+            hooks.session_ended(&call).await.expect("sent"),
+            StatusCode::OK,
+        )
+        .await;
+        wait_for_status(&app.store, &meeting, MeetingStatus::Processing).await;
+        assert_transcript(&transcript(&app.store, &meeting).await, &expected);
+
+        // The new session got session.update, then every stored line with
+        // text, in order, as conversation items, and no response.create.
+        let connections = peer.connections_for(&meeting);
+        assert_eq!(connections.len(), 2);
+        let replay = &connections[1].client_events;
+        assert_eq!(replay[0]["type"], "session.update");
+        let items: Vec<(String, String)> = replay[1..]
+            .iter()
+            .map(|e| {
+                assert_eq!(e["type"], "conversation.item.create", "{e}");
+                (
+                    e["item"]["role"].as_str().expect("role").to_owned(),
+                    e["item"]["content"][0]["text"]
+                        .as_str()
+                        .expect("text")
+                        .to_owned(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, String)> = expected[..6]
+            .iter()
+            .filter(|l| !l.text.is_empty())
+            .map(|l| {
+                let role = if l.speaker == scribe_actors::domain::Speaker::User {
+                    "user"
+                } else {
+                    "assistant"
+                };
+                (role.to_owned(), l.text.clone())
+            })
+            .collect();
+        assert_eq!(items, want);
+        assert!(
+            connections
+                .iter()
+                .flat_map(|c| &c.client_events)
+                .all(|e| e["type"] != "response.create"),
+            "no response.create is ever sent"
+        );
+        let kinds: Vec<String> = events(&app.store, &meeting)
+            .await
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "socket_connected").count(),
+            2,
+            "{kinds:?}"
+        );
+        assert!(
+            kinds.iter().any(|k| k == "socket_reconnecting"),
+            "{kinds:?}"
+        );
+        assert!(
+            kinds.iter().any(|k| k == "realtime_error"),
+            "session_expired logged: {kinds:?}"
+        );
+        app.stop().await.expect("clean stop");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn duplicate_and_concurrent_deliveries_start_one_actor_and_one_connection() {
+    each_backend(|_, url| async move {
+        let peer = sim(|_| Script {
+            steps: vec![Step::Mark("connected".into()), Step::Hold],
+        })
+        .await;
+        let app = live_app(&url, &peer).await;
+        let meeting = new_meeting(&app).await;
+        let call = SimCall::new(&meeting);
+        let hooks = driver(&app);
+        let body = call.event("call.session_started").to_string();
+        let answers = futures::future::join_all(
+            (0..6).map(|_| hooks.post(body.as_bytes(), "same-webhook-id")),
+        )
+        .await;
+        let mut statuses = Vec::new();
+        for answer in answers {
+            let json = expect_json(answer.expect("sent"), StatusCode::OK).await;
+            statuses.push(json["status"].as_str().expect("status").to_owned());
+        }
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [
+                "duplicate",
+                "duplicate",
+                "duplicate",
+                "duplicate",
+                "duplicate",
+                "started"
+            ]
+        );
+        // Another id for the same session is a duplicate too.
+        let again = expect_json(
+            hooks.post(body.as_bytes(), "other-id").await.expect("sent"),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(again["status"], "duplicate");
+        // A new session of the same call finds the actor already running.
+        let next_session = SimCall {
+            session_id: "second-session".into(),
+            ..call.clone()
+        };
+        expect_json(
+            hooks.session_started(&next_session).await.expect("sent"),
+            StatusCode::OK,
+        )
+        .await;
+
+        assert!(peer.wait_for_mark("connected", DEADLINE).await);
+        let actor = eventually("the actor", || app.actor(&meeting)).await;
+        assert_eq!(actor["restarts"], 0);
+        // Still one of each.
+        assert_eq!(
+            peer.connections_for(&meeting).len(),
+            1,
+            "one realtime connection"
+        );
+        let all = expect_json(
+            app.client
+                .get(app.url("/admin/actors"))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .expect("sent"),
+            StatusCode::OK,
+        )
+        .await;
+        let mine = all["actors"]
+            .as_array()
+            .expect("actors")
+            .iter()
+            .filter(|a| a["meeting_id"] == meeting.as_str())
+            .count();
+        assert_eq!(mine, 1, "one actor");
+        app.stop().await.expect("clean stop");
+    })
+    .await;
+}
