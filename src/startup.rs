@@ -105,7 +105,7 @@ impl Application {
             .await
             .context("listing active meetings")?;
         for meeting in &active {
-            if let Err(error) = calls.start(*meeting).await {
+            if let Err(error) = calls.adopt(*meeting).await {
                 tracing::error!(%meeting, %error, "active meeting not adopted");
             }
         }

@@ -54,6 +54,12 @@ pub struct CallConfig {
     pub silence_timeout: Duration,
     /// How soon refused lines are offered to the writer again.
     pub backlog_retry: Duration,
+    /// Replace a realtime session this long before its `expires_at`, at
+    /// the first moment between turns.
+    pub rotate_before_expiry: Duration,
+    /// While a turn is in progress, how soon to look again for a moment
+    /// between turns to rotate the session.
+    pub rotate_retry: Duration,
 }
 
 impl Default for CallConfig {
@@ -65,6 +71,8 @@ impl Default for CallConfig {
             reconnect_max: Duration::from_secs(10),
             silence_timeout: Duration::from_secs(90),
             backlog_retry: Duration::from_millis(50),
+            rotate_before_expiry: Duration::from_secs(5 * 60),
+            rotate_retry: Duration::from_secs(2),
         }
     }
 }
@@ -104,6 +112,10 @@ pub enum MeetingMsg {
     Realtime {
         epoch: u64,
         notice: RealtimeNotice,
+    },
+    /// Time to replace session `epoch` before it expires (between turns).
+    Rotate {
+        epoch: u64,
     },
     /// The call ended: drain, write, move to `processing`, then stop.
     Finalize {
@@ -324,9 +336,18 @@ impl MeetingState {
             .map_err(|e| e.to_string())
     }
 
-    fn on_notice(&mut self, notice: RealtimeNotice) {
+    fn on_notice(&mut self, myself: &ActorRef<MeetingMsg>, notice: RealtimeNotice) {
         match notice {
-            RealtimeNotice::SessionCreated { .. } => {}
+            RealtimeNotice::SessionCreated { expires_at } => {
+                if let (Some(expires_at), Some(socket)) = (expires_at, &self.socket) {
+                    let left = Duration::from_secs(
+                        u64::try_from(expires_at - Utc::now().timestamp()).unwrap_or(0),
+                    );
+                    let delay = left.saturating_sub(self.deps.config.rotate_before_expiry);
+                    let epoch = socket.epoch;
+                    myself.send_after(delay, move || MeetingMsg::Rotate { epoch });
+                }
+            }
             RealtimeNotice::SessionUpdated { transcription_on } => {
                 self.backoff = self.deps.reconnect_backoff();
                 if !transcription_on {
@@ -402,6 +423,23 @@ impl MeetingState {
             return;
         }
         self.schedule_reconnect(myself, "the realtime session ended while the call is live");
+    }
+
+    /// Replaces the session before it expires: closes it, then opens a new
+    /// one with the conversation replayed.
+    async fn rotate(&mut self, myself: &ActorRef<MeetingMsg>) {
+        if let Some(mut socket) = self.socket.take() {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                socket.sink.send(Message::Close(None)),
+            )
+            .await;
+        }
+        self.log(
+            EventKind::SocketRotated,
+            json!({ "reason": "session close to its expiry; replaced between turns" }),
+        );
+        self.connect(myself).await;
     }
 
     async fn finalize(&mut self, ended_at: DateTime<Utc>) -> Finalized {
@@ -512,7 +550,18 @@ impl Actor for MeetingActor {
             }
             MeetingMsg::Realtime { epoch, notice } => {
                 if state.socket.as_ref().is_some_and(|s| s.epoch == epoch) {
-                    state.on_notice(notice);
+                    state.on_notice(&myself, notice);
+                }
+            }
+            MeetingMsg::Rotate { epoch } => {
+                if !state.ending && state.socket.as_ref().is_some_and(|s| s.epoch == epoch) {
+                    if state.call.is_idle() {
+                        state.rotate(&myself).await;
+                    } else {
+                        myself.send_after(state.deps.config.rotate_retry, move || {
+                            MeetingMsg::Rotate { epoch }
+                        });
+                    }
                 }
             }
             MeetingMsg::Finalize { ended_at } => {

@@ -117,6 +117,9 @@ pub enum EndOutcome {
 pub enum SupervisorMsg {
     StartCall {
         meeting: MeetingId,
+        /// Why an actor is started for a call that may have had one before
+        /// (e.g. adoption after a process restart), for the event log.
+        reason: Option<String>,
         reply: RpcReplyPort<Result<StartOutcome, String>>,
     },
     EndCall {
@@ -200,6 +203,7 @@ impl SupervisorState {
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         meeting: MeetingId,
+        reason: Option<String>,
     ) -> Result<StartOutcome, String> {
         if self.live.contains_key(&meeting) {
             return Ok(StartOutcome::AlreadyRunning);
@@ -212,7 +216,7 @@ impl SupervisorState {
         if context.status != MeetingStatus::Active {
             return Ok(StartOutcome::NotActive(context.status));
         }
-        self.spawn(myself, context, 0, VecDeque::new(), None)
+        self.spawn(myself, context, 0, VecDeque::new(), reason)
             .await?;
         Ok(StartOutcome::Started)
     }
@@ -343,8 +347,12 @@ impl Actor for CallSupervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            SupervisorMsg::StartCall { meeting, reply } => {
-                let outcome = state.start(&myself, meeting).await;
+            SupervisorMsg::StartCall {
+                meeting,
+                reason,
+                reply,
+            } => {
+                let outcome = state.start(&myself, meeting, reason).await;
                 let _ = reply.send(outcome);
             }
             SupervisorMsg::EndCall {
@@ -454,9 +462,26 @@ impl Calls {
     }
 
     pub async fn start(&self, meeting: MeetingId) -> Result<StartOutcome, CallsError> {
-        self.ask(|reply| SupervisorMsg::StartCall { meeting, reply })
-            .await?
-            .map_err(CallsError::Store)
+        self.ask(|reply| SupervisorMsg::StartCall {
+            meeting,
+            reason: None,
+            reply,
+        })
+        .await?
+        .map_err(CallsError::Store)
+    }
+
+    /// Starts an actor for a call found `active` at startup.
+    pub async fn adopt(&self, meeting: MeetingId) -> Result<StartOutcome, CallsError> {
+        self.ask(|reply| SupervisorMsg::StartCall {
+            meeting,
+            reason: Some(
+                "adopted at startup: the call was active when the previous process stopped".into(),
+            ),
+            reply,
+        })
+        .await?
+        .map_err(CallsError::Store)
     }
 
     pub async fn end(

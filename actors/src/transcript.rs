@@ -108,6 +108,11 @@ impl Conversation {
         !self.ready.is_empty()
     }
 
+    /// Between turns: no line open and no reply in progress.
+    pub fn is_idle(&self) -> bool {
+        self.slots.is_empty() && self.active_responses.is_empty()
+    }
+
     /// Applies one server event.
     pub fn apply(&mut self, event: &ServerEvent, now: DateTime<Utc>) {
         match event {

@@ -54,6 +54,8 @@ pub struct SimRealtimeConfig {
     pub audio_frames_per_word: usize,
     /// Base64 characters per audio frame.
     pub audio_frame_bytes: usize,
+    /// Session lifetime announced in `session.created.session.expires_at`.
+    pub session_seconds: i64,
     pub script: Box<ScriptFn>,
 }
 
@@ -66,6 +68,7 @@ impl SimRealtimeConfig {
             api_key: None,
             audio_frames_per_word: 2,
             audio_frame_bytes: 400,
+            session_seconds: 3600,
             script: Box::new(script),
         }
     }
@@ -79,6 +82,8 @@ pub struct ConnectionRecord {
     pub beta_header: bool,
     /// Every client event, parsed, in arrival order.
     pub client_events: Vec<Value>,
+    /// Pongs the client sent in answer to pings.
+    pub pongs: usize,
     pub closed_by_peer: bool,
 }
 
@@ -292,7 +297,7 @@ async fn serve(
     }
 
     sink.send(Message::text(
-        json!({"type":"session.created","event_id":"evt_0","session":{"id":format!("sess_{index}"),"object":"realtime.session","type":"realtime","expires_at": chrono::Utc::now().timestamp() + 3600}})
+        json!({"type":"session.created","event_id":"evt_0","session":{"id":format!("sess_{index}"),"object":"realtime.session","type":"realtime","expires_at": chrono::Utc::now().timestamp() + config.session_seconds}})
             .to_string(),
     ))
     .await?;
@@ -311,11 +316,14 @@ async fn serve(
         let names = names.clone();
         tokio::spawn(async move {
             while let Some(Ok(message)) = source.next().await {
-                let Message::Text(text) = message else {
-                    if matches!(message, Message::Close(_)) {
-                        break;
+                let text = match message {
+                    Message::Text(text) => text,
+                    Message::Pong(_) => {
+                        update_record(&shared, record_index, |r| r.pongs += 1);
+                        continue;
                     }
-                    continue;
+                    Message::Close(_) => break,
+                    _ => continue,
                 };
                 let event: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
                 update_record(&shared, record_index, |r| {
@@ -375,6 +383,11 @@ async fn serve(
                     break;
                 }
             }
+            Outgoing::Ping => {
+                if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    break;
+                }
+            }
             Outgoing::Close(code) => {
                 let _ = sink.send(close_frame(code)).await;
                 closed_by_peer = true;
@@ -402,6 +415,7 @@ fn close_frame(code: u16) -> Message {
 
 enum Outgoing {
     Frame(String),
+    Ping,
     Close(u16),
     Abort,
     ClientGone,
@@ -507,6 +521,9 @@ async fn play(
             }
             Step::Raw(text) => {
                 let _ = out.send(Outgoing::Frame(text.clone()));
+            }
+            Step::Ping => {
+                let _ = out.send(Outgoing::Ping);
             }
             Step::Close(code) => {
                 let _ = out.send(Outgoing::Close(*code));

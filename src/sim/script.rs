@@ -44,6 +44,8 @@ pub enum Step {
     },
     /// A raw text frame, sent as is (garbage, oversized, unknown events).
     Raw(String),
+    /// A WebSocket ping; the client's pongs are counted.
+    Ping,
     /// A close frame with this code, then the connection ends.
     Close(u16),
     /// The TCP connection is dropped without a close frame.

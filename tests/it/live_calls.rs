@@ -457,3 +457,222 @@ async fn duplicate_and_concurrent_deliveries_start_one_actor_and_one_connection(
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_session_close_to_expiry_is_replaced_between_turns() {
+    each_backend(|_, url| async move {
+        let script_for = |s: usize| Script {
+            steps: vec![
+                Step::Turn(turn(s, Transcription::Before)),
+                Step::Mark(format!("s{s}")),
+                Step::Hold,
+            ],
+        };
+        let peer = SimRealtime::start(
+            ([127, 0, 0, 1], 0).into(),
+            SimRealtimeConfig {
+                session_seconds: 2,
+                ..SimRealtimeConfig::scripted(move |c| script_for(c.session))
+            },
+        )
+        .await
+        .expect("sim starts");
+        let realtime = peer.url();
+        let app = spawn_app_with(&url, |s| {
+            live_settings(s, &realtime);
+            // Sessions "expire" after 2 s; replace them 1 s before.
+            s.call.rotate_before_expiry = Duration::from_secs(1);
+        })
+        .await;
+        let meeting = new_meeting(&app).await;
+        let call = SimCall::new(&meeting);
+        let hooks = driver(&app);
+        expect_json(
+            hooks.session_started(&call).await.expect("sent"),
+            StatusCode::OK,
+        )
+        .await;
+        assert!(
+            peer.wait_for_mark("s2", DEADLINE).await,
+            "a second session after rotation"
+        );
+        let stored = wait_for_lines(&app.store, &meeting, 4).await;
+        let expected: Vec<SentLine> = (1..=2)
+            .flat_map(|s| script_for(s).expected_lines())
+            .collect();
+        assert_transcript(&stored[..4], &expected);
+        let connections = peer.connections_for(&meeting);
+        assert!(
+            !connections[0].closed_by_peer,
+            "scribe closed the first session itself"
+        );
+        let replayed: Vec<&Value> = connections[1]
+            .client_events
+            .iter()
+            .filter(|e| e["type"] == "conversation.item.create")
+            .collect();
+        assert_eq!(replayed.len(), 2, "the first session's lines were replayed");
+        let kinds: Vec<String> = events(&app.store, &meeting)
+            .await
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert!(kinds.iter().any(|k| k == "socket_rotated"), "{kinds:?}");
+        app.stop().await.expect("clean stop");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn pings_are_answered_while_the_call_is_idle() {
+    each_backend(|_, url| async move {
+        let peer = sim(|_| Script {
+            steps: vec![Step::Ping, Step::Ping, Step::Ping, Step::Hold],
+        })
+        .await;
+        let app = live_app(&url, &peer).await;
+        let meeting = new_meeting(&app).await;
+        let call = SimCall::new(&meeting);
+        expect_json(
+            driver(&app).session_started(&call).await.expect("sent"),
+            StatusCode::OK,
+        )
+        .await;
+        let answered = peer
+            .wait_until(DEADLINE, |c| c.iter().any(|r| r.pongs == 3))
+            .await;
+        assert!(answered.is_ok(), "three pongs: {answered:?}");
+        app.stop().await.expect("clean stop");
+    })
+    .await;
+}
+
+/// At call end, user transcriptions still outstanding get the grace period:
+/// one that lands within it is kept; one that never lands is
+/// `transcription_failed`, with its number.
+#[tokio::test]
+async fn finalize_waits_the_grace_period_for_outstanding_transcriptions() {
+    each_backend(|_, url| async move {
+        let script = Script {
+            steps: vec![
+                Step::Turn(turn(1, Transcription::Withheld)),
+                Step::Turn(turn(2, Transcription::Withheld)),
+                Step::Mark("spoken".into()),
+                Step::Gate("late".into()),
+                // The first user item's id in the peer's chain is item_u_1.
+                Step::Raw(
+                    json!({"type":"conversation.item.input_audio_transcription.completed","event_id":"late","item_id":"item_u_1","content_index":0,"transcript":"late but kept"})
+                        .to_string(),
+                ),
+                Step::Hold,
+            ],
+        };
+        let peer = sim(move |_| script.clone()).await;
+        let app = live_app(&url, &peer).await;
+        let meeting = new_meeting(&app).await;
+        let call = SimCall::new(&meeting);
+        let hooks = driver(&app);
+        expect_json(hooks.session_started(&call).await.expect("sent"), StatusCode::OK).await;
+        assert!(peer.wait_for_mark("spoken", DEADLINE).await);
+        wait_for_lines(&app.store, &meeting, 2).await; // the two agent lines
+        expect_json(hooks.session_ended(&call).await.expect("sent"), StatusCode::OK).await;
+        peer.open_gate("late");
+        wait_for_status(&app.store, &meeting, MeetingStatus::Processing).await;
+        let stored = transcript(&app.store, &meeting).await;
+        let got: Vec<(i64, &str, ChunkStatus)> = stored.iter().map(|c| (c.sequence_number, c.text.as_str(), c.status)).collect();
+        assert_eq!(
+            got,
+            [
+                (1, "late but kept", ChunkStatus::Completed),
+                (2, "call agent reply 1 with a few words", ChunkStatus::Completed),
+                (3, "", ChunkStatus::TranscriptionFailed),
+                (4, "call agent reply 2 with a few words", ChunkStatus::Completed),
+            ]
+        );
+        app.stop().await.expect("clean stop");
+    })
+    .await;
+}
+
+/// `call.session_ended` for an active meeting with no live actor (its actor
+/// failed, or the process restarted) still finalizes it from what is stored;
+/// numbers handed out but never stored become `lost` lines, logged as a gap.
+#[tokio::test]
+async fn an_ended_call_without_a_live_actor_is_finalized_from_the_store() {
+    each_backend(|_, url| async move {
+        let peer = sim(|_| Script {
+            steps: vec![Step::Hold],
+        })
+        .await;
+        let app = live_app(&url, &peer).await;
+        let meeting = new_meeting(&app).await;
+        let id: MeetingId = meeting.parse().expect("id");
+        // Active in the database, as a crashed process would leave it.
+        app.store
+            .start_session(
+                &scribe::store::WebhookDelivery {
+                    webhook_id: None,
+                    event_type: "crashed-process".into(),
+                    call_cid: Some("default:c".into()),
+                    session_id: None,
+                },
+                id,
+            )
+            .await
+            .expect("active");
+        let line = |n: i64| {
+            (
+                id,
+                scribe_actors::transcript::Line {
+                    sequence_number: n,
+                    speaker: scribe_actors::domain::Speaker::User,
+                    text: format!("line {n}"),
+                    status: ChunkStatus::Completed,
+                    item_id: None,
+                    timestamp: scribe::domain::now(),
+                },
+            )
+        };
+        app.store
+            .write_batch(&scribe_actors::ports::WriteBatch {
+                lines: vec![line(1), line(2)],
+                high_water: vec![(id, 4)],
+                ..Default::default()
+            })
+            .await
+            .expect("written");
+        let call = SimCall::new(&meeting);
+        let ended = expect_json(
+            driver(&app).session_ended(&call).await.expect("sent"),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(ended["status"], "ending");
+        wait_for_status(&app.store, &meeting, MeetingStatus::Processing).await;
+        let stored = transcript(&app.store, &meeting).await;
+        let statuses: Vec<ChunkStatus> = stored.iter().map(|c| c.status).collect();
+        assert_eq!(
+            statuses,
+            [
+                ChunkStatus::Completed,
+                ChunkStatus::Completed,
+                ChunkStatus::Lost,
+                ChunkStatus::Lost
+            ]
+        );
+        let gaps: Vec<Value> = events(&app.store, &meeting)
+            .await
+            .into_iter()
+            .filter(|(k, _)| k == "gap")
+            .map(|(_, d)| d)
+            .collect();
+        assert_eq!(gaps.len(), 1);
+        assert_eq!(
+            (gaps[0]["from"].as_i64(), gaps[0]["to"].as_i64()),
+            (Some(3), Some(4))
+        );
+        assert!(peer.connections().is_empty());
+        app.stop().await.expect("clean stop");
+    })
+    .await;
+}

@@ -474,3 +474,64 @@ async fn admin_endpoints_need_the_admin_token_and_kill_needs_chaos() {
     })
     .await;
 }
+
+/// Invariant 2 across a process restart: the meeting stays `active`, the
+/// next process adopts it at startup, opens a new session with the stored
+/// lines replayed, and numbering continues after the highest number.
+#[tokio::test]
+async fn a_restarted_process_adopts_live_calls_and_numbering_continues() {
+    each_backend(|_, url| async move {
+        let script_for = |s: usize| Script {
+            steps: vec![
+                Step::Turn(turn(s, Transcription::Before)),
+                // The second turn's transcription never comes: open at shutdown.
+                Step::Turn(turn(s + 10, Transcription::Withheld)),
+                Step::Mark(format!("s{s}")),
+                Step::Hold,
+            ],
+        };
+        let peer = sim(move |c| script_for(c.session)).await;
+        let app = live_app(&url, &peer).await;
+        let meeting = new_meeting(&app).await;
+        let call = start(&app, &meeting).await;
+        assert!(peer.wait_for_mark("s1", DEADLINE).await);
+        actor_where(&app, &meeting, "the first session read", |a| {
+            a["next_sequence"] == 5
+        })
+        .await;
+        app.stop().await.expect("graceful stop");
+        assert_eq!(
+            crate::live_calls::status_of(&crate::helpers::TestDb::store_at(&url).await, &meeting)
+                .await,
+            MeetingStatus::Active,
+            "a live call stays active across a restart"
+        );
+
+        let app = live_app(&url, &peer).await;
+        assert!(
+            peer.wait_for_mark("s2", DEADLINE).await,
+            "adopted and reconnected"
+        );
+        // The second session's withheld user line stays open until the end.
+        wait_for_lines(&app.store, &meeting, 7).await;
+        end(&app, &call).await;
+        let mut expected = script_for(1).expected_lines();
+        expected.extend(script_for(2).expected_lines());
+        assert_transcript(&transcript(&app.store, &meeting).await, &expected);
+        let restarted: Vec<Value> = events(&app.store, &meeting)
+            .await
+            .into_iter()
+            .filter(|(k, _)| k == "actor_restarted")
+            .map(|(_, d)| d)
+            .collect();
+        assert_eq!(restarted.len(), 1, "{restarted:?}");
+        assert!(
+            restarted[0]["reason"]
+                .as_str()
+                .expect("reason")
+                .contains("adopted")
+        );
+        app.stop().await.expect("clean stop");
+    })
+    .await;
+}

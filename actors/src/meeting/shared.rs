@@ -109,6 +109,11 @@ impl SharedCall {
         self.lock().conversation.unflushed()
     }
 
+    /// Between turns: a good moment to replace the realtime session.
+    pub fn is_idle(&self) -> bool {
+        self.lock().conversation.is_idle()
+    }
+
     pub fn pending_user_lines(&self) -> usize {
         self.lock().conversation.pending_user_lines()
     }
