@@ -6,19 +6,26 @@
 //! ## Supervision tree
 //!
 //! ```text
-//! main ── Application ── axum server (HTTP API, health)
-//!                     └─ Store (SQLite or PostgreSQL pool)
-//! CallSupervisor, MeetingActor, AnalysisActor: not built yet (live-calls and
-//! analysis issues); they will hang off Application.
+//! main ── Application ── axum server (REST, webhook, admin, probes)
+//!                     ├─ Store (SQLite or PostgreSQL pool)
+//!                     ├─ ChunkWriter task
+//!                     ├─ CallSupervisor ── MeetingActor per live call
+//!                     └─ SimRealtime (with --simulate)
 //! ```
+//! AnalysisActor comes with the analysis issue.
 //!
 //! ## Modules
 //!
 //! - [`config`]: the `scribe` command line, env fallbacks, resolved [`config::Settings`].
 //! - [`telemetry`]: the tracing subscriber.
 //! - [`domain`]: validated agents, blueprints and meetings.
-//! - [`store`]: one store over SQLite and PostgreSQL, embedded migrations.
-//! - [`http`]: router, state, `ApiError`, auth, the REST handlers, probes.
+//! - [`store`]: one store over SQLite and PostgreSQL, embedded migrations; it
+//!   implements the actors' `CallStore` port.
+//! - [`http`]: router, state, `ApiError`, auth, the REST handlers, the Stream
+//!   webhook, admin, probes.
+//! - [`realtime`]: the realtime providers (`RealtimeConnector`).
+//! - [`stream`]: Stream webhook signatures and events, the agent JWT.
+//! - [`sim`]: simulated realtime peer, scripts, webhook driver.
 //! - [`startup`]: `Application::build` / `run_until_stopped`, shutdown signals.
 
 pub mod config;

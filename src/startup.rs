@@ -157,12 +157,17 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let store = self.state.store.clone();
-        let supervisor = self.state.calls.supervisor().clone();
+        let calls = self.state.calls.clone();
+        let supervisor = calls.supervisor().clone();
         let served = axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP");
-        tracing::info!("http server stopped; stopping calls and flushing transcripts");
+        tracing::info!("http server stopped; finishing call ends, then stopping calls");
+        // Calls that already ended are finalized before anything stops.
+        if let Err(error) = calls.settled(std::time::Duration::from_secs(30)).await {
+            tracing::error!(%error, "shutting down with calls still being finalized");
+        }
         // Live calls stay `active` in the database: the next start adopts them.
         supervisor.stop(Some("shutdown".into()));
         let _ = self.supervisor_task.await;

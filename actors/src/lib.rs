@@ -8,9 +8,11 @@
 //! ## Supervision tree
 //!
 //! ```text
-//! CallSupervisor                 (not built yet: live-calls issue)
-//!  ├── MeetingActor(meeting)     owns the realtime socket and the transcript
-//!  └── AnalysisActor(meeting)    post-call analysis
+//! CallSupervisor                 one per process; restarts dead MeetingActors
+//!  └── MeetingActor(meeting)     one per live call; owns the realtime socket
+//!       └── socket reader task   applies frames to the call's SharedCall
+//! CallRegistry                   SharedCall per call: outlives every actor
+//! ChunkWriter task               one per process: batched lines and events
 //! ```
 //!
 //! ## Modules
@@ -18,11 +20,14 @@
 //! - [`ids`]: identifier newtypes shared by every layer (`MeetingId`, `AgentId`).
 //! - [`domain`]: the closed sets of the data model (`MeetingStatus`, `Speaker`,
 //!   `ChunkStatus`) with their stored spellings.
-//! - [`realtime`]: the OpenAI Realtime protocol: server event parsing.
 //! - [`ports`]: what the actors need from outside (`CallStore`), as traits.
-//! - [`writer`]: the process-wide batched chunk writer.
+//! - [`realtime`]: the OpenAI Realtime protocol: server events, client events,
+//!   connecting (`RealtimeConnector`).
 //! - [`transcript`]: the conversation model: slots in `previous_item_id`
 //!   order, sequence numbers, lines ready to be written.
+//! - [`writer`]: the process-wide batched writer.
+//! - [`meeting`]: MeetingActor, its socket reader and `SharedCall`.
+//! - [`supervisor`]: CallSupervisor, `CallRegistry`, the `Calls` handle.
 
 pub mod domain;
 pub mod ids;

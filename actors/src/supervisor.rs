@@ -6,7 +6,7 @@
 //! It overrides ractor's default supervision (which would stop the
 //! supervisor, and every other call with it, when one child exits).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -128,6 +128,12 @@ pub enum SupervisorMsg {
         reply: RpcReplyPort<EndOutcome>,
     },
     Actors(RpcReplyPort<Vec<ActorRef<MeetingMsg>>>),
+    /// A finalization without an actor is done.
+    Finalized {
+        meeting: MeetingId,
+    },
+    /// Replies once no call is being finalized (for graceful shutdown).
+    WhenSettled(RpcReplyPort<()>),
     /// Chaos: kill the meeting's actor abruptly. Replies whether one was live.
     Kill {
         meeting: MeetingId,
@@ -162,9 +168,22 @@ pub struct SupervisorState {
     budget: RestartBudget,
     live: HashMap<MeetingId, LiveCall>,
     by_actor: HashMap<ActorId, MeetingId>,
+    /// Calls being finalized (by their actor or from the store).
+    finalizing: HashSet<MeetingId>,
+    /// Waiting for `finalizing` to become empty (graceful shutdown).
+    settled_waiters: Vec<RpcReplyPort<()>>,
 }
 
 impl SupervisorState {
+    fn finalized(&mut self, meeting: MeetingId) {
+        self.finalizing.remove(&meeting);
+        if self.finalizing.is_empty() {
+            for waiter in self.settled_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+    }
+
     async fn spawn(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
@@ -221,9 +240,16 @@ impl SupervisorState {
         Ok(StartOutcome::Started)
     }
 
-    fn finalize_without_actor(&self, meeting: MeetingId, ended_at: DateTime<Utc>) {
+    fn finalize_without_actor(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        meeting: MeetingId,
+        ended_at: DateTime<Utc>,
+    ) {
+        self.finalizing.insert(meeting);
         let deps = self.deps.clone();
         let registry = self.registry.clone();
+        let myself = myself.clone();
         tokio::spawn(async move {
             if let Some(call) = registry.get(meeting) {
                 call.end_session(&deps.writer);
@@ -233,6 +259,7 @@ impl SupervisorState {
             }
             let done = finalize_in_store(&deps, meeting, ended_at).await;
             registry.remove(meeting);
+            let _ = myself.cast(SupervisorMsg::Finalized { meeting });
             tracing::info!(%meeting, lines = done.lines, lost = done.lost.len(), "call finalized without a live actor");
         });
     }
@@ -253,9 +280,10 @@ impl SupervisorState {
         if entry.ending {
             if expected {
                 self.registry.remove(meeting);
+                self.finalized(meeting);
             } else {
                 // Died while finalizing: finish the job from what is stored and shared.
-                self.finalize_without_actor(meeting, Utc::now());
+                self.finalize_without_actor(myself, meeting, Utc::now());
             }
             return;
         }
@@ -337,6 +365,8 @@ impl Actor for CallSupervisor {
             budget: args.budget,
             live: HashMap::new(),
             by_actor: HashMap::new(),
+            finalizing: HashSet::new(),
+            settled_waiters: Vec::new(),
         })
     }
 
@@ -363,14 +393,23 @@ impl Actor for CallSupervisor {
                 let outcome = match state.live.get_mut(&meeting) {
                     Some(entry) if entry.actor.cast(MeetingMsg::Finalize { ended_at }).is_ok() => {
                         entry.ending = true;
+                        state.finalizing.insert(meeting);
                         EndOutcome::Finalizing
                     }
                     _ => {
-                        state.finalize_without_actor(meeting, ended_at);
+                        state.finalize_without_actor(&myself, meeting, ended_at);
                         EndOutcome::FinalizingFromStore
                     }
                 };
                 let _ = reply.send(outcome);
+            }
+            SupervisorMsg::Finalized { meeting } => state.finalized(meeting),
+            SupervisorMsg::WhenSettled(reply) => {
+                if state.finalizing.is_empty() {
+                    let _ = reply.send(());
+                } else {
+                    state.settled_waiters.push(reply);
+                }
             }
             SupervisorMsg::Actors(reply) => {
                 let _ = reply.send(state.live.values().map(|c| c.actor.clone()).collect());
@@ -495,6 +534,21 @@ impl Calls {
             reply,
         })
         .await
+    }
+
+    /// Waits (up to `patience`) until every call being finalized is done.
+    pub async fn settled(&self, patience: Duration) -> Result<(), CallsError> {
+        match self
+            .supervisor
+            .call(SupervisorMsg::WhenSettled, Some(patience))
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(())) => Ok(()),
+            Ok(_) => Err(CallsError::Unavailable(format!(
+                "calls still finalizing after {patience:?}"
+            ))),
+            Err(e) => Err(CallsError::Unavailable(e.to_string())),
+        }
     }
 
     pub async fn kill(&self, meeting: MeetingId) -> Result<bool, CallsError> {

@@ -56,6 +56,9 @@ pub struct SimRealtimeConfig {
     pub audio_frame_bytes: usize,
     /// Session lifetime announced in `session.created.session.expires_at`.
     pub session_seconds: i64,
+    /// Answer `session.update` with input transcription off, as the real
+    /// service does when the requested transcription settings are refused.
+    pub refuse_transcription: bool,
     pub script: Box<ScriptFn>,
 }
 
@@ -69,6 +72,7 @@ impl SimRealtimeConfig {
             audio_frames_per_word: 2,
             audio_frame_bytes: 400,
             session_seconds: 3600,
+            refuse_transcription: false,
             script: Box::new(script),
         }
     }
@@ -306,6 +310,7 @@ async fn serve(
     let session_ready = Arc::new(Notify::new());
 
     // Client events: record, answer session.update and item.create.
+    let refuse_transcription = config.refuse_transcription;
     let reader = {
         let (shared, out_tx, conversation, session_ready) = (
             shared.clone(),
@@ -333,6 +338,9 @@ async fn serve(
                     Some("session.update") => {
                         let mut session = event["session"].clone();
                         session["id"] = json!(format!("sess_{index}"));
+                        if refuse_transcription {
+                            session["audio"]["input"]["transcription"] = Value::Null;
+                        }
                         let _ = out_tx.send(send(
                             json!({"type":"session.updated","event_id":"evt_su","session":session}),
                         ));

@@ -676,3 +676,121 @@ async fn an_ended_call_without_a_live_actor_is_finalized_from_the_store() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn transcription_left_off_by_the_service_is_logged_and_the_call_goes_on() {
+    each_backend(|_, url| async move {
+        let peer = SimRealtime::start(
+            ([127, 0, 0, 1], 0).into(),
+            SimRealtimeConfig {
+                refuse_transcription: true,
+                ..SimRealtimeConfig::scripted(|_| Script {
+                    steps: vec![
+                        Step::Turn(turn(1, Transcription::Before)),
+                        Step::Mark("done".into()),
+                        Step::Hold,
+                    ],
+                })
+            },
+        )
+        .await
+        .expect("sim starts");
+        let app = live_app(&url, &peer).await;
+        let meeting = new_meeting(&app).await;
+        let call = SimCall::new(&meeting);
+        let hooks = driver(&app);
+        expect_json(
+            hooks.session_started(&call).await.expect("sent"),
+            StatusCode::OK,
+        )
+        .await;
+        assert!(peer.wait_for_mark("done", DEADLINE).await);
+        wait_for_lines(&app.store, &meeting, 2).await;
+        expect_json(
+            hooks.session_ended(&call).await.expect("sent"),
+            StatusCode::OK,
+        )
+        .await;
+        wait_for_status(&app.store, &meeting, MeetingStatus::Processing).await;
+        let off: Vec<Value> = events(&app.store, &meeting)
+            .await
+            .into_iter()
+            .filter(|(k, _)| k == "transcription_off")
+            .map(|(_, d)| d)
+            .collect();
+        assert_eq!(off.len(), 1);
+        assert!(
+            off[0]["error"]
+                .as_str()
+                .expect("error")
+                .contains("transcription off")
+        );
+        app.stop().await.expect("clean stop");
+    })
+    .await;
+}
+
+/// Supervision is per call: one call's actor dying, or one call ending,
+/// never touches another call.
+#[tokio::test]
+async fn one_call_dying_or_ending_never_touches_another() {
+    each_backend(|_, url| async move {
+        let peer = sim(|c| Script {
+            steps: vec![
+                Step::Turn(turn(c.session, Transcription::Before)),
+                Step::Mark(format!(
+                    "{}-{}",
+                    c.meeting.clone().unwrap_or_default(),
+                    c.session
+                )),
+                Step::Hold,
+            ],
+        })
+        .await;
+        let app = live_app(&url, &peer).await;
+        let (a, b) = (new_meeting(&app).await, new_meeting(&app).await);
+        let (call_a, call_b) = (SimCall::new(&a), SimCall::new(&b));
+        let hooks = driver(&app);
+        for call in [&call_a, &call_b] {
+            expect_json(
+                hooks.session_started(call).await.expect("sent"),
+                StatusCode::OK,
+            )
+            .await;
+        }
+        assert!(peer.wait_for_mark(&format!("{a}-1"), DEADLINE).await);
+        assert!(peer.wait_for_mark(&format!("{b}-1"), DEADLINE).await);
+        wait_for_lines(&app.store, &a, 2).await;
+        let b_actor = eventually("b's actor", || app.actor(&b)).await;
+        // A's actor is killed and restarted; then A's call ends.
+        assert!(
+            app.calls
+                .kill(a.parse().expect("id"))
+                .await
+                .expect("supervisor")
+        );
+        assert!(peer.wait_for_mark(&format!("{a}-2"), DEADLINE).await);
+        wait_for_lines(&app.store, &a, 4).await;
+        expect_json(
+            hooks.session_ended(&call_a).await.expect("sent"),
+            StatusCode::OK,
+        )
+        .await;
+        wait_for_status(&app.store, &a, MeetingStatus::Processing).await;
+        // B's actor is the same one, untouched, still on its first session.
+        let b_now = app.actor(&b).await.expect("b still live");
+        assert_eq!(b_now["restarts"], 0);
+        assert!(b_now["uptime_ms"].as_u64() >= b_actor["uptime_ms"].as_u64());
+        assert_eq!(peer.connections_for(&b).len(), 1);
+        assert_eq!(status_of(&app.store, &b).await, MeetingStatus::Active);
+        expect_json(
+            hooks.session_ended(&call_b).await.expect("sent"),
+            StatusCode::OK,
+        )
+        .await;
+        wait_for_status(&app.store, &b, MeetingStatus::Processing).await;
+        assert_eq!(transcript(&app.store, &b).await.len(), 2);
+        app.stop().await.expect("clean stop");
+    })
+    .await;
+}

@@ -535,3 +535,41 @@ async fn a_restarted_process_adopts_live_calls_and_numbering_continues() {
     })
     .await;
 }
+
+/// A graceful stop while a call is being finalized (here: waiting out the
+/// grace period for a transcription that never comes) finishes the job
+/// first: the ended call is `processing`, never left `active` for the next
+/// process to adopt.
+#[tokio::test]
+async fn a_graceful_stop_finishes_calls_that_are_ending() {
+    each_backend(|_, url| async move {
+        let peer = sim(|_| Script {
+            steps: vec![
+                Step::Turn(turn(1, Transcription::Withheld)),
+                Step::Mark("spoken".into()),
+                Step::Hold,
+            ],
+        })
+        .await;
+        let app = live_app(&url, &peer).await;
+        let meeting = new_meeting(&app).await;
+        let call = start(&app, &meeting).await;
+        assert!(peer.wait_for_mark("spoken", DEADLINE).await);
+        actor_where(&app, &meeting, "the turn read", |a| a["next_sequence"] == 3).await;
+        let answer = driver(&app).session_ended(&call).await.expect("sent");
+        expect_json(answer, StatusCode::OK).await;
+        app.stop().await.expect("graceful stop");
+        let reopened = crate::helpers::TestDb::store_at(&url).await;
+        assert_eq!(
+            crate::live_calls::status_of(&reopened, &meeting).await,
+            MeetingStatus::Processing
+        );
+        let lines = transcript(&reopened, &meeting).await;
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            lines[0].status,
+            scribe_actors::domain::ChunkStatus::TranscriptionFailed
+        );
+    })
+    .await;
+}
