@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use scribe_actors::meeting::CallConfig;
-use scribe_actors::supervisor::RestartBudget;
+use scribe_actors::supervisor::{LeaseConfig, RestartBudget};
 use scribe_actors::writer::WriterConfig;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -121,6 +121,12 @@ pub struct ServeArgs {
     /// written.
     #[arg(long, env = "SCRIBE_BATCH_MAX_DELAY_MS", default_value_t = 20)]
     pub batch_max_delay_ms: u64,
+
+    /// This instance's name in call leases, when several instances share a
+    /// database. Defaults to `<hostname>:<port>`, so a restarted instance
+    /// takes its own calls back at once.
+    #[arg(long, env = "SCRIBE_INSTANCE_ID")]
+    pub instance_id: Option<String>,
 }
 
 /// Everything `serve` needs, resolved: the API token is always present.
@@ -141,6 +147,7 @@ pub struct Settings {
     pub call: CallConfig,
     pub writer: WriterConfig,
     pub restart_budget: RestartBudget,
+    pub lease: LeaseConfig,
 }
 
 /// Where the API token came from: given, or generated for this run.
@@ -181,6 +188,10 @@ impl Settings {
                 ..WriterConfig::default()
             },
             restart_budget: RestartBudget::default(),
+            lease: LeaseConfig::new(
+                args.instance_id
+                    .unwrap_or_else(|| default_instance_id(args.listen)),
+            ),
         };
         (settings, source)
     }
@@ -205,7 +216,20 @@ impl Settings {
             call: CallConfig::default(),
             writer: WriterConfig::default(),
             restart_budget: RestartBudget::default(),
+            lease: LeaseConfig::new(format!("test-{}", uuid::Uuid::new_v4())),
         }
+    }
+}
+
+/// `<hostname>:<port>`, or a random name when the port is chosen by the OS.
+fn default_instance_id(listen: SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty());
+    match (host, listen.port()) {
+        (Some(host), port) if port != 0 => format!("{host}:{port}"),
+        _ => format!("scribe-{}", uuid::Uuid::new_v4()),
     }
 }
 

@@ -147,6 +147,7 @@ mod tests {
             call_id: Some("abc".into()),
             call_type: Some("default".into()),
             next_sequence: 1,
+            end_requested_at: None,
         }
     }
 

@@ -31,6 +31,7 @@ pub struct Application {
     writer: ChunkWriter,
     writer_task: JoinHandle<()>,
     registry: Arc<CallRegistry>,
+    lease_owner: String,
     supervisor_task: JoinHandle<()>,
     /// The in-process simulated realtime peer of `--simulate`.
     sim: Option<SimRealtime>,
@@ -93,6 +94,7 @@ impl Application {
                 deps,
                 registry: registry.clone(),
                 budget: settings.restart_budget,
+                lease: settings.lease.clone(),
             },
         )
         .await
@@ -124,6 +126,7 @@ impl Application {
             writer,
             writer_task,
             registry,
+            lease_owner: settings.lease.owner.clone(),
             supervisor_task,
             sim,
         })
@@ -189,6 +192,10 @@ impl Application {
         }
         drop(self.writer);
         self.writer_task.abort();
+        // Another instance may take the live calls over at once.
+        if let Err(error) = store.release_leases(&self.lease_owner).await {
+            tracing::error!(error = %error, "leases not released; other instances wait for them to expire");
+        }
         drop(self.sim);
         store.close().await;
         served

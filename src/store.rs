@@ -6,6 +6,7 @@
 mod agents;
 mod calls;
 mod events;
+mod leases;
 mod meetings;
 mod rows;
 mod transcript;

@@ -1,6 +1,8 @@
 //! What the actors need from the outside world, as traits the `scribe`
 //! crate implements (the store over SQLite/PostgreSQL).
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -39,6 +41,19 @@ pub struct CallContext {
     pub call_type: Option<String>,
     /// One past the highest sequence number ever handed out or stored.
     pub next_sequence: i64,
+    /// When another instance received `call.session_ended` for this call.
+    pub end_requested_at: Option<DateTime<Utc>>,
+}
+
+/// What renewing an instance's leases found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeaseReport {
+    /// Active meetings this instance holds the lease of (renewed now).
+    pub owned: Vec<MeetingId>,
+    /// Among those, calls another instance was told have ended.
+    pub end_requested: Vec<(MeetingId, DateTime<Utc>)>,
+    /// Active meetings whose lease is free or expired: to be taken over.
+    pub orphaned: Vec<MeetingId>,
 }
 
 /// Lines, counter reservations and event-log entries for one or more
@@ -79,6 +94,7 @@ pub enum EventKind {
     RealtimeError,
     ConfigurationError,
     TranscriptionOff,
+    LeaseLost,
     OutOfOrderItem,
     Gap,
     CallEnded,
@@ -97,6 +113,7 @@ impl EventKind {
             Self::RealtimeError => "realtime_error",
             Self::ConfigurationError => "configuration_error",
             Self::TranscriptionOff => "transcription_off",
+            Self::LeaseLost => "lease_lost",
             Self::OutOfOrderItem => "out_of_order_item",
             Self::Gap => "gap",
             Self::CallEnded => "call_ended",
@@ -153,4 +170,31 @@ pub trait CallStore: Send + Sync + 'static {
     /// Marks the meeting `failed` with a human-readable error, unless it
     /// already reached a terminal state.
     async fn fail(&self, meeting: MeetingId, error: &str) -> Result<(), PortError>;
+
+    /// Takes the lease of an `active` meeting for `owner` until `now + ttl`,
+    /// when it is free, expired or already `owner`'s. False when another
+    /// instance holds it.
+    async fn acquire_lease(
+        &self,
+        meeting: MeetingId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, PortError>;
+
+    /// Extends every lease `owner` holds on an active meeting, and reports
+    /// what it holds, which of those ended elsewhere, and which active
+    /// meetings nobody holds.
+    async fn renew_leases(&self, owner: &str, ttl: Duration) -> Result<LeaseReport, PortError>;
+
+    /// Frees every lease `owner` holds (graceful shutdown).
+    async fn release_leases(&self, owner: &str) -> Result<(), PortError>;
+
+    /// When another live instance (not `me`) holds the meeting's lease,
+    /// records that the call ended and returns true: the owner finalizes.
+    async fn request_end(
+        &self,
+        meeting: MeetingId,
+        me: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, PortError>;
 }

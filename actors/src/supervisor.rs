@@ -104,6 +104,10 @@ pub enum StartOutcome {
     AlreadyRunning,
     NotFound,
     NotActive(MeetingStatus),
+    /// Another live instance holds the call's lease and runs it.
+    OwnedElsewhere,
+    /// The call had already ended elsewhere: finalizing it here.
+    Ending,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +116,27 @@ pub enum EndOutcome {
     Finalizing,
     /// No actor was live: finalizing from the stored state.
     FinalizingFromStore,
+    /// Another instance owns the call: it was told through the database.
+    Forwarded,
+}
+
+/// How this instance holds calls: its name in the leases, how long a lease
+/// lasts, and how often leases are renewed (and orphans looked for).
+#[derive(Debug, Clone)]
+pub struct LeaseConfig {
+    pub owner: String,
+    pub ttl: Duration,
+    pub renew_every: Duration,
+}
+
+impl LeaseConfig {
+    pub fn new(owner: impl Into<String>) -> Self {
+        Self {
+            owner: owner.into(),
+            ttl: Duration::from_secs(30),
+            renew_every: Duration::from_secs(10),
+        }
+    }
 }
 
 pub enum SupervisorMsg {
@@ -134,6 +159,9 @@ pub enum SupervisorMsg {
     },
     /// Replies once no call is being finalized (for graceful shutdown).
     WhenSettled(RpcReplyPort<()>),
+    /// Renew leases; stop calls whose lease is gone; finalize calls that
+    /// ended elsewhere; take over calls nobody holds.
+    LeaseTick,
     /// Chaos: kill the meeting's actor abruptly. Replies whether one was live.
     Kill {
         meeting: MeetingId,
@@ -152,6 +180,7 @@ pub struct SupervisorArgs {
     pub deps: Arc<CallDeps>,
     pub registry: Arc<CallRegistry>,
     pub budget: RestartBudget,
+    pub lease: LeaseConfig,
 }
 
 struct LiveCall {
@@ -160,12 +189,15 @@ struct LiveCall {
     incarnation: u32,
     restarts: VecDeque<Instant>,
     ending: bool,
+    /// The lease went to another instance: stop, do not restart.
+    lease_lost: bool,
 }
 
 pub struct SupervisorState {
     deps: Arc<CallDeps>,
     registry: Arc<CallRegistry>,
     budget: RestartBudget,
+    lease: LeaseConfig,
     live: HashMap<MeetingId, LiveCall>,
     by_actor: HashMap<ActorId, MeetingId>,
     /// Calls being finalized (by their actor or from the store).
@@ -213,6 +245,7 @@ impl SupervisorState {
                 incarnation,
                 restarts,
                 ending: false,
+                lease_lost: false,
             },
         );
         Ok(())
@@ -234,6 +267,19 @@ impl SupervisorState {
         };
         if context.status != MeetingStatus::Active {
             return Ok(StartOutcome::NotActive(context.status));
+        }
+        let leased = self
+            .deps
+            .store
+            .acquire_lease(meeting, &self.lease.owner, self.lease.ttl)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !leased {
+            return Ok(StartOutcome::OwnedElsewhere);
+        }
+        if let Some(ended_at) = context.end_requested_at {
+            self.finalize_without_actor(myself, meeting, ended_at);
+            return Ok(StartOutcome::Ending);
         }
         self.spawn(myself, context, 0, VecDeque::new(), reason)
             .await?;
@@ -264,6 +310,74 @@ impl SupervisorState {
         });
     }
 
+    fn end_live(&mut self, meeting: MeetingId, ended_at: DateTime<Utc>) -> bool {
+        match self.live.get_mut(&meeting) {
+            Some(entry)
+                if !entry.ending && entry.actor.cast(MeetingMsg::Finalize { ended_at }).is_ok() =>
+            {
+                entry.ending = true;
+                self.finalizing.insert(meeting);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    async fn lease_tick(&mut self, myself: &ActorRef<SupervisorMsg>) {
+        let report = match self
+            .deps
+            .store
+            .renew_leases(&self.lease.owner, self.lease.ttl)
+            .await
+        {
+            Ok(report) => report,
+            Err(error) => {
+                tracing::warn!(%error, "leases not renewed");
+                return;
+            }
+        };
+        tracing::trace!(owner = %self.lease.owner, ?report, "leases renewed");
+        let lost: Vec<MeetingId> = self
+            .live
+            .iter()
+            .filter(|(m, c)| !c.ending && !report.owned.contains(m))
+            .map(|(m, _)| *m)
+            .collect();
+        for meeting in lost {
+            if let Some(entry) = self.live.get_mut(&meeting) {
+                tracing::warn!(%meeting, "call's lease is gone; stopping its actor here");
+                entry.lease_lost = true;
+                entry.actor.kill();
+                self.deps.log(
+                    meeting,
+                    EventKind::LeaseLost,
+                    json!({ "owner": self.lease.owner, "reason": "the lease expired or passed to another instance" }),
+                );
+            }
+        }
+        for (meeting, ended_at) in report.end_requested {
+            if !self.end_live(meeting, ended_at)
+                && !self.live.contains_key(&meeting)
+                && !self.finalizing.contains(&meeting)
+            {
+                self.finalize_without_actor(myself, meeting, ended_at);
+            }
+        }
+        for meeting in report.orphaned {
+            if self.live.contains_key(&meeting) || self.finalizing.contains(&meeting) {
+                continue;
+            }
+            let reason = Some(format!(
+                "taken over by {}: the call's lease had expired",
+                self.lease.owner
+            ));
+            match self.start(myself, meeting, reason).await {
+                Ok(outcome) => tracing::info!(%meeting, ?outcome, "orphaned call considered"),
+                Err(error) => tracing::warn!(%meeting, %error, "orphaned call not taken over"),
+            }
+        }
+    }
+
     async fn on_child_exit(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
@@ -277,6 +391,10 @@ impl SupervisorState {
         let Some(mut entry) = self.live.remove(&meeting) else {
             return;
         };
+        if entry.lease_lost {
+            self.registry.remove(meeting);
+            return;
+        }
         if entry.ending {
             if expected {
                 self.registry.remove(meeting);
@@ -354,6 +472,15 @@ impl Actor for CallSupervisor {
     type State = SupervisorState;
     type Arguments = SupervisorArgs;
 
+    async fn post_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        myself.send_interval(state.lease.renew_every, || SupervisorMsg::LeaseTick);
+        Ok(())
+    }
+
     async fn pre_start(
         &self,
         _: ActorRef<SupervisorMsg>,
@@ -363,6 +490,7 @@ impl Actor for CallSupervisor {
             deps: args.deps,
             registry: args.registry,
             budget: args.budget,
+            lease: args.lease,
             live: HashMap::new(),
             by_actor: HashMap::new(),
             finalizing: HashSet::new(),
@@ -390,20 +518,29 @@ impl Actor for CallSupervisor {
                 ended_at,
                 reply,
             } => {
-                let outcome = match state.live.get_mut(&meeting) {
-                    Some(entry) if entry.actor.cast(MeetingMsg::Finalize { ended_at }).is_ok() => {
-                        entry.ending = true;
-                        state.finalizing.insert(meeting);
-                        EndOutcome::Finalizing
-                    }
+                let live_ending = state.live.get(&meeting).map(|entry| entry.ending);
+                let outcome = match live_ending {
+                    Some(true) => EndOutcome::Finalizing,
+                    Some(false) if state.end_live(meeting, ended_at) => EndOutcome::Finalizing,
+                    _ if state.finalizing.contains(&meeting) => EndOutcome::FinalizingFromStore,
                     _ => {
-                        state.finalize_without_actor(&myself, meeting, ended_at);
-                        EndOutcome::FinalizingFromStore
+                        let forwarded = state
+                            .deps
+                            .store
+                            .request_end(meeting, &state.lease.owner, ended_at)
+                            .await;
+                        if matches!(forwarded, Ok(true)) {
+                            EndOutcome::Forwarded
+                        } else {
+                            state.finalize_without_actor(&myself, meeting, ended_at);
+                            EndOutcome::FinalizingFromStore
+                        }
                     }
                 };
                 let _ = reply.send(outcome);
             }
             SupervisorMsg::Finalized { meeting } => state.finalized(meeting),
+            SupervisorMsg::LeaseTick => state.lease_tick(&myself).await,
             SupervisorMsg::WhenSettled(reply) => {
                 if state.finalizing.is_empty() {
                     let _ = reply.send(());

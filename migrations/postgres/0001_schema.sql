@@ -35,6 +35,9 @@ CREATE TABLE meetings (
     lease_owner           TEXT,
     lease_expires_at      TIMESTAMPTZ,
     lease_epoch           BIGINT NOT NULL DEFAULT 0,
+    -- set by an instance that received call.session_ended for a call another
+    -- instance owns; the owner finalizes
+    end_requested_at      TIMESTAMPTZ,
     created_at            TIMESTAMPTZ NOT NULL,
     updated_at            TIMESTAMPTZ NOT NULL
 );
@@ -42,6 +45,7 @@ CREATE TABLE meetings (
 CREATE INDEX meetings_user_created ON meetings (user_id, created_at);
 CREATE INDEX meetings_status_created ON meetings (status, created_at);
 CREATE INDEX meetings_agent ON meetings (agent_id);
+CREATE INDEX meetings_lease ON meetings (status, lease_owner);
 
 CREATE TABLE transcript_chunks (
     id              BIGSERIAL PRIMARY KEY,

@@ -36,6 +36,9 @@ CREATE TABLE meetings (
     lease_owner           TEXT,
     lease_expires_at      TEXT,
     lease_epoch           INTEGER NOT NULL DEFAULT 0,
+    -- set by an instance that received call.session_ended for a call another
+    -- instance owns; the owner finalizes
+    end_requested_at      TEXT,
     created_at            TEXT NOT NULL,
     updated_at            TEXT NOT NULL
 );
@@ -43,6 +46,7 @@ CREATE TABLE meetings (
 CREATE INDEX meetings_user_created ON meetings (user_id, created_at);
 CREATE INDEX meetings_status_created ON meetings (status, created_at);
 CREATE INDEX meetings_agent ON meetings (agent_id);
+CREATE INDEX meetings_lease ON meetings (status, lease_owner);
 
 CREATE TABLE transcript_chunks (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,

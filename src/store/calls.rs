@@ -1,12 +1,15 @@
 //! The store as the actors see it: the `CallStore` port.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use scribe_actors::domain::{MeetingStatus, Speaker};
 use scribe_actors::ids::MeetingId;
-use scribe_actors::ports::{CallContext, CallStore, EventKind, Finalized, PortError, WriteBatch};
+use scribe_actors::ports::{
+    CallContext, CallStore, EventKind, Finalized, LeaseReport, PortError, WriteBatch,
+};
 use serde_json::{Value, json};
 use sqlx::types::Json;
 
@@ -26,6 +29,7 @@ struct ContextRow {
     call_cid: Option<String>,
     sequence_high_water: i64,
     max_sequence: Option<i64>,
+    end_requested_at: Option<DateTime<Utc>>,
 }
 
 /// Consecutive numbers folded into inclusive ranges: [1,2,3,7] -> [(1,3),(7,7)].
@@ -48,7 +52,7 @@ impl Store {
         let row: Option<ContextRow> = on_pool!(self, |p| {
             sqlx::query_as(
                 "SELECT m.status, COALESCE(m.prompt, a.instructions) AS instructions, m.call_cid, \
-                 m.sequence_high_water, \
+                 m.sequence_high_water, m.end_requested_at, \
                  (SELECT MAX(c.sequence_number) FROM transcript_chunks c WHERE c.meeting_id = m.id) AS max_sequence \
                  FROM meetings m JOIN agents a ON a.id = m.agent_id WHERE m.id = $1",
             )
@@ -72,6 +76,7 @@ impl Store {
             call_id,
             call_type,
             next_sequence: row.sequence_high_water.max(row.max_sequence.unwrap_or(0)) + 1,
+            end_requested_at: row.end_requested_at,
         }))
     }
 
@@ -217,6 +222,32 @@ impl CallStore for Store {
         })
         .map_err(StoreError::from)?;
         Ok(())
+    }
+
+    async fn acquire_lease(
+        &self,
+        meeting: MeetingId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, PortError> {
+        Ok(Store::acquire_lease(self, meeting, owner, ttl).await?)
+    }
+
+    async fn renew_leases(&self, owner: &str, ttl: Duration) -> Result<LeaseReport, PortError> {
+        Ok(Store::renew_leases(self, owner, ttl).await?)
+    }
+
+    async fn release_leases(&self, owner: &str) -> Result<(), PortError> {
+        Ok(Store::release_leases(self, owner).await?)
+    }
+
+    async fn request_end(
+        &self,
+        meeting: MeetingId,
+        me: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        Ok(Store::request_end(self, meeting, me, at).await?)
     }
 }
 

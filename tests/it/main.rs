@@ -7,6 +7,7 @@ mod api_meetings;
 mod api_service;
 mod binary;
 mod helpers;
+mod instances;
 mod live_calls;
 mod live_faults;
 mod store_suite;

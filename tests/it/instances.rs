@@ -1,0 +1,168 @@
+//! Several scribe instances on one database: each call runs in exactly one
+//! of them (leases), an end that reaches another instance is forwarded to
+//! the owner, and a dead instance's calls are taken over when its leases
+//! expire.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use scribe::sim::realtime::SimRealtime;
+use scribe::sim::script::{Script, SentLine, Step, Transcription, Turn};
+use scribe::sim::webhook::SimCall;
+use scribe_actors::domain::MeetingStatus;
+
+use crate::helpers::{TestApp, each_backend, expect_json, live_settings, spawn_app_with};
+use crate::live_calls::{
+    DEADLINE, assert_transcript, driver, events, eventually, new_meeting, sim, transcript,
+    wait_for_lines, wait_for_status,
+};
+
+fn turn(n: usize) -> Turn {
+    Turn::numbered("call", n, Transcription::Before)
+}
+
+async fn instance(url: &str, peer: &SimRealtime, name: &str) -> TestApp {
+    let realtime = peer.url();
+    let name = name.to_owned();
+    spawn_app_with(url, move |s| {
+        live_settings(s, &realtime);
+        s.lease.owner = name;
+        s.lease.ttl = Duration::from_millis(1500);
+        s.lease.renew_every = Duration::from_millis(200);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn each_call_runs_in_one_instance_and_an_end_at_another_is_forwarded() {
+    each_backend(|_, url| async move {
+        let script = Script {
+            steps: vec![Step::Turn(turn(1)), Step::Mark("spoken".into()), Step::Hold],
+        };
+        let expected = script.expected_lines();
+        let peer = sim(move |_| script.clone()).await;
+        let a = instance(&url, &peer, "instance-a").await;
+        let b = instance(&url, &peer, "instance-b").await;
+        let meeting = new_meeting(&a).await;
+        let call = SimCall::new(&meeting);
+        expect_json(
+            driver(&a).session_started(&call).await.expect("sent"),
+            StatusCode::OK,
+        )
+        .await;
+        assert!(peer.wait_for_mark("spoken", DEADLINE).await);
+        wait_for_lines(&a.store, &meeting, 2).await;
+        // A new session of the same call reaches the other instance: it
+        // finds the call owned and starts nothing.
+        let second = SimCall {
+            session_id: "another-session".into(),
+            ..call.clone()
+        };
+        expect_json(
+            driver(&b).session_started(&second).await.expect("sent"),
+            StatusCode::OK,
+        )
+        .await;
+        // Several lease periods pass (B's ticks see the call owned by A).
+        let owner_a = eventually("A renews its lease", || async {
+            let actor = a.actor(&meeting).await?;
+            (actor["uptime_ms"].as_u64()? > 3_000).then_some(actor)
+        })
+        .await;
+        assert_eq!(owner_a["restarts"], 0);
+        assert!(b.actor(&meeting).await.is_none(), "no actor in B");
+        assert_eq!(
+            peer.connections_for(&meeting).len(),
+            1,
+            "one realtime connection in all"
+        );
+
+        // The end reaches B, which forwards it to A through the database.
+        let ended = expect_json(
+            driver(&b).session_ended(&call).await.expect("sent"),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(ended["status"], "ending");
+        wait_for_status(&a.store, &meeting, MeetingStatus::Processing).await;
+        assert_transcript(&transcript(&a.store, &meeting).await, &expected);
+        // A finalized it: its actor drained and closed the realtime session.
+        eventually("A's actor to finish", || async {
+            a.actor(&meeting).await.is_none().then_some(())
+        })
+        .await;
+        peer.wait_until(DEADLINE, |c| c.iter().all(|r| !r.closed_by_peer))
+            .await
+            .expect("scribe closed the session");
+        let kinds: Vec<String> = events(&a.store, &meeting)
+            .await
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "actor_started").count(),
+            1,
+            "{kinds:?}"
+        );
+        b.stop().await.expect("clean stop");
+        a.stop().await.expect("clean stop");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_dead_instances_calls_are_taken_over_when_its_lease_expires() {
+    each_backend(|_, url| async move {
+        let script_for = |s: usize| Script {
+            steps: vec![Step::Turn(turn(s)), Step::Mark(format!("s{s}")), Step::Hold],
+        };
+        let expected: Vec<SentLine> = (1..=2)
+            .flat_map(|s| script_for(s).expected_lines())
+            .collect();
+        let peer = sim(move |c| script_for(c.session)).await;
+        let a = instance(&url, &peer, "instance-a").await;
+        let b = instance(&url, &peer, "instance-b").await;
+        let meeting = new_meeting(&a).await;
+        let call = SimCall::new(&meeting);
+        expect_json(
+            driver(&a).session_started(&call).await.expect("sent"),
+            StatusCode::OK,
+        )
+        .await;
+        assert!(peer.wait_for_mark("s1", DEADLINE).await);
+        wait_for_lines(&a.store, &meeting, 2).await;
+        // A's call side dies without a word (its supervisor and actors are
+        // killed; nothing renews or releases the lease).
+        a.calls.supervisor().kill();
+        assert!(
+            peer.wait_for_mark("s2", DEADLINE).await,
+            "B took the call over"
+        );
+        wait_for_lines(&b.store, &meeting, 4).await;
+        let taken = eventually("B's actor", || b.actor(&meeting)).await;
+        assert_eq!(taken["socket"], "open");
+        expect_json(
+            driver(&b).session_ended(&call).await.expect("sent"),
+            StatusCode::OK,
+        )
+        .await;
+        wait_for_status(&b.store, &meeting, MeetingStatus::Processing).await;
+        assert_transcript(&transcript(&b.store, &meeting).await, &expected);
+        let restarted: Vec<serde_json::Value> = events(&b.store, &meeting)
+            .await
+            .into_iter()
+            .filter(|(k, _)| k == "actor_restarted")
+            .map(|(_, d)| d)
+            .collect();
+        assert_eq!(restarted.len(), 1);
+        assert!(
+            restarted[0]["reason"]
+                .as_str()
+                .expect("reason")
+                .contains("taken over by instance-b")
+        );
+        b.stop().await.expect("clean stop");
+        let _ = a.stop().await;
+    })
+    .await;
+}
