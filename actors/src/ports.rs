@@ -18,15 +18,20 @@ pub struct PortError(pub String);
 
 impl PortError {
     pub fn from_error(error: &dyn std::error::Error) -> Self {
-        let mut message = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        Self(message)
+        Self(error_chain(error))
     }
+}
+
+/// `error: cause: cause...`: an error and its sources on one line.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    chain
 }
 
 /// Everything a MeetingActor needs to run its call.

@@ -7,6 +7,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use scribe_actors::ids::InvalidId;
+use scribe_actors::ports::error_chain;
 use serde_json::json;
 
 use crate::domain::ValidationError;
@@ -81,18 +82,6 @@ impl IntoResponse for ApiError {
             (status, body).into_response()
         }
     }
-}
-
-/// `error: cause: cause...`, for one log line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut chain = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        chain.push_str(": ");
-        chain.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    chain
 }
 
 impl From<JsonRejection> for ApiError {

@@ -138,6 +138,48 @@ pub async fn events(store: &Store, meeting: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// Sends a signed `call.session_started` for `meeting`; returns the call.
+pub async fn start_call(app: &TestApp, meeting: &str) -> SimCall {
+    let call = SimCall::new(meeting);
+    let answer = driver(app).session_started(&call).await.expect("sent");
+    assert_eq!(
+        expect_json(answer, StatusCode::OK).await,
+        json!({ "status": "started" })
+    );
+    call
+}
+
+/// Sends a signed `call.session_ended` and waits for `processing`.
+pub async fn end_call(app: &TestApp, call: &SimCall) {
+    let answer = driver(app).session_ended(call).await.expect("sent");
+    assert_eq!(
+        expect_json(answer, StatusCode::OK).await,
+        json!({ "status": "ending" })
+    );
+    wait_for_status(&app.store, &call.meeting_id, MeetingStatus::Processing).await;
+}
+
+/// Plays a whole call on a new meeting: start, the peer's script up to
+/// `mark`, `lines` lines stored, end, `processing`. Returns the meeting id
+/// and its final transcript.
+pub async fn run_call(
+    app: &TestApp,
+    peer: &SimRealtime,
+    mark: &str,
+    lines: usize,
+) -> (String, Vec<StoredChunk>) {
+    let meeting = new_meeting(app).await;
+    let call = start_call(app, &meeting).await;
+    assert!(
+        peer.wait_for_mark(mark, DEADLINE).await,
+        "the peer reached {mark}"
+    );
+    wait_for_lines(&app.store, &meeting, lines).await;
+    end_call(app, &call).await;
+    let stored = transcript(&app.store, &meeting).await;
+    (meeting, stored)
+}
+
 fn turn(n: usize, transcription: Transcription) -> Turn {
     Turn::numbered("call", n, transcription)
 }
@@ -240,23 +282,8 @@ async fn beta_event_names_give_the_same_transcript() {
         .await
         .expect("sim starts");
         let app = live_app(&url, &peer).await;
-        let meeting = new_meeting(&app).await;
-        let call = SimCall::new(&meeting);
-        let hooks = driver(&app);
-        expect_json(
-            hooks.session_started(&call).await.expect("sent"),
-            StatusCode::OK,
-        )
-        .await;
-        assert!(peer.wait_for_mark("done", DEADLINE).await);
-        wait_for_lines(&app.store, &meeting, expected.len()).await;
-        expect_json(
-            hooks.session_ended(&call).await.expect("sent"),
-            StatusCode::OK,
-        )
-        .await;
-        wait_for_status(&app.store, &meeting, MeetingStatus::Processing).await;
-        assert_transcript(&transcript(&app.store, &meeting).await, &expected);
+        let (_meeting, stored) = run_call(&app, &peer, "done", expected.len()).await;
+        assert_transcript(&stored, &expected);
         app.stop().await.expect("clean stop");
     })
     .await;
@@ -293,26 +320,8 @@ async fn session_expiry_opens_a_new_session_replays_the_lines_and_numbering_cont
         })
         .await;
         let app = live_app(&url, &peer).await;
-        let meeting = new_meeting(&app).await;
-        let call = SimCall::new(&meeting);
-        let hooks = driver(&app);
-        expect_json(
-            hooks.session_started(&call).await.expect("sent"),
-            StatusCode::OK,
-        )
-        .await;
-        assert!(
-            peer.wait_for_mark("second", DEADLINE).await,
-            "a second session played"
-        );
-        wait_for_lines(&app.store, &meeting, expected.len()).await;
-        expect_json(
-            hooks.session_ended(&call).await.expect("sent"),
-            StatusCode::OK,
-        )
-        .await;
-        wait_for_status(&app.store, &meeting, MeetingStatus::Processing).await;
-        assert_transcript(&transcript(&app.store, &meeting).await, &expected);
+        let (meeting, stored) = run_call(&app, &peer, "second", expected.len()).await;
+        assert_transcript(&stored, &expected);
 
         // The new session got session.update, then every stored line with
         // text, in order, as conversation items, and no response.create.
@@ -696,22 +705,8 @@ async fn transcription_left_off_by_the_service_is_logged_and_the_call_goes_on() 
         .await
         .expect("sim starts");
         let app = live_app(&url, &peer).await;
-        let meeting = new_meeting(&app).await;
-        let call = SimCall::new(&meeting);
-        let hooks = driver(&app);
-        expect_json(
-            hooks.session_started(&call).await.expect("sent"),
-            StatusCode::OK,
-        )
-        .await;
-        assert!(peer.wait_for_mark("done", DEADLINE).await);
-        wait_for_lines(&app.store, &meeting, 2).await;
-        expect_json(
-            hooks.session_ended(&call).await.expect("sent"),
-            StatusCode::OK,
-        )
-        .await;
-        wait_for_status(&app.store, &meeting, MeetingStatus::Processing).await;
+        let (meeting, stored) = run_call(&app, &peer, "done", 2).await;
+        assert_eq!(stored.len(), 2, "the call went on without transcription");
         let off: Vec<Value> = events(&app.store, &meeting)
             .await
             .into_iter()

@@ -6,7 +6,6 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
 use scribe::sim::script::{Script, SentLine, Step, Transcription, Turn};
-use scribe::sim::webhook::SimCall;
 use scribe_actors::domain::MeetingStatus;
 use serde_json::Value;
 
@@ -14,25 +13,12 @@ use crate::helpers::{
     ADMIN_TOKEN, TestApp, each_backend, expect_error, expect_json, live_settings, spawn_app_with,
 };
 use crate::live_calls::{
-    DEADLINE, assert_transcript, driver, events, eventually, live_app, new_meeting, sim,
-    transcript, wait_for_lines, wait_for_status,
+    DEADLINE, assert_transcript, driver, end_call, events, eventually, live_app, new_meeting,
+    run_call, sim, start_call, transcript, wait_for_lines, wait_for_status,
 };
 
 fn turn(n: usize, transcription: Transcription) -> Turn {
     Turn::numbered("call", n, transcription)
-}
-
-async fn start(app: &TestApp, meeting: &str) -> SimCall {
-    let call = SimCall::new(meeting);
-    let answer = driver(app).session_started(&call).await.expect("sent");
-    expect_json(answer, StatusCode::OK).await;
-    call
-}
-
-async fn end(app: &TestApp, call: &SimCall) {
-    let answer = driver(app).session_ended(call).await.expect("sent");
-    expect_json(answer, StatusCode::OK).await;
-    wait_for_status(&app.store, &call.meeting_id, MeetingStatus::Processing).await;
 }
 
 /// Waits for the meeting's actor to satisfy `predicate` in `/admin/actors`.
@@ -112,7 +98,7 @@ async fn repeated_kills_and_panics_lose_nothing_and_numbering_stays_gapless() {
         })
         .await;
         let meeting = new_meeting(&app).await;
-        let call = start(&app, &meeting).await;
+        let call = start_call(&app, &meeting).await;
         for round in 1..=ROUNDS {
             assert!(
                 peer.wait_for_mark(&format!("round-{round}"), DEADLINE)
@@ -158,7 +144,7 @@ async fn repeated_kills_and_panics_lose_nothing_and_numbering_stays_gapless() {
         }
         assert!(peer.wait_for_mark("last", DEADLINE).await);
         wait_for_lines(&app.store, &meeting, expected.len()).await;
-        end(&app, &call).await;
+        end_call(&app, &call).await;
         assert_transcript(&transcript(&app.store, &meeting).await, &expected);
         assert_eq!(event_count(&app, &meeting, "actor_restarted").await, ROUNDS);
         assert_eq!(peer.connections_for(&meeting).len(), ROUNDS + 1);
@@ -181,7 +167,7 @@ async fn an_actor_that_keeps_dying_exhausts_its_budget_and_the_meeting_fails() {
         })
         .await;
         let meeting = new_meeting(&app).await;
-        start(&app, &meeting).await;
+        start_call(&app, &meeting).await;
         let id = meeting.parse().expect("id");
         for round in 0..=2u64 {
             actor_where(&app, &meeting, "a live actor", |a| a["restarts"] == round).await;
@@ -229,12 +215,8 @@ async fn closed_and_broken_sockets_reconnect_and_the_transcript_continues() {
             .collect();
         let peer = sim(move |c| script_for(c.session)).await;
         let app = live_app(&url, &peer).await;
-        let meeting = new_meeting(&app).await;
-        let call = start(&app, &meeting).await;
-        assert!(peer.wait_for_mark("last", DEADLINE).await);
-        wait_for_lines(&app.store, &meeting, expected.len()).await;
-        end(&app, &call).await;
-        assert_transcript(&transcript(&app.store, &meeting).await, &expected);
+        let (meeting, stored) = run_call(&app, &peer, "last", expected.len()).await;
+        assert_transcript(&stored, &expected);
         assert_eq!(peer.connections_for(&meeting).len(), 5);
         assert_eq!(event_count(&app, &meeting, "socket_connected").await, 5);
         assert!(event_count(&app, &meeting, "socket_reconnecting").await >= 4);
@@ -253,7 +235,7 @@ async fn close_4000_and_a_bad_key_are_configuration_errors_without_retries() {
         .await;
         let app = live_app(&url, &peer).await;
         let meeting = new_meeting(&app).await;
-        start(&app, &meeting).await;
+        start_call(&app, &meeting).await;
         actor_where(&app, &meeting, "a configuration error", |a| {
             a["socket"] == "configuration_error"
         })
@@ -283,7 +265,7 @@ async fn close_4000_and_a_bad_key_are_configuration_errors_without_retries() {
         })
         .await;
         let meeting = new_meeting(&app).await;
-        start(&app, &meeting).await;
+        start_call(&app, &meeting).await;
         actor_where(&app, &meeting, "a configuration error", |a| {
             a["socket"] == "configuration_error"
         })
@@ -334,12 +316,8 @@ async fn error_storms_and_garbage_frames_are_logged_and_the_call_goes_on() {
         let expected = script.expected_lines();
         let peer = sim(move |_| script.clone()).await;
         let app = live_app(&url, &peer).await;
-        let meeting = new_meeting(&app).await;
-        let call = start(&app, &meeting).await;
-        assert!(peer.wait_for_mark("done", DEADLINE).await);
-        wait_for_lines(&app.store, &meeting, expected.len()).await;
-        end(&app, &call).await;
-        assert_transcript(&transcript(&app.store, &meeting).await, &expected);
+        let (meeting, stored) = run_call(&app, &peer, "done", expected.len()).await;
+        assert_transcript(&stored, &expected);
         assert_eq!(
             peer.connections_for(&meeting).len(),
             1,
@@ -378,7 +356,7 @@ async fn a_silent_socket_is_replaced() {
         })
         .await;
         let meeting = new_meeting(&app).await;
-        start(&app, &meeting).await;
+        start_call(&app, &meeting).await;
         assert!(
             peer.wait_for_mark("second", DEADLINE).await,
             "a new session after the silence"
@@ -411,7 +389,7 @@ async fn admin_endpoints_need_the_admin_token_and_kill_needs_chaos() {
         })
         .await;
         let meeting = new_meeting(&app).await;
-        start(&app, &meeting).await;
+        start_call(&app, &meeting).await;
         let no_token = app.get("/admin/actors").await;
         expect_error(no_token, StatusCode::UNAUTHORIZED, "bearer token").await;
         let api_token = app.get_authed("/admin/actors").await;
@@ -493,7 +471,7 @@ async fn a_restarted_process_adopts_live_calls_and_numbering_continues() {
         let peer = sim(move |c| script_for(c.session)).await;
         let app = live_app(&url, &peer).await;
         let meeting = new_meeting(&app).await;
-        let call = start(&app, &meeting).await;
+        let call = start_call(&app, &meeting).await;
         assert!(peer.wait_for_mark("s1", DEADLINE).await);
         actor_where(&app, &meeting, "the first session read", |a| {
             a["next_sequence"] == 5
@@ -514,7 +492,7 @@ async fn a_restarted_process_adopts_live_calls_and_numbering_continues() {
         );
         // The second session's withheld user line stays open until the end.
         wait_for_lines(&app.store, &meeting, 7).await;
-        end(&app, &call).await;
+        end_call(&app, &call).await;
         let mut expected = script_for(1).expected_lines();
         expected.extend(script_for(2).expected_lines());
         assert_transcript(&transcript(&app.store, &meeting).await, &expected);
@@ -553,7 +531,7 @@ async fn a_graceful_stop_finishes_calls_that_are_ending() {
         .await;
         let app = live_app(&url, &peer).await;
         let meeting = new_meeting(&app).await;
-        let call = start(&app, &meeting).await;
+        let call = start_call(&app, &meeting).await;
         assert!(peer.wait_for_mark("spoken", DEADLINE).await);
         actor_where(&app, &meeting, "the turn read", |a| a["next_sequence"] == 3).await;
         let answer = driver(&app).session_ended(&call).await.expect("sent");
