@@ -146,14 +146,6 @@ pub trait CallStore: Send + Sync + 'static {
     /// Writes lines and reservations in one transaction, idempotently.
     async fn write(&self, batch: &WriteBatch) -> Result<(), PortError>;
 
-    /// Appends an entry to the meeting's event log.
-    async fn record_event(
-        &self,
-        meeting: MeetingId,
-        kind: EventKind,
-        detail: Value,
-    ) -> Result<(), PortError>;
-
     /// The stored lines numbered below `before`, in order, with text, for
     /// replay into a new realtime session.
     async fn replay_lines(

@@ -124,11 +124,6 @@ impl ChunkWriter {
             .map_err(|_| WriterStopped)?;
         rx.await.map_err(|_| WriterStopped)
     }
-
-    /// Submissions waiting in the queue.
-    pub fn queued(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
-    }
 }
 
 async fn run(store: Arc<dyn CallStore>, config: WriterConfig, mut rx: mpsc::Receiver<Submission>) {

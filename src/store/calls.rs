@@ -177,15 +177,6 @@ impl CallStore for Store {
         Ok(())
     }
 
-    async fn record_event(
-        &self,
-        meeting: MeetingId,
-        kind: EventKind,
-        detail: Value,
-    ) -> Result<(), PortError> {
-        Ok(Store::record_event(self, meeting, kind.as_str(), &detail).await?)
-    }
-
     async fn replay_lines(
         &self,
         meeting: MeetingId,

@@ -5,10 +5,8 @@ use chrono::{DateTime, Utc};
 use scribe_actors::ids::MeetingId;
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::types::Json;
 
 use super::{Store, StoreError, on_pool};
-use crate::domain::now;
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct StoredEvent {
@@ -20,25 +18,6 @@ pub struct StoredEvent {
 }
 
 impl Store {
-    pub async fn record_event(
-        &self,
-        meeting: MeetingId,
-        kind: &str,
-        detail: &Value,
-    ) -> Result<(), StoreError> {
-        on_pool!(self, |p| {
-            sqlx::query("INSERT INTO meeting_events (meeting_id, kind, detail, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(meeting.as_uuid())
-                .bind(kind)
-                .bind(Json(detail))
-                .bind(now())
-                .execute(p)
-                .await
-                .map(|_| ())
-        })?;
-        Ok(())
-    }
-
     /// The meeting's event log, oldest first.
     pub async fn events(&self, meeting: MeetingId) -> Result<Vec<StoredEvent>, StoreError> {
         let events = on_pool!(self, |p| {

@@ -39,18 +39,10 @@ impl SharedCall {
         }
     }
 
-    pub fn meeting(&self) -> MeetingId {
-        self.meeting
-    }
-
     /// A panic while the lock was held cannot leave the conversation half
     /// updated in a way that matters more than losing it would: keep going.
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub fn epoch(&self) -> u64 {
-        self.lock().epoch
     }
 
     /// Applies an event of session `epoch` and hands ready lines to the
