@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -57,10 +58,14 @@ enum Submission {
 #[derive(Debug)]
 pub struct Rejected(pub Vec<Line>, pub Option<i64>);
 
+/// Event-log entries that may wait for room in a full queue at once.
+pub const MAX_WAITING_EVENTS: usize = 10_000;
+
 /// A handle to the writer task; cheap to clone.
 #[derive(Clone)]
 pub struct ChunkWriter {
     tx: mpsc::Sender<Submission>,
+    waiting_events: Arc<AtomicUsize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +76,11 @@ impl ChunkWriter {
     pub fn spawn(store: Arc<dyn CallStore>, config: WriterConfig) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let task = tokio::spawn(run(store, config, rx));
-        (Self { tx }, task)
+        let writer = Self {
+            tx,
+            waiting_events: Arc::new(AtomicUsize::new(0)),
+        };
+        (writer, task)
     }
 
     /// Queues lines (and the call's counter high-water) without waiting.
@@ -98,8 +107,11 @@ impl ChunkWriter {
             })
     }
 
-    /// Queues an event-log entry; when the queue is full it waits for room
-    /// in a task of its own, so the caller never blocks.
+    /// Queues an event-log entry without blocking the caller. When the
+    /// queue is full (the database is stalled) the entry waits for room in a
+    /// task of its own; at most [`MAX_WAITING_EVENTS`] wait at once, and
+    /// entries past that are dropped with a warning: memory stays bounded,
+    /// and transcript lines never take this path.
     pub fn log(&self, meeting: MeetingId, kind: EventKind, detail: serde_json::Value) {
         let event = Submission::Event(LoggedEvent {
             meeting,
@@ -108,9 +120,15 @@ impl ChunkWriter {
             at: chrono::Utc::now(),
         });
         if let Err(mpsc::error::TrySendError::Full(event)) = self.tx.try_send(event) {
-            let tx = self.tx.clone();
+            if self.waiting_events.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING_EVENTS {
+                self.waiting_events.fetch_sub(1, Ordering::SeqCst);
+                tracing::warn!(%meeting, kind = kind.as_str(), "writer queue full: event-log entry dropped");
+                return;
+            }
+            let (tx, waiting) = (self.tx.clone(), self.waiting_events.clone());
             tokio::spawn(async move {
                 let _ = tx.send(event).await;
+                waiting.fetch_sub(1, Ordering::SeqCst);
             });
         }
     }

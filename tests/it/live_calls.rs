@@ -325,6 +325,20 @@ async fn session_expiry_opens_a_new_session_replays_the_lines_and_numbering_cont
 
         // The new session got session.update, then every stored line with
         // text, in order, as conversation items, and no response.create.
+        // (The peer may still be reading the last of them: wait for it.)
+        let replayed = expected[..6].iter().filter(|l| !l.text.is_empty()).count();
+        let mine = |c: &[scribe::sim::realtime::ConnectionRecord]| {
+            c.iter()
+                .filter(|r| {
+                    r.info.as_ref().and_then(|i| i.meeting.as_deref()) == Some(meeting.as_str())
+                })
+                .nth(1)
+                .is_some_and(|r| r.client_events.len() > replayed)
+        };
+        assert!(
+            peer.wait_until(DEADLINE, mine).await.is_ok(),
+            "replay received"
+        );
         let connections = peer.connections_for(&meeting);
         assert_eq!(connections.len(), 2);
         let replay = &connections[1].client_events;
@@ -515,12 +529,26 @@ async fn a_session_close_to_expiry_is_replaced_between_turns() {
             !connections[0].closed_by_peer,
             "scribe closed the first session itself"
         );
-        let replayed: Vec<&Value> = connections[1]
-            .client_events
-            .iter()
-            .filter(|e| e["type"] == "conversation.item.create")
-            .collect();
-        assert_eq!(replayed.len(), 2, "the first session's lines were replayed");
+        // The replay may still be on its way when the second turn is stored.
+        let replayed = |c: &[scribe::sim::realtime::ConnectionRecord]| {
+            c.iter()
+                .filter(|r| {
+                    r.info.as_ref().and_then(|i| i.meeting.as_deref()) == Some(meeting.as_str())
+                })
+                .nth(1)
+                .map(|r| {
+                    r.client_events
+                        .iter()
+                        .filter(|e| e["type"] == "conversation.item.create")
+                        .count()
+                })
+        };
+        let seen = peer.wait_until(DEADLINE, |c| replayed(c) == Some(2)).await;
+        assert!(
+            seen.is_ok(),
+            "the first session's two lines were replayed: {:?}",
+            seen.err().map(|c| replayed(&c))
+        );
         let kinds: Vec<String> = events(&app.store, &meeting)
             .await
             .into_iter()

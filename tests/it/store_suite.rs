@@ -414,7 +414,23 @@ async fn session_start_is_deduplicated_by_webhook_id_and_by_session() {
             .expect("exists");
         assert_eq!(context.call_id.as_deref(), Some("call-1"));
         assert_eq!(context.call_type.as_deref(), Some("default"));
-        assert_eq!(context.instructions, "Be brief.");
+        assert_eq!(
+            context.instructions, "Be brief.",
+            "the meeting's prompt first"
+        );
+        // Without a prompt, the agent's instructions.
+        let plain = store
+            .insert_meeting(
+                NewMeeting::parse("No prompt", "u", read.agent_id, None).expect("valid"),
+            )
+            .await
+            .expect("meeting");
+        let context = store
+            .call_context(plain.id)
+            .await
+            .expect("context")
+            .expect("exists");
+        assert_eq!(context.instructions, "Help the user plan their week.");
         assert_eq!(context.next_sequence, 1);
     })
     .await;
