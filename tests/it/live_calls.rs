@@ -60,8 +60,9 @@ where
     Fut: std::future::Future<Output = Option<T>>,
 {
     let deadline = tokio::time::Instant::now() + DEADLINE;
-    let mut delay = Duration::from_millis(5);
+    let mut poll = poll_interval();
     loop {
+        poll.tick().await;
         if let Some(value) = probe().await {
             return value;
         }
@@ -69,9 +70,15 @@ where
             tokio::time::Instant::now() < deadline,
             "timed out waiting for {what}"
         );
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_millis(100));
     }
+}
+
+/// The pace of polls on state that offers no event to await (rows in the
+/// database): every 20 ms, always bounded by [`DEADLINE`].
+fn poll_interval() -> tokio::time::Interval {
+    let mut poll = tokio::time::interval(Duration::from_millis(20));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    poll
 }
 
 pub async fn status_of(store: &Store, meeting: &str) -> MeetingStatus {
@@ -94,7 +101,9 @@ pub async fn transcript(store: &Store, meeting: &str) -> Vec<StoredChunk> {
 /// Waits until the meeting's stored transcript has `n` lines.
 pub async fn wait_for_lines(store: &Store, meeting: &str, n: usize) -> Vec<StoredChunk> {
     let deadline = tokio::time::Instant::now() + DEADLINE;
+    let mut poll = poll_interval();
     loop {
+        poll.tick().await;
         let lines = transcript(store, meeting).await;
         if lines.len() >= n {
             return lines;
@@ -103,7 +112,6 @@ pub async fn wait_for_lines(store: &Store, meeting: &str, n: usize) -> Vec<Store
             let log = events(store, meeting).await;
             panic!("timed out waiting for {n} stored lines; stored: {lines:#?}\nevents: {log:#?}");
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
