@@ -16,6 +16,7 @@
 //!
 //! ## Modules
 //!
+//! - [`analysis`]: the analysis LLM client and its single retry policy.
 //! - [`config`]: the `scribe` command line, env fallbacks, resolved [`config::Settings`].
 //! - [`telemetry`]: the tracing subscriber.
 //! - [`domain`]: validated agents, blueprints and meetings.
@@ -28,6 +29,7 @@
 //! - [`sim`]: simulated realtime peer, scripts, webhook driver.
 //! - [`startup`]: `Application::build` / `run_until_stopped`, shutdown signals.
 
+pub mod analysis;
 pub mod config;
 pub mod domain;
 pub mod http;

@@ -21,7 +21,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use events::StoredEvent;
+pub use events::{AnalysisJob, StoredEvent};
 pub use transcript::StoredChunk;
 pub use webhooks::{SessionStart, WebhookDelivery};
 

@@ -157,7 +157,8 @@ pub trait CallStore: Send + Sync + 'static {
     /// In one transaction: fills every number up to the high-water mark that
     /// has no line with a `lost` line (and logs the gap), and moves an
     /// `active` meeting to `processing` with `ended_at`,
-    /// `processing_started_at` and `transcript_collected`.
+    /// `processing_started_at` and `transcript_collected`, creating its
+    /// pending analysis job.
     async fn finalize(
         &self,
         meeting: MeetingId,

@@ -133,6 +133,18 @@ impl Store {
             .await?
             .rows_affected()
                 == 1;
+            if transitioned {
+                // The hand-off: the analysis job exists as soon as the meeting
+                // is `processing`, in the same transaction.
+                sqlx::query(
+                    "INSERT INTO analysis_jobs (meeting_id, state, attempt, created_at, updated_at) \
+                     VALUES ($1, 'pending', 0, $2, $2) ON CONFLICT (meeting_id) DO NOTHING",
+                )
+                .bind(meeting.as_uuid())
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            }
             let log = |kind: EventKind, detail: Value| {
                 sqlx::query("INSERT INTO meeting_events (meeting_id, kind, detail, created_at) VALUES ($1, $2, $3, $4)")
                     .bind(meeting.as_uuid())

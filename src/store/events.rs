@@ -1,5 +1,5 @@
-//! The per-meeting event log: actor starts and restarts, socket changes,
-//! realtime errors, gaps, the end of the call.
+//! The per-meeting event log (actor starts and restarts, socket changes,
+//! realtime errors, gaps, the end of the call) and the analysis job record.
 
 use chrono::{DateTime, Utc};
 use scribe_actors::ids::MeetingId;
@@ -17,7 +17,35 @@ pub struct StoredEvent {
     pub created_at: DateTime<Utc>,
 }
 
+/// A meeting's durable analysis job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct AnalysisJob {
+    pub state: String,
+    pub attempt: i32,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
 impl Store {
+    /// The meeting's analysis job, once its call ended.
+    pub async fn analysis_job(
+        &self,
+        meeting: MeetingId,
+    ) -> Result<Option<AnalysisJob>, StoreError> {
+        let job = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT state, attempt, last_error, created_at, started_at, finished_at \
+                 FROM analysis_jobs WHERE meeting_id = $1",
+            )
+            .bind(meeting.as_uuid())
+            .fetch_optional(p)
+            .await
+        })?;
+        Ok(job)
+    }
+
     /// The meeting's event log, oldest first.
     pub async fn events(&self, meeting: MeetingId) -> Result<Vec<StoredEvent>, StoreError> {
         let events = on_pool!(self, |p| {

@@ -10,5 +10,6 @@ mod helpers;
 mod instances;
 mod live_calls;
 mod live_faults;
+mod llm;
 mod store_suite;
 mod webhook;

@@ -544,6 +544,14 @@ async fn finalize_fills_gaps_as_lost_lines_and_moves_to_processing_once() {
         let m = store.meeting(meeting).await.expect("query").expect("found");
         assert_eq!(m.status, MeetingStatus::Processing);
         assert_eq!(m.ended_at, Some(ended_at));
+        // The hand-off: its analysis job exists, pending, from the same instant.
+        let job = store
+            .analysis_job(meeting)
+            .await
+            .expect("query")
+            .expect("job created");
+        assert_eq!((job.state.as_str(), job.attempt), ("pending", 0));
+        assert_eq!(Some(job.created_at), m.processing_started_at);
         assert!(m.transcript_collected);
         assert!(m.processing_started_at.is_some());
         let events = store.events(meeting).await.expect("events");
@@ -569,6 +577,12 @@ async fn finalize_fills_gaps_as_lost_lines_and_moves_to_processing_once() {
             .await
             .expect("finalize again");
         assert!(!again.transitioned);
+        let same = store
+            .analysis_job(meeting)
+            .await
+            .expect("query")
+            .expect("job");
+        assert_eq!(same.created_at, job.created_at, "one job per meeting");
         assert!(again.lost.is_empty());
         let m2 = store.meeting(meeting).await.expect("query").expect("found");
         assert_eq!(m2.ended_at, Some(ended_at));

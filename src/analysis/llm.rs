@@ -1,0 +1,268 @@
+//! Chat completions for analysis, through async-openai, with one retry
+//! policy: async-openai's own retry layer is replaced by a plain transport
+//! (so retries never nest), and this client retries 429, 5xx, transport
+//! errors, attempt timeouts and answers that do not validate, with
+//! exponential backoff and jitter, honouring `Retry-After`.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use async_openai::middleware::{HttpRequestFactory, ReqwestService};
+use async_openai::types::chat::{
+    ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
+    ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs, ResponseFormat,
+};
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretString};
+
+/// How hard the client tries.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts in all (the first one included).
+    pub attempts: u32,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    /// Each attempt is abandoned after this long.
+    pub attempt_timeout: Duration,
+    /// A `Retry-After` longer than this is capped to it.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 3,
+            min_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(20),
+            attempt_timeout: Duration::from_secs(60),
+            max_retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What happened to one attempt, for the meeting's event log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Started {
+        attempt: u32,
+    },
+    Failed {
+        attempt: u32,
+        error: String,
+        retry_in: Option<Duration>,
+    },
+    Succeeded {
+        attempt: u32,
+    },
+}
+
+/// Every attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the analysis model failed {attempts} attempt(s); last error: {last_error}")]
+pub struct LlmFailure {
+    pub attempts: u32,
+    pub last_error: String,
+}
+
+/// One attempt's error and whether another attempt may help.
+struct AttemptError {
+    message: String,
+    retryable: bool,
+}
+
+/// The plain transport, remembering the last `Retry-After` it saw.
+#[derive(Clone)]
+struct Transport {
+    inner: ReqwestService,
+    retry_after: Arc<Mutex<Option<Duration>>>,
+}
+
+impl tower::Service<HttpRequestFactory> for Transport {
+    type Response = reqwest::Response;
+    type Error = OpenAIError;
+    type Future = BoxFuture<'static, Result<reqwest::Response, OpenAIError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), OpenAIError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: HttpRequestFactory) -> Self::Future {
+        let sent = self.inner.call(request);
+        let slot = self.retry_after.clone();
+        Box::pin(async move {
+            let response = sent.await?;
+            let after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            *slot.lock().unwrap_or_else(PoisonError::into_inner) = after;
+            Ok(response)
+        })
+    }
+}
+
+pub struct LlmClient {
+    client: Client<OpenAIConfig>,
+    model: String,
+    policy: RetryPolicy,
+    retry_after: Arc<Mutex<Option<Duration>>>,
+}
+
+impl LlmClient {
+    pub fn new(
+        base_url: &str,
+        api_key: Option<&SecretString>,
+        model: &str,
+        policy: RetryPolicy,
+    ) -> Self {
+        let mut config = OpenAIConfig::new().with_api_base(base_url.trim_end_matches('/'));
+        if let Some(key) = api_key {
+            config = config.with_api_key(key.expose_secret());
+        }
+        let retry_after = Arc::new(Mutex::new(None));
+        let transport = Transport {
+            inner: ReqwestService::new(reqwest::Client::new()),
+            retry_after: retry_after.clone(),
+        };
+        Self {
+            client: Client::with_config(config).with_http_service(transport),
+            model: model.to_owned(),
+            policy,
+            retry_after,
+        }
+    }
+
+    /// One chat completion (system + user message), retried under the
+    /// policy until `validate` accepts the answer's text. With `json`, the
+    /// model is asked for a JSON object.
+    pub async fn complete<T>(
+        &self,
+        system: &str,
+        user: &str,
+        json: bool,
+        validate: impl Fn(&str) -> Result<T, String>,
+        mut on_attempt: impl FnMut(Attempt),
+    ) -> Result<T, LlmFailure> {
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(self.policy.min_delay)
+            .with_max_delay(self.policy.max_delay)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        let attempts = self.policy.attempts.max(1);
+        let mut last_error = String::new();
+        for attempt in 1..=attempts {
+            on_attempt(Attempt::Started { attempt });
+            let outcome = match tokio::time::timeout(
+                self.policy.attempt_timeout,
+                self.once(system, user, json),
+            )
+            .await
+            {
+                Err(_) => Err(AttemptError {
+                    message: format!(
+                        "no answer within {} s",
+                        self.policy.attempt_timeout.as_secs_f32()
+                    ),
+                    retryable: true,
+                }),
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(text)) => validate(&text).map_err(|e| AttemptError {
+                    message: format!("answer did not validate: {e}"),
+                    retryable: true,
+                }),
+            };
+            match outcome {
+                Ok(value) => {
+                    on_attempt(Attempt::Succeeded { attempt });
+                    return Ok(value);
+                }
+                Err(error) => {
+                    last_error = error.message.clone();
+                    let more = error.retryable && attempt < attempts;
+                    let retry_in = more.then(|| {
+                        let after = self
+                            .retry_after
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .take();
+                        let backoff = backoff.next().unwrap_or(self.policy.max_delay);
+                        after.map_or(backoff, |a| a.min(self.policy.max_retry_after).max(backoff))
+                    });
+                    on_attempt(Attempt::Failed {
+                        attempt,
+                        error: error.message,
+                        retry_in,
+                    });
+                    match retry_in {
+                        Some(delay) => tokio::time::sleep(delay).await,
+                        None => {
+                            return Err(LlmFailure {
+                                attempts: attempt,
+                                last_error,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Err(LlmFailure {
+            attempts,
+            last_error,
+        })
+    }
+
+    async fn once(&self, system: &str, user: &str, json: bool) -> Result<String, AttemptError> {
+        let invalid = |e: OpenAIError| AttemptError {
+            message: format!("request could not be built: {e}"),
+            retryable: false,
+        };
+        let mut request = CreateChatCompletionRequestArgs::default();
+        request.model(&self.model).messages(vec![
+            ChatCompletionRequestMessage::System(ChatCompletionRequestSystemMessage::from(system)),
+            ChatCompletionRequestMessage::User(ChatCompletionRequestUserMessage::from(user)),
+        ]);
+        if json {
+            request.response_format(ResponseFormat::JsonObject);
+        }
+        let request = request.build().map_err(invalid)?;
+        *self
+            .retry_after
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        let response = self.client.chat().create(request).await.map_err(classify)?;
+        response
+            .choices
+            .into_iter()
+            .next()
+            .and_then(|c| c.message.content)
+            .ok_or_else(|| AttemptError {
+                message: "the answer had no content".into(),
+                retryable: true,
+            })
+    }
+}
+
+fn classify(error: OpenAIError) -> AttemptError {
+    let retryable = match &error {
+        OpenAIError::ApiError(e) => {
+            let status = e.status_code.as_u16();
+            status == 408 || status == 409 || status == 429 || status >= 500
+        }
+        OpenAIError::Reqwest(_)
+        | OpenAIError::JSONDeserialize(..)
+        | OpenAIError::StreamError(_) => true,
+        _ => false,
+    };
+    AttemptError {
+        message: error.to_string(),
+        retryable,
+    }
+}

@@ -1,0 +1,235 @@
+//! A simulated OpenAI-compatible chat-completions server
+//! (`POST /v1/chat/completions`) with configurable latency and scripted
+//! faults (500, 429 with `Retry-After`, stalls, content that is not JSON),
+//! and deterministic answers:
+//!
+//! - with `response_format: json_object`, a blueprint answer: the user
+//!   message carries a line `BLUEPRINT: {"sessions":[...],"current":"..."}`;
+//!   the answer completes every session up to and including `current`;
+//! - otherwise a summary built from the transcript lines in the user message.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// One scripted misbehaviour, used by the next request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LlmFault {
+    ServerError,
+    RateLimited {
+        retry_after_secs: u64,
+    },
+    /// Answer only after this long (past the client's attempt timeout).
+    Stall(Duration),
+    /// A 200 whose content is not the JSON that was asked for.
+    NotJson,
+}
+
+/// A request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct LlmRequest {
+    pub at: Instant,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct Shared {
+    latency: Duration,
+    faults: Mutex<VecDeque<LlmFault>>,
+    requests: Mutex<Vec<LlmRequest>>,
+}
+
+pub struct SimLlm {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for SimLlm {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl SimLlm {
+    pub async fn start(listen: SocketAddr, latency: Duration) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            latency,
+            ..Shared::default()
+        });
+        let app = Router::new()
+            .route("/v1/chat/completions", post(complete))
+            .with_state(shared.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { addr, shared, task })
+    }
+
+    /// The base URL clients use (`/v1` included).
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Queues faults for the next requests, in order.
+    pub fn push_faults(&self, faults: impl IntoIterator<Item = LlmFault>) {
+        self.shared
+            .faults
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(faults);
+    }
+
+    pub fn requests(&self) -> Vec<LlmRequest> {
+        self.shared
+            .requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+fn api_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "message": message, "type": kind, "param": null, "code": null } })),
+    )
+        .into_response()
+}
+
+async fn complete(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
+    shared
+        .requests
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(LlmRequest {
+            at: Instant::now(),
+            body: body.clone(),
+        });
+    if !shared.latency.is_zero() {
+        tokio::time::sleep(shared.latency).await;
+    }
+    let fault = shared
+        .faults
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .pop_front();
+    let wants_json = body["response_format"]["type"] == "json_object";
+    let user = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let content = match fault {
+        Some(LlmFault::ServerError) => {
+            return api_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "simulated server error",
+            );
+        }
+        Some(LlmFault::RateLimited { retry_after_secs }) => {
+            let mut response = api_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "simulated rate limit",
+            );
+            if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            return response;
+        }
+        Some(LlmFault::Stall(delay)) => {
+            tokio::time::sleep(delay).await;
+            answer(&user, wants_json)
+        }
+        Some(LlmFault::NotJson) => {
+            "Sure! Here is the analysis you asked for: it went well.".to_owned()
+        }
+        None => answer(&user, wants_json),
+    };
+    Json(json!({
+        "id": format!("chatcmpl-sim-{}", uuid::Uuid::new_v4().simple()),
+        "object": "chat.completion",
+        "created": chrono::Utc::now().timestamp(),
+        "model": body["model"],
+        "choices": [{
+            "index": 0,
+            "message": { "role": "assistant", "content": content, "refusal": null },
+            "finish_reason": "stop",
+            "logprobs": null
+        }],
+        "usage": { "prompt_tokens": user.len() / 4, "completion_tokens": content.len() / 4, "total_tokens": (user.len() + content.len()) / 4 }
+    }))
+    .into_response()
+}
+
+/// The deterministic answer to `user`.
+fn answer(user: &str, wants_json: bool) -> String {
+    if wants_json {
+        let plan: Value = user
+            .lines()
+            .find_map(|l| l.strip_prefix("BLUEPRINT: "))
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or(Value::Null);
+        let sessions: Vec<String> = plan["sessions"]
+            .as_array()
+            .map(|s| {
+                s.iter()
+                    .filter_map(|x| x["session_name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let current = plan["current"].as_str().unwrap_or_default();
+        let done_through = sessions.iter().position(|s| s == current);
+        let progress: Vec<Value> = sessions
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let status = if done_through.is_some_and(|d| i <= d) { "completed" } else { "not_started" };
+                json!({ "session_name": name, "status": status, "notes": format!("{name}: {status}") })
+            })
+            .collect();
+        let next = done_through
+            .and_then(|d| sessions.get(d + 1))
+            .map_or_else(String::new, |n| {
+                format!("Continue with {n}, building on {current}.")
+            });
+        json!({
+            "progressSummary": format!("Completed {current}. {}", summary_of(user)),
+            "updatedProgress": progress,
+            "nextSessionPrompt": next,
+        })
+        .to_string()
+    } else {
+        summary_of(user)
+    }
+}
+
+/// "N lines; the user opened with ...; the agent closed with ...".
+fn summary_of(user: &str) -> String {
+    let lines: Vec<&str> = user
+        .lines()
+        .filter(|l| l.starts_with("User: ") || l.contains(": ") && !l.starts_with("BLUEPRINT: "))
+        .collect();
+    match (lines.first(), lines.last()) {
+        (Some(first), Some(last)) => format!(
+            "A conversation of {} lines. It opened with \"{first}\" and closed with \"{last}\".",
+            lines.len()
+        ),
+        _ => "An empty conversation: nothing was said.".to_owned(),
+    }
+}

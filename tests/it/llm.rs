@@ -1,0 +1,179 @@
+//! The analysis LLM client against the simulated chat-completions server:
+//! one retry policy (no nested retries), backoff, `Retry-After`, attempt
+//! timeouts, and answers that do not validate counting as failed attempts.
+
+use std::time::Duration;
+
+use scribe::analysis::llm::{Attempt, LlmClient, LlmFailure, RetryPolicy};
+use scribe::sim::llm::{LlmFault, SimLlm};
+use serde_json::Value;
+
+async fn sim() -> SimLlm {
+    SimLlm::start(([127, 0, 0, 1], 0).into(), Duration::ZERO)
+        .await
+        .expect("sim llm starts")
+}
+
+fn client(sim: &SimLlm, attempt_timeout: Duration) -> LlmClient {
+    let policy = RetryPolicy {
+        attempts: 3,
+        min_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+        attempt_timeout,
+        max_retry_after: Duration::from_secs(5),
+    };
+    LlmClient::new(&sim.base_url(), Some(&"sk-sim".into()), "gpt-4o", policy)
+}
+
+const PLAN: &str = r#"BLUEPRINT: {"sessions":[{"session_name":"Intro","goals":["meet"]},{"session_name":"Plan","goals":[]}],"current":"Intro"}"#;
+
+fn as_json(text: &str) -> Result<Value, String> {
+    serde_json::from_str::<Value>(text).map_err(|e| e.to_string())
+}
+
+async fn run(client: &LlmClient, json: bool) -> (Result<Value, LlmFailure>, Vec<Attempt>) {
+    let mut attempts = Vec::new();
+    let user = format!("{PLAN}\nUser: hello\nCoach: hi there");
+    let result = if json {
+        client
+            .complete("analyse", &user, true, as_json, |a| attempts.push(a))
+            .await
+    } else {
+        client
+            .complete(
+                "summarize",
+                &user,
+                false,
+                |t| Ok(Value::String(t.to_owned())),
+                |a| attempts.push(a),
+            )
+            .await
+    };
+    (result, attempts)
+}
+
+fn failed_attempts(attempts: &[Attempt]) -> Vec<String> {
+    attempts
+        .iter()
+        .filter_map(|a| match a {
+            Attempt::Failed { error, .. } => Some(error.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_blueprint_answer_and_a_summary_come_back_on_the_first_attempt() {
+    let sim = sim().await;
+    let client = client(&sim, Duration::from_secs(10));
+    let (answer, attempts) = run(&client, true).await;
+    let answer = answer.expect("an answer");
+    assert_eq!(answer["updatedProgress"][0]["status"], "completed");
+    assert_eq!(answer["updatedProgress"][1]["status"], "not_started");
+    assert!(
+        answer["nextSessionPrompt"]
+            .as_str()
+            .expect("prompt")
+            .contains("Plan")
+    );
+    assert_eq!(
+        attempts,
+        [
+            Attempt::Started { attempt: 1 },
+            Attempt::Succeeded { attempt: 1 }
+        ]
+    );
+    let request = &sim.requests()[0].body;
+    assert_eq!(request["model"], "gpt-4o");
+    assert_eq!(request["response_format"]["type"], "json_object");
+    let (summary, _) = run(&client, false).await;
+    assert!(
+        summary
+            .expect("summary")
+            .as_str()
+            .expect("text")
+            .contains("2 lines")
+    );
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_by_one_policy_only() {
+    let sim = sim().await;
+    sim.push_faults([LlmFault::ServerError, LlmFault::ServerError]);
+    let (answer, attempts) = run(&client(&sim, Duration::from_secs(10)), true).await;
+    assert!(answer.is_ok());
+    assert_eq!(failed_attempts(&attempts).len(), 2);
+    assert_eq!(
+        sim.requests().len(),
+        3,
+        "exactly one request per attempt: no nested retries"
+    );
+}
+
+#[tokio::test]
+async fn all_attempts_failing_gives_a_readable_error() {
+    let sim = sim().await;
+    sim.push_faults([
+        LlmFault::ServerError,
+        LlmFault::ServerError,
+        LlmFault::ServerError,
+    ]);
+    let (answer, attempts) = run(&client(&sim, Duration::from_secs(10)), true).await;
+    let failure = answer.expect_err("three failures");
+    assert_eq!(failure.attempts, 3);
+    assert!(
+        failure
+            .to_string()
+            .starts_with("the analysis model failed 3 attempt(s); last error: 500"),
+        "{failure}"
+    );
+    assert_eq!(sim.requests().len(), 3);
+    let Some(Attempt::Failed { retry_in, .. }) = attempts.last() else {
+        panic!("last attempt failed: {attempts:?}");
+    };
+    assert_eq!(*retry_in, None, "no retry after the last attempt");
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let sim = sim().await;
+    sim.push_faults([LlmFault::RateLimited {
+        retry_after_secs: 1,
+    }]);
+    let (answer, attempts) = run(&client(&sim, Duration::from_secs(10)), true).await;
+    assert!(answer.is_ok());
+    assert!(
+        matches!(attempts[1], Attempt::Failed { retry_in: Some(d), .. } if d >= Duration::from_secs(1)),
+        "{attempts:?}"
+    );
+    let seen = sim.requests();
+    assert!(
+        seen[1].at.duration_since(seen[0].at) >= Duration::from_secs(1),
+        "waited as told"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_attempt_times_out_and_the_next_one_answers() {
+    let sim = sim().await;
+    sim.push_faults([LlmFault::Stall(Duration::from_secs(5))]);
+    let (answer, attempts) = run(&client(&sim, Duration::from_millis(300)), true).await;
+    assert!(answer.is_ok());
+    let failed = failed_attempts(&attempts);
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].contains("no answer within"), "{failed:?}");
+}
+
+#[tokio::test]
+async fn an_answer_that_does_not_validate_is_a_failed_attempt() {
+    let sim = sim().await;
+    sim.push_faults([LlmFault::NotJson]);
+    let (answer, attempts) = run(&client(&sim, Duration::from_secs(10)), true).await;
+    assert!(answer.is_ok());
+    let failed = failed_attempts(&attempts);
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0].starts_with("answer did not validate"),
+        "{failed:?}"
+    );
+}
