@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::analysis::llm::RetryPolicy;
 use scribe_actors::meeting::CallConfig;
 use scribe_actors::supervisor::{LeaseConfig, RestartBudget};
 use scribe_actors::writer::WriterConfig;
@@ -122,6 +124,14 @@ pub struct ServeArgs {
     #[arg(long, env = "SCRIBE_BATCH_MAX_DELAY_MS", default_value_t = 20)]
     pub batch_max_delay_ms: u64,
 
+    /// Analyses running at once, at most; the rest wait their turn.
+    #[arg(long, env = "SCRIBE_ANALYSIS_CONCURRENCY", default_value_t = 8)]
+    pub analysis_concurrency: usize,
+
+    /// Attempts per analysis (LLM request plus validation of its answer).
+    #[arg(long, env = "SCRIBE_ANALYSIS_ATTEMPTS", default_value_t = 3)]
+    pub analysis_attempts: u32,
+
     /// This instance's name in call leases, when several instances share a
     /// database. Defaults to `<hostname>:<port>`, so a restarted instance
     /// takes its own calls back at once.
@@ -148,6 +158,8 @@ pub struct Settings {
     pub writer: WriterConfig,
     pub restart_budget: RestartBudget,
     pub lease: LeaseConfig,
+    pub analysis_concurrency: usize,
+    pub analysis_policy: RetryPolicy,
 }
 
 /// Where the API token came from: given, or generated for this run.
@@ -192,6 +204,11 @@ impl Settings {
                 args.instance_id
                     .unwrap_or_else(|| default_instance_id(args.listen)),
             ),
+            analysis_concurrency: args.analysis_concurrency.max(1),
+            analysis_policy: RetryPolicy {
+                attempts: args.analysis_attempts.max(1),
+                ..RetryPolicy::default()
+            },
         };
         (settings, source)
     }
@@ -217,6 +234,8 @@ impl Settings {
             writer: WriterConfig::default(),
             restart_budget: RestartBudget::default(),
             lease: LeaseConfig::new(format!("test-{}", uuid::Uuid::new_v4())),
+            analysis_concurrency: 8,
+            analysis_policy: RetryPolicy::default(),
         }
     }
 }

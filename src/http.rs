@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/meetings/{id}", get(meetings::show))
         .route("/api/meetings/{id}/status", get(meetings::status))
         .route("/api/meetings/{id}/transcript", get(meetings::transcript))
+        .route("/api/meetings/{id}/retry", post(meetings::retry))
         .route(
             "/api/webhook",
             post(webhook::receive).layer(DefaultBodyLimit::max(webhook::MAX_WEBHOOK_BYTES)),

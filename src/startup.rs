@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use ractor::Actor;
+use scribe_actors::analysis::AnalysisDeps;
 use scribe_actors::meeting::CallDeps;
 use scribe_actors::ports::CallStore;
 use scribe_actors::supervisor::{CallRegistry, CallSupervisor, Calls, SupervisorArgs};
@@ -17,9 +18,12 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::analysis::analyzer::LlmAnalyzer;
+use crate::analysis::llm::LlmClient;
 use crate::config::Settings;
 use crate::http::{AppState, router};
 use crate::realtime::RealtimeEndpoint;
+use crate::sim::llm::SimLlm;
 use crate::sim::realtime::{SimRealtime, SimRealtimeConfig};
 use crate::sim::script::Script;
 use crate::store::{PoolSize, Store, redact_url};
@@ -35,6 +39,8 @@ pub struct Application {
     supervisor_task: JoinHandle<()>,
     /// The in-process simulated realtime peer of `--simulate`.
     sim: Option<SimRealtime>,
+    /// The in-process simulated LLM of `--simulate`.
+    sim_llm: Option<SimLlm>,
 }
 
 impl Application {
@@ -69,6 +75,31 @@ impl Application {
         } else {
             None
         };
+        let sim_llm = if settings.simulate {
+            let llm = SimLlm::start(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                std::time::Duration::from_millis(800),
+            )
+            .await
+            .context("starting the simulated LLM")?;
+            tracing::info!(url = %llm.base_url(), "simulated LLM listening");
+            Some(llm)
+        } else {
+            None
+        };
+        let llm_url = sim_llm
+            .as_ref()
+            .map_or_else(|| settings.openai_base_url.clone(), SimLlm::base_url);
+        let analyzer = LlmAnalyzer::new(LlmClient::new(
+            &llm_url,
+            settings.openai_api_key.as_ref(),
+            &settings.analysis_model,
+            settings.analysis_policy.clone(),
+        ));
+        let analysis = Arc::new(AnalysisDeps {
+            analyzer: Arc::new(analyzer),
+            permits: Arc::new(tokio::sync::Semaphore::new(settings.analysis_concurrency)),
+        });
         let realtime_url = sim
             .as_ref()
             .map_or_else(|| settings.realtime_url.clone(), SimRealtime::url);
@@ -92,6 +123,7 @@ impl Application {
             CallSupervisor,
             SupervisorArgs {
                 deps,
+                analysis,
                 registry: registry.clone(),
                 budget: settings.restart_budget,
                 lease: settings.lease.clone(),
@@ -111,7 +143,17 @@ impl Application {
                 tracing::error!(%meeting, %error, "active meeting not adopted");
             }
         }
-        tracing::info!(%local_addr, database = %redact_url(url), backend = ?store.backend(), adopted = active.len(), "scribe ready");
+        // Analyses that had not finished resume at once.
+        let unfinished = store
+            .unfinished_analyses()
+            .await
+            .context("listing unfinished analyses")?;
+        for meeting in &unfinished {
+            if let Err(error) = calls.analyze(*meeting).await {
+                tracing::error!(%meeting, %error, "unfinished analysis not resumed");
+            }
+        }
+        tracing::info!(%local_addr, database = %redact_url(url), backend = ?store.backend(), adopted = active.len(), resumed_analyses = unfinished.len(), "scribe ready");
         Ok(Self {
             listener,
             local_addr,
@@ -129,6 +171,7 @@ impl Application {
             lease_owner: settings.lease.owner.clone(),
             supervisor_task,
             sim,
+            sim_llm,
         })
     }
 
@@ -197,6 +240,7 @@ impl Application {
             tracing::error!(error = %error, "leases not released; other instances wait for them to expire");
         }
         drop(self.sim);
+        drop(self.sim_llm);
         store.close().await;
         served
     }

@@ -4,6 +4,7 @@
 //! statements that differ are matched per backend where they are written.
 
 mod agents;
+mod analysis;
 mod calls;
 mod events;
 mod leases;
@@ -21,6 +22,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use analysis::{RetryOutcome, prompt_line};
 pub use events::{AnalysisJob, StoredEvent};
 pub use transcript::StoredChunk;
 pub use webhooks::{SessionStart, WebhookDelivery};

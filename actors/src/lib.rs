@@ -29,6 +29,7 @@
 //! - [`meeting`]: MeetingActor, its socket reader and `SharedCall`.
 //! - [`supervisor`]: CallSupervisor, `CallRegistry`, the `Calls` handle.
 
+pub mod analysis;
 pub mod domain;
 pub mod ids;
 pub mod meeting;

@@ -104,6 +104,7 @@ pub enum EventKind {
     Gap,
     CallEnded,
     RestartBudgetExhausted,
+    AnalysisStage,
 }
 
 impl EventKind {
@@ -123,8 +124,56 @@ impl EventKind {
             Self::Gap => "gap",
             Self::CallEnded => "call_ended",
             Self::RestartBudgetExhausted => "restart_budget_exhausted",
+            Self::AnalysisStage => "analysis_stage",
         }
     }
+}
+
+/// Everything an analysis needs about one ended call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalysisInput {
+    pub meeting_id: MeetingId,
+    pub meeting_name: String,
+    pub agent_name: String,
+    /// The agent's blueprint (`{"sessions":[...]}`), when it has one.
+    pub blueprint: Option<Value>,
+    /// Progress carried from the previous session.
+    pub progress: Option<Value>,
+    /// The transcript in order: speaker (`None` for a lost line) and text.
+    pub lines: Vec<(Option<Speaker>, String)>,
+    /// This analysis attempt's number (1 for the first run of the job).
+    pub run: i32,
+}
+
+/// The next session a blueprint analysis asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextSession {
+    pub name: String,
+    pub prompt: String,
+}
+
+/// What an analysis produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnalysisResult {
+    Summary {
+        summary: String,
+    },
+    Blueprint {
+        summary: String,
+        progress: Value,
+        next: Option<NextSession>,
+    },
+}
+
+/// Runs the LLM part of an analysis; `stage` records progress in the
+/// meeting's event log.
+#[async_trait]
+pub trait Analyzer: Send + Sync + 'static {
+    async fn analyze(
+        &self,
+        input: &AnalysisInput,
+        stage: &(dyn Fn(&str, Value) + Send + Sync),
+    ) -> Result<AnalysisResult, String>;
 }
 
 /// What finalizing a call did.
@@ -186,6 +235,29 @@ pub trait CallStore: Send + Sync + 'static {
 
     /// Frees every lease `owner` holds (graceful shutdown).
     async fn release_leases(&self, owner: &str) -> Result<(), PortError>;
+
+    /// Starts (or resumes) the meeting's analysis job: a `processing`
+    /// meeting's `pending` or `running` job becomes `running` with its run
+    /// counted. `None` when there is nothing to analyse.
+    async fn begin_analysis(&self, meeting: MeetingId) -> Result<Option<AnalysisInput>, PortError>;
+
+    /// In one transaction: the results, status `completed`, the job done,
+    /// and for a blueprint the next session's meeting (at most one per
+    /// meeting, whatever retries happen). Returns the next meeting's id.
+    async fn complete_analysis(
+        &self,
+        meeting: MeetingId,
+        result: &AnalysisResult,
+    ) -> Result<Option<MeetingId>, PortError>;
+
+    /// The meeting `failed` with `error`, the job `failed`.
+    async fn fail_analysis(&self, meeting: MeetingId, error: &str) -> Result<(), PortError>;
+
+    /// True when the meeting's analysis job waits to be run (a retry).
+    async fn analysis_pending(&self, meeting: MeetingId) -> Result<bool, PortError>;
+
+    /// Meetings whose analysis job has not finished (resumed at startup).
+    async fn unfinished_analyses(&self) -> Result<Vec<MeetingId>, PortError>;
 
     /// When another live instance (not `me`) holds the meeting's lease,
     /// records that the call ended and returns true: the owner finalizes.

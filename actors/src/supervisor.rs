@@ -11,9 +11,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use serde_json::json;
 
+use crate::analysis::{AnalysisActor, AnalysisArgs, AnalysisDeps, AnalysisMsg};
 use crate::domain::MeetingStatus;
 use crate::ids::MeetingId;
 use crate::meeting::shared::SharedCall;
@@ -139,6 +141,9 @@ impl LeaseConfig {
     }
 }
 
+/// Every live actor: meeting actors, then analysis actors.
+pub type LiveActors = (Vec<ActorRef<MeetingMsg>>, Vec<ActorRef<AnalysisMsg>>);
+
 pub enum SupervisorMsg {
     StartCall {
         meeting: MeetingId,
@@ -152,7 +157,18 @@ pub enum SupervisorMsg {
         ended_at: DateTime<Utc>,
         reply: RpcReplyPort<EndOutcome>,
     },
-    Actors(RpcReplyPort<Vec<ActorRef<MeetingMsg>>>),
+    Actors(RpcReplyPort<LiveActors>),
+    /// Start the meeting's analysis (after a retry, or at startup for an
+    /// unfinished job). Replies whether an actor was started.
+    Analyze {
+        meeting: MeetingId,
+        reply: RpcReplyPort<bool>,
+    },
+    /// Chaos: kill the meeting's analysis actor abruptly.
+    KillAnalysis {
+        meeting: MeetingId,
+        reply: RpcReplyPort<bool>,
+    },
     /// A finalization without an actor is done.
     Finalized {
         meeting: MeetingId,
@@ -178,6 +194,7 @@ pub struct CallSupervisor;
 
 pub struct SupervisorArgs {
     pub deps: Arc<CallDeps>,
+    pub analysis: Arc<AnalysisDeps>,
     pub registry: Arc<CallRegistry>,
     pub budget: RestartBudget,
     pub lease: LeaseConfig,
@@ -193,13 +210,27 @@ struct LiveCall {
     lease_lost: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChildKind {
+    Meeting,
+    Analysis,
+}
+
+struct LiveAnalysis {
+    actor: ActorRef<AnalysisMsg>,
+    incarnation: u32,
+    restarts: VecDeque<Instant>,
+}
+
 pub struct SupervisorState {
     deps: Arc<CallDeps>,
+    analysis: Arc<AnalysisDeps>,
+    analyses: HashMap<MeetingId, LiveAnalysis>,
     registry: Arc<CallRegistry>,
     budget: RestartBudget,
     lease: LeaseConfig,
     live: HashMap<MeetingId, LiveCall>,
-    by_actor: HashMap<ActorId, MeetingId>,
+    by_actor: HashMap<ActorId, (MeetingId, ChildKind)>,
     /// Calls being finalized (by their actor or from the store).
     finalizing: HashSet<MeetingId>,
     /// Waiting for `finalizing` to become empty (graceful shutdown).
@@ -207,6 +238,95 @@ pub struct SupervisorState {
 }
 
 impl SupervisorState {
+    /// Starts the meeting's AnalysisActor unless one is live.
+    async fn start_analysis(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        meeting: MeetingId,
+        incarnation: u32,
+        restarts: VecDeque<Instant>,
+        restart_reason: Option<String>,
+    ) -> bool {
+        if self.analyses.contains_key(&meeting) {
+            return false;
+        }
+        let args = AnalysisArgs {
+            meeting,
+            calls: self.deps.clone(),
+            analysis: self.analysis.clone(),
+            incarnation,
+            restart_reason,
+        };
+        match Actor::spawn_linked(None, AnalysisActor, args, myself.get_cell()).await {
+            Ok((actor, _)) => {
+                self.by_actor
+                    .insert(actor.get_id(), (meeting, ChildKind::Analysis));
+                self.analyses.insert(
+                    meeting,
+                    LiveAnalysis {
+                        actor,
+                        incarnation,
+                        restarts,
+                    },
+                );
+                true
+            }
+            Err(error) => {
+                tracing::error!(%meeting, %error, "analysis actor did not start");
+                false
+            }
+        }
+    }
+
+    async fn on_analysis_exit(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        meeting: MeetingId,
+        why: String,
+        expected: bool,
+    ) {
+        let Some(mut entry) = self.analyses.remove(&meeting) else {
+            return;
+        };
+        if expected {
+            // A retry may have queued the job again while this actor finished.
+            if matches!(self.deps.store.analysis_pending(meeting).await, Ok(true)) {
+                self.start_analysis(myself, meeting, 0, VecDeque::new(), None)
+                    .await;
+            }
+            return;
+        }
+        let now = Instant::now();
+        entry
+            .restarts
+            .retain(|t| now.duration_since(*t) < self.budget.window);
+        if entry.restarts.len() >= self.budget.max_restarts {
+            let error = format!(
+                "the analysis actor died {} times within {} s (last: {why}); gave up",
+                entry.restarts.len() + 1,
+                self.budget.window.as_secs()
+            );
+            self.deps.log(
+                meeting,
+                EventKind::RestartBudgetExhausted,
+                json!({ "error": error, "kind": "analysis" }),
+            );
+            if let Err(e) = self.deps.store.fail_analysis(meeting, &error).await {
+                tracing::error!(%meeting, error = %e, "could not mark the analysis failed");
+            }
+            return;
+        }
+        entry.restarts.push_back(now);
+        self.start_analysis(
+            myself,
+            meeting,
+            entry.incarnation + 1,
+            entry.restarts,
+            Some(why),
+        )
+        .await;
+    }
+
     fn finalized(&mut self, meeting: MeetingId) {
         self.finalizing.remove(&meeting);
         if self.finalizing.is_empty() {
@@ -236,7 +356,8 @@ impl SupervisorState {
         let (actor, _) = Actor::spawn_linked(None, MeetingActor, args, myself.get_cell())
             .await
             .map_err(|e| format!("meeting actor did not start: {e}"))?;
-        self.by_actor.insert(actor.get_id(), meeting);
+        self.by_actor
+            .insert(actor.get_id(), (meeting, ChildKind::Meeting));
         self.live.insert(
             meeting,
             LiveCall {
@@ -385,9 +506,13 @@ impl SupervisorState {
         why: String,
         expected: bool,
     ) {
-        let Some(meeting) = self.by_actor.remove(&id) else {
+        let Some((meeting, kind)) = self.by_actor.remove(&id) else {
             return;
         };
+        if kind == ChildKind::Analysis {
+            self.on_analysis_exit(myself, meeting, why, expected).await;
+            return;
+        }
         let Some(mut entry) = self.live.remove(&meeting) else {
             return;
         };
@@ -399,6 +524,9 @@ impl SupervisorState {
             if expected {
                 self.registry.remove(meeting);
                 self.finalized(meeting);
+                // The hand-off: analysis starts now, no queue in between.
+                self.start_analysis(myself, meeting, 0, VecDeque::new(), None)
+                    .await;
             } else {
                 // Died while finalizing: finish the job from what is stored and shared.
                 self.finalize_without_actor(myself, meeting, Utc::now());
@@ -488,6 +616,8 @@ impl Actor for CallSupervisor {
     ) -> Result<SupervisorState, ActorProcessingErr> {
         Ok(SupervisorState {
             deps: args.deps,
+            analysis: args.analysis,
+            analyses: HashMap::new(),
             registry: args.registry,
             budget: args.budget,
             lease: args.lease,
@@ -539,7 +669,26 @@ impl Actor for CallSupervisor {
                 };
                 let _ = reply.send(outcome);
             }
-            SupervisorMsg::Finalized { meeting } => state.finalized(meeting),
+            SupervisorMsg::Finalized { meeting } => {
+                state.finalized(meeting);
+                state
+                    .start_analysis(&myself, meeting, 0, VecDeque::new(), None)
+                    .await;
+            }
+            SupervisorMsg::Analyze { meeting, reply } => {
+                let started = state
+                    .start_analysis(&myself, meeting, 0, VecDeque::new(), None)
+                    .await;
+                let _ = reply.send(started);
+            }
+            SupervisorMsg::KillAnalysis { meeting, reply } => {
+                let found = state
+                    .analyses
+                    .get(&meeting)
+                    .map(|a| a.actor.kill())
+                    .is_some();
+                let _ = reply.send(found);
+            }
             SupervisorMsg::LeaseTick => state.lease_tick(&myself).await,
             SupervisorMsg::WhenSettled(reply) => {
                 if state.finalizing.is_empty() {
@@ -549,7 +698,9 @@ impl Actor for CallSupervisor {
                 }
             }
             SupervisorMsg::Actors(reply) => {
-                let _ = reply.send(state.live.values().map(|c| c.actor.clone()).collect());
+                let meetings = state.live.values().map(|c| c.actor.clone()).collect();
+                let analyses = state.analyses.values().map(|a| a.actor.clone()).collect();
+                let _ = reply.send((meetings, analyses));
             }
             SupervisorMsg::Kill { meeting, reply } => {
                 let found = state.live.get(&meeting).map(|c| c.actor.kill()).is_some();
@@ -693,6 +844,17 @@ impl Calls {
             .await
     }
 
+    /// Starts the meeting's analysis unless it is running.
+    pub async fn analyze(&self, meeting: MeetingId) -> Result<bool, CallsError> {
+        self.ask(|reply| SupervisorMsg::Analyze { meeting, reply })
+            .await
+    }
+
+    pub async fn kill_analysis(&self, meeting: MeetingId) -> Result<bool, CallsError> {
+        self.ask(|reply| SupervisorMsg::KillAnalysis { meeting, reply })
+            .await
+    }
+
     pub async fn panic(&self, meeting: MeetingId) -> Result<bool, CallsError> {
         self.ask(|reply| SupervisorMsg::Panic { meeting, reply })
             .await
@@ -701,16 +863,26 @@ impl Calls {
     /// Snapshots of every live meeting actor (an actor that does not answer
     /// within a second is left out).
     pub async fn snapshots(&self) -> Result<Vec<ActorSnapshot>, CallsError> {
-        let actors = self.ask(SupervisorMsg::Actors).await?;
-        let asks = actors.iter().map(|actor| async move {
-            match actor
-                .call(MeetingMsg::Snapshot, Some(Duration::from_secs(1)))
-                .await
-            {
-                Ok(ractor::rpc::CallResult::Success(s)) => Some(s),
-                _ => None,
-            }
-        });
+        let (meetings, analyses) = self.ask(SupervisorMsg::Actors).await?;
+        let wait = Some(Duration::from_secs(1));
+        let answer = |r: Result<ractor::rpc::CallResult<ActorSnapshot>, String>| match r {
+            Ok(ractor::rpc::CallResult::Success(s)) => Some(s),
+            _ => None,
+        };
+        let asks = meetings
+            .iter()
+            .map(|actor| {
+                actor
+                    .call(MeetingMsg::Snapshot, wait)
+                    .map(move |r| answer(r.map_err(|e| e.to_string())))
+                    .boxed()
+            })
+            .chain(analyses.iter().map(|actor| {
+                actor
+                    .call(AnalysisMsg::Snapshot, wait)
+                    .map(move |r| answer(r.map_err(|e| e.to_string())))
+                    .boxed()
+            }));
         Ok(futures::future::join_all(asks)
             .await
             .into_iter()

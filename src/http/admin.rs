@@ -63,7 +63,11 @@ pub async fn kill(
     let meeting: MeetingId = meeting.parse()?;
     let killed = match query.kind.as_str() {
         "meeting" => state.calls.kill(meeting).await.map_err(ApiError::Calls)?,
-        "analysis" => false,
+        "analysis" => state
+            .calls
+            .kill_analysis(meeting)
+            .await
+            .map_err(ApiError::Calls)?,
         other => {
             return Err(ApiError::BadRequest(format!(
                 "`kind` must be `meeting` or `analysis`, got `{other}`"

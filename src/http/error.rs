@@ -23,6 +23,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Unprocessable(String),
+    #[error("{0}")]
+    Conflict(String),
     /// An extractor's rejection, with the status axum chose (400, 413, 415, 422).
     #[error("{message}")]
     Rejected { status: StatusCode, message: String },
@@ -55,6 +57,7 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Rejected { status, .. } => *status,
             Self::BadSignature(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,

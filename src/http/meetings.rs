@@ -13,7 +13,7 @@ use super::auth::ApiCaller;
 use super::extract::{JsonBody, QueryParams};
 use super::{ApiError, AppState};
 use crate::domain::meeting::{Meeting, MeetingFilter, NewMeeting};
-use crate::store::{StoreError, StoredChunk};
+use crate::store::{RetryOutcome, StoreError, StoredChunk};
 
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 500;
@@ -150,4 +150,27 @@ pub async fn transcript(
         meeting_id: meeting.id,
         chunks,
     }))
+}
+
+/// `POST /api/meetings/{id}/retry`: re-runs a failed analysis.
+pub async fn retry(
+    _: ApiCaller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let id: MeetingId = id.parse()?;
+    match state.store.retry_analysis(id).await? {
+        RetryOutcome::NotFound => Err(ApiError::meeting_not_found()),
+        RetryOutcome::NotFailed(status) => Err(ApiError::Conflict(format!(
+            "Meeting is {status}: only a meeting whose analysis failed can be retried"
+        ))),
+        RetryOutcome::Queued => {
+            state.calls.analyze(id).await.map_err(ApiError::Calls)?;
+            tracing::info!(meeting_id = %id, "analysis retried");
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({ "status": "processing" })),
+            ))
+        }
+    }
 }

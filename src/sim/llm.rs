@@ -221,10 +221,8 @@ fn answer(user: &str, wants_json: bool) -> String {
 
 /// "N lines; the user opened with ...; the agent closed with ...".
 fn summary_of(user: &str) -> String {
-    let lines: Vec<&str> = user
-        .lines()
-        .filter(|l| l.starts_with("User: ") || l.contains(": ") && !l.starts_with("BLUEPRINT: "))
-        .collect();
+    let transcript = user.split_once("TRANSCRIPT:\n").map_or(user, |(_, t)| t);
+    let lines: Vec<&str> = transcript.lines().filter(|l| l.contains(": ")).collect();
     match (lines.first(), lines.last()) {
         (Some(first), Some(last)) => format!(
             "A conversation of {} lines. It opened with \"{first}\" and closed with \"{last}\".",

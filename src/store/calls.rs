@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use scribe_actors::domain::{MeetingStatus, Speaker};
 use scribe_actors::ids::MeetingId;
 use scribe_actors::ports::{
-    CallContext, CallStore, EventKind, Finalized, LeaseReport, PortError, WriteBatch,
+    AnalysisInput, AnalysisResult, CallContext, CallStore, EventKind, Finalized, LeaseReport,
+    PortError, WriteBatch,
 };
 use serde_json::{Value, json};
 use sqlx::types::Json;
@@ -225,6 +226,30 @@ impl CallStore for Store {
         })
         .map_err(StoreError::from)?;
         Ok(())
+    }
+
+    async fn begin_analysis(&self, meeting: MeetingId) -> Result<Option<AnalysisInput>, PortError> {
+        Ok(Store::begin_analysis(self, meeting).await?)
+    }
+
+    async fn complete_analysis(
+        &self,
+        meeting: MeetingId,
+        result: &AnalysisResult,
+    ) -> Result<Option<MeetingId>, PortError> {
+        Ok(Store::complete_analysis(self, meeting, result).await?)
+    }
+
+    async fn fail_analysis(&self, meeting: MeetingId, error: &str) -> Result<(), PortError> {
+        Ok(Store::fail_analysis(self, meeting, error).await?)
+    }
+
+    async fn analysis_pending(&self, meeting: MeetingId) -> Result<bool, PortError> {
+        Ok(Store::analysis_pending(self, meeting).await?)
+    }
+
+    async fn unfinished_analyses(&self) -> Result<Vec<MeetingId>, PortError> {
+        Ok(Store::unfinished_analyses(self).await?)
     }
 
     async fn acquire_lease(

@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use reqwest::{Response, StatusCode};
 use scribe::config::Settings;
+use scribe::sim::llm::SimLlm;
 use scribe::startup::Application;
 use scribe::store::{PoolSize, Store};
 use serde_json::{Value, json};
@@ -131,6 +132,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Store,
     pub calls: scribe_actors::supervisor::Calls,
+    /// The simulated LLM the app's analyses talk to.
+    pub llm: SimLlm,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -154,8 +157,16 @@ pub fn live_settings(settings: &mut Settings, realtime_url: &str) {
     settings.call.reconnect_max = Duration::from_millis(200);
 }
 
+/// The real application with a simulated LLM of its own for analyses
+/// (`configure` may point elsewhere).
 pub async fn spawn_app_with(database_url: &str, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings::for_database(database_url, API_TOKEN);
+    let llm = SimLlm::start(([127, 0, 0, 1], 0).into(), Duration::ZERO)
+        .await
+        .expect("sim llm starts");
+    settings.openai_base_url = llm.base_url();
+    settings.analysis_policy.min_delay = Duration::from_millis(10);
+    settings.analysis_policy.max_delay = Duration::from_millis(100);
     configure(&mut settings);
     let app = Application::build(settings)
         .await
@@ -175,6 +186,7 @@ pub async fn spawn_app_with(database_url: &str, configure: impl FnOnce(&mut Sett
             .expect("http client"),
         store,
         calls,
+        llm,
         shutdown: Some(tx),
         server: Some(server),
     }

@@ -9,12 +9,11 @@ use reqwest::StatusCode;
 use scribe::sim::realtime::SimRealtime;
 use scribe::sim::script::{Script, SentLine, Step, Transcription, Turn};
 use scribe::sim::webhook::SimCall;
-use scribe_actors::domain::MeetingStatus;
 
 use crate::helpers::{TestApp, each_backend, expect_json, live_settings, spawn_app_with};
 use crate::live_calls::{
     DEADLINE, assert_transcript, driver, events, eventually, new_meeting, sim, transcript,
-    wait_for_lines, wait_for_status,
+    wait_for_lines, wait_until_ended,
 };
 
 fn turn(n: usize) -> Turn {
@@ -84,7 +83,7 @@ async fn each_call_runs_in_one_instance_and_an_end_at_another_is_forwarded() {
         )
         .await;
         assert_eq!(ended["status"], "ending");
-        wait_for_status(&a.store, &meeting, MeetingStatus::Processing).await;
+        wait_until_ended(&a.store, &meeting).await;
         assert_transcript(&transcript(&a.store, &meeting).await, &expected);
         // A finalized it: its actor drained and closed the realtime session.
         eventually("A's actor to finish", || async {
@@ -146,7 +145,7 @@ async fn a_dead_instances_calls_are_taken_over_when_its_lease_expires() {
             StatusCode::OK,
         )
         .await;
-        wait_for_status(&b.store, &meeting, MeetingStatus::Processing).await;
+        wait_until_ended(&b.store, &meeting).await;
         assert_transcript(&transcript(&b.store, &meeting).await, &expected);
         let restarted: Vec<serde_json::Value> = events(&b.store, &meeting)
             .await

@@ -115,6 +115,19 @@ pub async fn wait_for_lines(store: &Store, meeting: &str, n: usize) -> Vec<Store
     }
 }
 
+/// Waits until the call has ended: `processing`, or already past it
+/// (`completed`) when the analysis was quick.
+pub async fn wait_until_ended(store: &Store, meeting: &str) {
+    eventually("the call to end", || async {
+        matches!(
+            status_of(store, meeting).await,
+            MeetingStatus::Processing | MeetingStatus::Completed
+        )
+        .then_some(())
+    })
+    .await;
+}
+
 pub async fn wait_for_status(store: &Store, meeting: &str, status: MeetingStatus) {
     eventually(&format!("status {status}"), || async {
         (status_of(store, meeting).await == status).then_some(())
@@ -164,7 +177,7 @@ pub async fn end_call(app: &TestApp, call: &SimCall) {
         expect_json(answer, StatusCode::OK).await,
         json!({ "status": "ending" })
     );
-    wait_for_status(&app.store, &call.meeting_id, MeetingStatus::Processing).await;
+    wait_until_ended(&app.store, &call.meeting_id).await;
 }
 
 /// Plays a whole call on a new meeting: start, the peer's script up to
@@ -227,7 +240,7 @@ async fn transcript_is_in_conversation_order_whenever_user_transcriptions_arrive
             expect_json(ended, StatusCode::OK).await,
             json!({ "status": "ending" })
         );
-        wait_for_status(&app.store, &meeting, MeetingStatus::Processing).await;
+        wait_until_ended(&app.store, &meeting).await;
         assert_transcript(&transcript(&app.store, &meeting).await, &expected);
 
         let m = app
@@ -622,7 +635,7 @@ async fn finalize_waits_the_grace_period_for_outstanding_transcriptions() {
         wait_for_lines(&app.store, &meeting, 2).await; // the two agent lines
         expect_json(hooks.session_ended(&call).await.expect("sent"), StatusCode::OK).await;
         peer.open_gate("late");
-        wait_for_status(&app.store, &meeting, MeetingStatus::Processing).await;
+        wait_until_ended(&app.store, &meeting).await;
         let stored = transcript(&app.store, &meeting).await;
         let got: Vec<(i64, &str, ChunkStatus)> = stored.iter().map(|c| (c.sequence_number, c.text.as_str(), c.status)).collect();
         assert_eq!(
@@ -693,7 +706,7 @@ async fn an_ended_call_without_a_live_actor_is_finalized_from_the_store() {
         )
         .await;
         assert_eq!(ended["status"], "ending");
-        wait_for_status(&app.store, &meeting, MeetingStatus::Processing).await;
+        wait_until_ended(&app.store, &meeting).await;
         let stored = transcript(&app.store, &meeting).await;
         let statuses: Vec<ChunkStatus> = stored.iter().map(|c| c.status).collect();
         assert_eq!(
@@ -807,7 +820,7 @@ async fn one_call_dying_or_ending_never_touches_another() {
             StatusCode::OK,
         )
         .await;
-        wait_for_status(&app.store, &a, MeetingStatus::Processing).await;
+        wait_until_ended(&app.store, &a).await;
         // B's actor is the same one, untouched, still on its first session.
         let b_now = app.actor(&b).await.expect("b still live");
         assert_eq!(b_now["restarts"], 0);
@@ -819,7 +832,7 @@ async fn one_call_dying_or_ending_never_touches_another() {
             StatusCode::OK,
         )
         .await;
-        wait_for_status(&app.store, &b, MeetingStatus::Processing).await;
+        wait_until_ended(&app.store, &b).await;
         assert_eq!(transcript(&app.store, &b).await.len(), 2);
         app.stop().await.expect("clean stop");
     })

@@ -538,9 +538,10 @@ async fn a_graceful_stop_finishes_calls_that_are_ending() {
         expect_json(answer, StatusCode::OK).await;
         app.stop().await.expect("graceful stop");
         let reopened = crate::helpers::TestDb::store_at(&url).await;
-        assert_eq!(
-            crate::live_calls::status_of(&reopened, &meeting).await,
-            MeetingStatus::Processing
+        let status = crate::live_calls::status_of(&reopened, &meeting).await;
+        assert!(
+            matches!(status, MeetingStatus::Processing | MeetingStatus::Completed),
+            "ended, not left active: {status}"
         );
         let lines = transcript(&reopened, &meeting).await;
         assert_eq!(lines.len(), 2);

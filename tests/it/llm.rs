@@ -33,7 +33,7 @@ fn as_json(text: &str) -> Result<Value, String> {
 
 async fn run(client: &LlmClient, json: bool) -> (Result<Value, LlmFailure>, Vec<Attempt>) {
     let mut attempts = Vec::new();
-    let user = format!("{PLAN}\nUser: hello\nCoach: hi there");
+    let user = format!("{PLAN}\nTRANSCRIPT:\nUser: hello\nCoach: hi there");
     let result = if json {
         client
             .complete("analyse", &user, true, as_json, |a| attempts.push(a))

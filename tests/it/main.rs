@@ -2,6 +2,7 @@
 //! and, when `SCRIBE_TEST_POSTGRES_URL` is set, on PostgreSQL; and the real
 //! `scribe` binary in an empty folder.
 
+mod analysis;
 mod api_agents;
 mod api_meetings;
 mod api_service;

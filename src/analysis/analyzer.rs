@@ -1,0 +1,235 @@
+//! The analysis itself: prompts, the structured blueprint answer and its
+//! validation, on top of [`LlmClient`].
+
+use async_trait::async_trait;
+use scribe_actors::ports::{AnalysisInput, AnalysisResult, Analyzer, NextSession};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::llm::{Attempt, LlmClient};
+use crate::store::prompt_line;
+
+const SUMMARY_SYSTEM: &str = "You are an expert summarizer. You write readable, concise, simple content \
+    summaries of meeting transcripts. Summarize what was discussed, what was decided and what comes next.";
+
+const BLUEPRINT_SYSTEM: &str = "You analyse one session of a multi-session plan. Answer with a JSON object \
+    with exactly these fields: \"progressSummary\" (string: what this session achieved), \"updatedProgress\" \
+    (array with one entry per plan session, in plan order: {\"session_name\": string, \"status\": \
+    \"not_started\" | \"in_progress\" | \"completed\", \"notes\": string}), \"nextSessionPrompt\" (string: \
+    instructions for the agent in the next session).";
+
+pub struct LlmAnalyzer {
+    llm: LlmClient,
+}
+
+impl LlmAnalyzer {
+    pub fn new(llm: LlmClient) -> Self {
+        Self { llm }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct BlueprintAnswer {
+    progress_summary: String,
+    updated_progress: Vec<SessionProgress>,
+    next_session_prompt: String,
+}
+
+#[derive(Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct SessionProgress {
+    session_name: String,
+    status: String,
+    notes: String,
+}
+
+/// Checks a blueprint answer against the plan's sessions.
+pub fn validate_blueprint_answer(
+    text: &str,
+    sessions: &[String],
+) -> Result<AnalysisResult, String> {
+    let answer: BlueprintAnswer =
+        serde_json::from_str(text).map_err(|e| format!("not the JSON asked for: {e}"))?;
+    let names: Vec<&str> = answer
+        .updated_progress
+        .iter()
+        .map(|p| p.session_name.as_str())
+        .collect();
+    if names != sessions.iter().map(String::as_str).collect::<Vec<_>>() {
+        return Err(format!(
+            "updatedProgress lists {names:?}, the plan has {sessions:?}"
+        ));
+    }
+    if let Some(bad) = answer.updated_progress.iter().find(|p| {
+        !matches!(
+            p.status.as_str(),
+            "not_started" | "in_progress" | "completed"
+        )
+    }) {
+        return Err(format!(
+            "session `{}` has status `{}`",
+            bad.session_name, bad.status
+        ));
+    }
+    let next = answer
+        .updated_progress
+        .iter()
+        .find(|p| p.status != "completed")
+        .map(|p| NextSession {
+            name: p.session_name.clone(),
+            prompt: answer.next_session_prompt.clone(),
+        });
+    Ok(AnalysisResult::Blueprint {
+        summary: answer.progress_summary,
+        progress: serde_json::to_value(&answer.updated_progress).map_err(|e| e.to_string())?,
+        next,
+    })
+}
+
+fn transcript_text(input: &AnalysisInput) -> String {
+    let lines: Vec<String> = input
+        .lines
+        .iter()
+        .filter_map(|(speaker, text)| prompt_line(*speaker, text, &input.agent_name))
+        .collect();
+    if lines.is_empty() {
+        "(the transcript is empty)".to_owned()
+    } else {
+        lines.join("\n")
+    }
+}
+
+#[async_trait]
+impl Analyzer for LlmAnalyzer {
+    async fn analyze(
+        &self,
+        input: &AnalysisInput,
+        stage: &(dyn Fn(&str, Value) + Send + Sync),
+    ) -> Result<AnalysisResult, String> {
+        let on_attempt = |a: Attempt| match a {
+            Attempt::Started { attempt } => {
+                stage("llm_attempt_started", json!({ "attempt": attempt }))
+            }
+            Attempt::Failed {
+                attempt,
+                error,
+                retry_in,
+            } => stage(
+                "llm_attempt_failed",
+                json!({ "attempt": attempt, "error": error, "retry_in_ms": retry_in.map(|d| d.as_millis() as u64) }),
+            ),
+            Attempt::Succeeded { attempt } => {
+                stage("answer_received", json!({ "attempt": attempt }))
+            }
+        };
+        let transcript = transcript_text(input);
+        let sessions: Option<Vec<String>> = input.blueprint.as_ref().and_then(|b| {
+            b["sessions"].as_array().map(|s| {
+                s.iter()
+                    .filter_map(|x| x["session_name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+        });
+        match (&input.blueprint, sessions) {
+            (Some(blueprint), Some(sessions)) if !sessions.is_empty() => {
+                let plan =
+                    json!({ "sessions": blueprint["sessions"], "current": input.meeting_name });
+                let user = format!(
+                    "BLUEPRINT: {plan}\nPROGRESS SO FAR: {}\nThis session: {}\nTRANSCRIPT:\n{transcript}",
+                    input.progress.clone().unwrap_or(Value::Null),
+                    input.meeting_name
+                );
+                self.llm
+                    .complete(
+                        BLUEPRINT_SYSTEM,
+                        &user,
+                        true,
+                        |t| validate_blueprint_answer(t, &sessions),
+                        on_attempt,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            _ => {
+                let user = format!("Meeting: {}\nTRANSCRIPT:\n{transcript}", input.meeting_name);
+                self.llm
+                    .complete(
+                        SUMMARY_SYSTEM,
+                        &user,
+                        false,
+                        |t| {
+                            let t = t.trim();
+                            if t.is_empty() {
+                                Err("the summary is empty".to_owned())
+                            } else {
+                                Ok(AnalysisResult::Summary {
+                                    summary: t.to_owned(),
+                                })
+                            }
+                        },
+                        on_attempt,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Vec<String> {
+        vec!["Intro".into(), "Plan".into()]
+    }
+
+    #[test]
+    fn a_valid_answer_names_the_next_session() {
+        let text = r#"{"progressSummary":"ok","updatedProgress":[{"session_name":"Intro","status":"completed","notes":""},{"session_name":"Plan","status":"not_started","notes":""}],"nextSessionPrompt":"Go on."}"#;
+        let AnalysisResult::Blueprint { next, .. } =
+            validate_blueprint_answer(text, &plan()).expect("valid")
+        else {
+            panic!("blueprint result");
+        };
+        assert_eq!(
+            next,
+            Some(NextSession {
+                name: "Plan".into(),
+                prompt: "Go on.".into()
+            })
+        );
+    }
+
+    #[test]
+    fn answers_that_do_not_fit_the_plan_are_refused() {
+        let missing = r#"{"progressSummary":"ok","updatedProgress":[{"session_name":"Intro","status":"completed","notes":""}],"nextSessionPrompt":""}"#;
+        assert!(
+            validate_blueprint_answer(missing, &plan())
+                .expect_err("one session missing")
+                .contains("updatedProgress lists")
+        );
+        let bad_status = r#"{"progressSummary":"ok","updatedProgress":[{"session_name":"Intro","status":"done","notes":""},{"session_name":"Plan","status":"not_started","notes":""}],"nextSessionPrompt":""}"#;
+        assert!(
+            validate_blueprint_answer(bad_status, &plan())
+                .expect_err("bad status")
+                .contains("status `done`")
+        );
+        let extra =
+            r#"{"progressSummary":"ok","updatedProgress":[],"nextSessionPrompt":"","mood":"good"}"#;
+        assert!(validate_blueprint_answer(extra, &plan()).is_err());
+        assert!(validate_blueprint_answer("Sure! It went well.", &plan()).is_err());
+    }
+
+    #[test]
+    fn all_sessions_completed_means_no_next_session() {
+        let text = r#"{"progressSummary":"ok","updatedProgress":[{"session_name":"Intro","status":"completed","notes":""},{"session_name":"Plan","status":"completed","notes":""}],"nextSessionPrompt":""}"#;
+        let AnalysisResult::Blueprint { next, .. } =
+            validate_blueprint_answer(text, &plan()).expect("valid")
+        else {
+            panic!("blueprint result");
+        };
+        assert_eq!(next, None);
+    }
+}

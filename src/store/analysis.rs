@@ -1,0 +1,284 @@
+//! The analysis job's life in the store: begin (or resume), complete with
+//! the next session's meeting, fail, retry.
+
+use scribe_actors::domain::{MeetingStatus, Speaker};
+use scribe_actors::ids::MeetingId;
+use scribe_actors::ports::{AnalysisInput, AnalysisResult};
+use serde_json::{Value, json};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{Store, StoreError, on_pool};
+use crate::domain::now;
+
+#[derive(sqlx::FromRow)]
+struct InputRow {
+    meeting_name: String,
+    agent_name: String,
+    blueprint: Option<Json<Value>>,
+    progress: Option<Json<Value>>,
+    attempt: i32,
+}
+
+const STAGE_EVENT: &str = "INSERT INTO meeting_events (meeting_id, kind, detail, created_at) VALUES ($1, 'analysis_stage', $2, $3)";
+
+/// What a retry request found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOutcome {
+    Queued,
+    NotFailed(MeetingStatus),
+    NotFound,
+}
+
+impl Store {
+    pub async fn begin_analysis(
+        &self,
+        meeting: MeetingId,
+    ) -> Result<Option<AnalysisInput>, StoreError> {
+        let at = now();
+        let row: Option<InputRow> = on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let started = sqlx::query(
+                "UPDATE analysis_jobs SET state = 'running', attempt = attempt + 1, \
+                 started_at = COALESCE(started_at, $2), updated_at = $2 \
+                 WHERE meeting_id = $1 AND state IN ('pending', 'running') \
+                 AND EXISTS (SELECT 1 FROM meetings m WHERE m.id = $1 AND m.status = 'processing')",
+            )
+            .bind(meeting.as_uuid())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let row = if started == 0 {
+                None
+            } else {
+                sqlx::query_as(
+                    "SELECT m.name AS meeting_name, a.name AS agent_name, a.blueprint, m.progress, \
+                     j.attempt FROM meetings m JOIN agents a ON a.id = m.agent_id \
+                     JOIN analysis_jobs j ON j.meeting_id = m.id WHERE m.id = $1",
+                )
+                .bind(meeting.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?
+            };
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(row)
+        })?;
+        let Some(row) = row else { return Ok(None) };
+        let lines = self
+            .transcript(meeting)
+            .await?
+            .into_iter()
+            .map(|c| (c.speaker, c.text))
+            .collect();
+        Ok(Some(AnalysisInput {
+            meeting_id: meeting,
+            meeting_name: row.meeting_name,
+            agent_name: row.agent_name,
+            blueprint: row.blueprint.map(|b| b.0),
+            progress: row.progress.map(|p| p.0),
+            lines,
+            run: row.attempt,
+        }))
+    }
+
+    pub async fn complete_analysis(
+        &self,
+        meeting: MeetingId,
+        result: &AnalysisResult,
+    ) -> Result<Option<MeetingId>, StoreError> {
+        let at = now();
+        let (summary, progress, next) = match result {
+            AnalysisResult::Summary { summary } => (summary.clone(), None, None),
+            AnalysisResult::Blueprint {
+                summary,
+                progress,
+                next,
+            } => (summary.clone(), Some(progress.clone()), next.clone()),
+        };
+        let kind = if progress.is_some() {
+            "blueprint"
+        } else {
+            "summary"
+        };
+        let next_id = on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query(
+                "UPDATE meetings SET status = 'completed', summary = $2, \
+                 progress = COALESCE($3, progress), error = NULL, completed_at = $4, updated_at = $4 \
+                 WHERE id = $1 AND status = 'processing'",
+            )
+            .bind(meeting.as_uuid())
+            .bind(&summary)
+            .bind(progress.as_ref().map(Json))
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(next) = &next {
+                // UNIQUE (previous_meeting_id): a retried or resumed analysis
+                // never creates a second next meeting.
+                sqlx::query(
+                    "INSERT INTO meetings (id, name, user_id, agent_id, status, prompt, progress, \
+                     previous_meeting_id, created_at, updated_at) \
+                     SELECT $2, $3, m.user_id, m.agent_id, 'upcoming', $4, $5, m.id, $6, $6 \
+                     FROM meetings m WHERE m.id = $1 \
+                     ON CONFLICT (previous_meeting_id) DO NOTHING",
+                )
+                .bind(meeting.as_uuid())
+                .bind(Uuid::new_v4())
+                .bind(&next.name)
+                .bind(&next.prompt)
+                .bind(progress.as_ref().map(Json))
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query(
+                "UPDATE analysis_jobs SET state = 'completed', last_error = NULL, finished_at = $2, updated_at = $2 \
+                 WHERE meeting_id = $1",
+            )
+            .bind(meeting.as_uuid())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            let next_id: Option<(Uuid,)> =
+                sqlx::query_as("SELECT id FROM meetings WHERE previous_meeting_id = $1")
+                    .bind(meeting.as_uuid())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            // The stages are committed with the results they report.
+            let mut stages = vec![json!({ "stage": "results_saved", "kind": kind })];
+            if let Some((next,)) = &next_id {
+                stages.push(json!({ "stage": "next_meeting_created", "next_meeting_id": next }));
+            }
+            for detail in stages {
+                sqlx::query(STAGE_EVENT)
+                    .bind(meeting.as_uuid())
+                    .bind(Json(detail))
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(next_id)
+        })?;
+        Ok(next_id.map(|(id,)| MeetingId::from_uuid(id)))
+    }
+
+    pub async fn fail_analysis(&self, meeting: MeetingId, error: &str) -> Result<(), StoreError> {
+        let at = now();
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query(
+                "UPDATE meetings SET status = 'failed', error = $2, updated_at = $3 \
+                 WHERE id = $1 AND status = 'processing'",
+            )
+            .bind(meeting.as_uuid())
+            .bind(error)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE analysis_jobs SET state = 'failed', last_error = $2, finished_at = $3, updated_at = $3 \
+                 WHERE meeting_id = $1",
+            )
+            .bind(meeting.as_uuid())
+            .bind(error)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(STAGE_EVENT)
+                .bind(meeting.as_uuid())
+                .bind(Json(json!({ "stage": "failed", "error": error })))
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        })?;
+        Ok(())
+    }
+
+    pub async fn analysis_pending(&self, meeting: MeetingId) -> Result<bool, StoreError> {
+        let row: Option<(i32,)> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT j.attempt FROM analysis_jobs j JOIN meetings m ON m.id = j.meeting_id \
+                 WHERE j.meeting_id = $1 AND j.state = 'pending' AND m.status = 'processing'",
+            )
+            .bind(meeting.as_uuid())
+            .fetch_optional(p)
+            .await
+        })?;
+        Ok(row.is_some())
+    }
+
+    pub async fn unfinished_analyses(&self) -> Result<Vec<MeetingId>, StoreError> {
+        let rows: Vec<(Uuid,)> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT j.meeting_id FROM analysis_jobs j JOIN meetings m ON m.id = j.meeting_id \
+                 WHERE j.state IN ('pending', 'running') AND m.status = 'processing' ORDER BY j.created_at",
+            )
+            .fetch_all(p)
+            .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(id,)| MeetingId::from_uuid(id))
+            .collect())
+    }
+
+    /// A `failed` meeting whose call ended goes back to `processing` with
+    /// its analysis job `pending`.
+    pub async fn retry_analysis(&self, meeting: MeetingId) -> Result<RetryOutcome, StoreError> {
+        let at = now();
+        let outcome = on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let status: Option<(String,)> =
+                sqlx::query_as("SELECT status FROM meetings WHERE id = $1")
+                    .bind(meeting.as_uuid())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some((status,)) = status else {
+                return Ok::<_, StoreError>(RetryOutcome::NotFound);
+            };
+            let status: MeetingStatus = status
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("meeting {meeting}: {e}")))?;
+            if status != MeetingStatus::Failed {
+                return Ok(RetryOutcome::NotFailed(status));
+            }
+            let requeued = sqlx::query(
+                "UPDATE analysis_jobs SET state = 'pending', last_error = NULL, finished_at = NULL, updated_at = $2 \
+                 WHERE meeting_id = $1",
+            )
+            .bind(meeting.as_uuid())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if requeued == 0 {
+                // Failed during the call itself: there is no transcript to analyse.
+                return Ok(RetryOutcome::NotFailed(status));
+            }
+            sqlx::query(
+                "UPDATE meetings SET status = 'processing', error = NULL, processing_started_at = $2, updated_at = $2 \
+                 WHERE id = $1",
+            )
+            .bind(meeting.as_uuid())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(RetryOutcome::Queued)
+        })?;
+        Ok(outcome)
+    }
+}
+
+/// A transcript line as the analysis prompt shows it.
+pub fn prompt_line(speaker: Option<Speaker>, text: &str, agent_name: &str) -> Option<String> {
+    match speaker {
+        Some(Speaker::User) if !text.is_empty() => Some(format!("User: {text}")),
+        Some(Speaker::Agent) if !text.is_empty() => Some(format!("{agent_name}: {text}")),
+        _ => None,
+    }
+}
