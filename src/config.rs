@@ -37,6 +37,24 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseArgs),
+    /// Run the whole flow offline: a fresh SQLite file, the simulated
+    /// realtime peer and LLM, N concurrent calls through the real HTTP
+    /// server, webhooks and actors; then a report.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Concurrent calls.
+    #[arg(long, default_value_t = 10)]
+    pub calls: usize,
+    /// Exchanges per call.
+    #[arg(long, default_value_t = 4)]
+    pub turns: usize,
+    /// Time scale of the simulated conversations: 1 is real time (a turn
+    /// every few seconds), 0 as fast as possible.
+    #[arg(long, default_value_t = 0.1)]
+    pub pace: f64,
 }
 
 impl Cli {

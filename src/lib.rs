@@ -19,6 +19,7 @@
 //! - [`analysis`]: the analysis LLM client and its single retry policy.
 //! - [`config`]: the `scribe` command line, env fallbacks, resolved [`config::Settings`].
 //! - [`telemetry`]: the tracing subscriber.
+//! - [`demo`]: `scribe demo`, the whole flow offline with a report.
 //! - [`domain`]: validated agents, blueprints and meetings.
 //! - [`store`]: one store over SQLite and PostgreSQL, embedded migrations; it
 //!   implements the actors' `CallStore` port.
@@ -31,6 +32,7 @@
 
 pub mod analysis;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod realtime;

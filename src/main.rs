@@ -10,9 +10,13 @@ use secrecy::ExposeSecret;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    telemetry::init();
-    match cli.into_command() {
+    let command = Cli::parse().into_command();
+    match &command {
+        // The demo's report and progress bars are its output: warnings only.
+        Command::Demo(_) => telemetry::init_with_default("warn"),
+        _ => telemetry::init(),
+    }
+    match command {
         Command::Serve(args) => {
             let (settings, token_source) = Settings::from_args(*args);
             if token_source == TokenSource::Generated {
@@ -25,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
             println!("scribe listening on http://{}", app.local_addr());
             app.run_until_stopped(shutdown_signal()).await
         }
+        Command::Demo(args) => scribe::demo::run(args).await,
         Command::Migrate(args) => {
             let url = args.database_url.expose_secret();
             let store = Store::connect(url, PoolSize(1))

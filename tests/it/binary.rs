@@ -129,6 +129,34 @@ async fn serve_in_an_empty_folder_creates_the_database_prints_a_token_and_stops_
 }
 
 #[tokio::test]
+async fn demo_runs_calls_end_to_end_and_reports_no_loss() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let output = scribe(dir.path())
+        .env_remove("RUST_LOG")
+        .args(["demo", "--calls", "3", "--turns", "2", "--pace", "0"])
+        .output()
+        .await
+        .expect("scribe runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "demo failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("lost / duplicated / misordered          0/0/0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("completed") && l.trim_end().ends_with('3')),
+        "{stdout}"
+    );
+    assert!(stdout.contains("summary: Completed Intro."), "{stdout}");
+}
+
+#[tokio::test]
 async fn migrate_creates_a_missing_sqlite_file() {
     let dir = tempfile::tempdir().expect("temporary folder");
     let path = dir.path().join("other.db");
