@@ -39,6 +39,27 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// How a write transaction begins on each backend. SQLite takes the write
+/// lock up front (`IMMEDIATE`): a deferred transaction that reads before it
+/// writes fails at once with "database is locked" when another writer holds
+/// the lock, instead of waiting for it.
+pub(crate) trait WriteBegin {
+    const BEGIN: &'static str;
+}
+
+impl WriteBegin for SqlitePool {
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
+}
+
+impl WriteBegin for PgPool {
+    const BEGIN: &'static str = "BEGIN";
+}
+
+/// The statement that begins a write transaction on `pool`'s backend.
+pub(crate) fn write_begin<P: WriteBegin>(_pool: &P) -> &'static str {
+    P::BEGIN
+}
+
 /// The embedded migrations, one migrator per backend with mirrored versions.
 pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");

@@ -37,7 +37,7 @@ impl Store {
     ) -> Result<Option<AnalysisInput>, StoreError> {
         let at = now();
         let row: Option<InputRow> = on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(super::write_begin(p)).await?;
             let started = sqlx::query(
                 "UPDATE analysis_jobs SET state = 'running', attempt = attempt + 1, \
                  started_at = COALESCE(started_at, $2), updated_at = $2 \
@@ -102,7 +102,7 @@ impl Store {
             "summary"
         };
         let next_id = on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(super::write_begin(p)).await?;
             sqlx::query(
                 "UPDATE meetings SET status = 'completed', summary = $2, \
                  progress = COALESCE($3, progress), error = NULL, completed_at = $4, updated_at = $4 \
@@ -168,7 +168,7 @@ impl Store {
     pub async fn fail_analysis(&self, meeting: MeetingId, error: &str) -> Result<(), StoreError> {
         let at = now();
         on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(super::write_begin(p)).await?;
             sqlx::query(
                 "UPDATE meetings SET status = 'failed', error = $2, updated_at = $3 \
                  WHERE id = $1 AND status = 'processing'",
@@ -231,7 +231,7 @@ impl Store {
     pub async fn retry_analysis(&self, meeting: MeetingId) -> Result<RetryOutcome, StoreError> {
         let at = now();
         let outcome = on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(super::write_begin(p)).await?;
             let status: Option<(String,)> =
                 sqlx::query_as("SELECT status FROM meetings WHERE id = $1")
                     .bind(meeting.as_uuid())

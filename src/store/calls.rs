@@ -88,7 +88,7 @@ impl Store {
     ) -> Result<Finalized, StoreError> {
         let at = now();
         on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(super::write_begin(p)).await?;
             let high: Option<(i64,)> =
                 sqlx::query_as("SELECT sequence_high_water FROM meetings WHERE id = $1")
                     .bind(meeting.as_uuid())

@@ -50,7 +50,7 @@ impl Store {
     ) -> Result<LeaseReport, StoreError> {
         let at = now();
         let (owned, orphaned): (Vec<OwnedRow>, Vec<(Uuid,)>) = on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(super::write_begin(p)).await?;
             sqlx::query("UPDATE meetings SET lease_expires_at = $2 WHERE lease_owner = $1 AND status = 'active'")
                 .bind(owner)
                 .bind(until(ttl))

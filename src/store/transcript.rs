@@ -70,7 +70,7 @@ impl Store {
         }
         let created_at = now();
         let inserted = on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(super::write_begin(p)).await?;
             let mut inserted = 0;
             for rows in batch.lines.chunks(ROWS_PER_STATEMENT) {
                 let mut insert = QueryBuilder::new(

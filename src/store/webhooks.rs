@@ -61,7 +61,7 @@ impl Store {
     ) -> Result<SessionStart, StoreError> {
         let at = now();
         let outcome = on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(super::write_begin(p)).await?;
             let fresh = sqlx::query(INSERT_DELIVERY)
                 .bind(delivery.webhook_id.as_deref())
                 .bind(&delivery.event_type)

@@ -328,3 +328,92 @@ async fn a_restarted_process_resumes_unfinished_analyses() {
     })
     .await;
 }
+
+/// With one permit, analyses run one at a time: the second request reaches
+/// the model only after the first answered.
+#[tokio::test]
+async fn analyses_run_within_the_concurrency_bound() {
+    each_backend(|_, url| async move {
+        let peer = sim(|c| Script {
+            steps: vec![
+                Step::Turn(Turn::numbered("call", 1, Transcription::Before)),
+                Step::Mark(format!("spoken:{}", c.meeting.clone().unwrap_or_default())),
+                Step::Hold,
+            ],
+        })
+        .await;
+        let slow =
+            scribe::sim::llm::SimLlm::start(([127, 0, 0, 1], 0).into(), Duration::from_millis(400))
+                .await
+                .expect("slow llm");
+        let (realtime, llm_url) = (peer.url(), slow.base_url());
+        let app = spawn_app_with(&url, |s| {
+            live_settings(s, &realtime);
+            s.openai_base_url = llm_url;
+            s.analysis_concurrency = 1;
+        })
+        .await;
+        let a = meeting_with(&app, coach_with_plan(), "Intro").await;
+        let b = meeting_with(&app, coach_with_plan(), "Intro").await;
+        let mut calls = Vec::new();
+        for meeting in [&a, &b] {
+            let call = start_call(&app, meeting).await;
+            assert!(
+                peer.wait_for_mark(&format!("spoken:{meeting}"), DEADLINE)
+                    .await
+            );
+            wait_for_lines(&app.store, meeting, 2).await;
+            calls.push(call);
+        }
+        let (first, second) = (calls.remove(0), calls.remove(0));
+        futures::join!(end_call(&app, &first), end_call(&app, &second));
+        wait_for_status(&app.store, &a, MeetingStatus::Completed).await;
+        wait_for_status(&app.store, &b, MeetingStatus::Completed).await;
+        let seen = slow.requests();
+        assert_eq!(seen.len(), 2);
+        assert!(
+            seen[1].at.duration_since(seen[0].at) >= Duration::from_millis(400),
+            "the second analysis waited for the first"
+        );
+        app.stop().await.expect("clean stop");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_empty_transcript_is_analysed_with_a_warning() {
+    each_backend(|_, url| async move {
+        let peer = sim(|_| Script {
+            steps: vec![Step::Mark("spoken".into()), Step::Hold],
+        })
+        .await;
+        let realtime = peer.url();
+        let app = spawn_app_with(&url, |s| live_settings(s, &realtime)).await;
+        let meeting = meeting_with(
+            &app,
+            json!({ "name": "Coach", "instructions": "Talk." }),
+            "Silent",
+        )
+        .await;
+        let call = start_call(&app, &meeting).await;
+        assert!(peer.wait_for_mark("spoken", DEADLINE).await);
+        end_call(&app, &call).await;
+        wait_for_status(&app.store, &meeting, MeetingStatus::Completed).await;
+        let stages = stages(&app, &meeting).await;
+        assert!(stages.iter().any(|s| s == "empty_transcript"), "{stages:?}");
+        let done = expect_json(
+            app.get(&format!("/api/meetings/{meeting}")).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert!(
+            done["summary"]
+                .as_str()
+                .expect("summary")
+                .contains("nothing was said"),
+            "{done}"
+        );
+        app.stop().await.expect("clean stop");
+    })
+    .await;
+}
