@@ -22,7 +22,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use analysis::{RetryOutcome, prompt_line};
+pub use analysis::RetryOutcome;
 pub use events::{AnalysisJob, StoredEvent};
 pub use transcript::StoredChunk;
 pub use webhooks::{SessionStart, WebhookDelivery};
@@ -198,6 +198,13 @@ impl Store {
     pub fn is_closed(&self) -> bool {
         on_pool!(self, |p| p.is_closed())
     }
+}
+
+/// Rows of one UUID column as meeting ids.
+pub(crate) fn meeting_ids(rows: Vec<(uuid::Uuid,)>) -> Vec<scribe_actors::ids::MeetingId> {
+    rows.into_iter()
+        .map(|(id,)| scribe_actors::ids::MeetingId::from_uuid(id))
+        .collect()
 }
 
 /// The URL with any password replaced, fit for logs and error messages.

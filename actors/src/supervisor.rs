@@ -32,6 +32,24 @@ pub struct RestartBudget {
     pub window: Duration,
 }
 
+impl RestartBudget {
+    /// Counts one more death of `what` against the budget. `Err` (a
+    /// human-readable verdict) when the budget is spent: no restart.
+    fn spend(&self, restarts: &mut VecDeque<Instant>, what: &str, why: &str) -> Result<(), String> {
+        let now = Instant::now();
+        restarts.retain(|t| now.duration_since(*t) < self.window);
+        if restarts.len() >= self.max_restarts {
+            return Err(format!(
+                "{what} died {} times within {} s (last: {why}); gave up restarting it",
+                restarts.len() + 1,
+                self.window.as_secs()
+            ));
+        }
+        restarts.push_back(now);
+        Ok(())
+    }
+}
+
 impl Default for RestartBudget {
     fn default() -> Self {
         Self {
@@ -296,16 +314,10 @@ impl SupervisorState {
             }
             return;
         }
-        let now = Instant::now();
-        entry
-            .restarts
-            .retain(|t| now.duration_since(*t) < self.budget.window);
-        if entry.restarts.len() >= self.budget.max_restarts {
-            let error = format!(
-                "the analysis actor died {} times within {} s (last: {why}); gave up",
-                entry.restarts.len() + 1,
-                self.budget.window.as_secs()
-            );
+        if let Err(error) = self
+            .budget
+            .spend(&mut entry.restarts, "the analysis actor", &why)
+        {
             self.deps.log(
                 meeting,
                 EventKind::RestartBudgetExhausted,
@@ -316,7 +328,6 @@ impl SupervisorState {
             }
             return;
         }
-        entry.restarts.push_back(now);
         self.start_analysis(
             myself,
             meeting,
@@ -534,16 +545,10 @@ impl SupervisorState {
             return;
         }
         tracing::warn!(%meeting, reason = %why, "meeting actor died; considering a restart");
-        let now = Instant::now();
-        entry
-            .restarts
-            .retain(|t| now.duration_since(*t) < self.budget.window);
-        if entry.restarts.len() >= self.budget.max_restarts {
-            let error = format!(
-                "the call's actor died {} times within {} s (last: {why}); gave up restarting it",
-                entry.restarts.len() + 1,
-                self.budget.window.as_secs()
-            );
+        if let Err(error) = self
+            .budget
+            .spend(&mut entry.restarts, "the call's actor", &why)
+        {
             self.deps.log(
                 meeting,
                 EventKind::RestartBudgetExhausted,
@@ -578,7 +583,6 @@ impl SupervisorState {
             self.registry.remove(meeting);
             return;
         }
-        entry.restarts.push_back(now);
         let incarnation = entry.incarnation + 1;
         if let Err(error) = self
             .spawn(

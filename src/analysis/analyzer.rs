@@ -2,12 +2,12 @@
 //! validation, on top of [`LlmClient`].
 
 use async_trait::async_trait;
+use scribe_actors::domain::Speaker;
 use scribe_actors::ports::{AnalysisInput, AnalysisResult, Analyzer, NextSession};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::llm::{Attempt, LlmClient};
-use crate::store::prompt_line;
 
 const SUMMARY_SYSTEM: &str = "You are an expert summarizer. You write readable, concise, simple content \
     summaries of meeting transcripts. Summarize what was discussed, what was decided and what comes next.";
@@ -85,6 +85,16 @@ pub fn validate_blueprint_answer(
         progress: serde_json::to_value(&answer.updated_progress).map_err(|e| e.to_string())?,
         next,
     })
+}
+
+/// A transcript line as the prompt shows it: `User: ...` or
+/// `<agent name>: ...`; lines without text (lost, failed) are left out.
+fn prompt_line(speaker: Option<Speaker>, text: &str, agent_name: &str) -> Option<String> {
+    match speaker {
+        Some(Speaker::User) if !text.is_empty() => Some(format!("User: {text}")),
+        Some(Speaker::Agent) if !text.is_empty() => Some(format!("{agent_name}: {text}")),
+        _ => None,
+    }
 }
 
 fn transcript_text(input: &AnalysisInput) -> String {

@@ -1,7 +1,7 @@
 //! The analysis job's life in the store: begin (or resume), complete with
 //! the next session's meeting, fail, retry.
 
-use scribe_actors::domain::{MeetingStatus, Speaker};
+use scribe_actors::domain::MeetingStatus;
 use scribe_actors::ids::MeetingId;
 use scribe_actors::ports::{AnalysisInput, AnalysisResult};
 use serde_json::{Value, json};
@@ -220,10 +220,7 @@ impl Store {
             .fetch_all(p)
             .await
         })?;
-        Ok(rows
-            .into_iter()
-            .map(|(id,)| MeetingId::from_uuid(id))
-            .collect())
+        Ok(super::meeting_ids(rows))
     }
 
     /// A `failed` meeting whose call ended goes back to `processing` with
@@ -271,14 +268,5 @@ impl Store {
             Ok::<_, StoreError>(RetryOutcome::Queued)
         })?;
         Ok(outcome)
-    }
-}
-
-/// A transcript line as the analysis prompt shows it.
-pub fn prompt_line(speaker: Option<Speaker>, text: &str, agent_name: &str) -> Option<String> {
-    match speaker {
-        Some(Speaker::User) if !text.is_empty() => Some(format!("User: {text}")),
-        Some(Speaker::Agent) if !text.is_empty() => Some(format!("{agent_name}: {text}")),
-        _ => None,
     }
 }

@@ -84,10 +84,7 @@ impl Store {
                 .into_iter()
                 .map(|(id, _)| MeetingId::from_uuid(id))
                 .collect(),
-            orphaned: orphaned
-                .into_iter()
-                .map(|(id,)| MeetingId::from_uuid(id))
-                .collect(),
+            orphaned: super::meeting_ids(orphaned),
         })
     }
 

@@ -112,9 +112,6 @@ impl Store {
                 .fetch_all(p)
                 .await
         })?;
-        Ok(rows
-            .into_iter()
-            .map(|(id,)| MeetingId::from_uuid(id))
-            .collect())
+        Ok(super::meeting_ids(rows))
     }
 }
