@@ -238,23 +238,29 @@ async fn a_failing_model_fails_the_meeting_and_retry_completes_it() {
     .await;
 }
 
+/// A blueprint call that has ended, with its analysis's first model request
+/// hanging (until the client gives up or dies).
+async fn analysis_in_flight(url: &str) -> (scribe::sim::realtime::SimRealtime, TestApp, String) {
+    let peer = sim(|_| one_turn()).await;
+    let realtime = peer.url();
+    let app = spawn_app_with(url, |s| live_settings(s, &realtime)).await;
+    app.llm
+        .push_faults([LlmFault::Stall(Duration::from_secs(30))]);
+    let meeting = meeting_with(&app, coach_with_plan(), "Intro").await;
+    call(&app, &peer, &meeting).await;
+    eventually("the analysis in flight", || async {
+        (app.llm.requests().len() == 1).then_some(())
+    })
+    .await;
+    (peer, app, meeting)
+}
+
 /// Killed mid-request, the analysis is restarted, resumes the same job and
 /// completes; the meeting gets exactly one next session.
 #[tokio::test]
 async fn a_killed_analysis_is_restarted_and_completes_once() {
     each_backend(|_, url| async move {
-        let peer = sim(|_| one_turn()).await;
-        let realtime = peer.url();
-        let app = spawn_app_with(&url, |s| live_settings(s, &realtime)).await;
-        // The first request hangs until the client gives up or dies.
-        app.llm
-            .push_faults([LlmFault::Stall(Duration::from_secs(30))]);
-        let meeting = meeting_with(&app, coach_with_plan(), "Intro").await;
-        call(&app, &peer, &meeting).await;
-        eventually("the analysis in flight", || async {
-            (app.llm.requests().len() == 1).then_some(())
-        })
-        .await;
+        let (_peer, app, meeting) = analysis_in_flight(&url).await;
         let kill = app
             .client
             .post(app.url(&format!("/admin/actors/{meeting}/kill?kind=analysis")))
@@ -302,17 +308,7 @@ async fn a_killed_analysis_is_restarted_and_completes_once() {
 #[tokio::test]
 async fn a_restarted_process_resumes_unfinished_analyses() {
     each_backend(|_, url| async move {
-        let peer = sim(|_| one_turn()).await;
-        let realtime = peer.url();
-        let app = spawn_app_with(&url, |s| live_settings(s, &realtime)).await;
-        app.llm
-            .push_faults([LlmFault::Stall(Duration::from_secs(30))]);
-        let meeting = meeting_with(&app, coach_with_plan(), "Intro").await;
-        call(&app, &peer, &meeting).await;
-        eventually("the analysis in flight", || async {
-            (app.llm.requests().len() == 1).then_some(())
-        })
-        .await;
+        let (peer, app, meeting) = analysis_in_flight(&url).await;
         app.stop().await.expect("graceful stop");
         let realtime = peer.url();
         let app = spawn_app_with(&url, |s| live_settings(s, &realtime)).await;
