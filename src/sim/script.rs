@@ -89,6 +89,13 @@ impl Turn {
 }
 
 impl Script {
+    /// A connection that says nothing and stays open.
+    pub fn hold() -> Self {
+        Self {
+            steps: vec![Step::Hold],
+        }
+    }
+
     /// `turns` exchanges cycling through every transcription timing, then `Hold`.
     pub fn conversation(call: &str, turns: usize) -> Self {
         const TIMINGS: [Transcription; 3] = [

@@ -12,8 +12,8 @@ use scribe::sim::webhook::SimCall;
 
 use crate::helpers::{TestApp, each_backend, expect_json, live_settings, spawn_app_with};
 use crate::live_calls::{
-    DEADLINE, assert_transcript, driver, events, eventually, new_meeting, sim, transcript,
-    wait_for_lines, wait_until_ended,
+    DEADLINE, assert_transcript, driver, events, eventually, new_meeting, sim, start_call,
+    transcript, wait_for_lines, wait_until_ended,
 };
 
 fn turn(n: usize) -> Turn {
@@ -43,12 +43,7 @@ async fn each_call_runs_in_one_instance_and_an_end_at_another_is_forwarded() {
         let a = instance(&url, &peer, "instance-a").await;
         let b = instance(&url, &peer, "instance-b").await;
         let meeting = new_meeting(&a).await;
-        let call = SimCall::new(&meeting);
-        expect_json(
-            driver(&a).session_started(&call).await.expect("sent"),
-            StatusCode::OK,
-        )
-        .await;
+        let call = start_call(&a, &meeting).await;
         assert!(peer.wait_for_mark("spoken", DEADLINE).await);
         wait_for_lines(&a.store, &meeting, 2).await;
         // A new session of the same call reaches the other instance: it
@@ -122,12 +117,7 @@ async fn a_dead_instances_calls_are_taken_over_when_its_lease_expires() {
         let a = instance(&url, &peer, "instance-a").await;
         let b = instance(&url, &peer, "instance-b").await;
         let meeting = new_meeting(&a).await;
-        let call = SimCall::new(&meeting);
-        expect_json(
-            driver(&a).session_started(&call).await.expect("sent"),
-            StatusCode::OK,
-        )
-        .await;
+        let call = start_call(&a, &meeting).await;
         assert!(peer.wait_for_mark("s1", DEADLINE).await);
         wait_for_lines(&a.store, &meeting, 2).await;
         // A's call side dies without a word (its supervisor and actors are

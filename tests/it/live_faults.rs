@@ -156,10 +156,7 @@ async fn repeated_kills_and_panics_lose_nothing_and_numbering_stays_gapless() {
 #[tokio::test]
 async fn an_actor_that_keeps_dying_exhausts_its_budget_and_the_meeting_fails() {
     each_backend(|_, url| async move {
-        let peer = sim(|_| Script {
-            steps: vec![Step::Hold],
-        })
-        .await;
+        let peer = sim(|_| Script::hold()).await;
         let realtime = peer.url();
         let app = spawn_app_with(&url, |s| {
             live_settings(s, &realtime);
@@ -250,9 +247,7 @@ async fn close_4000_and_a_bad_key_are_configuration_errors_without_retries() {
             ([127, 0, 0, 1], 0).into(),
             SimRealtimeConfig {
                 api_key: Some("sk-right".into()),
-                ..SimRealtimeConfig::scripted(|_| Script {
-                    steps: vec![Step::Hold],
-                })
+                ..SimRealtimeConfig::scripted(|_| Script::hold())
             },
         )
         .await
@@ -335,9 +330,7 @@ async fn a_silent_socket_is_replaced() {
     each_backend(|_, url| async move {
         let peer = sim(|c| {
             if c.session == 1 {
-                Script {
-                    steps: vec![Step::Hold],
-                }
+                Script::hold()
             } else {
                 Script {
                     steps: vec![
@@ -378,10 +371,7 @@ async fn a_silent_socket_is_replaced() {
 #[tokio::test]
 async fn admin_endpoints_need_the_admin_token_and_kill_needs_chaos() {
     each_backend(|_, url| async move {
-        let peer = sim(|_| Script {
-            steps: vec![Step::Hold],
-        })
-        .await;
+        let peer = sim(|_| Script::hold()).await;
         let realtime = peer.url();
         let app = spawn_app_with(&url, |s| {
             live_settings(s, &realtime);

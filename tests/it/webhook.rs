@@ -11,8 +11,8 @@ use scribe_actors::domain::MeetingStatus;
 use serde_json::json;
 
 use crate::helpers::{STREAM_SECRET, each_backend, expect_error, expect_json, spawn_app};
-use crate::live_calls::{driver, live_app, new_meeting, sim, status_of};
-use scribe::sim::script::{Script, Step};
+use crate::live_calls::{driver, force_active, live_app, new_meeting, sim, status_of};
+use scribe::sim::script::Script;
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
@@ -23,7 +23,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn bad_webhooks_get_their_exact_code_and_change_nothing() {
     each_backend(|_, url| async move {
-        let peer = sim(|_| Script { steps: vec![Step::Hold] }).await;
+        let peer = sim(|_| Script::hold()).await;
         let app = live_app(&url, &peer).await;
         let meeting = new_meeting(&app).await;
         let call = SimCall::new(&meeting);
@@ -106,26 +106,12 @@ async fn bad_webhooks_get_their_exact_code_and_change_nothing() {
 #[tokio::test]
 async fn meetings_that_cannot_start_are_404_and_stay_as_they_are() {
     each_backend(|_, url| async move {
-        let peer = sim(|_| Script {
-            steps: vec![Step::Hold],
-        })
-        .await;
+        let peer = sim(|_| Script::hold()).await;
         let app = live_app(&url, &peer).await;
         let meeting = new_meeting(&app).await;
         let id = meeting.parse().expect("id");
         // Make it processing through the store, as a finished call would be.
-        app.store
-            .start_session(
-                &scribe::store::WebhookDelivery {
-                    webhook_id: None,
-                    event_type: "setup".into(),
-                    call_cid: None,
-                    session_id: None,
-                },
-                id,
-            )
-            .await
-            .expect("active");
+        force_active(&app.store, id).await;
         scribe_actors::ports::CallStore::finalize(&app.store, id, scribe::domain::now())
             .await
             .expect("processing");
