@@ -63,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/admin/actors", get(admin::actors))
         .route("/admin/actors/{meeting_id}/kill", post(admin::kill))
+        .route("/admin/supervisor/kill", post(admin::kill_supervisor))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(error::no_route)

@@ -148,6 +148,7 @@ mod tests {
             call_type: Some("default".into()),
             next_sequence: 1,
             end_requested_at: None,
+            lease_unreleased: false,
         }
     }
 

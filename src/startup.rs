@@ -10,9 +10,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use ractor::Actor;
 use scribe_actors::analysis::AnalysisDeps;
+use scribe_actors::guardian::{CallGuardian, CurrentSupervisor, recover};
 use scribe_actors::meeting::CallDeps;
 use scribe_actors::ports::CallStore;
-use scribe_actors::supervisor::{CallRegistry, CallSupervisor, Calls, SupervisorArgs};
+use scribe_actors::supervisor::{CallRegistry, Calls, SupervisorArgs};
 use scribe_actors::writer::ChunkWriter;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
@@ -36,7 +37,7 @@ pub struct Application {
     writer_task: JoinHandle<()>,
     registry: Arc<CallRegistry>,
     lease_owner: String,
-    supervisor_task: JoinHandle<()>,
+    guardian_task: JoinHandle<()>,
     /// The in-process simulated realtime peer of `--simulate`.
     sim: Option<SimRealtime>,
     /// The in-process simulated LLM of `--simulate`.
@@ -118,42 +119,32 @@ impl Application {
             config: settings.call.clone(),
         });
         let registry = Arc::new(CallRegistry::default());
-        let (supervisor, supervisor_task) = Actor::spawn(
+        let current = Arc::new(CurrentSupervisor::default());
+        let (_, guardian_task) = Actor::spawn(
             None,
-            CallSupervisor,
+            CallGuardian,
             SupervisorArgs {
                 deps,
                 analysis,
                 registry: registry.clone(),
                 budget: settings.restart_budget,
                 lease: settings.lease.clone(),
+                current: current.clone(),
             },
         )
         .await
         .context("starting the call supervisor")?;
-        let calls = Calls::new(supervisor);
+        let calls = Calls::new(current);
 
-        // Calls that were live when the last process stopped are adopted now.
-        let active = store
-            .active_meetings()
-            .await
-            .context("listing active meetings")?;
-        for meeting in &active {
-            if let Err(error) = calls.adopt(*meeting).await {
-                tracing::error!(%meeting, %error, "active meeting not adopted");
-            }
-        }
-        // Analyses that had not finished resume at once.
-        let unfinished = store
-            .unfinished_analyses()
-            .await
-            .context("listing unfinished analyses")?;
-        for meeting in &unfinished {
-            if let Err(error) = calls.analyze(*meeting).await {
-                tracing::error!(%meeting, %error, "unfinished analysis not resumed");
-            }
-        }
-        tracing::info!(%local_addr, database = %redact_url(url), backend = ?store.backend(), adopted = active.len(), resumed_analyses = unfinished.len(), "scribe ready");
+        // Calls that were live when the last process stopped are adopted
+        // now, and analyses that had not finished resume at once.
+        let recovered = recover(
+            &calls,
+            &store,
+            "adopted at startup: the call was active when the previous process stopped",
+        )
+        .await;
+        tracing::info!(%local_addr, database = %redact_url(url), backend = ?store.backend(), adopted = recovered.adopted, resumed_analyses = recovered.analyses, "scribe ready");
         Ok(Self {
             listener,
             local_addr,
@@ -169,7 +160,7 @@ impl Application {
             writer_task,
             registry,
             lease_owner: settings.lease.owner.clone(),
-            supervisor_task,
+            guardian_task,
             sim,
             sim_llm,
         })
@@ -204,7 +195,6 @@ impl Application {
     ) -> anyhow::Result<()> {
         let store = self.state.store.clone();
         let calls = self.state.calls.clone();
-        let supervisor = calls.supervisor().clone();
         let served = axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(shutdown)
             .await
@@ -214,9 +204,10 @@ impl Application {
         if let Err(error) = calls.settled(std::time::Duration::from_secs(30)).await {
             tracing::error!(%error, "shutting down with calls still being finalized");
         }
-        // Live calls stay `active` in the database: the next start adopts them.
-        supervisor.stop(Some("shutdown".into()));
-        let _ = self.supervisor_task.await;
+        // Live calls stay `active` in the database: the next start adopts
+        // them. Stopping the root stops the whole tree, and nothing restarts.
+        calls.stop_all();
+        let _ = self.guardian_task.await;
         let left = self
             .registry
             .end_all_sessions(&self.writer, std::time::Duration::from_secs(5))

@@ -8,9 +8,11 @@
 //! ## Supervision tree
 //!
 //! ```text
-//! CallSupervisor                 one per process; restarts dead MeetingActors
-//!  └── MeetingActor(meeting)     one per live call; owns the realtime socket
-//!       └── socket reader task   applies frames to the call's SharedCall
+//! CallGuardian                   root; replaces a dead CallSupervisor
+//!  └── CallSupervisor            restarts dead MeetingActors / AnalysisActors
+//!       ├── MeetingActor(meeting)  one per live call; owns the realtime socket
+//!       │    └── socket reader task applies frames to the call's SharedCall
+//!       └── AnalysisActor(meeting) one per call being analysed
 //! CallRegistry                   SharedCall per call: outlives every actor
 //! ChunkWriter task               one per process: batched lines and events
 //! ```
@@ -28,9 +30,12 @@
 //! - [`writer`]: the process-wide batched writer.
 //! - [`meeting`]: MeetingActor, its socket reader and `SharedCall`.
 //! - [`supervisor`]: CallSupervisor, `CallRegistry`, the `Calls` handle.
+//! - [`guardian`]: CallGuardian, the root that replaces a dead supervisor,
+//!   and `recover` (adoption of live calls and unfinished analyses).
 
 pub mod analysis;
 pub mod domain;
+pub mod guardian;
 pub mod ids;
 pub mod meeting;
 pub mod ports;

@@ -46,8 +46,13 @@ pub struct CallContext {
     pub call_type: Option<String>,
     /// One past the highest sequence number ever handed out or stored.
     pub next_sequence: i64,
-    /// When another instance received `call.session_ended` for this call.
+    /// When `call.session_ended` was received for this call (here or by
+    /// another instance) and the call is not finalized yet.
     pub end_requested_at: Option<DateTime<Utc>>,
+    /// A process held the call's lease and did not release it: it stopped
+    /// without a shutdown, and lines it had read but not committed may be
+    /// missing.
+    pub lease_unreleased: bool,
 }
 
 /// What renewing an instance's leases found.
@@ -102,6 +107,7 @@ pub enum EventKind {
     LeaseLost,
     OutOfOrderItem,
     Gap,
+    PossibleGap,
     CallEnded,
     RestartBudgetExhausted,
     AnalysisStage,
@@ -122,6 +128,7 @@ impl EventKind {
             Self::LeaseLost => "lease_lost",
             Self::OutOfOrderItem => "out_of_order_item",
             Self::Gap => "gap",
+            Self::PossibleGap => "possible_gap",
             Self::CallEnded => "call_ended",
             Self::RestartBudgetExhausted => "restart_budget_exhausted",
             Self::AnalysisStage => "analysis_stage",
@@ -255,6 +262,9 @@ pub trait CallStore: Send + Sync + 'static {
 
     /// True when the meeting's analysis job waits to be run (a retry).
     async fn analysis_pending(&self, meeting: MeetingId) -> Result<bool, PortError>;
+
+    /// Meetings that are `active`: calls to adopt when no actor runs them.
+    async fn active_meetings(&self) -> Result<Vec<MeetingId>, PortError>;
 
     /// Meetings whose analysis job has not finished (resumed at startup).
     async fn unfinished_analyses(&self) -> Result<Vec<MeetingId>, PortError>;

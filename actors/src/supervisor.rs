@@ -12,11 +12,14 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
 use serde_json::json;
 
 use crate::analysis::{AnalysisActor, AnalysisArgs, AnalysisDeps, AnalysisMsg};
 use crate::domain::MeetingStatus;
+use crate::guardian::CurrentSupervisor;
 use crate::ids::MeetingId;
 use crate::meeting::shared::SharedCall;
 use crate::meeting::{
@@ -210,12 +213,15 @@ pub enum SupervisorMsg {
 
 pub struct CallSupervisor;
 
+#[derive(Clone)]
 pub struct SupervisorArgs {
     pub deps: Arc<CallDeps>,
     pub analysis: Arc<AnalysisDeps>,
     pub registry: Arc<CallRegistry>,
     pub budget: RestartBudget,
     pub lease: LeaseConfig,
+    /// Where background work finds the live supervisor (it may be replaced).
+    pub current: Arc<CurrentSupervisor>,
 }
 
 struct LiveCall {
@@ -247,6 +253,7 @@ pub struct SupervisorState {
     registry: Arc<CallRegistry>,
     budget: RestartBudget,
     lease: LeaseConfig,
+    current: Arc<CurrentSupervisor>,
     live: HashMap<MeetingId, LiveCall>,
     by_actor: HashMap<ActorId, (MeetingId, ChildKind)>,
     /// Calls being finalized (by their actor or from the store).
@@ -409,8 +416,22 @@ impl SupervisorState {
         if !leased {
             return Ok(StartOutcome::OwnedElsewhere);
         }
+        if context.lease_unreleased && self.registry.get(meeting).is_none() {
+            // The process that ran the call died without a shutdown, and
+            // its unwritten lines died with it: numbers past the stored
+            // high-water mark were never reported, so say where the hole is.
+            let after = context.next_sequence - 1;
+            self.deps.log(
+                meeting,
+                EventKind::PossibleGap,
+                json!({
+                    "after": after,
+                    "reason": format!("the process that ran this call stopped without a shutdown: lines it read after number {after} and had not committed may be missing"),
+                }),
+            );
+        }
         if let Some(ended_at) = context.end_requested_at {
-            self.finalize_without_actor(myself, meeting, ended_at);
+            self.finalize_without_actor(meeting, ended_at);
             return Ok(StartOutcome::Ending);
         }
         self.spawn(myself, context, 0, VecDeque::new(), reason)
@@ -418,16 +439,11 @@ impl SupervisorState {
         Ok(StartOutcome::Started)
     }
 
-    fn finalize_without_actor(
-        &mut self,
-        myself: &ActorRef<SupervisorMsg>,
-        meeting: MeetingId,
-        ended_at: DateTime<Utc>,
-    ) {
+    fn finalize_without_actor(&mut self, meeting: MeetingId, ended_at: DateTime<Utc>) {
         self.finalizing.insert(meeting);
         let deps = self.deps.clone();
         let registry = self.registry.clone();
-        let myself = myself.clone();
+        let current = self.current.clone();
         tokio::spawn(async move {
             if let Some(call) = registry.get(meeting) {
                 call.end_session(&deps.writer);
@@ -437,7 +453,9 @@ impl SupervisorState {
             }
             let done = finalize_in_store(&deps, meeting, ended_at).await;
             registry.remove(meeting);
-            let _ = myself.cast(SupervisorMsg::Finalized { meeting });
+            // To the live supervisor, which may have replaced this one: a
+            // replacement started after this commit finds the job anyway.
+            current.cast(SupervisorMsg::Finalized { meeting });
             tracing::info!(%meeting, lines = done.lines, lost = done.lost.len(), "call finalized without a live actor");
         });
     }
@@ -492,7 +510,7 @@ impl SupervisorState {
                 && !self.live.contains_key(&meeting)
                 && !self.finalizing.contains(&meeting)
             {
-                self.finalize_without_actor(myself, meeting, ended_at);
+                self.finalize_without_actor(meeting, ended_at);
             }
         }
         for meeting in report.orphaned {
@@ -540,7 +558,7 @@ impl SupervisorState {
                     .await;
             } else {
                 // Died while finalizing: finish the job from what is stored and shared.
-                self.finalize_without_actor(myself, meeting, Utc::now());
+                self.finalize_without_actor(meeting, Utc::now());
             }
             return;
         }
@@ -572,14 +590,17 @@ impl SupervisorState {
             });
             return;
         }
-        let still_active = matches!(
-            self.deps.store.call_context(meeting).await,
-            Ok(Some(CallContext {
-                status: MeetingStatus::Active,
-                ..
-            }))
-        );
-        if !still_active {
+        // Only a definite answer stops the restart: with the database out
+        // of reach the call is still live and its lines wait in memory.
+        let over = match self.deps.store.call_context(meeting).await {
+            Ok(Some(CallContext { status, .. })) => status != MeetingStatus::Active,
+            Ok(None) => true,
+            Err(error) => {
+                tracing::warn!(%meeting, %error, "call state unknown; restarting its actor anyway");
+                false
+            }
+        };
+        if over {
             self.registry.remove(meeting);
             return;
         }
@@ -625,6 +646,7 @@ impl Actor for CallSupervisor {
             registry: args.registry,
             budget: args.budget,
             lease: args.lease,
+            current: args.current,
             live: HashMap::new(),
             by_actor: HashMap::new(),
             finalizing: HashSet::new(),
@@ -666,7 +688,7 @@ impl Actor for CallSupervisor {
                         if matches!(forwarded, Ok(true)) {
                             EndOutcome::Forwarded
                         } else {
-                            state.finalize_without_actor(&myself, meeting, ended_at);
+                            state.finalize_without_actor(meeting, ended_at);
                             EndOutcome::FinalizingFromStore
                         }
                     }
@@ -749,10 +771,10 @@ impl Actor for CallSupervisor {
     }
 }
 
-/// A handle on the supervisor with a timeout on every request.
+/// A handle on the live supervisor with a timeout on every request.
 #[derive(Clone)]
 pub struct Calls {
-    supervisor: ActorRef<SupervisorMsg>,
+    current: Arc<CurrentSupervisor>,
     timeout: Duration,
 }
 
@@ -765,22 +787,43 @@ pub enum CallsError {
 }
 
 impl Calls {
-    pub fn new(supervisor: ActorRef<SupervisorMsg>) -> Self {
+    pub fn new(current: Arc<CurrentSupervisor>) -> Self {
         Self {
-            supervisor,
+            current,
             timeout: Duration::from_secs(10),
         }
     }
 
-    pub fn supervisor(&self) -> &ActorRef<SupervisorMsg> {
-        &self.supervisor
+    fn supervisor(&self) -> Result<ActorRef<SupervisorMsg>, CallsError> {
+        self.current
+            .get()
+            .ok_or_else(|| CallsError::Unavailable("no call supervisor is running".into()))
+    }
+
+    /// Chaos: kills the call supervisor (and with it every call actor); the
+    /// guardian starts a new one that re-adopts them. False when none ran.
+    pub fn kill_supervisor(&self) -> bool {
+        self.current.get().map(|s| s.kill()).is_some()
+    }
+
+    /// Stops the whole actor tree for a graceful shutdown: nothing restarts.
+    pub fn stop_all(&self) {
+        if let Some(guardian) = self.current.guardian() {
+            guardian.stop(Some("shutdown".into()));
+        }
+    }
+
+    /// Kills the whole actor tree, guardian included, as if this instance's
+    /// call side died: nothing restarts it, nothing releases its leases.
+    pub fn kill_all(&self) -> bool {
+        self.current.guardian().map(ActorCell::kill).is_some()
     }
 
     async fn ask<T: Send + 'static>(
         &self,
         msg: impl FnOnce(RpcReplyPort<T>) -> SupervisorMsg,
     ) -> Result<T, CallsError> {
-        match self.supervisor.call(msg, Some(self.timeout)).await {
+        match self.supervisor()?.call(msg, Some(self.timeout)).await {
             Ok(ractor::rpc::CallResult::Success(value)) => Ok(value),
             Ok(ractor::rpc::CallResult::Timeout) => {
                 Err(CallsError::Unavailable("timed out".into()))
@@ -802,13 +845,17 @@ impl Calls {
         .map_err(CallsError::Store)
     }
 
-    /// Starts an actor for a call found `active` at startup.
-    pub async fn adopt(&self, meeting: MeetingId) -> Result<StartOutcome, CallsError> {
+    /// Starts an actor for a call found `active` with no actor here (at
+    /// startup, or after the supervisor was replaced); `reason` goes to the
+    /// event log.
+    pub async fn adopt(
+        &self,
+        meeting: MeetingId,
+        reason: &str,
+    ) -> Result<StartOutcome, CallsError> {
         self.ask(|reply| SupervisorMsg::StartCall {
             meeting,
-            reason: Some(
-                "adopted at startup: the call was active when the previous process stopped".into(),
-            ),
+            reason: Some(reason.to_owned()),
             reply,
         })
         .await?
@@ -831,7 +878,7 @@ impl Calls {
     /// Waits (up to `patience`) until every call being finalized is done.
     pub async fn settled(&self, patience: Duration) -> Result<(), CallsError> {
         match self
-            .supervisor
+            .supervisor()?
             .call(SupervisorMsg::WhenSettled, Some(patience))
             .await
         {

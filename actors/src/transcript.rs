@@ -216,6 +216,36 @@ impl Conversation {
         self.ready.extend(lines);
     }
 
+    /// Bytes of text in lines waiting for the writer.
+    pub fn backlog_bytes(&self) -> usize {
+        self.ready.iter().map(|l| l.text.len()).sum()
+    }
+
+    /// Drops the oldest waiting lines until at most `max_bytes` of text
+    /// wait, and returns their numbers. The numbers stay reserved (the
+    /// high-water mark covers them), so finalizing records them as `lost`.
+    pub fn shed_backlog(&mut self, max_bytes: usize) -> Vec<i64> {
+        let mut bytes = self.backlog_bytes();
+        if bytes <= max_bytes {
+            return Vec::new();
+        }
+        self.ready.sort_by_key(|l| l.sequence_number);
+        let mut shed = Vec::new();
+        let mut keep = 0;
+        for (i, line) in self.ready.iter().enumerate() {
+            if bytes <= max_bytes {
+                keep = i;
+                break;
+            }
+            bytes -= line.text.len();
+            shed.push(line.sequence_number);
+            keep = i + 1;
+        }
+        self.ready.drain(..keep);
+        self.unreported_high_water = self.unreported_high_water.max(shed.last().copied());
+        shed
+    }
+
     /// Gives back a high-water mark the writer could not take.
     pub fn restore_high_water(&mut self, high_water: Option<i64>) {
         self.unreported_high_water = self.unreported_high_water.max(high_water);
@@ -592,6 +622,28 @@ mod tests {
         let mut s = Script::new();
         s.heard("u1", "Early").user_turn("u1", None);
         assert_eq!(s.lines(), [(1, User, "Early".into(), Completed)]);
+    }
+
+    #[test]
+    fn a_backlog_over_its_bound_sheds_its_oldest_lines_and_keeps_their_numbers_reserved() {
+        let mut c = Conversation::new(1);
+        for n in 1..=4 {
+            c.ready.push(Line {
+                sequence_number: n,
+                speaker: Speaker::User,
+                text: "x".repeat(10),
+                status: ChunkStatus::Completed,
+                item_id: None,
+                timestamp: Utc::now(),
+            });
+        }
+        let _ = c.take_high_water();
+        assert_eq!(c.shed_backlog(40), Vec::<i64>::new(), "within the bound");
+        assert_eq!(c.shed_backlog(25), vec![1, 2]);
+        assert_eq!(c.backlog_bytes(), 20);
+        let left: Vec<i64> = c.take_ready().iter().map(|l| l.sequence_number).collect();
+        assert_eq!(left, vec![3, 4]);
+        assert_eq!(c.take_high_water(), Some(2), "shed numbers stay reserved");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::ids::MeetingId;
-use crate::ports::{CallStore, EventKind, LoggedEvent, WriteBatch};
+use crate::ports::{CallStore, EventKind, LoggedEvent, PortError, WriteBatch};
 use crate::transcript::Line;
 
 #[derive(Debug, Clone, Copy)]
@@ -185,6 +185,11 @@ async fn run(store: Arc<dyn CallStore>, config: WriterConfig, mut rx: mpsc::Rece
     }
 }
 
+/// How long one write may take before it is abandoned and tried again
+/// (a stalled connection can otherwise hang for as long as TCP lets it).
+/// Writes are idempotent, so a write that did land is harmless to repeat.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Writes the batch, retrying with capped exponential backoff until it lands.
 async fn commit(store: &dyn CallStore, batch: &WriteBatch) {
     if batch.is_empty() {
@@ -193,7 +198,10 @@ async fn commit(store: &dyn CallStore, batch: &WriteBatch) {
     let mut delay = Duration::from_millis(50);
     let mut attempt = 1u32;
     loop {
-        match store.write(batch).await {
+        let outcome = tokio::time::timeout(WRITE_TIMEOUT, store.write(batch))
+            .await
+            .unwrap_or_else(|_| Err(PortError(format!("no answer within {WRITE_TIMEOUT:?}"))));
+        match outcome {
             Ok(()) => return,
             Err(error) => {
                 tracing::warn!(%error, attempt, lines = batch.lines.len(), events = batch.events.len(), "batch not committed; retrying");

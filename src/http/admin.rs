@@ -49,17 +49,40 @@ pub struct KillQuery {
     kind: String,
 }
 
+fn chaos_allowed(state: &AppState) -> Result<(), ApiError> {
+    if state.chaos {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "killing actors needs SCRIBE_CHAOS to be set",
+        ))
+    }
+}
+
+/// Chaos: kills the CallSupervisor, and with it every call and analysis
+/// actor. The guardian starts a new supervisor, which re-adopts them.
+pub async fn kill_supervisor(
+    _: AdminCaller,
+    State(state): State<AppState>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    chaos_allowed(&state)?;
+    if !state.calls.kill_supervisor() {
+        return Err(ApiError::NotFound("no call supervisor is running".into()));
+    }
+    tracing::warn!("call supervisor killed through the admin endpoint");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "killed": true, "kind": "supervisor" })),
+    ))
+}
+
 pub async fn kill(
     _: AdminCaller,
     State(state): State<AppState>,
     Path(meeting): Path<String>,
     QueryParams(query): QueryParams<KillQuery>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if !state.chaos {
-        return Err(ApiError::Forbidden(
-            "killing actors needs SCRIBE_CHAOS to be set",
-        ));
-    }
+    chaos_allowed(&state)?;
     let meeting: MeetingId = meeting.parse()?;
     let killed = match query.kind.as_str() {
         "meeting" => state.calls.kill(meeting).await.map_err(ApiError::Calls)?,

@@ -117,6 +117,7 @@ pub async fn receive(
         // Ending is idempotent, so it is dispatched before the delivery is
         // recorded: a retry after a failure here is never mistaken for a duplicate.
         let ended_at = crate::domain::now();
+        state.store.mark_end_requested(meeting, ended_at).await?;
         state
             .calls
             .end(meeting, ended_at)

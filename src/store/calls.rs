@@ -31,6 +31,8 @@ struct ContextRow {
     sequence_high_water: i64,
     max_sequence: Option<i64>,
     end_requested_at: Option<DateTime<Utc>>,
+    lease_owner: Option<String>,
+    lease_expires_at: Option<DateTime<Utc>>,
 }
 
 /// Consecutive numbers folded into inclusive ranges: [1,2,3,7] -> [(1,3),(7,7)].
@@ -53,7 +55,7 @@ impl Store {
         let row: Option<ContextRow> = on_pool!(self, |p| {
             sqlx::query_as(
                 "SELECT m.status, COALESCE(m.prompt, a.instructions) AS instructions, m.call_cid, \
-                 m.sequence_high_water, m.end_requested_at, \
+                 m.sequence_high_water, m.end_requested_at, m.lease_owner, m.lease_expires_at, \
                  (SELECT MAX(c.sequence_number) FROM transcript_chunks c WHERE c.meeting_id = m.id) AS max_sequence \
                  FROM meetings m JOIN agents a ON a.id = m.agent_id WHERE m.id = $1",
             )
@@ -78,6 +80,11 @@ impl Store {
             call_type,
             next_sequence: row.sequence_high_water.max(row.max_sequence.unwrap_or(0)) + 1,
             end_requested_at: row.end_requested_at,
+            // A graceful stop releases leases by moving their expiry to the epoch.
+            lease_unreleased: row.lease_owner.is_some()
+                && row
+                    .lease_expires_at
+                    .is_some_and(|at| at > DateTime::<Utc>::UNIX_EPOCH),
         }))
     }
 
@@ -263,6 +270,10 @@ impl CallStore for Store {
 
     async fn renew_leases(&self, owner: &str, ttl: Duration) -> Result<LeaseReport, PortError> {
         Ok(Store::renew_leases(self, owner, ttl).await?)
+    }
+
+    async fn active_meetings(&self) -> Result<Vec<MeetingId>, PortError> {
+        Ok(Store::active_meetings(self).await?)
     }
 
     async fn release_leases(&self, owner: &str) -> Result<(), PortError> {

@@ -102,6 +102,28 @@ impl Store {
         Ok(())
     }
 
+    /// Records that an `active` call ended, durably, before anything acts
+    /// on it: whatever dies next (actor, supervisor, process), the call is
+    /// finalized by whoever runs it next instead of being adopted as live.
+    pub async fn mark_end_requested(
+        &self,
+        meeting: MeetingId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |p| {
+            sqlx::query(
+                "UPDATE meetings SET end_requested_at = COALESCE(end_requested_at, $2) \
+                 WHERE id = $1 AND status = 'active'",
+            )
+            .bind(meeting.as_uuid())
+            .bind(at)
+            .execute(p)
+            .await
+            .map(|_| ())
+        })?;
+        Ok(())
+    }
+
     pub async fn request_end(
         &self,
         meeting: MeetingId,

@@ -122,7 +122,7 @@ async fn a_dead_instances_calls_are_taken_over_when_its_lease_expires() {
         wait_for_lines(&a.store, &meeting, 2).await;
         // A's call side dies without a word (its supervisor and actors are
         // killed; nothing renews or releases the lease).
-        a.calls.supervisor().kill();
+        assert!(a.calls.kill_all(), "A's actor tree was running");
         assert!(
             peer.wait_for_mark("s2", DEADLINE).await,
             "B took the call over"

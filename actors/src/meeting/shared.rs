@@ -10,6 +10,7 @@ use chrono::Utc;
 use tokio::sync::Notify;
 
 use crate::ids::MeetingId;
+use crate::ports::EventKind;
 use crate::realtime::event::ServerEvent;
 use crate::transcript::{Conversation, Notice};
 use crate::writer::{ChunkWriter, Rejected};
@@ -128,11 +129,30 @@ impl SharedCall {
     }
 }
 
+/// Text one call may hold for the writer while the database does not take
+/// it (a stall or an outage). Speech is about 15 bytes of text a second per
+/// side, so this covers many hours of conversation; past it the oldest
+/// waiting lines are dropped as recorded `lost` lines rather than letting
+/// one call's memory grow without end.
+pub const MAX_BACKLOG_BYTES: usize = 1024 * 1024;
+
 fn submit(meeting: MeetingId, conversation: &mut Conversation, writer: &ChunkWriter) {
     let lines = conversation.take_ready();
     let high_water = conversation.take_high_water();
     if let Err(Rejected(lines, high_water)) = writer.try_submit(meeting, lines, high_water) {
         conversation.restore_ready(lines);
         conversation.restore_high_water(high_water);
+        let shed = conversation.shed_backlog(MAX_BACKLOG_BYTES);
+        if let (Some(from), Some(to)) = (shed.first(), shed.last()) {
+            tracing::error!(%meeting, from, to, "transcript backlog over its bound: oldest lines dropped");
+            writer.log(
+                meeting,
+                EventKind::Gap,
+                serde_json::json!({
+                    "from": from, "to": to, "count": shed.len(),
+                    "reason": format!("the database did not take lines for so long that the call's backlog passed {MAX_BACKLOG_BYTES} bytes"),
+                }),
+            );
+        }
     }
 }
