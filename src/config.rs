@@ -120,12 +120,12 @@ pub struct ServeArgs {
 
     /// Use the built-in simulated realtime peer and analyzer instead of
     /// OpenAI: the whole flow runs offline.
-    #[arg(long, env = "SCRIBE_SIMULATE")]
+    #[arg(long, env = "SCRIBE_SIMULATE", value_parser = clap::builder::BoolishValueParser::new())]
     pub simulate: bool,
 
     /// Enable the admin endpoint that kills actors abruptly (chaos drills).
     /// Never set this in production.
-    #[arg(long, env = "SCRIBE_CHAOS")]
+    #[arg(long, env = "SCRIBE_CHAOS", value_parser = clap::builder::BoolishValueParser::new())]
     pub chaos: bool,
 
     /// At call end, how long to wait for user transcriptions still

@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,25 @@ struct Shared {
     latency: Duration,
     faults: Mutex<VecDeque<LlmFault>>,
     requests: Mutex<Vec<LlmRequest>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+/// Counts a request in flight for as long as it lives.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        Self(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 pub struct SimLlm {
@@ -92,6 +112,11 @@ impl SimLlm {
             .extend(faults);
     }
 
+    /// The most requests that were ever being answered at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
+    }
+
     pub fn requests(&self) -> Vec<LlmRequest> {
         self.shared
             .requests
@@ -110,6 +135,7 @@ fn api_error(status: StatusCode, kind: &str, message: &str) -> Response {
 }
 
 async fn complete(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
+    let _in_flight = InFlight::enter(&shared);
     shared
         .requests
         .lock()

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::helpers::{
     ADMIN_TOKEN, TestApp, each_backend, expect_error, expect_json, live_settings, spawn_app_with,
 };
-use crate::live_calls::{
+use crate::live::{
     DEADLINE, end_call, events, eventually, sim, start_call, status_of, wait_for_lines,
     wait_for_status,
 };

@@ -7,8 +7,11 @@ mod api_agents;
 mod api_meetings;
 mod api_service;
 mod binary;
+#[path = "../support/harness.rs"]
 mod helpers;
 mod instances;
+#[path = "../support/live.rs"]
+mod live;
 mod live_calls;
 mod live_faults;
 mod llm;

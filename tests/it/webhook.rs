@@ -11,7 +11,7 @@ use scribe_actors::domain::MeetingStatus;
 use serde_json::json;
 
 use crate::helpers::{STREAM_SECRET, each_backend, expect_error, expect_json, spawn_app};
-use crate::live_calls::{driver, force_active, live_app, new_meeting, sim, status_of};
+use crate::live::{driver, force_active, live_app, new_meeting, sim, status_of};
 use scribe::sim::script::Script;
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {

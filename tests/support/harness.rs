@@ -1,5 +1,7 @@
 //! Test harness: a fresh database per test on each backend, and `spawn_app`
-//! (the real `Application` on port 0) with typed request helpers.
+//! (the real `Application` on port 0) with typed request helpers. Shared by
+//! the integration and chaos suites.
+#![allow(dead_code)]
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;

@@ -1,0 +1,24 @@
+//! The chaos suite: the promise that nothing is lost and nothing is stuck,
+//! whatever dies. Each test names its promise and states it in its doc
+//! comment; each runs on SQLite and, when `SCRIBE_TEST_POSTGRES_URL` is set,
+//! on PostgreSQL, is bounded by deadlines, and waits on events or polled
+//! predicates, never on the clock.
+//!
+//! - [`actors`]: killed and panicking MeetingActors, AnalysisActors and the
+//!   CallSupervisor, one call at a time and 50 at once.
+//! - [`process`]: SIGKILL and SIGTERM of the real `scribe serve`.
+//! - [`database`]: the database link refused, stalled and reset through a
+//!   fault-injecting proxy; SQLite locked by another writer.
+//! - [`socket`]: the realtime socket closed, broken, silent, flooded.
+//! - [`llm`]: the model failing, rate limiting, stalling and slow under a
+//!   queue of analyses.
+
+#[path = "../support/harness.rs"]
+mod helpers;
+#[path = "../support/live.rs"]
+mod live;
+
+mod actors;
+mod fleet;
+mod process;
+mod socket;

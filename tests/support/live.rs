@@ -1,0 +1,250 @@
+//! Live-call helpers shared by the integration and chaos suites: the
+//! simulated realtime peer, signed webhooks, polls with a deadline, and the
+//! comparison of a stored transcript with what the peer said.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
+use scribe::sim::script::{Script, SentLine, Transcription, Turn};
+use scribe::sim::webhook::{SimCall, WebhookDriver};
+use scribe::store::{Store, StoredChunk};
+use scribe_actors::domain::{ChunkStatus, MeetingStatus};
+use scribe_actors::ids::MeetingId;
+use serde_json::{Value, json};
+
+use crate::helpers::{STREAM_SECRET, TestApp, expect_json, live_settings, spawn_app_with};
+
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub async fn sim(
+    script: impl Fn(&scribe::sim::realtime::ConnectionInfo) -> Script + Send + Sync + 'static,
+) -> SimRealtime {
+    SimRealtime::start(
+        ([127, 0, 0, 1], 0).into(),
+        SimRealtimeConfig::scripted(script),
+    )
+    .await
+    .expect("sim realtime starts")
+}
+
+pub async fn live_app(url: &str, peer: &SimRealtime) -> TestApp {
+    let realtime = peer.url();
+    spawn_app_with(url, |s| live_settings(s, &realtime)).await
+}
+
+pub fn driver(app: &TestApp) -> WebhookDriver {
+    WebhookDriver::new(&app.address, STREAM_SECRET.as_bytes(), "stream-key")
+}
+
+/// An agent and an `upcoming` meeting with a prompt; returns the meeting id.
+pub async fn new_meeting(app: &TestApp) -> String {
+    let agent = app
+        .create_agent(json!({ "name": "Coach", "instructions": "Agent instructions." }))
+        .await;
+    let body = json!({ "name": "Call", "agent_id": agent["id"], "user_id": "u1", "prompt": "Meeting prompt." });
+    let created = expect_json(
+        app.post_json("/api/meetings", &body).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    created["id"].as_str().expect("id").to_owned()
+}
+
+/// Polls `probe` until it returns `Some`, up to the deadline.
+pub async fn eventually<T, F, Fut>(what: &str, probe: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let mut poll = poll_interval();
+    loop {
+        poll.tick().await;
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+    }
+}
+
+/// The pace of polls on state that offers no event to await (rows in the
+/// database): every 20 ms, always bounded by [`DEADLINE`].
+fn poll_interval() -> tokio::time::Interval {
+    let mut poll = tokio::time::interval(Duration::from_millis(20));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    poll
+}
+
+pub async fn status_of(store: &Store, meeting: &str) -> MeetingStatus {
+    let id: MeetingId = meeting.parse().expect("meeting id");
+    store
+        .meeting(id)
+        .await
+        .expect("query")
+        .expect("exists")
+        .status
+}
+
+pub async fn transcript(store: &Store, meeting: &str) -> Vec<StoredChunk> {
+    store
+        .transcript(meeting.parse().expect("meeting id"))
+        .await
+        .expect("transcript")
+}
+
+/// Waits until the meeting's stored transcript has `n` lines.
+pub async fn wait_for_lines(store: &Store, meeting: &str, n: usize) -> Vec<StoredChunk> {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let mut poll = poll_interval();
+    loop {
+        poll.tick().await;
+        let lines = transcript(store, meeting).await;
+        if lines.len() >= n {
+            return lines;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let log = events(store, meeting).await;
+            panic!("timed out waiting for {n} stored lines; stored: {lines:#?}\nevents: {log:#?}");
+        }
+    }
+}
+
+/// Waits until the call has ended: `processing`, or already past it
+/// (`completed`) when the analysis was quick.
+pub async fn wait_until_ended(store: &Store, meeting: &str) {
+    eventually("the call to end", || async {
+        matches!(
+            status_of(store, meeting).await,
+            MeetingStatus::Processing | MeetingStatus::Completed
+        )
+        .then_some(())
+    })
+    .await;
+}
+
+pub async fn wait_for_status(store: &Store, meeting: &str, status: MeetingStatus) {
+    eventually(&format!("status {status}"), || async {
+        (status_of(store, meeting).await == status).then_some(())
+    })
+    .await;
+}
+
+/// Asserts the transcript is exactly `expected`, numbered 1..=n.
+pub fn assert_transcript(stored: &[StoredChunk], expected: &[SentLine]) {
+    let got: Vec<(i64, Option<_>, &str, ChunkStatus)> = stored
+        .iter()
+        .map(|c| (c.sequence_number, c.speaker, c.text.as_str(), c.status))
+        .collect();
+    let want: Vec<(i64, Option<_>, &str, ChunkStatus)> = expected
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i as i64 + 1, Some(l.speaker), l.text.as_str(), l.status))
+        .collect();
+    assert_eq!(got, want);
+}
+
+pub async fn events(store: &Store, meeting: &str) -> Vec<(String, Value)> {
+    store
+        .events(meeting.parse().expect("meeting id"))
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| (e.kind, e.detail))
+        .collect()
+}
+
+/// Makes the meeting `active` in the store alone, with no actor started
+/// (as a process that crashed mid-call leaves it).
+pub async fn force_active(store: &Store, meeting: MeetingId) {
+    let delivery = scribe::store::WebhookDelivery {
+        webhook_id: None,
+        event_type: "test-setup".into(),
+        call_cid: Some("default:c".into()),
+        session_id: None,
+    };
+    let started = store
+        .start_session(&delivery, meeting)
+        .await
+        .expect("store answers");
+    assert_eq!(started, scribe::store::SessionStart::Started);
+}
+
+/// Sends a signed `call.session_started` for `meeting`; returns the call.
+pub async fn start_call(app: &TestApp, meeting: &str) -> SimCall {
+    let call = SimCall::new(meeting);
+    let answer = driver(app).session_started(&call).await.expect("sent");
+    assert_eq!(
+        expect_json(answer, StatusCode::OK).await,
+        json!({ "status": "started" })
+    );
+    call
+}
+
+/// Sends a signed `call.session_ended` and waits for `processing`.
+pub async fn end_call(app: &TestApp, call: &SimCall) {
+    let answer = driver(app).session_ended(call).await.expect("sent");
+    assert_eq!(
+        expect_json(answer, StatusCode::OK).await,
+        json!({ "status": "ending" })
+    );
+    wait_until_ended(&app.store, &call.meeting_id).await;
+}
+
+/// Plays a whole call on a new meeting: start, the peer's script up to
+/// `mark`, `lines` lines stored, end, `processing`. Returns the meeting id
+/// and its final transcript.
+pub async fn run_call(
+    app: &TestApp,
+    peer: &SimRealtime,
+    mark: &str,
+    lines: usize,
+) -> (String, Vec<StoredChunk>) {
+    let meeting = new_meeting(app).await;
+    let call = start_call(app, &meeting).await;
+    assert!(
+        peer.wait_for_mark(mark, DEADLINE).await,
+        "the peer reached {mark}"
+    );
+    wait_for_lines(&app.store, &meeting, lines).await;
+    end_call(app, &call).await;
+    let stored = transcript(&app.store, &meeting).await;
+    (meeting, stored)
+}
+
+pub fn turn(n: usize, transcription: Transcription) -> Turn {
+    Turn::numbered("call", n, transcription)
+}
+
+/// Waits for the meeting's actor to satisfy `predicate` in `/admin/actors`.
+pub async fn actor_where(
+    app: &TestApp,
+    meeting: &str,
+    what: &str,
+    predicate: impl Fn(&Value) -> bool,
+) -> Value {
+    eventually(what, || async {
+        app.actor(meeting).await.filter(|a| predicate(a))
+    })
+    .await
+}
+
+pub async fn event_count(app: &TestApp, meeting: &str, kind: &str) -> usize {
+    events(&app.store, meeting)
+        .await
+        .iter()
+        .filter(|(k, _)| k == kind)
+        .count()
+}
+
+/// Waits until the event log holds at least one `kind` entry.
+pub async fn wait_for_event(app: &TestApp, meeting: &str, kind: &str) {
+    eventually(&format!("a {kind} event"), || async {
+        (event_count(app, meeting, kind).await > 0).then_some(())
+    })
+    .await;
+}
