@@ -196,9 +196,14 @@ pub enum SupervisorMsg {
     },
     /// Replies once no call is being finalized (for graceful shutdown).
     WhenSettled(RpcReplyPort<()>),
-    /// Renew leases; stop calls whose lease is gone; finalize calls that
-    /// ended elsewhere; take over calls nobody holds.
+    /// Renew leases (in a task of its own, so that a slow database never
+    /// blocks the supervisor), then act on the report.
     LeaseTick,
+    /// The renewal's report: stop calls whose lease is gone; finalize calls
+    /// that ended elsewhere; take over calls nobody holds.
+    LeasesRenewed(crate::ports::LeaseReport),
+    /// The renewal failed; the next tick tries again.
+    LeasesNotRenewed,
     /// Chaos: kill the meeting's actor abruptly. Replies whether one was live.
     Kill {
         meeting: MeetingId,
@@ -260,6 +265,8 @@ pub struct SupervisorState {
     finalizing: HashSet<MeetingId>,
     /// Waiting for `finalizing` to become empty (graceful shutdown).
     settled_waiters: Vec<RpcReplyPort<()>>,
+    /// A lease renewal is under way.
+    renewing: bool,
 }
 
 impl SupervisorState {
@@ -473,19 +480,35 @@ impl SupervisorState {
         }
     }
 
-    async fn lease_tick(&mut self, myself: &ActorRef<SupervisorMsg>) {
-        let report = match self
-            .deps
-            .store
-            .renew_leases(&self.lease.owner, self.lease.ttl)
-            .await
-        {
-            Ok(report) => report,
-            Err(error) => {
-                tracing::warn!(%error, "leases not renewed");
-                return;
-            }
-        };
+    fn lease_tick(&mut self, myself: &ActorRef<SupervisorMsg>) {
+        if self.renewing {
+            return;
+        }
+        self.renewing = true;
+        let (store, owner, ttl) = (
+            self.deps.store.clone(),
+            self.lease.owner.clone(),
+            self.lease.ttl,
+        );
+        let myself = myself.clone();
+        tokio::spawn(async move {
+            let message = match store.renew_leases(&owner, ttl).await {
+                Ok(report) => SupervisorMsg::LeasesRenewed(report),
+                Err(error) => {
+                    tracing::warn!(%error, "leases not renewed");
+                    SupervisorMsg::LeasesNotRenewed
+                }
+            };
+            let _ = myself.cast(message);
+        });
+    }
+
+    async fn leases_renewed(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        report: crate::ports::LeaseReport,
+    ) {
+        self.renewing = false;
         tracing::trace!(owner = %self.lease.owner, ?report, "leases renewed");
         let lost: Vec<MeetingId> = self
             .live
@@ -651,6 +674,7 @@ impl Actor for CallSupervisor {
             by_actor: HashMap::new(),
             finalizing: HashSet::new(),
             settled_waiters: Vec::new(),
+            renewing: false,
         })
     }
 
@@ -715,7 +739,9 @@ impl Actor for CallSupervisor {
                     .is_some();
                 let _ = reply.send(found);
             }
-            SupervisorMsg::LeaseTick => state.lease_tick(&myself).await,
+            SupervisorMsg::LeaseTick => state.lease_tick(&myself),
+            SupervisorMsg::LeasesRenewed(report) => state.leases_renewed(&myself, report).await,
+            SupervisorMsg::LeasesNotRenewed => state.renewing = false,
             SupervisorMsg::WhenSettled(reply) => {
                 if state.finalizing.is_empty() {
                     let _ = reply.send(());

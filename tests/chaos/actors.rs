@@ -4,24 +4,19 @@
 
 use std::time::Duration;
 
-use futures::future::join_all;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
 use scribe::sim::llm::LlmFault;
-use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
 use scribe::sim::script::{Script, SentLine, Step, Transcription, Turn};
 use scribe_actors::domain::MeetingStatus;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::fleet::{finish_chaotic_calls, fleet_meetings, fleet_peer, start_calls};
-use crate::helpers::{
-    ADMIN_TOKEN, TestApp, each_backend, expect_error, expect_json, live_settings, spawn_app_with,
-};
+use crate::helpers::{ADMIN_TOKEN, each_backend, expect_json, live_settings, spawn_app_with};
 use crate::live::{
-    DEADLINE, actor_where, assert_transcript, driver, end_call, event_count, events, eventually,
-    live_app, new_meeting, run_call, sim, start_call, transcript, wait_for_event, wait_for_lines,
-    wait_for_status,
+    DEADLINE, actor_where, assert_transcript, end_call, event_count, events, eventually,
+    new_meeting, sim, start_call, transcript, wait_for_lines, wait_for_status,
 };
 
 fn turn(n: usize, transcription: Transcription) -> Turn {

@@ -136,6 +136,8 @@ pub fn check_chaotic_transcript(
             ChunkStatus::Completed => said
                 .iter()
                 .position(|l| Some(l.speaker) == chunk.speaker && l.text == chunk.text),
+            // An agent line cut before its first word: nothing to place.
+            ChunkStatus::Partial if chunk.text.is_empty() => continue,
             // Several replies share their first words: the first one after
             // the previous line is the one that was cut.
             ChunkStatus::Partial => {
@@ -153,8 +155,6 @@ pub fn check_chaotic_transcript(
                 assert_eq!(chunk.speaker, Some(Speaker::User), "{}", context());
                 continue;
             }
-            // An agent line cut before its first word: nothing to place.
-            ChunkStatus::Partial if chunk.text.is_empty() => continue,
             ChunkStatus::Lost if allow_lost => continue,
             ChunkStatus::Lost => panic!("nothing may be lost: {}", context()),
         };

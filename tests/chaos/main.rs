@@ -19,6 +19,9 @@ mod helpers;
 mod live;
 
 mod actors;
+mod database;
 mod fleet;
+mod llm;
 mod process;
+mod proxy;
 mod socket;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use scribe::sim::llm::{LlmFault, SimLlm};
-use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
-use scribe::sim::script::{Script, SentLine, Step, Transcription, Turn};
+use scribe::sim::realtime::SimRealtime;
+use scribe::sim::script::{Script, Step, Transcription, Turn};
 use scribe_actors::domain::MeetingStatus;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -16,14 +16,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::fleet::{
     Service, finish_chaotic_calls, fleet_meetings, fleet_peer, start_calls, webhooks,
 };
-use crate::helpers::{
-    ADMIN_TOKEN, API_TOKEN, STREAM_SECRET, TestApp, TestDb, each_backend, expect_error,
-    expect_json, live_settings, spawn_app_with,
-};
+use crate::helpers::{ADMIN_TOKEN, API_TOKEN, STREAM_SECRET, TestDb, each_backend, expect_json};
 use crate::live::{
-    DEADLINE, actor_where, assert_transcript, driver, end_call, event_count, events, eventually,
-    live_app, new_meeting, run_call, sim, start_call, status_of, transcript, wait_for_event,
-    wait_for_lines, wait_for_status,
+    DEADLINE, actor_where, assert_transcript, driver, end_call, events, eventually, live_app,
+    new_meeting, sim, start_call, status_of, transcript, wait_for_lines, wait_for_status,
 };
 
 fn turn(n: usize, transcription: Transcription) -> Turn {

@@ -3,19 +3,14 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
 use scribe::sim::script::{Script, SentLine, Step, Transcription, Turn};
-use scribe_actors::domain::MeetingStatus;
 use serde_json::Value;
 
-use crate::helpers::{
-    ADMIN_TOKEN, TestApp, each_backend, expect_error, expect_json, live_settings, spawn_app_with,
-};
+use crate::helpers::{each_backend, live_settings, spawn_app_with};
 use crate::live::{
-    DEADLINE, actor_where, assert_transcript, driver, end_call, event_count, events, eventually,
-    live_app, new_meeting, run_call, sim, start_call, transcript, wait_for_event, wait_for_lines,
-    wait_for_status,
+    DEADLINE, actor_where, assert_transcript, event_count, events, live_app, new_meeting, run_call,
+    sim, start_call, wait_for_event, wait_for_lines,
 };
 
 fn turn(n: usize, transcription: Transcription) -> Turn {

@@ -1,26 +1,11 @@
 //! The admin surface of the chaos tools (the chaos suite itself is in
 //! `tests/chaos`).
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
-use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
-use scribe::sim::script::{Script, SentLine, Step, Transcription, Turn};
-use scribe_actors::domain::MeetingStatus;
-use serde_json::Value;
+use scribe::sim::script::Script;
 
-use crate::helpers::{
-    ADMIN_TOKEN, TestApp, each_backend, expect_error, expect_json, live_settings, spawn_app_with,
-};
-use crate::live::{
-    DEADLINE, actor_where, assert_transcript, driver, end_call, event_count, events, eventually,
-    live_app, new_meeting, run_call, sim, start_call, transcript, wait_for_event, wait_for_lines,
-    wait_for_status,
-};
-
-fn turn(n: usize, transcription: Transcription) -> Turn {
-    Turn::numbered("call", n, transcription)
-}
+use crate::helpers::{ADMIN_TOKEN, each_backend, expect_error, live_settings, spawn_app_with};
+use crate::live::{actor_where, live_app, new_meeting, sim, start_call};
 
 #[tokio::test]
 async fn admin_endpoints_need_the_admin_token_and_kill_needs_chaos() {
@@ -60,6 +45,21 @@ async fn admin_endpoints_need_the_admin_token_and_kill_needs_chaos() {
             .await
             .expect("sent");
         expect_error(kill, StatusCode::FORBIDDEN, "SCRIBE_CHAOS").await;
+        let supervisor = app
+            .client
+            .post(app.url("/admin/supervisor/kill"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("sent");
+        expect_error(supervisor, StatusCode::FORBIDDEN, "SCRIBE_CHAOS").await;
+        let anonymous = app
+            .client
+            .post(app.url("/admin/supervisor/kill"))
+            .send()
+            .await
+            .expect("sent");
+        expect_error(anonymous, StatusCode::UNAUTHORIZED, "bearer token").await;
         assert_eq!(
             app.actor(&meeting).await.expect("still live")["restarts"],
             0

@@ -86,7 +86,7 @@ impl TestDb {
         store
     }
 
-    async fn destroy(self) {
+    pub async fn destroy(self) {
         if let Some((admin, name)) = &self.postgres {
             let mut conn = admin.connect().await.expect("postgres answers");
             sqlx::query(sqlx::AssertSqlSafe(format!(
