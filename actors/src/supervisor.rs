@@ -304,7 +304,9 @@ impl SupervisorState {
                 true
             }
             Err(error) => {
-                tracing::error!(%meeting, %error, "analysis actor did not start");
+                // Only while the supervisor stops: the job stays pending in
+                // the store, and the next start (or supervisor) resumes it.
+                tracing::warn!(%meeting, %error, "analysis actor not started; its job stays pending");
                 false
             }
         }
