@@ -12,8 +12,10 @@ use scribe::sim::script::{Script, SentLine, Step, Transcription, Turn};
 use scribe_actors::domain::MeetingStatus;
 use serde_json::Value;
 
-use crate::fleet::{finish_chaotic_calls, fleet_meetings, fleet_peer, start_calls};
-use crate::helpers::{ADMIN_TOKEN, each_backend, expect_json, live_settings, spawn_app_with};
+use crate::fleet::{
+    finish_chaotic_calls, fleet_meetings, fleet_peer, requests_mentioning, start_calls,
+};
+use crate::helpers::{each_backend, expect_json, live_settings, spawn_app_with};
 use crate::live::{
     DEADLINE, actor_where, assert_transcript, end_call, event_count, events, eventually,
     new_meeting, sim, start_call, transcript, wait_for_lines, wait_for_status,
@@ -88,12 +90,8 @@ async fn repeated_kills_and_panics_lose_nothing_and_numbering_stays_gapless() {
             .await;
             if round % 3 == 0 {
                 let answer = app
-                    .client
-                    .post(app.url(&format!("/admin/actors/{meeting}/kill?kind=meeting")))
-                    .bearer_auth(ADMIN_TOKEN)
-                    .send()
-                    .await
-                    .expect("sent");
+                    .admin_post(&format!("/admin/actors/{meeting}/kill?kind=meeting"))
+                    .await;
                 expect_json(answer, StatusCode::ACCEPTED).await;
             } else if round % 3 == 1 {
                 assert!(
@@ -198,12 +196,8 @@ async fn fifty_calls_under_random_kills_and_panics_lose_nothing_and_stay_in_orde
                 1 => app.calls.panic(id).await.expect("supervisor answers"),
                 _ => {
                     let answer = app
-                        .client
-                        .post(app.url(&format!("/admin/actors/{meeting}/kill?kind=meeting")))
-                        .bearer_auth(ADMIN_TOKEN)
-                        .send()
-                        .await
-                        .expect("sent");
+                        .admin_post(&format!("/admin/actors/{meeting}/kill?kind=meeting"))
+                        .await;
                     // 404 when the actor is between death and restart.
                     assert!(
                         matches!(
@@ -256,14 +250,7 @@ async fn analyses_killed_mid_request_are_restarted_and_complete_once() {
         let meetings = fleet_meetings(&app, CALLS).await;
         let calls = start_calls(&app, &meetings).await;
         finish_chaotic_calls(&app, &peer, &calls, false).await;
-        let asked = |meeting: &str| {
-            let tag = meeting[..8].to_owned();
-            app.llm
-                .requests()
-                .iter()
-                .filter(|r| r.body.to_string().contains(&tag))
-                .count()
-        };
+        let asked = |meeting: &str| requests_mentioning(&app.llm, meeting);
         // Every first request hangs (so the stalls are theirs alone), then
         // each actor dies in the middle of its request.
         eventually("every first request in flight", || async {
@@ -273,12 +260,8 @@ async fn analyses_killed_mid_request_are_restarted_and_complete_once() {
         for meeting in &meetings {
             assert_eq!(asked(meeting), 1);
             let kill = app
-                .client
-                .post(app.url(&format!("/admin/actors/{meeting}/kill?kind=analysis")))
-                .bearer_auth(ADMIN_TOKEN)
-                .send()
-                .await
-                .expect("sent");
+                .admin_post(&format!("/admin/actors/{meeting}/kill?kind=analysis"))
+                .await;
             expect_json(kill, StatusCode::ACCEPTED).await;
         }
         for meeting in &meetings {
@@ -325,13 +308,7 @@ async fn a_killed_supervisor_is_replaced_and_every_call_and_analysis_resumes() {
             wait_for_lines(&app.store, meeting, 1).await;
         }
 
-        let answer = app
-            .client
-            .post(app.url("/admin/supervisor/kill"))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .expect("sent");
+        let answer = app.admin_post("/admin/supervisor/kill").await;
         expect_json(answer, StatusCode::ACCEPTED).await;
 
         for meeting in live {

@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use scribe::sim::llm::SimLlm;
 use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
 use scribe::sim::script::{Script, SentLine, Step, Transcription, Turn};
 use scribe::store::StoredChunk;
@@ -18,7 +19,7 @@ use scribe::sim::webhook::{SimCall, WebhookDriver};
 use scribe::store::Store;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, API_TOKEN, STREAM_SECRET, TestApp, expect_json};
+use crate::helpers::{API_TOKEN, STREAM_SECRET, TestApp, admin_actor, expect_json};
 use crate::live::{DEADLINE, events, eventually, transcript, wait_until_ended};
 
 pub const TURNS_PER_SESSION: usize = 3;
@@ -208,20 +209,16 @@ impl Service for TestApp {
 
 /// The meeting's live actor, as `/admin/actors` shows it.
 pub async fn actor_of(app: &impl Service, meeting: &str) -> Option<Value> {
-    let response = app
-        .client()
-        .get(format!("{}/admin/actors", app.address()))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("request sent");
-    let list = expect_json(response, StatusCode::OK).await;
-    list["actors"]
-        .as_array()
-        .expect("actors")
+    admin_actor(app.client(), app.address(), meeting).await
+}
+
+/// How many model requests carried the meeting's transcript.
+pub fn requests_mentioning(llm: &SimLlm, meeting: &str) -> usize {
+    let tag = &meeting[..8];
+    llm.requests()
         .iter()
-        .find(|a| a["meeting_id"] == meeting && a["kind"] == "meeting")
-        .cloned()
+        .filter(|r| r.body.to_string().contains(tag))
+        .count()
 }
 
 /// `n` upcoming meetings of one agent.

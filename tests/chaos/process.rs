@@ -14,7 +14,8 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::fleet::{
-    Service, finish_chaotic_calls, fleet_meetings, fleet_peer, start_calls, webhooks,
+    Service, finish_chaotic_calls, fleet_meetings, fleet_peer, requests_mentioning, start_calls,
+    webhooks,
 };
 use crate::helpers::{ADMIN_TOKEN, API_TOKEN, STREAM_SECRET, TestDb, each_backend, expect_json};
 use crate::live::{
@@ -309,13 +310,11 @@ async fn sigkill_mid_call_and_mid_analysis_resumes_everything_and_records_any_lo
             assert!(replayed >= 1, "{log:?}");
         }
         for meeting in analysing {
-            let tag = &meeting[..8];
-            let asked = llm
-                .requests()
-                .iter()
-                .filter(|r| r.body.to_string().contains(tag))
-                .count();
-            assert_eq!(asked, 2, "one hung request, one after the restart");
+            assert_eq!(
+                requests_mentioning(&llm, meeting),
+                2,
+                "one hung request, one after the restart"
+            );
         }
         scribe.terminate().await;
     })

@@ -11,7 +11,7 @@ use scribe_actors::ids::MeetingId;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ADMIN_TOKEN, TestApp, each_backend, expect_error, expect_json, live_settings, spawn_app_with,
+    TestApp, each_backend, expect_error, expect_json, live_settings, spawn_app_with,
 };
 use crate::live::{
     DEADLINE, end_call, events, eventually, sim, start_call, status_of, wait_for_lines,
@@ -262,12 +262,8 @@ async fn a_killed_analysis_is_restarted_and_completes_once() {
     each_backend(|_, url| async move {
         let (_peer, app, meeting) = analysis_in_flight(&url).await;
         let kill = app
-            .client
-            .post(app.url(&format!("/admin/actors/{meeting}/kill?kind=analysis")))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .expect("sent");
+            .admin_post(&format!("/admin/actors/{meeting}/kill?kind=analysis"))
+            .await;
         expect_json(kill, StatusCode::ACCEPTED).await;
         wait_for_status(&app.store, &meeting, MeetingStatus::Completed).await;
         let id: MeetingId = meeting.parse().expect("id");

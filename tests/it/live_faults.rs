@@ -38,20 +38,10 @@ async fn admin_endpoints_need_the_admin_token_and_kill_needs_chaos() {
         }
         assert_eq!(actor["state"], "live");
         let kill = app
-            .client
-            .post(app.url(&format!("/admin/actors/{meeting}/kill?kind=meeting")))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .expect("sent");
+            .admin_post(&format!("/admin/actors/{meeting}/kill?kind=meeting"))
+            .await;
         expect_error(kill, StatusCode::FORBIDDEN, "SCRIBE_CHAOS").await;
-        let supervisor = app
-            .client
-            .post(app.url("/admin/supervisor/kill"))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .expect("sent");
+        let supervisor = app.admin_post("/admin/supervisor/kill").await;
         expect_error(supervisor, StatusCode::FORBIDDEN, "SCRIBE_CHAOS").await;
         let anonymous = app
             .client

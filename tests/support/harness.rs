@@ -218,20 +218,17 @@ impl TestApp {
 
     /// The live meeting actor of `meeting`, as `/admin/actors` shows it.
     pub async fn actor(&self, meeting: &str) -> Option<Value> {
-        let response = self
-            .client
-            .get(self.url("/admin/actors"))
+        admin_actor(&self.client, &self.address, meeting).await
+    }
+
+    /// A POST with the admin token (the chaos endpoints).
+    pub async fn admin_post(&self, path: &str) -> Response {
+        self.client
+            .post(self.url(path))
             .bearer_auth(ADMIN_TOKEN)
             .send()
             .await
-            .expect("request sent");
-        let list = expect_json(response, StatusCode::OK).await;
-        list["actors"]
-            .as_array()
-            .expect("actors")
-            .iter()
-            .find(|a| a["meeting_id"] == meeting && a["kind"] == "meeting")
-            .cloned()
+            .expect("request sent")
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
@@ -267,6 +264,24 @@ impl TestApp {
             .expect("server stops within 30 s")
             .expect("server task did not panic")
     }
+}
+
+/// The live meeting actor of `meeting` at the scribe serving `address`, as
+/// `/admin/actors` shows it.
+pub async fn admin_actor(client: &reqwest::Client, address: &str, meeting: &str) -> Option<Value> {
+    let response = client
+        .get(format!("{address}/admin/actors"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("request sent");
+    let list = expect_json(response, StatusCode::OK).await;
+    list["actors"]
+        .as_array()
+        .expect("actors")
+        .iter()
+        .find(|a| a["meeting_id"] == meeting && a["kind"] == "meeting")
+        .cloned()
 }
 
 /// Asserts the status and returns the JSON body.
