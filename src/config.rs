@@ -146,6 +146,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SCRIBE_ANALYSIS_CONCURRENCY", default_value_t = 8)]
     pub analysis_concurrency: usize,
 
+    /// Database connections this instance opens at most. Plan PostgreSQL's
+    /// `max_connections` for every instance's pool.
+    #[arg(long, env = "SCRIBE_DATABASE_POOL_SIZE", default_value_t = 16)]
+    pub database_pool_size: u32,
+
     /// Attempts per analysis (LLM request plus validation of its answer).
     #[arg(long, env = "SCRIBE_ANALYSIS_ATTEMPTS", default_value_t = 3)]
     pub analysis_attempts: u32,
@@ -162,6 +167,7 @@ pub struct ServeArgs {
 pub struct Settings {
     pub listen: SocketAddr,
     pub database_url: SecretString,
+    pub database_pool_size: u32,
     pub realtime_url: String,
     pub openai_api_key: Option<SecretString>,
     pub openai_base_url: String,
@@ -198,6 +204,7 @@ impl Settings {
         let settings = Self {
             listen: args.listen,
             database_url: args.database.database_url,
+            database_pool_size: args.database_pool_size.max(1),
             realtime_url: args.realtime_url,
             openai_api_key: non_empty(args.openai_api_key),
             openai_base_url: args.openai_base_url,
@@ -238,6 +245,7 @@ impl Settings {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: database_url.into(),
+            database_pool_size: 16,
             realtime_url: DEFAULT_REALTIME_URL.into(),
             openai_api_key: None,
             openai_base_url: DEFAULT_OPENAI_BASE_URL.into(),

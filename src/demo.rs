@@ -17,30 +17,13 @@ use serde_json::{Value, json};
 use crate::config::{DemoArgs, Settings};
 use crate::sim::llm::SimLlm;
 use crate::sim::realtime::{SimRealtime, SimRealtimeConfig};
-use crate::sim::script::{Script, SentLine, Step, Transcription, Turn};
+use crate::sim::script::{Comparison, Script, SentLine, compare, done_mark};
 use crate::sim::webhook::{SimCall, WebhookDriver};
 use crate::startup::Application;
 use crate::store::Store;
 
 const SECRET: &str = "demo-stream-secret";
 const TOKEN: &str = "demo-api-token";
-
-/// One demo call's conversation: `turns` exchanges with every transcription
-/// timing, then a mark the driver waits for.
-fn script(meeting: &str, turns: usize) -> Script {
-    const TIMINGS: [Transcription; 3] = [
-        Transcription::Before,
-        Transcription::During,
-        Transcription::After,
-    ];
-    let label = &meeting[..8.min(meeting.len())];
-    let mut steps: Vec<Step> = (0..turns)
-        .map(|n| Step::Turn(Turn::numbered(label, n + 1, TIMINGS[n % TIMINGS.len()])))
-        .collect();
-    steps.push(Step::Mark(format!("done:{meeting}")));
-    steps.push(Step::Hold);
-    Script { steps }
-}
 
 /// What one call came to.
 struct Outcome {
@@ -72,7 +55,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         SimRealtimeConfig {
             pace: args.pace,
             ..SimRealtimeConfig::scripted(move |c| {
-                script(c.meeting.as_deref().unwrap_or_default(), turns)
+                Script::for_call(c.meeting.as_deref().unwrap_or_default(), turns)
             })
         },
     )
@@ -258,11 +241,11 @@ async fn drive_call(
     (talking, ended, analysed): (&ProgressBar, &ProgressBar, &ProgressBar),
 ) -> anyhow::Result<Outcome> {
     let meeting: MeetingId = id.parse()?;
-    let expected: Vec<SentLine> = script(id, turns).expected_lines();
+    let expected: Vec<SentLine> = Script::for_call(id, turns).expected_lines();
     let call = SimCall::new(id);
     driver.session_started(&call).await?.error_for_status()?;
     let deadline = Duration::from_secs(600);
-    if !peer.wait_for_mark(&format!("done:{id}"), deadline).await {
+    if !peer.wait_for_mark(&done_mark(id), deadline).await {
         bail!("call {id} was not spoken within {deadline:?}");
     }
     let mut poll = tokio::time::interval(Duration::from_millis(50));
@@ -294,26 +277,12 @@ async fn drive_call(
         ended.inc(1);
     }
     analysed.inc(1);
-    // Line by line against what the peer said: in place, elsewhere
-    // (misordered), or nowhere (lost); anything beyond is duplicated.
     let stored = store.transcript(meeting).await?;
-    let same = |s: &crate::store::StoredChunk, w: &SentLine| {
-        s.text == w.text && s.speaker == Some(w.speaker) && s.status == w.status
-    };
-    let (mut lost, mut misordered) = (0, 0);
-    for (i, want) in expected.iter().enumerate() {
-        let in_place = stored
-            .get(i)
-            .is_some_and(|s| s.sequence_number == i as i64 + 1 && same(s, want));
-        if !in_place {
-            if stored.iter().any(|s| same(s, want)) {
-                misordered += 1;
-            } else {
-                lost += 1;
-            }
-        }
-    }
-    let duplicated = stored.len().saturating_sub(expected.len());
+    let Comparison {
+        lost,
+        duplicated,
+        misordered,
+    } = compare(&stored, &expected);
     let ms = |a: Option<chrono::DateTime<chrono::Utc>>| {
         a.zip(record.ended_at)
             .map(|(a, e)| (a - e).num_microseconds().unwrap_or(0) as f64 / 1000.0)

@@ -65,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/actors/{meeting_id}/kill", post(admin::kill))
         .route("/admin/supervisor/kill", post(admin::kill_supervisor))
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(health::metrics))
         .route("/readyz", get(health::readyz))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -35,6 +35,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod realtime;
 pub mod sim;
 pub mod startup;

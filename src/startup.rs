@@ -46,8 +46,12 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // Metrics are recorded from the first moment, scraped or not.
+        if crate::metrics::handle().is_none() {
+            tracing::warn!("another metrics recorder is installed: /metrics stays empty");
+        }
         let url = settings.database_url.expose_secret();
-        let store = Store::connect(url, PoolSize::default())
+        let store = Store::connect(url, PoolSize(settings.database_pool_size))
             .await
             .with_context(|| format!("opening database {}", redact_url(url)))?;
         store

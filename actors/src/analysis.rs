@@ -63,6 +63,7 @@ impl Job {
     }
 
     async fn run(&self) -> Result<(), String> {
+        let began = Instant::now();
         self.phase.store(WAITING, Ordering::Relaxed);
         let _permit = self
             .analysis
@@ -105,6 +106,7 @@ impl Job {
                     .await
                     .map_err(|e| e.to_string())?;
                 tracing::info!(%meeting, next = ?next, "analysis completed");
+                finished("completed", began);
             }
             Err(error) => {
                 store
@@ -112,10 +114,17 @@ impl Job {
                     .await
                     .map_err(|e| e.to_string())?;
                 tracing::warn!(%meeting, %error, "analysis failed");
+                finished("failed", began);
             }
         }
         Ok(())
     }
+}
+
+fn finished(outcome: &'static str, began: Instant) {
+    metrics::counter!(crate::metrics::ANALYSES, "outcome" => outcome).increment(1);
+    metrics::histogram!(crate::metrics::ANALYSIS_SECONDS, "outcome" => outcome)
+        .record(began.elapsed().as_secs_f64());
 }
 
 pub struct AnalysisState {

@@ -150,6 +150,7 @@ impl Actor for CallGuardian {
             return Ok(());
         }
         state.replaced += 1;
+        crate::metrics::restarted("supervisor");
         tracing::error!(reason = %why, replaced = state.replaced, "the call supervisor died; starting a new one");
         state.supervisor = Self::spawn_supervisor(&myself, &state.args).await?;
         let calls = Calls::new(state.args.current.clone());

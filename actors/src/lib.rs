@@ -28,6 +28,7 @@
 //! - [`transcript`]: the conversation model: slots in `previous_item_id`
 //!   order, sequence numbers, lines ready to be written.
 //! - [`writer`]: the process-wide batched writer.
+//! - [`metrics`]: metric names and what they measure (the `metrics` facade).
 //! - [`meeting`]: MeetingActor, its socket reader and `SharedCall`.
 //! - [`supervisor`]: CallSupervisor, `CallRegistry`, the `Calls` handle.
 //! - [`guardian`]: CallGuardian, the root that replaces a dead supervisor,
@@ -38,6 +39,7 @@ pub mod domain;
 pub mod guardian;
 pub mod ids;
 pub mod meeting;
+pub mod metrics;
 pub mod ports;
 pub mod realtime;
 pub mod supervisor;

@@ -227,6 +227,7 @@ impl MeetingState {
             .next()
             .unwrap_or(self.deps.config.reconnect_max);
         self.socket_state = SocketState::Reconnecting;
+        metrics::counter!(crate::metrics::RECONNECTS).increment(1);
         self.log(
             EventKind::SocketReconnecting,
             json!({ "delay_ms": delay.as_millis() as u64, "reason": why }),

@@ -344,6 +344,7 @@ impl SupervisorState {
             }
             return;
         }
+        crate::metrics::restarted("analysis");
         self.start_analysis(
             myself,
             meeting,
@@ -352,6 +353,14 @@ impl SupervisorState {
             Some(why),
         )
         .await;
+    }
+
+    /// The live-actor gauges, after every message.
+    fn publish(&self) {
+        metrics::gauge!(crate::metrics::LIVE_ACTORS, "kind" => "meeting")
+            .set(self.live.len() as f64);
+        metrics::gauge!(crate::metrics::LIVE_ACTORS, "kind" => "analysis")
+            .set(self.analyses.len() as f64);
     }
 
     fn finalized(&mut self, meeting: MeetingId) {
@@ -630,6 +639,7 @@ impl SupervisorState {
             return;
         }
         let incarnation = entry.incarnation + 1;
+        crate::metrics::restarted("meeting");
         if let Err(error) = self
             .spawn(
                 myself,
@@ -768,6 +778,7 @@ impl Actor for CallSupervisor {
                 let _ = reply.send(found);
             }
         }
+        state.publish();
         Ok(())
     }
 
@@ -795,6 +806,7 @@ impl Actor for CallSupervisor {
             }
             _ => {}
         }
+        state.publish();
         Ok(())
     }
 }

@@ -33,6 +33,8 @@ pub struct Line {
     pub status: ChunkStatus,
     pub item_id: Option<String>,
     pub timestamp: DateTime<Utc>,
+    /// When its final event was read (for the commit-lag metric).
+    pub ready_at: std::time::Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -346,6 +348,7 @@ impl Conversation {
             status,
             item_id: Some(item_id.to_owned()),
             timestamp: slot.timestamp,
+            ready_at: std::time::Instant::now(),
         });
     }
 }
@@ -635,6 +638,7 @@ mod tests {
                 status: ChunkStatus::Completed,
                 item_id: None,
                 timestamp: Utc::now(),
+                ready_at: std::time::Instant::now(),
             });
         }
         let _ = c.take_high_water();

@@ -165,16 +165,34 @@ async fn run(store: Arc<dyn CallStore>, config: WriterConfig, mut rx: mpsc::Rece
                     *entry = (*entry).max(top);
                 }
                 batch.lines.extend(lines.into_iter().map(|l| (meeting, l)));
+                false
             }
-            Submission::Event(event) => batch.events.push(event),
-            Submission::Barrier(done) => barriers.push(done),
+            Submission::Event(event) => {
+                batch.events.push(event);
+                false
+            }
+            Submission::Barrier(done) => {
+                barriers.push(done);
+                true
+            }
         };
-        take(first, &mut batch);
+        let mut urgent = take(first, &mut batch);
         let deadline = tokio::time::Instant::now() + config.max_delay;
-        while batch.lines.len() < config.max_batch_lines {
+        // A barrier closes the batch at once: someone waits on it (a call
+        // being finalized), so what is queued goes now, not after the delay.
+        while batch.lines.len() < config.max_batch_lines && !urgent {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(s)) => take(s, &mut batch),
+                Ok(Some(s)) => urgent = take(s, &mut batch),
                 Ok(None) | Err(_) => break,
+            }
+        }
+        // Whatever is already queued joins it, without waiting.
+        while batch.lines.len() < config.max_batch_lines {
+            match rx.try_recv() {
+                Ok(s) => {
+                    take(s, &mut batch);
+                }
+                Err(_) => break,
             }
         }
         batch.high_water = high.into_iter().collect();
@@ -183,6 +201,18 @@ async fn run(store: Arc<dyn CallStore>, config: WriterConfig, mut rx: mpsc::Rece
             let _ = done.send(());
         }
     }
+}
+
+fn record_commit(batch: &WriteBatch) {
+    if batch.lines.is_empty() {
+        return;
+    }
+    let lag = metrics::histogram!(crate::metrics::COMMIT_LAG);
+    for (_, line) in &batch.lines {
+        lag.record(line.ready_at.elapsed().as_secs_f64());
+    }
+    metrics::counter!(crate::metrics::LINES_COMMITTED).increment(batch.lines.len() as u64);
+    metrics::histogram!(crate::metrics::BATCH_LINES).record(batch.lines.len() as f64);
 }
 
 /// How long one write may take before it is abandoned and tried again
@@ -202,8 +232,12 @@ async fn commit(store: &dyn CallStore, batch: &WriteBatch) {
             .await
             .unwrap_or_else(|_| Err(PortError(format!("no answer within {WRITE_TIMEOUT:?}"))));
         match outcome {
-            Ok(()) => return,
+            Ok(()) => {
+                record_commit(batch);
+                return;
+            }
             Err(error) => {
+                metrics::counter!(crate::metrics::WRITE_RETRIES).increment(1);
                 tracing::warn!(%error, attempt, lines = batch.lines.len(), events = batch.events.len(), "batch not committed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));

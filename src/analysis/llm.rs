@@ -181,10 +181,13 @@ impl LlmClient {
             };
             match outcome {
                 Ok(value) => {
+                    metrics::counter!(crate::metrics::LLM_ATTEMPTS, "outcome" => "ok").increment(1);
                     on_attempt(Attempt::Succeeded { attempt });
                     return Ok(value);
                 }
                 Err(error) => {
+                    metrics::counter!(crate::metrics::LLM_ATTEMPTS, "outcome" => "error")
+                        .increment(1);
                     last_error = error.message.clone();
                     let more = error.retryable && attempt < attempts;
                     let retry_in = more.then(|| {

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
@@ -13,6 +15,27 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 /// The process is up and serving HTTP.
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
+}
+
+/// `GET /metrics`: Prometheus text. Meetings by status are read from the
+/// database at each scrape (one grouped count).
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let Some(handle) = crate::metrics::handle() else {
+        return Err(ApiError::Unconfigured(
+            "another metrics recorder is installed in this process",
+        ));
+    };
+    for (status, count) in state.store.meeting_counts().await? {
+        metrics::gauge!(crate::metrics::MEETINGS, "status" => status).set(count as f64);
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        handle.render(),
+    )
+        .into_response())
 }
 
 /// The database answers within two seconds.

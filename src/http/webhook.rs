@@ -44,10 +44,27 @@ fn inflate(body: &[u8]) -> Result<Vec<u8>, ApiError> {
     Ok(out)
 }
 
+/// `POST /api/webhook`, counted by event type and outcome.
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let mut kind = "unverified";
+    let answer = handle(state, headers, body, &mut kind).await;
+    let outcome = match &answer {
+        Ok(Json(body)) => body["status"].as_str().unwrap_or("ok").to_owned(),
+        Err(error) => error.status().as_u16().to_string(),
+    };
+    metrics::counter!(crate::metrics::WEBHOOKS, "type" => kind, "outcome" => outcome).increment(1);
+    answer
+}
+
+async fn handle(
+    state: AppState,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    kind: &mut &'static str,
 ) -> Result<Json<Value>, ApiError> {
     let body = body.map_err(|r| ApiError::Rejected {
         status: r.status(),
@@ -70,6 +87,12 @@ pub async fn receive(
         return Err(ApiError::BadSignature("invalid webhook signature"));
     }
     let event = WebhookEvent::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    // Only verified events name a type: the label set stays small.
+    *kind = match event.kind.as_str() {
+        SESSION_STARTED => SESSION_STARTED,
+        SESSION_ENDED => SESSION_ENDED,
+        _ => "other",
+    };
     let webhook_id = header(&headers, "x-webhook-id").map(str::to_owned);
     tracing::info!(kind = %event.kind, call_cid = ?event.call_cid, webhook_id = ?webhook_id, "webhook received");
 

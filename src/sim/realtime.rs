@@ -188,6 +188,16 @@ impl SimRealtime {
         self.shared.changed.notify_waiters();
     }
 
+    /// The marks scripts reached, from the `from`-th on (in the order
+    /// reached): a cheap poll for drivers of many calls.
+    pub fn marks_since(&self, from: usize) -> Vec<String> {
+        self.shared
+            .marks
+            .lock()
+            .map(|m| m.get(from..).map(<[String]>::to_vec).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
     /// Waits until a script reached `Mark(name)`.
     pub async fn wait_for_mark(&self, name: &str, deadline: Duration) -> bool {
         let wait = async {

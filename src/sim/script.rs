@@ -60,6 +60,53 @@ pub enum Step {
     Hold,
 }
 
+const TIMINGS: [Transcription; 3] = [
+    Transcription::Before,
+    Transcription::During,
+    Transcription::After,
+];
+
+/// The mark a [`Script::for_call`] script reaches when it has said everything.
+pub fn done_mark(meeting: &str) -> String {
+    format!("done:{meeting}")
+}
+
+/// A stored transcript against what was said.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Comparison {
+    /// Said, and stored nowhere.
+    pub lost: usize,
+    /// Stored more lines than were said.
+    pub duplicated: usize,
+    /// Stored, but not at its place (numbered 1..n in order).
+    pub misordered: usize,
+}
+
+/// Compares line by line: each said line in place, elsewhere (misordered)
+/// or nowhere (lost); stored lines beyond what was said are duplicates.
+pub fn compare(stored: &[crate::store::StoredChunk], expected: &[SentLine]) -> Comparison {
+    let same = |s: &crate::store::StoredChunk, w: &SentLine| {
+        s.text == w.text && s.speaker == Some(w.speaker) && s.status == w.status
+    };
+    let mut out = Comparison {
+        duplicated: stored.len().saturating_sub(expected.len()),
+        ..Comparison::default()
+    };
+    for (i, want) in expected.iter().enumerate() {
+        let in_place = stored
+            .get(i)
+            .is_some_and(|s| s.sequence_number == i as i64 + 1 && same(s, want));
+        if !in_place {
+            if stored.iter().any(|s| same(s, want)) {
+                out.misordered += 1;
+            } else {
+                out.lost += 1;
+            }
+        }
+    }
+    out
+}
+
 /// What a connection plays, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Script {
@@ -98,14 +145,21 @@ impl Script {
 
     /// `turns` exchanges cycling through every transcription timing, then `Hold`.
     pub fn conversation(call: &str, turns: usize) -> Self {
-        const TIMINGS: [Transcription; 3] = [
-            Transcription::Before,
-            Transcription::During,
-            Transcription::After,
-        ];
         let mut steps: Vec<Step> = (0..turns)
             .map(|n| Step::Turn(Turn::numbered(call, n + 1, TIMINGS[n % TIMINGS.len()])))
             .collect();
+        steps.push(Step::Hold);
+        Self { steps }
+    }
+
+    /// One driven call's conversation: `turns` exchanges cycling through
+    /// every transcription timing, then [`done_mark`] for the driver.
+    pub fn for_call(meeting: &str, turns: usize) -> Self {
+        let label = &meeting[..8.min(meeting.len())];
+        let mut steps: Vec<Step> = (0..turns)
+            .map(|n| Step::Turn(Turn::numbered(label, n + 1, TIMINGS[n % TIMINGS.len()])))
+            .collect();
+        steps.push(Step::Mark(done_mark(meeting)));
         steps.push(Step::Hold);
         Self { steps }
     }

@@ -64,6 +64,15 @@ impl Store {
     }
 
     /// Meetings matching `filter`, newest first.
+    /// How many meetings there are in each status.
+    pub async fn meeting_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as("SELECT status, COUNT(*) FROM meetings GROUP BY status")
+                .fetch_all(p)
+                .await
+        })?)
+    }
+
     pub async fn meetings(&self, filter: &MeetingFilter) -> Result<Vec<Meeting>, StoreError> {
         let rows: Vec<MeetingRow> = on_pool!(self, |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -12,13 +12,32 @@ use reqwest::StatusCode;
 use scribe_actors::domain::MeetingStatus;
 use sqlx::{Connection, Executor};
 
-use crate::fleet::{finish_chaotic_calls, fleet_meetings, fleet_peer, start_calls};
+use crate::fleet::{Service, finish_chaotic_calls, fleet_meetings, fleet_peer, start_calls};
 use crate::helpers::{
     ADMIN_TOKEN, Backend, TestDb, backends, expect_json, init_test_log, live_settings,
     spawn_app_with,
 };
 use crate::live::{transcript, wait_for_lines, wait_for_status};
 use crate::proxy::{FaultProxy, Link};
+
+/// The app under test, with the test's reads going straight to the
+/// database rather than through the faulty link.
+struct Direct<'a> {
+    app: &'a crate::helpers::TestApp,
+    store: &'a scribe::store::Store,
+}
+
+impl Service for Direct<'_> {
+    fn address(&self) -> &str {
+        &self.app.address
+    }
+    fn store(&self) -> &scribe::store::Store {
+        self.store
+    }
+    fn client(&self) -> &reqwest::Client {
+        &self.app.client
+    }
+}
 
 /// How many lines the app has read but not committed, over all `meetings`.
 async fn lines_waiting(
@@ -90,10 +109,17 @@ async fn calls_survive_a_postgres_outage(link: Link, outage: Duration, pace: f64
     let proxy = FaultProxy::start(upstream).await;
     url.set_port(Some(proxy.addr().port())).expect("port");
     let direct = TestDb::store_at(&db.url).await;
+    // The test's own reads never go through the faulty link.
 
     let peer = fleet_peer(pace).await;
     let realtime = peer.url();
-    let app = spawn_app_with(url.as_str(), |s| live_settings(s, &realtime)).await;
+    // Six of these run at once (two tests, three faults each): small pools
+    // keep them within PostgreSQL's 100 connections.
+    let app = spawn_app_with(url.as_str(), |s| {
+        live_settings(s, &realtime);
+        s.database_pool_size = 6;
+    })
+    .await;
     let meetings = fleet_meetings(&app, CALLS).await;
     let calls = start_calls(&app, &meetings).await;
     for meeting in &meetings {
@@ -109,7 +135,11 @@ async fn calls_survive_a_postgres_outage(link: Link, outage: Duration, pace: f64
     );
     assert!(most > 0, "the calls went on talking during the outage");
 
-    finish_chaotic_calls(&app, &peer, &calls, false).await;
+    let reads_direct = Direct {
+        app: &app,
+        store: &direct,
+    };
+    finish_chaotic_calls(&reads_direct, &peer, &calls, false).await;
     for meeting in &meetings {
         wait_for_status(&direct, meeting, MeetingStatus::Completed).await;
     }

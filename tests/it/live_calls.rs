@@ -472,6 +472,7 @@ async fn an_ended_call_without_a_live_actor_is_finalized_from_the_store() {
                     status: ChunkStatus::Completed,
                     item_id: None,
                     timestamp: scribe::domain::now(),
+                    ready_at: std::time::Instant::now(),
                 },
             )
         };
@@ -618,6 +619,73 @@ async fn one_call_dying_or_ending_never_touches_another() {
         .await;
         wait_until_ended(&app.store, &b).await;
         assert_eq!(transcript(&app.store, &b).await.len(), 2);
+        app.stop().await.expect("clean stop");
+    })
+    .await;
+}
+
+/// The value of the first sample of `metric` whose labels contain every
+/// one of `labels`, in Prometheus text.
+fn sample(text: &str, metric: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(metric) && labels.iter().all(|x| l.contains(x)))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// `GET /metrics` is Prometheus text with what a call did: frames parsed,
+/// lines committed (with the commit-lag histogram and batch sizes),
+/// webhooks by type and outcome, meetings by status, an analysis and its
+/// model attempt. (The recorder is process-wide and other tests run beside
+/// this one: counters are checked as at least this call's share.)
+#[tokio::test]
+async fn metrics_show_what_a_call_did() {
+    each_backend(|_, url| async move {
+        let script = Script {
+            steps: vec![
+                Step::Turn(turn(1, Transcription::Before)),
+                Step::Mark("done".into()),
+                Step::Hold,
+            ],
+        };
+        let peer = sim(move |_| script.clone()).await;
+        let app = live_app(&url, &peer).await;
+        let (meeting, _) = run_call(&app, &peer, "done", 2).await;
+        wait_for_status(&app.store, &meeting, MeetingStatus::Completed).await;
+        let response = app.get("/metrics").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .expect("ascii")
+                .starts_with("text/plain")
+        );
+        let text = response.text().await.expect("body");
+        let at_least = |metric: &str, labels: &[&str], floor: f64| {
+            let value = sample(&text, metric, labels)
+                .unwrap_or_else(|| panic!("{metric} {labels:?} missing in:\n{text}"));
+            assert!(value >= floor, "{metric} {labels:?} = {value}");
+        };
+        at_least("scribe_realtime_frames_total", &[], 10.0);
+        at_least("scribe_lines_committed_total", &[], 2.0);
+        at_least("scribe_commit_lag_seconds_count", &[], 2.0);
+        at_least("scribe_commit_lag_seconds_bucket", &["le=\"+Inf\""], 2.0);
+        at_least("scribe_write_batch_lines_count", &[], 1.0);
+        at_least(
+            "scribe_webhooks_total",
+            &["type=\"call.session_started\"", "outcome=\"started\""],
+            1.0,
+        );
+        at_least(
+            "scribe_webhooks_total",
+            &["type=\"call.session_ended\"", "outcome=\"ending\""],
+            1.0,
+        );
+        at_least("scribe_analyses_total", &["outcome=\"completed\""], 1.0);
+        at_least("scribe_analysis_duration_seconds_count", &[], 1.0);
+        at_least("scribe_llm_attempts_total", &["outcome=\"ok\""], 1.0);
+        at_least("scribe_meetings", &["status=\"completed\""], 1.0);
+        assert!(text.contains("scribe_live_actors"), "{text}");
         app.stop().await.expect("clean stop");
     })
     .await;

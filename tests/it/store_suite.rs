@@ -43,6 +43,7 @@ fn chunk(meeting_id: MeetingId, seq: i64, speaker: Speaker, text: &str) -> (Meet
             status: ChunkStatus::Completed,
             item_id: Some(format!("item_{seq}")),
             timestamp: now(),
+            ready_at: std::time::Instant::now(),
         },
     )
 }

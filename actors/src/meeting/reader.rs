@@ -77,6 +77,7 @@ pub async fn read_socket(mut stream: SplitStream<RealtimeSocket>, cx: ReaderCont
             notice,
         });
     };
+    let frames = metrics::counter!(crate::metrics::FRAMES);
     let end = loop {
         let backlog = cx.call.has_backlog();
         tokio::select! {
@@ -84,23 +85,26 @@ pub async fn read_socket(mut stream: SplitStream<RealtimeSocket>, cx: ReaderCont
                 Err(_) => break SocketEnd::Silent(cx.silence_timeout),
                 Ok(None) => break SocketEnd::Eof,
                 Ok(Some(Err(error))) => break SocketEnd::Error(error.to_string()),
-                Ok(Some(Ok(Message::Text(text)))) => match parse(&text) {
-                    Ok(event) => {
-                        let Some(notices) = cx.call.apply(cx.epoch, &event, &cx.writer) else {
-                            break SocketEnd::Error("session superseded".into());
-                        };
-                        for n in notices {
-                            notify(RealtimeNotice::Transcript(n));
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    frames.increment(1);
+                    match parse(&text) {
+                        Ok(event) => {
+                            let Some(notices) = cx.call.apply(cx.epoch, &event, &cx.writer) else {
+                                break SocketEnd::Error("session superseded".into());
+                            };
+                            for n in notices {
+                                notify(RealtimeNotice::Transcript(n));
+                            }
+                            match event {
+                                ServerEvent::SessionCreated { expires_at } => notify(RealtimeNotice::SessionCreated { expires_at }),
+                                ServerEvent::SessionUpdated { transcription_on } => notify(RealtimeNotice::SessionUpdated { transcription_on }),
+                                ServerEvent::Error { code, message, .. } => notify(RealtimeNotice::Error { code, message }),
+                                _ => {}
+                            }
                         }
-                        match event {
-                            ServerEvent::SessionCreated { expires_at } => notify(RealtimeNotice::SessionCreated { expires_at }),
-                            ServerEvent::SessionUpdated { transcription_on } => notify(RealtimeNotice::SessionUpdated { transcription_on }),
-                            ServerEvent::Error { code, message, .. } => notify(RealtimeNotice::Error { code, message }),
-                            _ => {}
-                        }
+                        Err(error) => notify(RealtimeNotice::GarbageFrame(error.to_string())),
                     }
-                    Err(error) => notify(RealtimeNotice::GarbageFrame(error.to_string())),
-                },
+                }
                 Ok(Some(Ok(Message::Binary(bytes)))) => {
                     notify(RealtimeNotice::GarbageFrame(format!("binary frame of {} bytes", bytes.len())));
                 }

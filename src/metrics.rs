@@ -1,0 +1,58 @@
+//! The Prometheus side of the metrics: one recorder per process (the
+//! `metrics` facade is global), installed on first use, and the text that
+//! `GET /metrics` serves. Names of what the actors record are in
+//! `scribe_actors::metrics`; the ones recorded here are below.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Model requests, by `outcome` (ok, error).
+pub const LLM_ATTEMPTS: &str = "scribe_llm_attempts_total";
+/// Stream webhooks answered, by event `type` and `outcome` (the answer's
+/// status, or the HTTP status of an error).
+pub const WEBHOOKS: &str = "scribe_webhooks_total";
+/// Meetings in the database, by `status` (read at each scrape).
+pub const MEETINGS: &str = "scribe_meetings";
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The process's Prometheus handle, installing the recorder the first time.
+/// `None` when another recorder was installed first (then `/metrics` says so).
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let seconds = [
+                0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
+                60.0,
+            ];
+            let sizes = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(scribe_actors::metrics::COMMIT_LAG.into()),
+                    &seconds,
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(scribe_actors::metrics::ANALYSIS_SECONDS.into()),
+                        &seconds,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(scribe_actors::metrics::BATCH_LINES.into()),
+                        &sizes,
+                    )
+                })
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            scribe_actors::metrics::describe();
+            metrics::describe_counter!(LLM_ATTEMPTS, "Model requests, by outcome");
+            metrics::describe_counter!(WEBHOOKS, "Stream webhooks answered, by type and outcome");
+            metrics::describe_gauge!(MEETINGS, "Meetings in the database, by status");
+            Some(handle)
+        })
+        .as_ref()
+}
