@@ -285,22 +285,20 @@ async fn main() -> anyhow::Result<()> {
     let started_at = Instant::now();
     let mut webhook_ms = Vec::new();
     let mut starts = tokio::time::interval(Duration::from_secs_f64(1.0 / args.start_rate.max(0.1)));
-    let mut pending = futures::stream::FuturesUnordered::new();
+    // Each webhook in a task of its own, so its time is its own.
+    let mut pending = Vec::new();
     for meeting in &meetings {
         starts.tick().await;
         let driver = driver.clone();
         let call = SimCall::new(meeting);
-        pending.push(async move {
+        pending.push(tokio::spawn(async move {
             let sent = Instant::now();
             let answer = driver.session_started(&call).await;
             (sent.elapsed(), answer.map(|r| r.status()))
-        });
-        while let Some(Some((took, status))) = futures::FutureExt::now_or_never(pending.next()) {
-            webhook_ms.push(took.as_secs_f64() * 1000.0);
-            anyhow::ensure!(status?.is_success(), "a session_started webhook failed");
-        }
+        }));
     }
-    while let Some((took, status)) = pending.next().await {
+    for task in pending {
+        let (took, status) = task.await?;
         webhook_ms.push(took.as_secs_f64() * 1000.0);
         anyhow::ensure!(status?.is_success(), "a session_started webhook failed");
     }
@@ -318,34 +316,32 @@ async fn main() -> anyhow::Result<()> {
     let mut seen_marks = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut peak_rss = 0;
-    let mut ends = futures::stream::FuturesUnordered::new();
+    let mut ends = Vec::new();
     let talk_deadline = Instant::now()
         + Duration::from_secs_f64(600.0 + args.turns as f64 * 10.0 * args.pace.max(0.01));
-    while !live.is_empty() || !ends.is_empty() {
-        tokio::select! {
-            _ = tick.tick() => {
-                peak_rss = peak_rss.max(proc_stat(pid)?.rss_bytes);
-                let marks = peer.marks_since(seen_marks);
-                seen_marks += marks.len();
-                for mark in marks {
-                    if let Some(call) = live.remove(&mark) {
-                        let driver = driver.clone();
-                        ends.push(async move {
-                            let sent = Instant::now();
-                            let answer = driver.session_ended(&call).await;
-                            (sent.elapsed(), answer.map(|r| r.status()))
-                        });
-                    }
-                }
-                if Instant::now() > talk_deadline {
-                    bail!("{} calls did not finish talking in time", live.len());
-                }
-            }
-            Some((took, status)) = ends.next(), if !ends.is_empty() => {
-                webhook_ms.push(took.as_secs_f64() * 1000.0);
-                anyhow::ensure!(status?.is_success(), "a session_ended webhook failed");
+    while !live.is_empty() {
+        tick.tick().await;
+        peak_rss = peak_rss.max(proc_stat(pid)?.rss_bytes);
+        let marks = peer.marks_since(seen_marks);
+        seen_marks += marks.len();
+        for mark in marks {
+            if let Some(call) = live.remove(&mark) {
+                let driver = driver.clone();
+                ends.push(tokio::spawn(async move {
+                    let sent = Instant::now();
+                    let answer = driver.session_ended(&call).await;
+                    (sent.elapsed(), answer.map(|r| r.status()))
+                }));
             }
         }
+        if Instant::now() > talk_deadline {
+            bail!("{} calls did not finish talking in time", live.len());
+        }
+    }
+    for task in ends {
+        let (took, status) = task.await?;
+        webhook_ms.push(took.as_secs_f64() * 1000.0);
+        anyhow::ensure!(status?.is_success(), "a session_ended webhook failed");
     }
     let talked = started_at.elapsed().as_secs_f64();
     let metrics_text = http

@@ -50,17 +50,20 @@ impl Store {
     ) -> Result<LeaseReport, StoreError> {
         let at = now();
         let (owned, orphaned): (Vec<OwnedRow>, Vec<(Uuid,)>) = on_pool!(self, |p| {
-            let mut tx = p.begin_with(super::write_begin(p)).await?;
+            // Three statements, no transaction: the UPDATE is atomic on its
+            // own, and a transaction around all three would hold every live
+            // call's row lock while the reads run, stalling the writer's
+            // high-water updates and finalizations behind it.
             sqlx::query("UPDATE meetings SET lease_expires_at = $2 WHERE lease_owner = $1 AND status = 'active'")
                 .bind(owner)
                 .bind(until(ttl))
-                .execute(&mut *tx)
+                .execute(p)
                 .await?;
             let owned = sqlx::query_as(
                 "SELECT id, end_requested_at FROM meetings WHERE lease_owner = $1 AND status = 'active'",
             )
             .bind(owner)
-            .fetch_all(&mut *tx)
+            .fetch_all(p)
             .await?;
             // A call that just became active has no owner for a moment, while
             // the instance that took its webhook starts it: leave those alone.
@@ -70,9 +73,8 @@ impl Store {
             )
             .bind(at)
             .bind(at - chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::seconds(30)))
-            .fetch_all(&mut *tx)
+            .fetch_all(p)
             .await?;
-            tx.commit().await?;
             Ok::<_, sqlx::Error>((owned, orphaned))
         })?;
         Ok(LeaseReport {
