@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use futures::StreamExt;
+use scribe::demo::percentile;
 use scribe::sim::llm::SimLlm;
 use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
 use scribe::sim::script::{Comparison, Script, compare, done_mark};
@@ -101,15 +102,6 @@ fn proc_stat(pid: u32) -> anyhow::Result<ProcStat> {
         peak_rss_bytes: kib("VmHWM:"),
         cpu_seconds: (ticks(11) + ticks(12)) as f64 / 100.0,
     })
-}
-
-fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * (values.len() - 1) as f64).round() as usize;
-    values.get(rank).copied()
 }
 
 /// A quantile of a Prometheus histogram, interpolated within its bucket.

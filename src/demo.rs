@@ -37,7 +37,8 @@ struct Outcome {
     end_to_completed_ms: Option<f64>,
 }
 
-fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
+/// The `p`-th percentile (nearest rank) of `values`, which it sorts.
+pub fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
     if values.is_empty() {
         return None;
     }

@@ -117,7 +117,10 @@ async fn repeated_kills_and_panics_lose_nothing_and_numbering_stays_gapless() {
         wait_for_lines(&app.store, &meeting, expected.len()).await;
         end_call(&app, &call).await;
         assert_transcript(&transcript(&app.store, &meeting).await, &expected);
-        assert_eq!(event_count(&app, &meeting, "actor_restarted").await, ROUNDS);
+        assert_eq!(
+            event_count(&app.store, &meeting, "actor_restarted").await,
+            ROUNDS
+        );
         assert_eq!(peer.connections_for(&meeting).len(), ROUNDS + 1);
         app.stop().await.expect("clean stop");
     })
@@ -147,7 +150,7 @@ async fn an_actor_that_keeps_dying_exhausts_its_budget_and_the_meeting_fails() {
         assert!(error.contains("died 3 times within 60 s"), "{error}");
         assert!(app.actor(&meeting).await.is_none(), "no actor left");
         assert_eq!(
-            event_count(&app, &meeting, "restart_budget_exhausted").await,
+            event_count(&app.store, &meeting, "restart_budget_exhausted").await,
             1
         );
         app.stop().await.expect("clean stop");
@@ -217,7 +220,7 @@ async fn fifty_calls_under_random_kills_and_panics_lose_nothing_and_stay_in_orde
         finish_chaotic_calls(&app, &peer, &calls, false).await;
         let mut restarts = 0;
         for meeting in &meetings {
-            restarts += event_count(&app, meeting, "actor_restarted").await;
+            restarts += event_count(&app.store, meeting, "actor_restarted").await;
             wait_for_status(&app.store, meeting, MeetingStatus::Completed).await;
         }
         // Two blows can land on one actor before it dies (a panic queued
@@ -337,7 +340,7 @@ async fn a_killed_supervisor_is_replaced_and_every_call_and_analysis_resumes() {
                 "{restarted:?}"
             );
             assert_eq!(
-                event_count(&app, meeting, "possible_gap").await,
+                event_count(&app.store, meeting, "possible_gap").await,
                 0,
                 "nothing lost"
             );

@@ -19,8 +19,8 @@ use crate::fleet::{
 };
 use crate::helpers::{ADMIN_TOKEN, API_TOKEN, STREAM_SECRET, TestDb, each_backend, expect_json};
 use crate::live::{
-    DEADLINE, actor_where, assert_transcript, driver, end_call, events, eventually, live_app,
-    new_meeting, sim, start_call, status_of, transcript, wait_for_lines, wait_for_status,
+    DEADLINE, actor_where, assert_transcript, driver, end_call, event_count, events, eventually,
+    live_app, new_meeting, sim, start_call, status_of, transcript, wait_for_lines, wait_for_status,
 };
 
 fn turn(n: usize, transcription: Transcription) -> Turn {
@@ -357,7 +357,7 @@ async fn sigterm_is_graceful_loses_nothing_and_leaves_nothing_active_without_an_
                 matches!(status, MeetingStatus::Processing | MeetingStatus::Completed),
                 "an ended call is finalized before the process goes: {status}"
             );
-            assert_eq!(event_count_in(&store, meeting, "gap").await, 0);
+            assert_eq!(event_count(&store, meeting, "gap").await, 0);
         }
         for meeting in live {
             assert_eq!(status_of(&store, meeting).await, MeetingStatus::Active);
@@ -368,20 +368,9 @@ async fn sigterm_is_graceful_loses_nothing_and_leaves_nothing_active_without_an_
         finish_chaotic_calls(&scribe, &peer, &calls[ENDING..], false).await;
         for meeting in &meetings {
             wait_for_status(&scribe.store, meeting, MeetingStatus::Completed).await;
-            assert_eq!(
-                event_count_in(&scribe.store, meeting, "possible_gap").await,
-                0
-            );
+            assert_eq!(event_count(&scribe.store, meeting, "possible_gap").await, 0);
         }
         assert!(scribe.terminate().await.success());
     })
     .await;
-}
-
-async fn event_count_in(store: &scribe::store::Store, meeting: &str, kind: &str) -> usize {
-    events(store, meeting)
-        .await
-        .iter()
-        .filter(|(k, _)| k == kind)
-        .count()
 }

@@ -48,8 +48,11 @@ async fn closed_and_broken_sockets_reconnect_and_the_transcript_continues() {
         let (meeting, stored) = run_call(&app, &peer, "last", expected.len()).await;
         assert_transcript(&stored, &expected);
         assert_eq!(peer.connections_for(&meeting).len(), 5);
-        assert_eq!(event_count(&app, &meeting, "socket_connected").await, 5);
-        assert!(event_count(&app, &meeting, "socket_reconnecting").await >= 4);
+        assert_eq!(
+            event_count(&app.store, &meeting, "socket_connected").await,
+            5
+        );
+        assert!(event_count(&app.store, &meeting, "socket_reconnecting").await >= 4);
         app.stop().await.expect("clean stop");
     })
     .await;
@@ -71,7 +74,10 @@ async fn close_4000_and_a_bad_key_are_configuration_errors_without_retries() {
         })
         .await;
         wait_for_event(&app, &meeting, "configuration_error").await;
-        assert_eq!(event_count(&app, &meeting, "configuration_error").await, 1);
+        assert_eq!(
+            event_count(&app.store, &meeting, "configuration_error").await,
+            1
+        );
         assert_eq!(peer.connections_for(&meeting).len(), 1, "no retry");
         app.stop().await.expect("clean stop");
 
@@ -152,7 +158,10 @@ async fn error_storms_and_garbage_frames_are_logged_and_the_call_goes_on() {
             "the socket stayed open"
         );
         // Logged up to the per-session cap, never a reason to reconnect.
-        assert_eq!(event_count(&app, &meeting, "realtime_error").await, 20);
+        assert_eq!(
+            event_count(&app.store, &meeting, "realtime_error").await,
+            20
+        );
         app.stop().await.expect("clean stop");
     })
     .await;

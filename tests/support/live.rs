@@ -233,8 +233,8 @@ pub async fn actor_where(
     .await
 }
 
-pub async fn event_count(app: &TestApp, meeting: &str, kind: &str) -> usize {
-    events(&app.store, meeting)
+pub async fn event_count(store: &Store, meeting: &str, kind: &str) -> usize {
+    events(store, meeting)
         .await
         .iter()
         .filter(|(k, _)| k == kind)
@@ -244,7 +244,7 @@ pub async fn event_count(app: &TestApp, meeting: &str, kind: &str) -> usize {
 /// Waits until the event log holds at least one `kind` entry.
 pub async fn wait_for_event(app: &TestApp, meeting: &str, kind: &str) {
     eventually(&format!("a {kind} event"), || async {
-        (event_count(app, meeting, kind).await > 0).then_some(())
+        (event_count(&app.store, meeting, kind).await > 0).then_some(())
     })
     .await;
 }
