@@ -237,6 +237,9 @@ struct LiveCall {
     ending: bool,
     /// The lease went to another instance: stop, do not restart.
     lease_lost: bool,
+    /// When this actor was started (a lease report older than that may
+    /// not list the call yet).
+    since: Instant,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,8 +268,8 @@ pub struct SupervisorState {
     finalizing: HashSet<MeetingId>,
     /// Waiting for `finalizing` to become empty (graceful shutdown).
     settled_waiters: Vec<RpcReplyPort<()>>,
-    /// A lease renewal is under way.
-    renewing: bool,
+    /// When the lease renewal under way began, if one is.
+    renewal_began: Option<Instant>,
 }
 
 impl SupervisorState {
@@ -403,6 +406,7 @@ impl SupervisorState {
                 restarts,
                 ending: false,
                 lease_lost: false,
+                since: Instant::now(),
             },
         );
         Ok(())
@@ -492,10 +496,10 @@ impl SupervisorState {
     }
 
     fn lease_tick(&mut self, myself: &ActorRef<SupervisorMsg>) {
-        if self.renewing {
+        if self.renewal_began.is_some() {
             return;
         }
-        self.renewing = true;
+        self.renewal_began = Some(Instant::now());
         let (store, owner, ttl) = (
             self.deps.store.clone(),
             self.lease.owner.clone(),
@@ -519,12 +523,14 @@ impl SupervisorState {
         myself: &ActorRef<SupervisorMsg>,
         report: crate::ports::LeaseReport,
     ) {
-        self.renewing = false;
+        let began = self.renewal_began.take().unwrap_or_else(Instant::now);
         tracing::trace!(owner = %self.lease.owner, ?report, "leases renewed");
+        // A call started after the renewal read its leases is missing from
+        // the report because it is new, not because its lease is gone.
         let lost: Vec<MeetingId> = self
             .live
             .iter()
-            .filter(|(m, c)| !c.ending && !report.owned.contains(m))
+            .filter(|(m, c)| !c.ending && c.since < began && !report.owned.contains(m))
             .map(|(m, _)| *m)
             .collect();
         for meeting in lost {
@@ -686,7 +692,7 @@ impl Actor for CallSupervisor {
             by_actor: HashMap::new(),
             finalizing: HashSet::new(),
             settled_waiters: Vec::new(),
-            renewing: false,
+            renewal_began: None,
         })
     }
 
@@ -753,7 +759,7 @@ impl Actor for CallSupervisor {
             }
             SupervisorMsg::LeaseTick => state.lease_tick(&myself),
             SupervisorMsg::LeasesRenewed(report) => state.leases_renewed(&myself, report).await,
-            SupervisorMsg::LeasesNotRenewed => state.renewing = false,
+            SupervisorMsg::LeasesNotRenewed => state.renewal_began = None,
             SupervisorMsg::WhenSettled(reply) => {
                 if state.finalizing.is_empty() {
                     let _ = reply.send(());
