@@ -144,6 +144,24 @@ fn histogram_quantile(metrics: &str, name: &str, q: f64) -> Option<f64> {
     None
 }
 
+/// The value of one exact series (name and labels) of a gauge.
+fn gauge(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn scrape(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    Ok(http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?)
+}
+
 fn counter(metrics: &str, name: &str) -> f64 {
     metrics
         .lines()
@@ -160,9 +178,10 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("{line}");
         }
     };
-    // Each call holds a socket here and one in the server: raise the limit
-    // (the server inherits it).
-    let wanted = (args.calls as u64) * 2 + 1024;
+    // Each call holds a socket here (the peer's end) and one in the server
+    // (its client end), plus the HTTP connections of webhooks and the
+    // model: raise the limit (the server inherits it).
+    let wanted = args.calls as u64 + 2048;
     let limit = rlimit::increase_nofile_limit(wanted).context("raising the open-file limit")?;
     if limit < wanted {
         say(format!(
@@ -300,48 +319,58 @@ async fn main() -> anyhow::Result<()> {
         started_at.elapsed().as_secs_f64()
     ));
 
-    // End each call when its peer has said everything; sample the server.
-    let mut live: HashMap<String, SimCall> = meetings
+    // Hold every call until all of them have said everything, so that
+    // `--calls` calls are live at once; then end them at the start rate, in
+    // the order they finished. Sample the server all along.
+    let mut talking: HashMap<String, SimCall> = meetings
         .iter()
         .map(|m| (done_mark(m), SimCall::new(m)))
         .collect();
+    let mut finished = Vec::with_capacity(meetings.len());
     let mut seen_marks = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut peak_rss = 0;
-    let mut ends = Vec::new();
     let talk_deadline = Instant::now()
         + Duration::from_secs_f64(600.0 + args.turns as f64 * 10.0 * args.pace.max(0.01));
-    while !live.is_empty() {
+    while !talking.is_empty() {
         tick.tick().await;
         peak_rss = peak_rss.max(proc_stat(pid)?.rss_bytes);
         let marks = peer.marks_since(seen_marks);
         seen_marks += marks.len();
-        for mark in marks {
-            if let Some(call) = live.remove(&mark) {
-                let driver = driver.clone();
-                ends.push(tokio::spawn(async move {
-                    let sent = Instant::now();
-                    let answer = driver.session_ended(&call).await;
-                    (sent.elapsed(), answer.map(|r| r.status()))
-                }));
-            }
-        }
+        finished.extend(marks.iter().filter_map(|mark| talking.remove(mark)));
         if Instant::now() > talk_deadline {
-            bail!("{} calls did not finish talking in time", live.len());
+            bail!("{} calls did not finish talking in time", talking.len());
         }
+    }
+    let held_calls = gauge(
+        &scrape(&http, &base).await?,
+        "scribe_live_actors{kind=\"meeting\"}",
+    );
+    let talked = started_at.elapsed().as_secs_f64();
+    let held = proc_stat(pid)?;
+    peak_rss = peak_rss.max(held.rss_bytes);
+    say(format!(
+        "{held_calls} calls live at once, RSS {} KiB; ending them",
+        held.rss_bytes / 1024
+    ));
+    let mut ends = Vec::with_capacity(finished.len());
+    let mut end_ticks =
+        tokio::time::interval(Duration::from_secs_f64(1.0 / args.start_rate.max(0.1)));
+    for call in finished {
+        end_ticks.tick().await;
+        let driver = driver.clone();
+        ends.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let answer = driver.session_ended(&call).await;
+            (sent.elapsed(), answer.map(|r| r.status()))
+        }));
     }
     for task in ends {
         let (took, status) = task.await?;
         webhook_ms.push(took.as_secs_f64() * 1000.0);
         anyhow::ensure!(status?.is_success(), "a session_ended webhook failed");
     }
-    let talked = started_at.elapsed().as_secs_f64();
-    let metrics_text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let metrics_text = scrape(&http, &base).await?;
     let during = proc_stat(pid)?;
 
     // Wait for every analysis, then check every transcript.
@@ -390,6 +419,7 @@ async fn main() -> anyhow::Result<()> {
         |q| histogram_quantile(&metrics_text, "scribe_commit_lag_seconds", q).map(|s| s * 1000.0);
     let report = json!({
         "calls": meetings.len(),
+        "held_calls": held_calls,
         "turns": turns,
         "pace": args.pace,
         "backend": if database_url.starts_with("postgres") { "postgres" } else { "sqlite" },
@@ -412,7 +442,9 @@ async fn main() -> anyhow::Result<()> {
         "end_to_completed_p99_ms": percentile(&mut to_completed, 99.0),
         "server_idle_rss_bytes": idle.rss_bytes,
         "server_peak_rss_bytes": peak,
+        "server_held_rss_bytes": held.rss_bytes,
         "server_rss_per_call_bytes": peak.saturating_sub(idle.rss_bytes) / meetings.len().max(1) as u64,
+        "server_held_rss_per_call_bytes": held.rss_bytes.saturating_sub(idle.rss_bytes) / meetings.len().max(1) as u64,
         "server_cpu_seconds": after.cpu_seconds,
         "server_cpu_seconds_talking": during.cpu_seconds - idle.cpu_seconds,
     });

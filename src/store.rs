@@ -43,21 +43,40 @@ pub(crate) use on_pool;
 /// lock up front (`IMMEDIATE`): a deferred transaction that reads before it
 /// writes fails at once with "database is locked" when another writer holds
 /// the lock, instead of waiting for it.
-pub(crate) trait WriteBegin {
+///
+/// Lease renewal differs too. On PostgreSQL one UPDATE of every live call's
+/// row locks the rows one by one while the writer's transaction holds some
+/// of them for its high-water marks: each waiting for the other is a
+/// deadlock, which PostgreSQL breaks only after `deadlock_timeout` (1 s), so
+/// a commit waited over a second. The renewal skips rows a transaction
+/// holds (they are renewed next round, well within the lease) and never
+/// waits. SQLite has one writer at a time and no row locks.
+pub(crate) trait Dialect {
     const BEGIN: &'static str;
+    const RENEW_LEASES: &'static str;
 }
 
-impl WriteBegin for SqlitePool {
+impl Dialect for SqlitePool {
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
+    const RENEW_LEASES: &'static str = "UPDATE meetings SET lease_expires_at = $2 \
+         WHERE lease_owner = $1 AND status = 'active'";
 }
 
-impl WriteBegin for PgPool {
+impl Dialect for PgPool {
     const BEGIN: &'static str = "BEGIN";
+    const RENEW_LEASES: &'static str = "UPDATE meetings SET lease_expires_at = $2 \
+         WHERE id IN (SELECT id FROM meetings WHERE lease_owner = $1 AND status = 'active' \
+         FOR UPDATE SKIP LOCKED)";
 }
 
 /// The statement that begins a write transaction on `pool`'s backend.
-pub(crate) fn write_begin<P: WriteBegin>(_pool: &P) -> &'static str {
+pub(crate) fn write_begin<P: Dialect>(_pool: &P) -> &'static str {
     P::BEGIN
+}
+
+/// The statement that renews an owner's leases on `pool`'s backend.
+pub(crate) fn renew_leases_sql<P: Dialect>(_pool: &P) -> &'static str {
+    P::RENEW_LEASES
 }
 
 /// The embedded migrations, one migrator per backend with mirrored versions.

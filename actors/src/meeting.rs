@@ -529,6 +529,10 @@ impl Actor for MeetingActor {
         })
     }
 
+    /// The long operations (connect, rotate, finalize) are boxed: ractor
+    /// keeps this handler's future inside each actor's processing loop for
+    /// the actor's whole life, so an inline connect (TCP, WebSocket
+    /// handshake, session setup) made every live call about 25 KiB larger.
     async fn handle(
         &self,
         myself: ActorRef<MeetingMsg>,
@@ -541,7 +545,7 @@ impl Actor for MeetingActor {
                     && state.socket.is_none()
                     && state.socket_state != SocketState::ConfigurationError
                 {
-                    state.connect(&myself).await;
+                    Box::pin(state.connect(&myself)).await;
                 }
             }
             MeetingMsg::SocketEnded { epoch, end } => {
@@ -557,7 +561,7 @@ impl Actor for MeetingActor {
             MeetingMsg::Rotate { epoch } => {
                 if !state.ending && state.socket.as_ref().is_some_and(|s| s.epoch == epoch) {
                     if state.call.is_idle() {
-                        state.rotate(&myself).await;
+                        Box::pin(state.rotate(&myself)).await;
                     } else {
                         myself.send_after(state.deps.config.rotate_retry, move || {
                             MeetingMsg::Rotate { epoch }
@@ -567,7 +571,7 @@ impl Actor for MeetingActor {
             }
             MeetingMsg::Finalize { ended_at } => {
                 if !state.ending {
-                    let done = state.finalize(ended_at).await;
+                    let done = Box::pin(state.finalize(ended_at)).await;
                     tracing::info!(meeting = %state.meeting(), lines = done.lines, lost = done.lost.len(), "call finalized");
                     myself.drain()?;
                 }

@@ -194,6 +194,11 @@ pub enum SupervisorMsg {
     Finalized {
         meeting: MeetingId,
     },
+    /// A finished analysis's job was queued again (a retry raced with it):
+    /// start it once more.
+    AnalysisPendingAgain {
+        meeting: MeetingId,
+    },
     /// Replies once no call is being finalized (for graceful shutdown).
     WhenSettled(RpcReplyPort<()>),
     /// Renew leases (in a task of its own, so that a slow database never
@@ -326,11 +331,16 @@ impl SupervisorState {
             return;
         };
         if expected {
-            // A retry may have queued the job again while this actor finished.
-            if matches!(self.deps.store.analysis_pending(meeting).await, Ok(true)) {
-                self.start_analysis(myself, meeting, 0, VecDeque::new(), None)
-                    .await;
-            }
+            // A retry may have queued the job again while this actor
+            // finished. Asked in a task, as the lease renewal is: a query in
+            // this handler would hold up every other call's messages while
+            // it waits for a pool connection.
+            let (store, me) = (self.deps.store.clone(), myself.clone());
+            tokio::spawn(async move {
+                if matches!(store.analysis_pending(meeting).await, Ok(true)) {
+                    let _ = me.cast(SupervisorMsg::AnalysisPendingAgain { meeting });
+                }
+            });
             return;
         }
         if let Err(error) = self
@@ -739,6 +749,11 @@ impl Actor for CallSupervisor {
             }
             SupervisorMsg::Finalized { meeting } => {
                 state.finalized(meeting);
+                state
+                    .start_analysis(&myself, meeting, 0, VecDeque::new(), None)
+                    .await;
+            }
+            SupervisorMsg::AnalysisPendingAgain { meeting } => {
                 state
                     .start_analysis(&myself, meeting, 0, VecDeque::new(), None)
                     .await;

@@ -54,7 +54,7 @@ impl Store {
             // own, and a transaction around all three would hold every live
             // call's row lock while the reads run, stalling the writer's
             // high-water updates and finalizations behind it.
-            sqlx::query("UPDATE meetings SET lease_expires_at = $2 WHERE lease_owner = $1 AND status = 'active'")
+            sqlx::query(super::renew_leases_sql(p))
                 .bind(owner)
                 .bind(until(ttl))
                 .execute(p)

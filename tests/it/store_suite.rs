@@ -7,7 +7,7 @@ use scribe::domain::now;
 use scribe::store::{SessionStart, StoreError, WebhookDelivery};
 use scribe_actors::domain::{ChunkStatus, MeetingStatus, Speaker};
 use scribe_actors::ids::{AgentId, MeetingId};
-use scribe_actors::ports::{CallStore, WriteBatch};
+use scribe_actors::ports::{CallStore, EventKind, LoggedEvent, WriteBatch};
 use scribe_actors::transcript::Line;
 use serde_json::json;
 
@@ -313,6 +313,84 @@ async fn chunks_are_stored_once_per_sequence_number_and_read_in_order() {
                 .expect("empty"),
             0
         );
+    })
+    .await;
+}
+
+/// A writer batch as large as the writer makes (500 lines of three calls,
+/// far more than one PostgreSQL statement carries), with event-log entries
+/// and high-water marks: every line lands once, events keep their order.
+#[tokio::test]
+async fn a_full_batch_of_several_calls_is_stored_whole_and_in_order() {
+    each_backend(|_, url| async move {
+        let store = TestDb::store_at(&url).await;
+        let agent = store.insert_agent(coach()).await.expect("agent");
+        let mut meetings = Vec::new();
+        for user in ["a", "b", "c"] {
+            let new = NewMeeting::parse("Call", user, agent.id, None).expect("valid");
+            meetings.push(store.insert_meeting(new).await.expect("meeting").id);
+        }
+        let text = "a sentence of ordinary length, as people say them on calls".repeat(2);
+        let rows: Vec<(MeetingId, Line)> = (0..500)
+            .map(|i| {
+                let speaker = if i % 2 == 0 {
+                    Speaker::User
+                } else {
+                    Speaker::Agent
+                };
+                chunk(
+                    meetings[i % 3],
+                    (i / 3) as i64 + 1,
+                    speaker,
+                    &format!("{i}: {text}"),
+                )
+            })
+            .collect();
+        let events: Vec<LoggedEvent> = (0..40)
+            .map(|i| LoggedEvent {
+                meeting: meetings[0],
+                kind: EventKind::RealtimeError,
+                detail: json!({ "n": i }),
+                at: now(),
+            })
+            .collect();
+        let batch = WriteBatch {
+            lines: rows.clone(),
+            high_water: meetings.iter().map(|m| (*m, 200)).collect(),
+            events,
+        };
+        assert_eq!(store.write_batch(&batch).await.expect("written"), 500);
+        assert_eq!(store.write_batch(&batch).await.expect("again"), 0);
+        for (k, meeting) in meetings.iter().enumerate() {
+            let stored = store.transcript(*meeting).await.expect("read");
+            let want: Vec<(i64, String)> = rows
+                .iter()
+                .filter(|(m, _)| m == meeting)
+                .map(|(_, l)| (l.sequence_number, l.text.clone()))
+                .collect();
+            let got: Vec<(i64, String)> = stored
+                .iter()
+                .map(|c| (c.sequence_number, c.text.clone()))
+                .collect();
+            assert_eq!(got, want, "call {k}");
+            let context = store
+                .call_context(*meeting)
+                .await
+                .expect("ctx")
+                .expect("exists");
+            assert_eq!(context.next_sequence, 201, "call {k}");
+        }
+        let logged: Vec<i64> = store
+            .events(meetings[0])
+            .await
+            .expect("events")
+            .iter()
+            .filter(|e| e.kind == "realtime_error")
+            .map(|e| e.detail["n"].as_i64().expect("n"))
+            .collect();
+        // Written twice: the log holds both, each in its order.
+        let want: Vec<i64> = (0..40).chain(0..40).collect();
+        assert_eq!(logged, want);
     })
     .await;
 }

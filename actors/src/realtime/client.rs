@@ -36,10 +36,13 @@ pub enum ConnectError {
 }
 
 /// Socket buffers sized for transcripts, not the 128 KiB defaults: a call
-/// reads frames of a few KiB and writes a handful of small events.
+/// reads frames of a few KiB and writes a handful of small events. The read
+/// buffer is held for the whole call (and filled, so its pages are touched):
+/// 4 KiB holds a typical audio delta; a larger frame grows it for as long as
+/// it takes to read.
 pub fn socket_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
+        .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .max_write_buffer_size(1 << 20)
         .max_message_size(Some(MAX_MESSAGE_BYTES))
