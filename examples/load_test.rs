@@ -12,7 +12,9 @@
 //! Every call is a GA conversation: a turn every few seconds at pace 1, the
 //! agent's audio deltas at the real byte rate while it speaks (8 KB/s of
 //! base64, as G.711), transcript deltas word by word, user transcriptions
-//! before, during and after the reply. At the end every stored transcript
+//! before, during and after the reply. Every call stays live until all
+//! have said everything (so `--calls` are held at once), then the calls end
+//! at `--start-rate`. At the end every stored transcript
 //! is checked line by line against what the peer said, and one JSON line
 //! reports the figures; the exit status is non-zero if anything was lost,
 //! duplicated or misordered, or a call did not complete.
