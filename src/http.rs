@@ -8,6 +8,7 @@ mod auth;
 mod error;
 mod extract;
 mod health;
+mod live;
 mod meetings;
 mod webhook;
 
@@ -45,6 +46,8 @@ pub struct AppState {
     pub admin_token: Option<Arc<SecretString>>,
     pub stream_api_secret: Option<Arc<SecretString>>,
     pub chaos: bool,
+    /// Where this server's pages are (`http://<listen address>`).
+    pub page_base: Arc<str>,
 }
 
 /// The whole HTTP surface with its layers.
@@ -57,6 +60,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/meetings/{id}/status", get(meetings::status))
         .route("/api/meetings/{id}/transcript", get(meetings::transcript))
         .route("/api/meetings/{id}/retry", post(meetings::retry))
+        .route("/api/meetings/{id}/events", get(live::events))
+        .route("/meetings/{id}", get(live::page))
+        .route("/assets/meeting.js", get(live::script))
+        .route("/assets/meeting.css", get(live::style))
         .route(
             "/api/webhook",
             post(webhook::receive).layer(DefaultBodyLimit::max(webhook::MAX_WEBHOOK_BYTES)),

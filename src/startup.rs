@@ -159,6 +159,7 @@ impl Application {
                 admin_token: settings.admin_token.map(Arc::new),
                 stream_api_secret: settings.stream_api_secret.map(Arc::new),
                 chaos: settings.chaos,
+                page_base: format!("http://{local_addr}").into(),
             },
             writer,
             writer_task,

@@ -6,7 +6,9 @@
 mod agents;
 mod analysis;
 mod calls;
+mod changes;
 mod events;
+mod feed;
 mod leases;
 mod meetings;
 mod rows;
@@ -23,7 +25,9 @@ use sqlx::sqlite::{
 };
 
 pub use analysis::RetryOutcome;
+pub use changes::Changes;
 pub use events::{AnalysisJob, StoredEvent};
+pub use feed::{FeedCursor, FeedEvent, FeedRead};
 pub use transcript::StoredChunk;
 pub use webhooks::{SessionStart, WebhookDelivery};
 
@@ -147,6 +151,7 @@ pub(crate) enum Pool {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    changes: Changes,
 }
 
 impl Store {
@@ -181,7 +186,15 @@ impl Store {
             }
             None => return Err(StoreError::UnsupportedUrl(redact_url(url))),
         };
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            changes: Changes::default(),
+        })
+    }
+
+    /// Wake-ups for readers of one meeting (see [`Changes`]).
+    pub fn changes(&self) -> &Changes {
+        &self.changes
     }
 
     pub fn backend(&self) -> Backend {

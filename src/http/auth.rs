@@ -4,6 +4,7 @@ use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use scribe_actors::ids::MeetingId;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
@@ -23,6 +24,47 @@ impl FromRequestParts<AppState> for ApiCaller {
             Err(ApiError::Unauthorized)
         }
     }
+}
+
+/// The header that carries a meeting's page capability.
+pub const MEETING_TOKEN_HEADER: &str = "x-meeting-token";
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+fn meeting_mac(api_token: &SecretString, meeting: MeetingId) -> HmacSha256 {
+    let mut mac =
+        <HmacSha256 as hmac::KeyInit>::new_from_slice(api_token.expose_secret().as_bytes())
+            .expect("HMAC takes keys of any length");
+    hmac::Mac::update(&mut mac, b"scribe meeting page v1:");
+    hmac::Mac::update(&mut mac, meeting.to_string().as_bytes());
+    mac
+}
+
+/// The capability a meeting's page embeds so that its "Try again" button
+/// works without the API token: an HMAC of the meeting id under the API
+/// token. It allows retrying that meeting's analysis and nothing else; it
+/// changes when the API token does.
+pub fn meeting_token(api_token: &SecretString, meeting: MeetingId) -> String {
+    hex::encode(hmac::Mac::finalize(meeting_mac(api_token, meeting)).into_bytes())
+}
+
+/// True when the request carries the API token, or this meeting's page
+/// capability in [`MEETING_TOKEN_HEADER`] (checked in constant time).
+pub fn may_act_on_meeting(
+    headers: &HeaderMap,
+    api_token: &SecretString,
+    meeting: MeetingId,
+) -> bool {
+    if bearer_matches(headers, api_token) {
+        return true;
+    }
+    headers
+        .get(MEETING_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| hex::decode(v.trim()).ok())
+        .is_some_and(|presented| {
+            hmac::Mac::verify_slice(meeting_mac(api_token, meeting), &presented).is_ok()
+        })
 }
 
 /// True when the `Authorization` header is `Bearer <expected>`.

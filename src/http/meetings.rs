@@ -153,12 +153,18 @@ pub async fn transcript(
 }
 
 /// `POST /api/meetings/{id}/retry`: re-runs a failed analysis.
+///
+/// Allowed with the API token, or with the meeting's page capability
+/// (`X-Meeting-Token`, see [`super::auth::meeting_token`]).
 pub async fn retry(
-    _: ApiCaller,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let id: MeetingId = id.parse()?;
+    if !super::auth::may_act_on_meeting(&headers, &state.api_token, id) {
+        return Err(ApiError::Unauthorized);
+    }
     match state.store.retry_analysis(id).await? {
         RetryOutcome::NotFound => Err(ApiError::meeting_not_found()),
         RetryOutcome::NotFailed(status) => Err(ApiError::Conflict(format!(

@@ -123,6 +123,10 @@ async fn handle(
                 "Meeting is {status} and cannot start a call"
             ))),
             SessionStart::Started => {
+                println!(
+                    "meeting {meeting} started: {}/meetings/{meeting}",
+                    state.page_base
+                );
                 let calls = state.calls.clone();
                 // The supervisor starts the actor; the socket is opened after this answer.
                 tokio::spawn(async move {

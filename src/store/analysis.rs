@@ -162,6 +162,7 @@ impl Store {
             tx.commit().await?;
             Ok::<_, sqlx::Error>(next_id)
         })?;
+        self.changes.touch(meeting);
         Ok(next_id.map(|(id,)| MeetingId::from_uuid(id)))
     }
 
@@ -195,6 +196,7 @@ impl Store {
                 .await?;
             tx.commit().await
         })?;
+        self.changes.touch(meeting);
         Ok(())
     }
 
@@ -267,6 +269,7 @@ impl Store {
             tx.commit().await?;
             Ok::<_, StoreError>(RetryOutcome::Queued)
         })?;
+        self.changes.touch(meeting);
         Ok(outcome)
     }
 }

@@ -94,7 +94,7 @@ impl Store {
         ended_at: DateTime<Utc>,
     ) -> Result<Finalized, StoreError> {
         let at = now();
-        on_pool!(self, |p| {
+        let finalized = on_pool!(self, |p| {
             let mut tx = p.begin_with(super::write_begin(p)).await?;
             let high: Option<(i64,)> =
                 sqlx::query_as("SELECT sequence_high_water FROM meetings WHERE id = $1")
@@ -177,12 +177,14 @@ impl Store {
                 .await?;
             }
             tx.commit().await?;
-            Ok(Finalized {
+            Ok::<_, StoreError>(Finalized {
                 lines: top,
                 lost,
                 transitioned,
             })
-        })
+        })?;
+        self.changes.touch(meeting);
+        Ok(finalized)
     }
 }
 
@@ -232,6 +234,7 @@ impl CallStore for Store {
             .map(|_| ())
         })
         .map_err(StoreError::from)?;
+        self.changes.touch(meeting);
         Ok(())
     }
 

@@ -29,7 +29,7 @@ pub struct StoredChunk {
 }
 
 #[derive(sqlx::FromRow)]
-struct ChunkRow {
+pub(super) struct ChunkRow {
     sequence_number: i64,
     speaker_type: Option<String>,
     text: String,
@@ -74,6 +74,13 @@ impl Store {
             Pool::Postgres(p) => write_batch_arrays(p, batch, created_at).await,
             Pool::Sqlite(p) => write_batch_rows(p, batch, created_at).await,
         }?;
+        self.changes.touch_all(
+            batch
+                .lines
+                .iter()
+                .map(|(m, _)| *m)
+                .chain(batch.events.iter().map(|e| e.meeting)),
+        );
         Ok(inserted)
     }
 

@@ -102,6 +102,7 @@ impl Store {
             tx.commit().await?;
             Ok::<_, StoreError>(SessionStart::Started)
         })?;
+        self.changes.touch(meeting);
         Ok(outcome)
     }
 

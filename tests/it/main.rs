@@ -7,6 +7,7 @@ mod api_agents;
 mod api_meetings;
 mod api_service;
 mod binary;
+mod event_stream;
 #[path = "../support/harness.rs"]
 mod helpers;
 mod instances;

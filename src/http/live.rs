@@ -1,0 +1,269 @@
+//! A meeting seen live: its Server-Sent Events stream and its page.
+//!
+//! `GET /api/meetings/{id}/events` streams, from a cursor:
+//! - `line`: a committed transcript line (`id` = cursor after it);
+//! - `stage`: an analysis stage (`transcript_collected`,
+//!   `llm_attempt_started`, `answer_received`, `results_saved`,
+//!   `next_meeting_created`, `failed`, ...);
+//! - `ended`: the call ended (with the lines kept as `lost`, if any);
+//! - `status`: the meeting's status when the stream opens and whenever it
+//!   changes (a state, not a log entry: it has no id);
+//! - `end`: the meeting reached `completed` or `failed`; the stream closes.
+//!
+//! `Last-Event-ID` (or `?last_event_id=`) resumes after what was received,
+//! with nothing lost or repeated. The stream wakes on every commit for the
+//! meeting in this process, and reads the database at least every few
+//! seconds for commits made by another instance.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use futures::Stream;
+use scribe_actors::domain::MeetingStatus;
+use scribe_actors::ids::MeetingId;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::auth::meeting_token;
+use super::extract::QueryParams;
+use super::{ApiError, AppState};
+use crate::domain::meeting::Meeting;
+use crate::store::{FeedCursor, FeedRead, Store};
+
+/// How often a stream reads the database when nothing woke it.
+const POLL: Duration = Duration::from_secs(3);
+/// Keep-alive comments, so proxies keep an idle stream open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    last_event_id: Option<String>,
+}
+
+/// `GET /api/meetings/{id}/events`.
+pub async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    QueryParams(query): QueryParams<EventsQuery>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let id: MeetingId = id.parse()?;
+    let presented = headers
+        .get("last-event-id")
+        .map(|v| v.to_str().map(str::to_owned).unwrap_or_default())
+        .or(query.last_event_id);
+    let cursor = match presented {
+        Some(text) => text
+            .parse::<FeedCursor>()
+            .map_err(|e| ApiError::BadRequest(format!("bad Last-Event-ID {text:?}: {e}")))?,
+        None => FeedCursor::default(),
+    };
+    // Subscribe before the first read: a commit between the two still wakes us.
+    let changes = state.store.changes().subscribe(id);
+    let first = state
+        .store
+        .feed(id, cursor)
+        .await?
+        .ok_or_else(ApiError::meeting_not_found)?;
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(follow(state.store.clone(), id, cursor, first, changes, tx));
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|event| (Ok(event), rx))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+fn terminal(status: MeetingStatus) -> bool {
+    matches!(status, MeetingStatus::Completed | MeetingStatus::Failed)
+}
+
+/// Feeds one stream until its reader leaves or the meeting is done.
+async fn follow(
+    store: Store,
+    id: MeetingId,
+    mut cursor: FeedCursor,
+    first: FeedRead,
+    mut changes: tokio::sync::watch::Receiver<u64>,
+    tx: mpsc::Sender<Event>,
+) {
+    let mut read = Some(first);
+    let mut shown: Option<MeetingStatus> = None;
+    loop {
+        if let Some(FeedRead {
+            meeting,
+            lines,
+            events,
+        }) = read.take()
+        {
+            for line in lines {
+                cursor.line = line.sequence_number;
+                let event = Event::default()
+                    .event("line")
+                    .id(cursor.to_string())
+                    .json_data(&line);
+                if !send(&tx, event).await {
+                    return;
+                }
+            }
+            for entry in events {
+                cursor.event = entry.id;
+                let (name, mut data) = if entry.kind == "call_ended" {
+                    ("ended", json!({ "lost_lines": entry.lost_lines }))
+                } else {
+                    ("stage", json!({}))
+                };
+                if let (Value::Object(data), Value::Object(detail)) = (&mut data, entry.detail) {
+                    data.extend(detail);
+                    data.insert("at".into(), json!(entry.created_at));
+                }
+                let event = Event::default()
+                    .event(name)
+                    .id(cursor.to_string())
+                    .json_data(&data);
+                if !send(&tx, event).await {
+                    return;
+                }
+            }
+            if shown != Some(meeting.status) {
+                shown = Some(meeting.status);
+                let data = status_data(&store, &meeting).await;
+                if !send(&tx, Event::default().event("status").json_data(&data)).await {
+                    return;
+                }
+            }
+            if terminal(meeting.status) {
+                let _ = send(
+                    &tx,
+                    Ok(Event::default()
+                        .event("end")
+                        .data(meeting.status.to_string())),
+                )
+                .await;
+                return;
+            }
+        }
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    tokio::time::sleep(POLL).await;
+                }
+            }
+            () = tokio::time::sleep(POLL) => {}
+            () = tx.closed() => return,
+        }
+        match store.feed(id, cursor).await {
+            Ok(Some(next)) => read = Some(next),
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(meeting = %id, %error, "event stream read failed; trying again")
+            }
+        }
+    }
+}
+
+async fn send(tx: &mpsc::Sender<Event>, event: Result<Event, axum::Error>) -> bool {
+    match event {
+        Ok(event) => tx.send(event).await.is_ok(),
+        Err(error) => {
+            tracing::error!(%error, "event not serialisable");
+            true
+        }
+    }
+}
+
+/// A `status` event: the row's state, the results once completed, and how
+/// long analyses have taken here (for the page's estimate).
+async fn status_data(store: &Store, meeting: &Meeting) -> Value {
+    let estimate = match meeting.status {
+        MeetingStatus::Active | MeetingStatus::Processing => {
+            store.analysis_estimate().await.ok().flatten()
+        }
+        _ => None,
+    };
+    let done = meeting.status == MeetingStatus::Completed;
+    json!({
+        "status": meeting.status,
+        "error": meeting.error,
+        "ended_at": meeting.ended_at,
+        "processing_started_at": meeting.processing_started_at,
+        "completed_at": meeting.completed_at,
+        "next_meeting_id": meeting.next_meeting_id,
+        "summary": if done { meeting.summary.clone() } else { None },
+        "progress": if done { meeting.progress.clone() } else { None },
+        "estimate_ms": estimate.map(|(ms, _)| ms),
+        "estimate_samples": estimate.map_or(0, |(_, n)| n),
+        "now": chrono::Utc::now(),
+    })
+}
+
+const PAGE: &str = include_str!("page/meeting.html");
+const SCRIPT: &str = include_str!("page/meeting.js");
+const STYLE: &str = include_str!("page/meeting.css");
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn not_found_page(message: &str, status: StatusCode) -> Response {
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>scribe</title></head><body><main><h1>{}</h1></main></body></html>",
+        escape(message)
+    );
+    (status, Html(body)).into_response()
+}
+
+/// `GET /meetings/{id}`: the meeting's page.
+pub async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<MeetingId>() else {
+        return not_found_page("That is not a meeting id.", StatusCode::BAD_REQUEST);
+    };
+    match state.store.meeting(id).await {
+        Ok(Some(meeting)) => {
+            let body = PAGE
+                .replace("{{NAME}}", &escape(&meeting.name))
+                .replace("{{MEETING_ID}}", &id.to_string())
+                .replace("{{TOKEN}}", &meeting_token(&state.api_token, id));
+            (
+                [
+                    (header::CACHE_CONTROL, "no-store"),
+                    (header::REFERRER_POLICY, "no-referrer"),
+                ],
+                Html(body),
+            )
+                .into_response()
+        }
+        Ok(None) => not_found_page("Meeting not found.", StatusCode::NOT_FOUND),
+        Err(error) => {
+            tracing::error!(%error, "meeting page: database read failed");
+            not_found_page(
+                "The database is unavailable; try again shortly.",
+                StatusCode::SERVICE_UNAVAILABLE,
+            )
+        }
+    }
+}
+
+/// `GET /assets/meeting.js`.
+pub async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SCRIPT,
+    )
+}
+
+/// `GET /assets/meeting.css`.
+pub async fn style() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE)
+}

@@ -1,0 +1,178 @@
+// The meeting page: follows /api/meetings/{id}/events and shows the live
+// transcript, the real analysis stages, then the results or the error.
+"use strict";
+(function () {
+  const body = document.body;
+  const meeting = body.dataset.meeting;
+  const token = body.dataset.token;
+  const $ = (id) => document.getElementById(id);
+  const statusEl = $("status");
+  const transcript = $("transcript");
+  const stagesEl = $("stages");
+  const STAGE_NAMES = {
+    analysis_actor_started: "Analysis started",
+    analysis_actor_restarted: "Analysis restarted",
+    transcript_collected: "Transcript collected",
+    empty_transcript: "The transcript is empty",
+    llm_attempt_started: "Asking the model",
+    answer_received: "Answer received",
+    results_saved: "Results saved",
+    next_meeting_created: "Next meeting created",
+    failed: "Failed",
+  };
+  const STATUS_TEXT = {
+    upcoming: "Waiting for the call",
+    active: "Call in progress",
+    processing: "Call ended: analysing",
+    completed: "Completed",
+    failed: "Analysis failed",
+  };
+  let source = null;
+  let lastId = null;
+  let processingSince = null;
+  let estimateMs = null;
+  let clockOffsetMs = 0;
+  let timer = null;
+
+  function setStatus(status) {
+    statusEl.textContent = STATUS_TEXT[status] || status;
+    statusEl.dataset.status = status;
+    body.dataset.status = status;
+  }
+
+  function addLine(line) {
+    const id = "line-" + line.sequence_number;
+    if (document.getElementById(id)) return;
+    const li = document.createElement("li");
+    li.id = id;
+    li.dataset.sequence = line.sequence_number;
+    const who = document.createElement("span");
+    who.className = "speaker " + (line.speaker || "lost");
+    who.textContent = line.speaker === "agent" ? "Agent" : line.speaker === "user" ? "User" : "…";
+    const text = document.createElement("span");
+    if (line.status === "lost") {
+      text.className = "lost";
+      text.textContent = "(this line was lost)";
+    } else if (line.status === "transcription_failed") {
+      text.className = "lost";
+      text.textContent = "(not transcribed)";
+    } else {
+      text.textContent = line.text;
+    }
+    li.append(who, text);
+    // Keep conversation order: a lost line arrives after the lines around it.
+    let before = null;
+    for (const other of transcript.children) {
+      if (Number(other.dataset.sequence) > line.sequence_number) { before = other; break; }
+    }
+    transcript.insertBefore(li, before);
+    $("transcript-empty").hidden = true;
+  }
+
+  function addStage(stage) {
+    let text = STAGE_NAMES[stage.stage] || stage.stage;
+    if (stage.attempt) text += " (attempt " + stage.attempt + ")";
+    if (stage.stage === "transcript_collected" && typeof stage.lines === "number") text += ": " + stage.lines + " lines";
+    const li = document.createElement("li");
+    li.className = "done";
+    li.textContent = text;
+    stagesEl.appendChild(li);
+  }
+
+  function tick() {
+    if (!processingSince) return;
+    const elapsed = Math.max(0, Date.now() + clockOffsetMs - processingSince);
+    let text = "Elapsed: " + Math.floor(elapsed / 1000) + " s";
+    if (estimateMs) {
+      text += " · analyses here usually take about " + Math.max(1, Math.round(estimateMs / 1000)) + " s";
+      $("progress-bar").value = Math.min(95, (100 * elapsed) / estimateMs);
+    } else {
+      text += " · no earlier analyses to estimate from yet";
+      $("progress-bar").removeAttribute("value");
+    }
+    $("elapsed").textContent = text;
+  }
+
+  function showStatus(data) {
+    setStatus(data.status);
+    clockOffsetMs = data.now ? Date.parse(data.now) - Date.now() : 0;
+    $("progress").hidden = data.status !== "processing";
+    $("failure").hidden = data.status !== "failed";
+    $("results").hidden = data.status !== "completed";
+    if (data.status === "processing") {
+      processingSince = data.processing_started_at ? Date.parse(data.processing_started_at) : Date.now();
+      estimateMs = data.estimate_ms;
+      if (!timer) timer = setInterval(tick, 500);
+      tick();
+    } else if (timer) {
+      clearInterval(timer);
+      timer = null;
+    }
+    if (data.status === "failed") {
+      $("error").textContent = data.error || "The analysis failed.";
+      $("retry").disabled = false;
+    }
+    if (data.status === "completed") {
+      $("summary").textContent = data.summary || "";
+      const sessions = Array.isArray(data.progress) ? data.progress : [];
+      $("plan").hidden = sessions.length === 0;
+      const list = $("plan-sessions");
+      list.replaceChildren();
+      for (const s of sessions) {
+        const li = document.createElement("li");
+        const st = document.createElement("span");
+        st.className = "session-status";
+        st.textContent = (s.status || "").replace("_", " ") + ": ";
+        li.append(st, document.createTextNode(s.session_name + (s.notes ? " (" + s.notes + ")" : "")));
+        list.appendChild(li);
+      }
+      if (data.next_meeting_id) {
+        $("next-link").href = "/meetings/" + data.next_meeting_id;
+        $("next").hidden = false;
+      }
+    }
+  }
+
+  function track(event) {
+    if (event.lastEventId) lastId = event.lastEventId;
+  }
+
+  function connect() {
+    if (source) source.close();
+    let url = "/api/meetings/" + meeting + "/events";
+    if (lastId) url += "?last_event_id=" + encodeURIComponent(lastId);
+    source = new EventSource(url);
+    source.addEventListener("line", (e) => { track(e); addLine(JSON.parse(e.data)); });
+    source.addEventListener("stage", (e) => { track(e); addStage(JSON.parse(e.data)); });
+    source.addEventListener("ended", (e) => {
+      track(e);
+      for (const line of JSON.parse(e.data).lost_lines || []) addLine(line);
+    });
+    source.addEventListener("status", (e) => showStatus(JSON.parse(e.data)));
+    source.addEventListener("end", () => { source.close(); source = null; });
+  }
+
+  $("retry").addEventListener("click", async () => {
+    const button = $("retry");
+    button.disabled = true;
+    $("retry-error").hidden = true;
+    try {
+      const answer = await fetch("/api/meetings/" + meeting + "/retry", {
+        method: "POST",
+        headers: { "X-Meeting-Token": token },
+      });
+      if (!answer.ok) {
+        const body = await answer.json().catch(() => ({}));
+        throw new Error(body.error || "the server answered " + answer.status);
+      }
+      stagesEl.replaceChildren();
+      connect();
+    } catch (error) {
+      $("retry-error").textContent = "Could not retry: " + error.message;
+      $("retry-error").hidden = false;
+      button.disabled = false;
+    }
+  });
+
+  connect();
+})();

@@ -1,0 +1,438 @@
+//! `GET /api/meetings/{id}/events`: a call followed from its first line to
+//! its results, resumption without loss or repetition, bad requests; and
+//! the page capability that lets the meeting page retry its analysis.
+
+use reqwest::StatusCode;
+use scribe::sim::llm::LlmFault;
+use scribe::sim::script::{Script, Step, Transcription, Turn};
+use scribe_actors::domain::MeetingStatus;
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    TestApp, each_backend, expect_error, expect_json, live_settings, spawn_app_with,
+};
+use crate::live::{DEADLINE, end_call, sim, start_call, wait_for_lines, wait_for_status};
+
+/// One event as the wire carries it.
+#[derive(Debug, Clone, PartialEq)]
+struct Ev {
+    name: String,
+    id: Option<String>,
+    data: String,
+}
+
+impl Ev {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap_or(Value::Null)
+    }
+}
+
+/// A Server-Sent Events reader over a streaming response.
+struct Sse {
+    response: reqwest::Response,
+    buf: String,
+    comments: usize,
+}
+
+impl Sse {
+    async fn open(app: &TestApp, meeting: &str, last_event_id: Option<&str>) -> Self {
+        let mut request = app
+            .client
+            .get(app.url(&format!("/api/meetings/{meeting}/events")));
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.expect("sent");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()["content-type"].to_str().expect("ascii"),
+            "text/event-stream"
+        );
+        Self {
+            response,
+            buf: String::new(),
+            comments: 0,
+        }
+    }
+
+    /// The next event; `None` when the server closed the stream.
+    async fn next(&mut self) -> Option<Ev> {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut ev = Ev {
+                    name: "message".into(),
+                    id: None,
+                    data: String::new(),
+                };
+                let mut fields = 0;
+                for line in block.lines() {
+                    if line.starts_with(':') {
+                        self.comments += 1;
+                    } else if let Some((field, value)) = line.split_once(':') {
+                        let value = value.strip_prefix(' ').unwrap_or(value);
+                        fields += 1;
+                        match field {
+                            "event" => ev.name = value.into(),
+                            "id" => ev.id = Some(value.into()),
+                            "data" => ev.data.push_str(value),
+                            _ => {}
+                        }
+                    }
+                }
+                if fields > 0 {
+                    return Some(ev);
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(DEADLINE, self.response.chunk())
+                .await
+                .expect("the stream went quiet past the deadline")
+                .expect("stream read");
+            self.buf
+                .push_str(std::str::from_utf8(&chunk?).expect("utf-8"));
+        }
+    }
+
+    /// Events up to and including the first one `stop` accepts.
+    async fn until(&mut self, stop: impl Fn(&Ev) -> bool) -> Vec<Ev> {
+        let mut seen = Vec::new();
+        while let Some(ev) = self.next().await {
+            let done = stop(&ev);
+            seen.push(ev);
+            if done {
+                return seen;
+            }
+        }
+        panic!("the stream closed before the awaited event; saw {seen:#?}");
+    }
+
+    /// Everything left, until the server closes the stream.
+    async fn rest(&mut self) -> Vec<Ev> {
+        let mut seen = Vec::new();
+        while let Some(ev) = self.next().await {
+            seen.push(ev);
+        }
+        seen
+    }
+}
+
+fn coach_with_plan() -> Value {
+    json!({
+        "name": "Coach",
+        "instructions": "Coach the user.",
+        "blueprint": { "sessions": [
+            { "session_name": "Intro", "goals": ["Meet"] },
+            { "session_name": "Plan", "goals": ["Plan the week"] }
+        ]}
+    })
+}
+
+async fn meeting(app: &TestApp) -> String {
+    let agent = app.create_agent(coach_with_plan()).await;
+    let body = json!({ "name": "Intro", "agent_id": agent["id"], "user_id": "u1" });
+    let created = expect_json(
+        app.post_json("/api/meetings", &body).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    created["id"].as_str().expect("id").to_owned()
+}
+
+/// Two turns with a gate between them, so the test sees lines arrive while
+/// the call is live.
+fn gated_call() -> Script {
+    Script {
+        steps: vec![
+            Step::Turn(Turn::numbered("call", 1, Transcription::Before)),
+            Step::Gate("second".into()),
+            Step::Turn(Turn::numbered("call", 2, Transcription::After)),
+            Step::Mark("spoken".into()),
+            Step::Hold,
+        ],
+    }
+}
+
+fn logged(events: &[Ev]) -> Vec<Ev> {
+    events.iter().filter(|e| e.id.is_some()).cloned().collect()
+}
+
+#[tokio::test]
+async fn the_stream_follows_a_call_from_its_lines_to_its_results_and_resumes_exactly() {
+    each_backend(|_, url| async move {
+        let peer = sim(|_| gated_call()).await;
+        let realtime = peer.url();
+        let app = spawn_app_with(&url, |s| live_settings(s, &realtime)).await;
+        let meeting = meeting(&app).await;
+
+        let mut live = Sse::open(&app, &meeting, None).await;
+        let first = live.next().await.expect("an event");
+        assert_eq!(
+            (first.name.as_str(), first.json()["status"].clone()),
+            ("status", json!("upcoming"))
+        );
+
+        let call = start_call(&app, &meeting).await;
+        // The first turn's two lines arrive while the call is live.
+        let seen = live
+            .until(|e| e.name == "line" && e.json()["sequence_number"] == 2)
+            .await;
+        assert!(
+            seen.iter()
+                .any(|e| e.name == "status" && e.json()["status"] == "active"),
+            "{seen:#?}"
+        );
+        let lines: Vec<i64> = seen
+            .iter()
+            .filter(|e| e.name == "line")
+            .map(|e| e.json()["sequence_number"].as_i64().expect("n"))
+            .collect();
+        assert_eq!(lines, [1, 2]);
+        assert_eq!(status_now(&app, &meeting).await, "active");
+
+        peer.open_gate("second");
+        assert!(peer.wait_for_mark("spoken", DEADLINE).await);
+        wait_for_lines(&app.store, &meeting, 4).await;
+        end_call(&app, &call).await;
+        let mut rest = live.rest().await;
+        rest.splice(0..0, seen);
+        let names: Vec<&str> = rest.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names.last(), Some(&"end"), "{names:?}");
+        let stages: Vec<String> = rest
+            .iter()
+            .filter(|e| e.name == "stage")
+            .map(|e| e.json()["stage"].as_str().expect("stage").to_owned())
+            .collect();
+        for want in [
+            "transcript_collected",
+            "llm_attempt_started",
+            "answer_received",
+            "results_saved",
+            "next_meeting_created",
+        ] {
+            assert!(
+                stages.iter().any(|s| s == want),
+                "{want} missing from {stages:?}"
+            );
+        }
+        let statuses: Vec<String> = rest
+            .iter()
+            .filter(|e| e.name == "status")
+            .map(|e| e.json()["status"].as_str().expect("s").to_owned())
+            .collect();
+        assert_eq!(statuses.last().map(String::as_str), Some("completed"));
+        assert!(statuses.iter().any(|s| s == "processing"), "{statuses:?}");
+        let done = rest
+            .iter()
+            .rev()
+            .find(|e| e.name == "status")
+            .expect("status")
+            .json();
+        assert!(
+            done["summary"].as_str().is_some_and(|s| !s.is_empty()),
+            "{done}"
+        );
+        assert!(done["next_meeting_id"].is_string(), "{done}");
+        assert!(done["progress"].is_array(), "{done}");
+        let all_lines: Vec<i64> = rest
+            .iter()
+            .filter(|e| e.name == "line")
+            .map(|e| e.json()["sequence_number"].as_i64().expect("n"))
+            .collect();
+        assert_eq!(all_lines, [1, 2, 3, 4]);
+        assert!(rest.iter().any(|e| e.name == "ended"));
+
+        // A completed meeting: its whole story at once, then the stream ends.
+        let whole = Sse::open(&app, &meeting, None).await.rest().await;
+        assert_eq!(
+            logged(&whole),
+            logged(&rest),
+            "a fresh reader sees the same log"
+        );
+        assert_eq!(whole.last().map(|e| e.name.as_str()), Some("end"));
+
+        // Resuming after any event gives exactly what followed it.
+        let log = logged(&whole);
+        for cut in [0, 1, 3, log.len() - 2, log.len() - 1] {
+            let after = log[cut].id.clone().expect("id");
+            let resumed = Sse::open(&app, &meeting, Some(&after)).await.rest().await;
+            assert_eq!(
+                logged(&resumed),
+                log[cut + 1..].to_vec(),
+                "resumed after {after}"
+            );
+            // The query form does the same (for a page that opens a new stream).
+            let by_query = app
+                .client
+                .get(app.url(&format!(
+                    "/api/meetings/{meeting}/events?last_event_id={after}"
+                )))
+                .send()
+                .await
+                .expect("sent");
+            let text = by_query.text().await.expect("body");
+            let ids = text.lines().filter(|l| l.starts_with("id:")).count();
+            assert_eq!(ids, log.len() - cut - 1, "{text}");
+        }
+    })
+    .await;
+}
+
+async fn status_now(app: &TestApp, meeting: &str) -> String {
+    let status = expect_json(
+        app.get(&format!("/api/meetings/{meeting}/status")).await,
+        StatusCode::OK,
+    )
+    .await;
+    status["status"].as_str().expect("status").to_owned()
+}
+
+#[tokio::test]
+async fn bad_stream_requests_get_a_clear_error() {
+    each_backend(|_, url| async move {
+        let app = spawn_app_with(&url, |_| {}).await;
+        let meeting = meeting(&app).await;
+        let get = |path: String, last: Option<&'static str>| {
+            let mut request = app.client.get(app.url(&path));
+            if let Some(id) = last {
+                request = request.header("Last-Event-ID", id);
+            }
+            request.send()
+        };
+        let unknown = uuid::Uuid::new_v4();
+        expect_error(
+            get(format!("/api/meetings/{unknown}/events"), None)
+                .await
+                .expect("sent"),
+            StatusCode::NOT_FOUND,
+            "Meeting not found",
+        )
+        .await;
+        expect_error(
+            get("/api/meetings/not-a-uuid/events".into(), None)
+                .await
+                .expect("sent"),
+            StatusCode::BAD_REQUEST,
+            "",
+        )
+        .await;
+        for bad in ["garbage", "1", "-1-2", "1-x"] {
+            let answer = get(format!("/api/meetings/{meeting}/events"), Some(bad))
+                .await
+                .expect("sent");
+            expect_error(answer, StatusCode::BAD_REQUEST, "Last-Event-ID").await;
+        }
+        expect_error(
+            get(
+                format!("/api/meetings/{meeting}/events?last_event_id=x"),
+                None,
+            )
+            .await
+            .expect("sent"),
+            StatusCode::BAD_REQUEST,
+            "Last-Event-ID",
+        )
+        .await;
+        expect_error(
+            get(format!("/api/meetings/{meeting}/events?since=1"), None)
+                .await
+                .expect("sent"),
+            StatusCode::BAD_REQUEST,
+            "since",
+        )
+        .await;
+        // The page: unknown and malformed ids.
+        let page = get(format!("/meetings/{unknown}"), None)
+            .await
+            .expect("sent");
+        assert_eq!(page.status(), StatusCode::NOT_FOUND);
+        let page = get("/meetings/nope".into(), None).await.expect("sent");
+        assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+        app.stop().await.expect("stopped");
+    })
+    .await;
+}
+
+fn page_token(html: &str) -> String {
+    html.split("data-token=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page carries its token")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_page_capability_retries_its_own_meeting_and_nothing_else() {
+    each_backend(|_, url| async move {
+        let script = || Script {
+            steps: vec![
+                Step::Turn(Turn::numbered("call", 1, Transcription::Before)),
+                Step::Mark("spoken".into()),
+                Step::Hold,
+            ],
+        };
+        let peer = sim(move |_| script()).await;
+        let realtime = peer.url();
+        let app = spawn_app_with(&url, |s| {
+            live_settings(s, &realtime);
+            s.analysis_policy.attempts = 1;
+        })
+        .await;
+        app.llm.push_faults([LlmFault::ServerError]);
+        let failing = meeting(&app).await;
+        let other = meeting(&app).await;
+        let call = start_call(&app, &failing).await;
+        assert!(peer.wait_for_mark("spoken", DEADLINE).await);
+        wait_for_lines(&app.store, &failing, 2).await;
+        end_call(&app, &call).await;
+        wait_for_status(&app.store, &failing, MeetingStatus::Failed).await;
+
+        let page = app.get(&format!("/meetings/{failing}")).await;
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.expect("html");
+        assert!(
+            !html.contains(crate::helpers::API_TOKEN),
+            "the API token never reaches a page"
+        );
+        let token = page_token(&html);
+        let other_html = app
+            .get(&format!("/meetings/{other}"))
+            .await
+            .text()
+            .await
+            .expect("html");
+        assert_ne!(
+            page_token(&other_html),
+            token,
+            "each meeting has its own capability"
+        );
+
+        let retry = |meeting: String, token: String| {
+            app.client
+                .post(app.url(&format!("/api/meetings/{meeting}/retry")))
+                .header("X-Meeting-Token", token)
+                .send()
+        };
+        // Another meeting's capability, garbage, nothing: refused, nothing changes.
+        for bad in [
+            page_token(&other_html),
+            "zz".into(),
+            "00".repeat(32),
+            String::new(),
+        ] {
+            let answer = retry(failing.clone(), bad).await.expect("sent");
+            assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+        }
+        assert_eq!(status_now(&app, &failing).await, "failed");
+        let answer = retry(other.clone(), token.clone()).await.expect("sent");
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+        // Its own capability works.
+        let answer = retry(failing.clone(), token).await.expect("sent");
+        assert_eq!(
+            expect_json(answer, StatusCode::ACCEPTED).await,
+            json!({ "status": "processing" })
+        );
+        wait_for_status(&app.store, &failing, MeetingStatus::Completed).await;
+    })
+    .await;
+}
