@@ -115,12 +115,12 @@ pub async fn wait_for_lines(store: &Store, meeting: &str, n: usize) -> Vec<Store
 }
 
 /// Waits until the call has ended: `processing`, or already past it
-/// (`completed`) when the analysis was quick.
+/// (`completed` or `failed`) when the analysis was quick.
 pub async fn wait_until_ended(store: &Store, meeting: &str) {
     eventually("the call to end", || async {
         matches!(
             status_of(store, meeting).await,
-            MeetingStatus::Processing | MeetingStatus::Completed
+            MeetingStatus::Processing | MeetingStatus::Completed | MeetingStatus::Failed
         )
         .then_some(())
     })

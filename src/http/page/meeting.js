@@ -1,6 +1,11 @@
 // The meeting page: follows /api/meetings/{id}/events and shows the live
 // transcript, the real analysis stages, then the results or the error.
 "use strict";
+// Script errors are kept here as well as in the console, so that a test
+// (or a person in the console) can check the page ran cleanly.
+window.__scribeErrors = [];
+window.addEventListener("error", (e) => window.__scribeErrors.push(String(e.message)));
+window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(String(e.reason)));
 (function () {
   const body = document.body;
   const meeting = body.dataset.meeting;
@@ -84,7 +89,10 @@
     const elapsed = Math.max(0, Date.now() + clockOffsetMs - processingSince);
     let text = "Elapsed: " + Math.floor(elapsed / 1000) + " s";
     if (estimateMs) {
-      text += " · analyses here usually take about " + Math.max(1, Math.round(estimateMs / 1000)) + " s";
+      const usual = estimateMs < 1000 ? "under a second" : "about " + Math.round(estimateMs / 1000) + " s";
+      text += elapsed > estimateMs
+        ? " · taking longer than usual (" + usual + ")"
+        : " · analyses here usually take " + usual;
       $("progress-bar").value = Math.min(95, (100 * elapsed) / estimateMs);
     } else {
       text += " · no earlier analyses to estimate from yet";

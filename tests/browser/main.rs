@@ -1,0 +1,374 @@
+//! Browser tests: the meeting page in headless Chromium (Debian's
+//! `chromium` and `chromium-driver`, driven over WebDriver), through whole
+//! calls on the simulated realtime peer and model. Each state is saved as a
+//! screenshot under `target/screenshots/`.
+//!
+//! The window is phone-sized (412 x 915). The page records any script error
+//! in `window.__scribeErrors`; every test checks it stays empty.
+
+#[path = "../support/harness.rs"]
+#[allow(dead_code)]
+mod helpers;
+#[path = "../support/live.rs"]
+mod live;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::StatusCode;
+use scribe::sim::llm::LlmFault;
+use scribe::sim::script::{Script, Step, Transcription, Turn};
+use serde_json::{Value, json};
+
+use helpers::{TestApp, expect_json, live_settings, spawn_app_with};
+use live::{DEADLINE, end_call, sim, start_call, wait_for_lines};
+
+/// A chromedriver of our own, stopped when dropped.
+struct Browser {
+    client: Client,
+    _driver: tokio::process::Child,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let driver = tokio::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver runs (Debian: apt-get install chromium chromium-driver)");
+        let address = format!("127.0.0.1:{port}");
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while tokio::net::TcpStream::connect(&address).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "chromedriver did not listen"
+            );
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=412,915",
+                         "--hide-scrollbars", "--force-device-scale-factor=1"]
+            }),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://{address}"))
+            .await
+            .expect("a Chromium session");
+        Self {
+            client,
+            _driver: driver,
+        }
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.client
+            .execute(script, Vec::new())
+            .await
+            .expect("script runs")
+    }
+
+    /// Polls a JavaScript predicate until it returns true, up to the deadline.
+    async fn until(&self, what: &str, predicate: &str) {
+        let script = format!("return Boolean({predicate});");
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            if self.js(&script).await == json!(true) {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let text = self.js("return document.body.innerText").await;
+                panic!("{what}: not seen within {DEADLINE:?}; the page shows {text}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn text(&self, id: &str) -> String {
+        self.client
+            .find(Locator::Id(id))
+            .await
+            .expect("element")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("screenshot");
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .expect("target dir")
+            .join("screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshot folder");
+        std::fs::write(dir.join(name), png).expect("screenshot saved");
+    }
+
+    /// No script error, and nothing wider than the phone's screen.
+    async fn assert_healthy(&self) {
+        assert_eq!(
+            self.js("return window.__scribeErrors").await,
+            json!([]),
+            "script errors"
+        );
+        let wide = self
+            .js("return document.documentElement.scrollWidth <= window.innerWidth")
+            .await;
+        assert_eq!(wide, json!(true), "the page scrolls sideways on a phone");
+    }
+
+    async fn close(self) {
+        self.client.close().await.expect("session closed");
+    }
+}
+
+fn coach_with_plan() -> Value {
+    json!({
+        "name": "Coach",
+        "instructions": "Coach the user.",
+        "blueprint": { "sessions": [
+            { "session_name": "Intro", "goals": ["Meet"] },
+            { "session_name": "Plan", "goals": ["Plan the week"] }
+        ]}
+    })
+}
+
+async fn meeting(app: &TestApp) -> String {
+    let agent = app.create_agent(coach_with_plan()).await;
+    let body = json!({ "name": "Weekly planning", "agent_id": agent["id"], "user_id": "u1" });
+    let created = expect_json(
+        app.post_json("/api/meetings", &body).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    created["id"].as_str().expect("id").to_owned()
+}
+
+fn one_turn() -> Script {
+    Script {
+        steps: vec![
+            Step::Turn(Turn::numbered("call", 1, Transcription::Before)),
+            Step::Mark("spoken".into()),
+            Step::Hold,
+        ],
+    }
+}
+
+fn gated_call() -> Script {
+    Script {
+        steps: vec![
+            Step::Turn(Turn::numbered("call", 1, Transcription::Before)),
+            Step::Gate("second".into()),
+            Step::Turn(Turn::numbered("call", 2, Transcription::After)),
+            Step::Mark("spoken".into()),
+            Step::Hold,
+        ],
+    }
+}
+
+const VISIBLE: fn(&str) -> String = |id| format!("!document.getElementById('{id}').hidden");
+
+/// One call watched from the page: lines appear while it runs, the progress
+/// view at call end and then the results, all without a reload.
+#[tokio::test]
+async fn the_page_shows_a_call_live_then_its_progress_then_its_results() {
+    let db = helpers::TestDb::create(helpers::Backend::Sqlite).await;
+    // A first call, completed before the page opens, gives the estimate its
+    // history; only the watched call waits at the gate.
+    let earlier: std::sync::Arc<std::sync::Mutex<Option<String>>> = Default::default();
+    let first = earlier.clone();
+    let peer = sim(move |c| {
+        if *first.lock().expect("lock") == c.meeting {
+            one_turn()
+        } else {
+            gated_call()
+        }
+    })
+    .await;
+    let realtime = peer.url();
+    let app = spawn_app_with(&db.url, |s| live_settings(s, &realtime)).await;
+    let warm_up = meeting(&app).await;
+    *earlier.lock().expect("lock") = Some(warm_up.clone());
+    let call = start_call(&app, &warm_up).await;
+    assert!(peer.wait_for_mark("spoken", DEADLINE).await);
+    wait_for_lines(&app.store, &warm_up, 2).await;
+    end_call(&app, &call).await;
+    live::wait_for_status(
+        &app.store,
+        &warm_up,
+        scribe_actors::domain::MeetingStatus::Completed,
+    )
+    .await;
+    // A model slow enough that the progress view is there to see.
+    app.llm
+        .push_faults([LlmFault::Stall(Duration::from_millis(2500))]);
+    let meeting = meeting(&app).await;
+    let browser = Browser::start().await;
+    browser
+        .client
+        .goto(&app.url(&format!("/meetings/{meeting}")))
+        .await
+        .expect("page");
+    browser
+        .until(
+            "waiting status",
+            "document.body.dataset.status === 'upcoming'",
+        )
+        .await;
+
+    let call = start_call(&app, &meeting).await;
+    browser
+        .until(
+            "the first two lines",
+            "document.getElementById('line-2') !== null",
+        )
+        .await;
+    assert_eq!(
+        browser.js("return document.body.dataset.status").await,
+        json!("active")
+    );
+    assert!(browser.text("line-1").await.contains("call user line 1"));
+    assert!(browser.text("line-2").await.contains("call agent reply 1"));
+    browser.screenshot("1-live-call.png").await;
+
+    peer.open_gate("second");
+    browser
+        .until(
+            "the second turn",
+            "document.getElementById('line-4') !== null",
+        )
+        .await;
+    assert!(peer.wait_for_mark("spoken", DEADLINE).await);
+    wait_for_lines(&app.store, &meeting, 4).await;
+    end_call(&app, &call).await;
+    browser
+        .until("the progress view", &VISIBLE("progress"))
+        .await;
+    browser
+        .until(
+            "a real stage",
+            "document.querySelectorAll('#stages li').length > 0",
+        )
+        .await;
+    browser
+        .until(
+            "the elapsed time and the estimate from history",
+            "document.getElementById('elapsed').textContent.includes('usual')",
+        )
+        .await;
+    browser.screenshot("2-processing.png").await;
+
+    browser.until("the results", &VISIBLE("results")).await;
+    assert!(!browser.text("summary").await.is_empty());
+    let sessions = browser
+        .js("return [...document.querySelectorAll('#plan-sessions li')].map(li => li.textContent)")
+        .await;
+    assert_eq!(sessions.as_array().map(Vec::len), Some(2), "{sessions}");
+    let next = browser
+        .js("return document.getElementById('next-link').getAttribute('href')")
+        .await;
+    assert!(
+        next.as_str().is_some_and(|h| h.starts_with("/meetings/")),
+        "{next}"
+    );
+    let lines = browser
+        .js("return document.querySelectorAll('#transcript li').length")
+        .await;
+    assert_eq!(lines, json!(4));
+    assert_eq!(
+        browser
+            .js("return document.getElementById('progress').hidden")
+            .await,
+        json!(true),
+        "the progress view gives way to the results"
+    );
+    browser.assert_healthy().await;
+    browser.screenshot("3-completed.png").await;
+
+    // A second visit to a completed meeting shows the same at once.
+    browser.client.refresh().await.expect("reload");
+    browser
+        .until("the results again", &VISIBLE("results"))
+        .await;
+    let lines = browser
+        .js("return document.querySelectorAll('#transcript li').length")
+        .await;
+    assert_eq!(lines, json!(4));
+    browser.close().await;
+    app.stop().await.expect("stopped");
+    db.destroy().await;
+}
+
+/// A failing analysis shows its error; "Try again" (with the page's own
+/// capability, no API token) runs it again and the results appear.
+#[tokio::test]
+async fn a_failed_analysis_shows_its_error_and_try_again_completes_it() {
+    let db = helpers::TestDb::create(helpers::Backend::Sqlite).await;
+    let peer = sim(|_| one_turn()).await;
+    let realtime = peer.url();
+    let app = spawn_app_with(&db.url, |s| {
+        live_settings(s, &realtime);
+        s.analysis_policy.attempts = 1;
+    })
+    .await;
+    app.llm.push_faults([LlmFault::ServerError]);
+    let meeting = meeting(&app).await;
+    let call = start_call(&app, &meeting).await;
+    assert!(peer.wait_for_mark("spoken", DEADLINE).await);
+    wait_for_lines(&app.store, &meeting, 2).await;
+    end_call(&app, &call).await;
+
+    let browser = Browser::start().await;
+    browser
+        .client
+        .goto(&app.url(&format!("/meetings/{meeting}")))
+        .await
+        .expect("page");
+    browser.until("the failure", &VISIBLE("failure")).await;
+    let error = browser.text("error").await;
+    assert!(
+        error.contains("the analysis model failed 1 attempt(s)"),
+        "{error}"
+    );
+    let label = browser.text("retry").await;
+    assert_eq!(label, "Try again");
+    browser.assert_healthy().await;
+    browser.screenshot("4-failed.png").await;
+
+    browser
+        .client
+        .find(Locator::Id("retry"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("clicked");
+    browser
+        .until("the results after retrying", &VISIBLE("results"))
+        .await;
+    assert!(!browser.text("summary").await.is_empty());
+    assert_eq!(
+        browser.js("return document.body.dataset.status").await,
+        json!("completed")
+    );
+    browser.assert_healthy().await;
+    browser.screenshot("5-retried.png").await;
+    browser.close().await;
+    app.stop().await.expect("stopped");
+    db.destroy().await;
+}
