@@ -7,7 +7,6 @@
 //! in `window.__scribeErrors`; every test checks it stays empty.
 
 #[path = "../support/harness.rs"]
-#[allow(dead_code)]
 mod helpers;
 #[path = "../support/live.rs"]
 mod live;
