@@ -17,13 +17,14 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use reqwest::StatusCode;
 use scribe::sim::llm::LlmFault;
-use scribe::sim::script::{Script, Step, Transcription, Turn};
 use serde_json::{Value, json};
 
-use helpers::{TestApp, expect_json, live_settings, spawn_app_with};
-use live::{DEADLINE, end_call, sim, start_call, wait_for_lines};
+use helpers::{TestApp, live_settings, spawn_app_with};
+use live::{
+    DEADLINE, coach_with_plan, end_call, gated_call, meeting_with, one_turn, sim, start_call,
+    wait_for_lines,
+};
 
 /// A chromedriver of our own, stopped when dropped.
 struct Browser {
@@ -73,6 +74,12 @@ impl Browser {
             client,
             _driver: driver,
         }
+    }
+
+    /// Opens the meeting's page.
+    async fn open(&self, app: &TestApp, meeting: &str) {
+        let url = app.url(&format!("/meetings/{meeting}"));
+        self.client.goto(&url).await.expect("the page loads");
     }
 
     async fn js(&self, script: &str) -> Value {
@@ -136,48 +143,8 @@ impl Browser {
     }
 }
 
-fn coach_with_plan() -> Value {
-    json!({
-        "name": "Coach",
-        "instructions": "Coach the user.",
-        "blueprint": { "sessions": [
-            { "session_name": "Intro", "goals": ["Meet"] },
-            { "session_name": "Plan", "goals": ["Plan the week"] }
-        ]}
-    })
-}
-
 async fn meeting(app: &TestApp) -> String {
-    let agent = app.create_agent(coach_with_plan()).await;
-    let body = json!({ "name": "Weekly planning", "agent_id": agent["id"], "user_id": "u1" });
-    let created = expect_json(
-        app.post_json("/api/meetings", &body).await,
-        StatusCode::CREATED,
-    )
-    .await;
-    created["id"].as_str().expect("id").to_owned()
-}
-
-fn one_turn() -> Script {
-    Script {
-        steps: vec![
-            Step::Turn(Turn::numbered("call", 1, Transcription::Before)),
-            Step::Mark("spoken".into()),
-            Step::Hold,
-        ],
-    }
-}
-
-fn gated_call() -> Script {
-    Script {
-        steps: vec![
-            Step::Turn(Turn::numbered("call", 1, Transcription::Before)),
-            Step::Gate("second".into()),
-            Step::Turn(Turn::numbered("call", 2, Transcription::After)),
-            Step::Mark("spoken".into()),
-            Step::Hold,
-        ],
-    }
+    meeting_with(app, coach_with_plan(), "Weekly planning").await
 }
 
 const VISIBLE: fn(&str) -> String = |id| format!("!document.getElementById('{id}').hidden");
@@ -218,11 +185,7 @@ async fn the_page_shows_a_call_live_then_its_progress_then_its_results() {
         .push_faults([LlmFault::Stall(Duration::from_millis(2500))]);
     let meeting = meeting(&app).await;
     let browser = Browser::start().await;
-    browser
-        .client
-        .goto(&app.url(&format!("/meetings/{meeting}")))
-        .await
-        .expect("page");
+    browser.open(&app, &meeting).await;
     browser
         .until(
             "waiting status",
@@ -333,11 +296,7 @@ async fn a_failed_analysis_shows_its_error_and_try_again_completes_it() {
     end_call(&app, &call).await;
 
     let browser = Browser::start().await;
-    browser
-        .client
-        .goto(&app.url(&format!("/meetings/{meeting}")))
-        .await
-        .expect("page");
+    browser.open(&app, &meeting).await;
     browser.until("the failure", &VISIBLE("failure")).await;
     let error = browser.text("error").await;
     assert!(

@@ -14,41 +14,9 @@ use crate::helpers::{
     TestApp, each_backend, expect_error, expect_json, live_settings, spawn_app_with,
 };
 use crate::live::{
-    DEADLINE, end_call, events, eventually, sim, start_call, status_of, wait_for_lines,
-    wait_for_status,
+    DEADLINE, coach_with_plan, end_call, events, eventually, meeting_with, one_turn, sim,
+    start_call, status_of, wait_for_lines, wait_for_status,
 };
-
-fn one_turn() -> Script {
-    Script {
-        steps: vec![
-            Step::Turn(Turn::numbered("call", 1, Transcription::Before)),
-            Step::Mark("spoken".into()),
-            Step::Hold,
-        ],
-    }
-}
-
-async fn meeting_with(app: &TestApp, agent: Value, name: &str) -> String {
-    let agent = app.create_agent(agent).await;
-    let body = json!({ "name": name, "agent_id": agent["id"], "user_id": "u1" });
-    let created = expect_json(
-        app.post_json("/api/meetings", &body).await,
-        StatusCode::CREATED,
-    )
-    .await;
-    created["id"].as_str().expect("id").to_owned()
-}
-
-fn coach_with_plan() -> Value {
-    json!({
-        "name": "Coach",
-        "instructions": "Coach the user.",
-        "blueprint": { "sessions": [
-            { "session_name": "Intro", "goals": ["Meet"] },
-            { "session_name": "Plan", "goals": ["Plan the week"] }
-        ]}
-    })
-}
 
 async fn stages(app: &TestApp, meeting: &str) -> Vec<String> {
     events(&app.store, meeting)

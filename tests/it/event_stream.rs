@@ -4,14 +4,16 @@
 
 use reqwest::StatusCode;
 use scribe::sim::llm::LlmFault;
-use scribe::sim::script::{Script, Step, Transcription, Turn};
 use scribe_actors::domain::MeetingStatus;
 use serde_json::{Value, json};
 
 use crate::helpers::{
     TestApp, each_backend, expect_error, expect_json, live_settings, spawn_app_with,
 };
-use crate::live::{DEADLINE, end_call, sim, start_call, wait_for_lines, wait_for_status};
+use crate::live::{
+    DEADLINE, coach_with_plan, end_call, gated_call, meeting_with, one_turn, sim, start_call,
+    wait_for_lines, wait_for_status,
+};
 
 /// One event as the wire carries it.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,40 +119,8 @@ impl Sse {
     }
 }
 
-fn coach_with_plan() -> Value {
-    json!({
-        "name": "Coach",
-        "instructions": "Coach the user.",
-        "blueprint": { "sessions": [
-            { "session_name": "Intro", "goals": ["Meet"] },
-            { "session_name": "Plan", "goals": ["Plan the week"] }
-        ]}
-    })
-}
-
 async fn meeting(app: &TestApp) -> String {
-    let agent = app.create_agent(coach_with_plan()).await;
-    let body = json!({ "name": "Intro", "agent_id": agent["id"], "user_id": "u1" });
-    let created = expect_json(
-        app.post_json("/api/meetings", &body).await,
-        StatusCode::CREATED,
-    )
-    .await;
-    created["id"].as_str().expect("id").to_owned()
-}
-
-/// Two turns with a gate between them, so the test sees lines arrive while
-/// the call is live.
-fn gated_call() -> Script {
-    Script {
-        steps: vec![
-            Step::Turn(Turn::numbered("call", 1, Transcription::Before)),
-            Step::Gate("second".into()),
-            Step::Turn(Turn::numbered("call", 2, Transcription::After)),
-            Step::Mark("spoken".into()),
-            Step::Hold,
-        ],
-    }
+    meeting_with(app, coach_with_plan(), "Intro").await
 }
 
 fn logged(events: &[Ev]) -> Vec<Ev> {
@@ -364,14 +334,7 @@ fn page_token(html: &str) -> String {
 #[tokio::test]
 async fn the_page_capability_retries_its_own_meeting_and_nothing_else() {
     each_backend(|_, url| async move {
-        let script = || Script {
-            steps: vec![
-                Step::Turn(Turn::numbered("call", 1, Transcription::Before)),
-                Step::Mark("spoken".into()),
-                Step::Hold,
-            ],
-        };
-        let peer = sim(move |_| script()).await;
+        let peer = sim(|_| one_turn()).await;
         let realtime = peer.url();
         let app = spawn_app_with(&url, |s| {
             live_settings(s, &realtime);

@@ -248,3 +248,53 @@ pub async fn wait_for_event(app: &TestApp, meeting: &str, kind: &str) {
     })
     .await;
 }
+
+/// An agent with a two-session plan (Intro, Plan).
+pub fn coach_with_plan() -> Value {
+    json!({
+        "name": "Coach",
+        "instructions": "Coach the user.",
+        "blueprint": { "sessions": [
+            { "session_name": "Intro", "goals": ["Meet"] },
+            { "session_name": "Plan", "goals": ["Plan the week"] }
+        ]}
+    })
+}
+
+/// A new agent from `agent` and an `upcoming` meeting called `name` for it.
+pub async fn meeting_with(app: &TestApp, agent: Value, name: &str) -> String {
+    let agent = app.create_agent(agent).await;
+    let body = json!({ "name": name, "agent_id": agent["id"], "user_id": "u1" });
+    let created = expect_json(
+        app.post_json("/api/meetings", &body).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    created["id"].as_str().expect("id").to_owned()
+}
+
+/// One turn, then the mark `spoken`, then the socket stays open.
+pub fn one_turn() -> Script {
+    Script {
+        steps: vec![
+            scribe::sim::script::Step::Turn(Turn::numbered("call", 1, Transcription::Before)),
+            scribe::sim::script::Step::Mark("spoken".into()),
+            scribe::sim::script::Step::Hold,
+        ],
+    }
+}
+
+/// Two turns with the gate `second` between them (so a test sees lines
+/// arrive while the call is live), then `spoken`.
+pub fn gated_call() -> Script {
+    use scribe::sim::script::Step;
+    Script {
+        steps: vec![
+            Step::Turn(Turn::numbered("call", 1, Transcription::Before)),
+            Step::Gate("second".into()),
+            Step::Turn(Turn::numbered("call", 2, Transcription::After)),
+            Step::Mark("spoken".into()),
+            Step::Hold,
+        ],
+    }
+}
