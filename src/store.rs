@@ -43,6 +43,15 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Logs a status change (`$2` = `{"from":..,"to":..}`) in the transaction
+/// that makes it, so that the event stream can show every change, in order.
+pub(crate) const STATUS_CHANGED: &str = "INSERT INTO meeting_events (meeting_id, kind, detail, created_at) \
+     VALUES ($1, 'status_changed', $2, $3)";
+
+pub(crate) fn status_change(from: Option<&str>, to: &str) -> sqlx::types::Json<serde_json::Value> {
+    sqlx::types::Json(serde_json::json!({ "from": from, "to": to }))
+}
+
 /// How a write transaction begins on each backend. SQLite takes the write
 /// lock up front (`IMMEDIATE`): a deferred transaction that reads before it
 /// writes fails at once with "database is locked" when another writer holds

@@ -111,6 +111,9 @@ pub enum EventKind {
     CallEnded,
     RestartBudgetExhausted,
     AnalysisStage,
+    /// The meeting's status changed (`from`, `to`), logged in the
+    /// transaction that changed it.
+    StatusChanged,
 }
 
 impl EventKind {
@@ -132,6 +135,7 @@ impl EventKind {
             Self::CallEnded => "call_ended",
             Self::RestartBudgetExhausted => "restart_budget_exhausted",
             Self::AnalysisStage => "analysis_stage",
+            Self::StatusChanged => "status_changed",
         }
     }
 }

@@ -6,8 +6,10 @@
 //!   `llm_attempt_started`, `answer_received`, `results_saved`,
 //!   `next_meeting_created`, `failed`, ...);
 //! - `ended`: the call ended (with the lines kept as `lost`, if any);
-//! - `status`: the meeting's status when the stream opens and whenever it
-//!   changes (a state, not a log entry: it has no id);
+//! - `status`: every status change, logged in the transaction that made
+//!   it (with an id, `{status, from, at}`); and, without an id, the
+//!   meeting's whole current state (results, error, estimate) when the
+//!   stream opens and after any change;
 //! - `end`: the meeting reached `completed` or `failed`; the stream closes.
 //!
 //! `Last-Event-ID` (or `?last_event_id=`) resumes after what was received,
@@ -33,7 +35,7 @@ use super::auth::meeting_token;
 use super::extract::QueryParams;
 use super::{ApiError, AppState};
 use crate::domain::meeting::Meeting;
-use crate::store::{FeedCursor, FeedRead, Store};
+use crate::store::{FeedCursor, FeedEvent, FeedRead, Store};
 
 /// How often a stream reads the database when nothing woke it.
 const POLL: Duration = Duration::from_secs(3);
@@ -101,31 +103,33 @@ async fn follow(
             events,
         }) = read.take()
         {
-            for line in lines {
-                cursor.line = line.sequence_number;
-                let event = Event::default()
-                    .event("line")
-                    .id(cursor.to_string())
-                    .json_data(&line);
-                if !send(&tx, event).await {
-                    return;
-                }
-            }
-            for entry in events {
-                cursor.event = entry.id;
-                let (name, mut data) = if entry.kind == "call_ended" {
-                    ("ended", json!({ "lost_lines": entry.lost_lines }))
-                } else {
-                    ("stage", json!({}))
+            // Lines in number order and log entries in id order, merged by
+            // time, so that a reader of a finished meeting sees the story in
+            // the order it happened (either order resumes exactly).
+            let mut lines = lines.into_iter().peekable();
+            let mut entries = events.into_iter().peekable();
+            loop {
+                let line_first = match (lines.peek(), entries.peek()) {
+                    (None, None) => break,
+                    (Some(line), Some(entry)) => line.timestamp <= entry.created_at,
+                    (line, _) => line.is_some(),
                 };
-                if let (Value::Object(data), Value::Object(detail)) = (&mut data, entry.detail) {
-                    data.extend(detail);
-                    data.insert("at".into(), json!(entry.created_at));
-                }
-                let event = Event::default()
-                    .event(name)
-                    .id(cursor.to_string())
-                    .json_data(&data);
+                let event = if line_first {
+                    let Some(line) = lines.next() else { break };
+                    cursor.line = line.sequence_number;
+                    Event::default()
+                        .event("line")
+                        .id(cursor.to_string())
+                        .json_data(&line)
+                } else {
+                    let Some(entry) = entries.next() else { break };
+                    cursor.event = entry.id;
+                    let (name, data) = entry_event(entry);
+                    Event::default()
+                        .event(name)
+                        .id(cursor.to_string())
+                        .json_data(&data)
+                };
                 if !send(&tx, event).await {
                     return;
                 }
@@ -165,6 +169,27 @@ async fn follow(
             }
         }
     }
+}
+
+/// A log entry as the stream shows it: its event name and data.
+fn entry_event(entry: FeedEvent) -> (&'static str, Value) {
+    let (name, mut data) = match entry.kind.as_str() {
+        "call_ended" => ("ended", json!({ "lost_lines": entry.lost_lines })),
+        "status_changed" => {
+            let to = entry.detail["to"].clone();
+            let mut change = json!({ "status": to });
+            if to == "processing" {
+                change["processing_started_at"] = json!(entry.created_at);
+            }
+            ("status", change)
+        }
+        _ => ("stage", json!({})),
+    };
+    if let (Value::Object(data), Value::Object(detail)) = (&mut data, entry.detail) {
+        data.extend(detail);
+        data.insert("at".into(), json!(entry.created_at));
+    }
+    (name, data)
 }
 
 async fn send(tx: &mpsc::Sender<Event>, event: Result<Event, axum::Error>) -> bool {

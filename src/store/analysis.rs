@@ -103,7 +103,7 @@ impl Store {
         };
         let next_id = on_pool!(self, |p| {
             let mut tx = p.begin_with(super::write_begin(p)).await?;
-            sqlx::query(
+            let completed = sqlx::query(
                 "UPDATE meetings SET status = 'completed', summary = $2, \
                  progress = COALESCE($3, progress), error = NULL, completed_at = $4, updated_at = $4 \
                  WHERE id = $1 AND status = 'processing'",
@@ -113,7 +113,9 @@ impl Store {
             .bind(progress.as_ref().map(Json))
             .bind(at)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected()
+                == 1;
             if let Some(next) = &next {
                 // UNIQUE (previous_meeting_id): a retried or resumed analysis
                 // never creates a second next meeting.
@@ -159,6 +161,14 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            if completed {
+                sqlx::query(super::STATUS_CHANGED)
+                    .bind(meeting.as_uuid())
+                    .bind(super::status_change(Some("processing"), "completed"))
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             Ok::<_, sqlx::Error>(next_id)
         })?;
@@ -170,7 +180,7 @@ impl Store {
         let at = now();
         on_pool!(self, |p| {
             let mut tx = p.begin_with(super::write_begin(p)).await?;
-            sqlx::query(
+            let failed = sqlx::query(
                 "UPDATE meetings SET status = 'failed', error = $2, updated_at = $3 \
                  WHERE id = $1 AND status = 'processing'",
             )
@@ -178,7 +188,9 @@ impl Store {
             .bind(error)
             .bind(at)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected()
+                == 1;
             sqlx::query(
                 "UPDATE analysis_jobs SET state = 'failed', last_error = $2, finished_at = $3, updated_at = $3 \
                  WHERE meeting_id = $1",
@@ -194,6 +206,14 @@ impl Store {
                 .bind(at)
                 .execute(&mut *tx)
                 .await?;
+            if failed {
+                sqlx::query(super::STATUS_CHANGED)
+                    .bind(meeting.as_uuid())
+                    .bind(super::status_change(Some("processing"), "failed"))
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await
         })?;
         self.changes.touch(meeting);
@@ -266,6 +286,12 @@ impl Store {
             .bind(at)
             .execute(&mut *tx)
             .await?;
+            sqlx::query(super::STATUS_CHANGED)
+                .bind(meeting.as_uuid())
+                .bind(super::status_change(Some("failed"), "processing"))
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok::<_, StoreError>(RetryOutcome::Queued)
         })?;

@@ -175,6 +175,12 @@ impl Store {
                 )
                 .execute(&mut *tx)
                 .await?;
+                log(
+                    EventKind::StatusChanged,
+                    json!({ "from": "active", "to": "processing" }),
+                )
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await?;
             Ok::<_, StoreError>(Finalized {
@@ -221,18 +227,37 @@ impl CallStore for Store {
     }
 
     async fn fail(&self, meeting: MeetingId, error: &str) -> Result<(), PortError> {
-        on_pool!(self, |p| {
-            sqlx::query(
+        let at = now();
+        on_pool!(self, |p| async {
+            let mut tx = p.begin_with(super::write_begin(p)).await?;
+            let before: Option<(String,)> =
+                sqlx::query_as("SELECT status FROM meetings WHERE id = $1")
+                    .bind(meeting.as_uuid())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let failed = sqlx::query(
                 "UPDATE meetings SET status = 'failed', error = $2, updated_at = $3 \
                  WHERE id = $1 AND status IN ('upcoming', 'active', 'processing')",
             )
             .bind(meeting.as_uuid())
             .bind(error)
-            .bind(now())
-            .execute(p)
-            .await
-            .map(|_| ())
-        })
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if let (true, Some((from,))) = (failed, before) {
+                sqlx::query(super::STATUS_CHANGED)
+                    .bind(meeting.as_uuid())
+                    .bind(super::status_change(Some(&from), "failed"))
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(())
+        }
+        .await)
         .map_err(StoreError::from)?;
         self.changes.touch(meeting);
         Ok(())

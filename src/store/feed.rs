@@ -54,8 +54,8 @@ impl FromStr for FeedCursor {
     }
 }
 
-/// A log entry the stream shows: an analysis stage, or the call's end
-/// (with the lines kept as lost, if any).
+/// A log entry the stream shows: an analysis stage, a status change, or the
+/// call's end (with the lines kept as lost, if any).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedEvent {
     pub id: i64,
@@ -87,7 +87,8 @@ const LINES_AFTER: &str = "SELECT sequence_number, speaker_type, text, status, i
 const LOST_LINES: &str = "SELECT sequence_number, speaker_type, text, status, item_id, timestamp \
      FROM transcript_chunks WHERE meeting_id = $1 AND status = 'lost' ORDER BY sequence_number";
 const EVENTS_AFTER: &str = "SELECT id, kind, detail, created_at FROM meeting_events \
-     WHERE meeting_id = $1 AND id > $2 AND kind IN ('analysis_stage', 'call_ended') ORDER BY id";
+     WHERE meeting_id = $1 AND id > $2 AND kind IN ('analysis_stage', 'call_ended', 'status_changed') \
+     ORDER BY id";
 
 macro_rules! read_feed {
     ($tx:expr, $meeting:expr, $after:expr) => {{

@@ -99,6 +99,14 @@ impl Store {
             .bind(delivery.call_cid.as_deref())
             .execute(&mut *tx)
             .await?;
+            if status == MeetingStatus::Upcoming {
+                sqlx::query(super::STATUS_CHANGED)
+                    .bind(meeting.as_uuid())
+                    .bind(super::status_change(Some("upcoming"), "active"))
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             Ok::<_, StoreError>(SessionStart::Started)
         })?;

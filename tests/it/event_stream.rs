@@ -123,6 +123,33 @@ async fn meeting(app: &TestApp) -> String {
     meeting_with(app, coach_with_plan(), "Intro").await
 }
 
+/// The status changes the log carried (status events with an id).
+fn logged_statuses(events: &[Ev]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.name == "status" && e.id.is_some())
+        .map(|e| e.json()["status"].as_str().expect("status").to_owned())
+        .collect()
+}
+
+/// What a reader learned, whatever the interleaving of lines and log
+/// entries: the lines in order, and the log entries (entry id, event,
+/// data) in order.
+fn story(events: &[Ev]) -> (Vec<String>, Vec<(String, String, String)>) {
+    let mut lines = Vec::new();
+    let mut entries: Vec<(String, String, String)> = Vec::new();
+    for e in logged(events) {
+        if e.name == "line" {
+            lines.push(e.data.clone());
+        } else {
+            let id = e.id.clone().expect("id");
+            let entry = id.split_once('-').expect("cursor").1.to_owned();
+            entries.push((entry, e.name.clone(), e.data.clone()));
+        }
+    }
+    (lines, entries)
+}
+
 fn logged(events: &[Ev]) -> Vec<Ev> {
     events.iter().filter(|e| e.id.is_some()).cloned().collect()
 }
@@ -211,13 +238,18 @@ async fn the_stream_follows_a_call_from_its_lines_to_its_results_and_resumes_exa
             .collect();
         assert_eq!(all_lines, [1, 2, 3, 4]);
         assert!(rest.iter().any(|e| e.name == "ended"));
+        assert_eq!(
+            logged_statuses(&rest),
+            ["active", "processing", "completed"],
+            "every change, in order, from the log"
+        );
 
         // A completed meeting: its whole story at once, then the stream ends.
         let whole = Sse::open(&app, &meeting, None).await.rest().await;
         assert_eq!(
-            logged(&whole),
-            logged(&rest),
-            "a fresh reader sees the same log"
+            story(&whole),
+            story(&rest),
+            "a fresh reader learns the same story"
         );
         assert_eq!(whole.last().map(|e| e.name.as_str()), Some("end"));
 
@@ -396,6 +428,12 @@ async fn the_page_capability_retries_its_own_meeting_and_nothing_else() {
             json!({ "status": "processing" })
         );
         wait_for_status(&app.store, &failing, MeetingStatus::Completed).await;
+        // The stream tells the whole story, the failure and the retry included.
+        let story = Sse::open(&app, &failing, None).await.rest().await;
+        assert_eq!(
+            logged_statuses(&story),
+            ["active", "processing", "failed", "processing", "completed"]
+        );
     })
     .await;
 }
