@@ -52,6 +52,19 @@ pub(crate) fn status_change(from: Option<&str>, to: &str) -> sqlx::types::Json<s
     sqlx::types::Json(serde_json::json!({ "from": from, "to": to }))
 }
 
+/// Logs a status change on `$tx` (see [`STATUS_CHANGED`]).
+macro_rules! log_status_change {
+    ($tx:expr, $meeting:expr, $from:expr, $to:expr, $at:expr) => {
+        sqlx::query($crate::store::STATUS_CHANGED)
+            .bind($meeting.as_uuid())
+            .bind($crate::store::status_change($from, $to))
+            .bind($at)
+            .execute($tx)
+            .await
+    };
+}
+pub(crate) use log_status_change;
+
 /// How a write transaction begins on each backend. SQLite takes the write
 /// lock up front (`IMMEDIATE`): a deferred transaction that reads before it
 /// writes fails at once with "database is locked" when another writer holds

@@ -162,12 +162,7 @@ impl Store {
                     .await?;
             }
             if completed {
-                sqlx::query(super::STATUS_CHANGED)
-                    .bind(meeting.as_uuid())
-                    .bind(super::status_change(Some("processing"), "completed"))
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
+                super::log_status_change!(&mut *tx, meeting, Some("processing"), "completed", at)?;
             }
             tx.commit().await?;
             Ok::<_, sqlx::Error>(next_id)
@@ -207,12 +202,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             if failed {
-                sqlx::query(super::STATUS_CHANGED)
-                    .bind(meeting.as_uuid())
-                    .bind(super::status_change(Some("processing"), "failed"))
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
+                super::log_status_change!(&mut *tx, meeting, Some("processing"), "failed", at)?;
             }
             tx.commit().await
         })?;
@@ -286,12 +276,7 @@ impl Store {
             .bind(at)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(super::STATUS_CHANGED)
-                .bind(meeting.as_uuid())
-                .bind(super::status_change(Some("failed"), "processing"))
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
+            super::log_status_change!(&mut *tx, meeting, Some("failed"), "processing", at)?;
             tx.commit().await?;
             Ok::<_, StoreError>(RetryOutcome::Queued)
         })?;

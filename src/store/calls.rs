@@ -247,12 +247,7 @@ impl CallStore for Store {
             .rows_affected()
                 == 1;
             if let (true, Some((from,))) = (failed, before) {
-                sqlx::query(super::STATUS_CHANGED)
-                    .bind(meeting.as_uuid())
-                    .bind(super::status_change(Some(&from), "failed"))
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
+                super::log_status_change!(&mut *tx, meeting, Some(&from), "failed", at)?;
             }
             tx.commit().await?;
             Ok::<_, sqlx::Error>(())

@@ -100,12 +100,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if status == MeetingStatus::Upcoming {
-                sqlx::query(super::STATUS_CHANGED)
-                    .bind(meeting.as_uuid())
-                    .bind(super::status_change(Some("upcoming"), "active"))
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
+                super::log_status_change!(&mut *tx, meeting, Some("upcoming"), "active", at)?;
             }
             tx.commit().await?;
             Ok::<_, StoreError>(SessionStart::Started)
