@@ -11,14 +11,15 @@ mod helpers;
 #[path = "../support/live.rs"]
 mod live;
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use fantoccini::wd::TimeoutConfiguration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use scribe::sim::llm::LlmFault;
 use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use helpers::{TestApp, live_settings, spawn_app_with};
 use live::{
@@ -33,41 +34,32 @@ struct Browser {
 }
 
 impl Browser {
-    /// Starts chromedriver on a free port and opens a session. The port is
-    /// found by binding and releasing it, so another test can take it in
-    /// between: then chromedriver exits, and the next attempt takes another.
+    /// Starts chromedriver on a port of the system's choosing (`--port=0`;
+    /// it prints the one it took) and opens a session.
     async fn start() -> Self {
-        for _ in 0..3 {
-            if let Some(browser) = Self::try_start().await {
-                return browser;
-            }
-        }
-        panic!(
-            "no Chromium session after 3 attempts (Debian: apt-get install chromium chromium-driver)"
-        );
-    }
-
-    async fn try_start() -> Option<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
         let mut driver = tokio::process::Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+            .arg("--port=0")
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("chromedriver runs (Debian: apt-get install chromium chromium-driver)");
-        let address = format!("127.0.0.1:{port}");
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        while tokio::net::TcpStream::connect(&address).await.is_err() {
-            if tokio::time::Instant::now() > deadline || driver.try_wait().ok().flatten().is_some()
-            {
-                return None;
+        let mut lines = BufReader::new(driver.stdout.take().expect("stdout")).lines();
+        let port = tokio::time::timeout(DEADLINE, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                    return rest.trim_end_matches('.').parse::<u16>().ok();
+                }
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .expect("chromedriver says which port it listens on");
+        // Whatever it prints later is read and dropped, so it never blocks.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let address = format!("127.0.0.1:{port}");
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
@@ -85,11 +77,15 @@ impl Browser {
             .capabilities(caps)
             .connect(&format!("http://{address}"))
             .await
-            .ok()?;
-        Some(Self {
+            .expect("a Chromium session");
+        client
+            .update_timeouts(TimeoutConfiguration::new(Some(DEADLINE), None, None))
+            .await
+            .expect("script timeout set");
+        Self {
             client,
             _driver: driver,
-        })
+        }
     }
 
     /// Opens the meeting's page.
@@ -105,19 +101,22 @@ impl Browser {
             .expect("script runs")
     }
 
-    /// Polls a JavaScript predicate until it returns true, up to the deadline.
+    /// Waits until a JavaScript predicate holds: the page checks it now and
+    /// on every change of its document (a MutationObserver), and answers
+    /// when it is true; the script timeout is the deadline.
     async fn until(&self, what: &str, predicate: &str) {
-        let script = format!("return Boolean({predicate});");
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            if self.js(&script).await == json!(true) {
-                return;
-            }
-            if tokio::time::Instant::now() > deadline {
-                let text = self.js("return document.body.innerText").await;
-                panic!("{what}: not seen within {DEADLINE:?}; the page shows {text}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let script = format!(
+            "const done = arguments[arguments.length - 1];
+             const holds = () => {{ try {{ return Boolean({predicate}); }} catch (e) {{ return false; }} }};
+             if (holds()) {{ done(true); return; }}
+             const watch = new MutationObserver(() => {{
+               if (holds()) {{ watch.disconnect(); done(true); }}
+             }});
+             watch.observe(document, {{ subtree: true, childList: true, attributes: true, characterData: true }});"
+        );
+        if let Err(error) = self.client.execute_async(&script, Vec::new()).await {
+            let text = self.js("return document.body.innerText").await;
+            panic!("{what}: not seen within {DEADLINE:?} ({error}); the page shows {text}");
         }
     }
 
