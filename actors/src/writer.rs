@@ -195,12 +195,7 @@ async fn run(store: Arc<dyn CallStore>, config: WriterConfig, mut rx: mpsc::Rece
                 Err(_) => break,
             }
         }
-        // In id order: every transaction that locks several meeting rows
-        // takes them in the same order, so none waits on another in a cycle.
         batch.high_water = high.into_iter().collect();
-        batch
-            .high_water
-            .sort_unstable_by_key(|(meeting, _)| *meeting);
         commit(store.as_ref(), &batch).await;
         for done in barriers {
             let _ = done.send(());

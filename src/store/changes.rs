@@ -27,12 +27,10 @@ impl Changes {
 
     /// Wakes the meeting's readers, if it has any.
     pub fn touch(&self, meeting: MeetingId) {
-        let listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = listeners.get(&meeting) {
-            tx.send_modify(|n| *n = n.wrapping_add(1));
-        }
+        self.touch_all([meeting]);
     }
 
+    /// Wakes the readers of each of `meetings`.
     pub fn touch_all(&self, meetings: impl IntoIterator<Item = MeetingId>) {
         let listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
         if listeners.is_empty() {

@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::rows::{MEETING_COLUMNS, MeetingRow};
 use super::transcript::ChunkRow;
-use super::{Pool, Store, StoreError, StoredChunk};
+use super::{Store, StoreError, StoredChunk, on_pool};
 use crate::domain::meeting::Meeting;
 
 /// Where a reader of the stream is: `"{line}-{event}"` on the wire.
@@ -90,42 +90,6 @@ const EVENTS_AFTER: &str = "SELECT id, kind, detail, created_at FROM meeting_eve
      WHERE meeting_id = $1 AND id > $2 AND kind IN ('analysis_stage', 'call_ended', 'status_changed') \
      ORDER BY id";
 
-macro_rules! read_feed {
-    ($tx:expr, $meeting:expr, $after:expr) => {{
-        let tx = $tx;
-        let row: Option<MeetingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {MEETING_COLUMNS} FROM meetings m WHERE m.id = $1"
-        )))
-        .bind($meeting.as_uuid())
-        .fetch_optional(&mut **tx)
-        .await?;
-        match row {
-            None => None,
-            Some(row) => {
-                let lines: Vec<ChunkRow> = sqlx::query_as(LINES_AFTER)
-                    .bind($meeting.as_uuid())
-                    .bind($after.line)
-                    .fetch_all(&mut **tx)
-                    .await?;
-                let events: Vec<EventRow> = sqlx::query_as(EVENTS_AFTER)
-                    .bind($meeting.as_uuid())
-                    .bind($after.event)
-                    .fetch_all(&mut **tx)
-                    .await?;
-                let lost: Vec<ChunkRow> = if events.iter().any(|e| e.kind == "call_ended") {
-                    sqlx::query_as(LOST_LINES)
-                        .bind($meeting.as_uuid())
-                        .fetch_all(&mut **tx)
-                        .await?
-                } else {
-                    Vec::new()
-                };
-                Some((row, lines, events, lost))
-            }
-        }
-    }};
-}
-
 impl Store {
     /// The meeting, its lines and its streamed log entries past `after`,
     /// read in one snapshot (`None`: no such meeting).
@@ -134,23 +98,41 @@ impl Store {
         meeting: MeetingId,
         after: FeedCursor,
     ) -> Result<Option<FeedRead>, StoreError> {
-        let read = match &self.pool {
-            Pool::Postgres(p) => {
-                let mut tx = p
-                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    .await?;
-                let read = read_feed!(&mut tx, meeting, after);
-                tx.commit().await?;
-                read
-            }
-            // A read transaction in WAL mode sees one snapshot.
-            Pool::Sqlite(p) => {
-                let mut tx = p.begin().await?;
-                let read = read_feed!(&mut tx, meeting, after);
-                tx.commit().await?;
-                read
-            }
-        };
+        let read = on_pool!(self, |p| {
+            let mut tx = p.begin_with(super::read_snapshot(p)).await?;
+            let row: Option<MeetingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {MEETING_COLUMNS} FROM meetings m WHERE m.id = $1"
+            )))
+            .bind(meeting.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let read = match row {
+                None => None,
+                Some(row) => {
+                    let lines: Vec<ChunkRow> = sqlx::query_as(LINES_AFTER)
+                        .bind(meeting.as_uuid())
+                        .bind(after.line)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let events: Vec<EventRow> = sqlx::query_as(EVENTS_AFTER)
+                        .bind(meeting.as_uuid())
+                        .bind(after.event)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let lost: Vec<ChunkRow> = if events.iter().any(|e| e.kind == "call_ended") {
+                        sqlx::query_as(LOST_LINES)
+                            .bind(meeting.as_uuid())
+                            .fetch_all(&mut *tx)
+                            .await?
+                    } else {
+                        Vec::new()
+                    };
+                    Some((row, lines, events, lost))
+                }
+            };
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(read)
+        })?;
         let Some((row, lines, events, lost)) = read else {
             return Ok(None);
         };
@@ -185,7 +167,7 @@ impl Store {
     /// meetings' processing (start of processing to completion), and how
     /// many it is taken from. `None` before the first completed analysis.
     pub async fn analysis_estimate(&self) -> Result<Option<(f64, usize)>, StoreError> {
-        let rows: Vec<(DateTime<Utc>, DateTime<Utc>)> = super::on_pool!(self, |p| {
+        let rows: Vec<(DateTime<Utc>, DateTime<Utc>)> = on_pool!(self, |p| {
             sqlx::query_as(
                 "SELECT processing_started_at, completed_at FROM meetings \
                  WHERE status = 'completed' AND processing_started_at IS NOT NULL \
