@@ -15,7 +15,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use scribe::store::{PoolSize, Store};
 use scribe_actors::domain::{ChunkStatus, Speaker};
 use scribe_actors::ids::MeetingId;
-use scribe_actors::ports::{CallStore, WriteBatch};
+use scribe_actors::ports::{TranscriptSink, WriteBatch};
 use scribe_actors::realtime::event::parse;
 use scribe_actors::transcript::{Conversation, Line};
 use serde_json::json;
@@ -132,7 +132,7 @@ fn writer(c: &mut Criterion) {
         }
         ids
     });
-    let store: Arc<dyn CallStore> = Arc::new(store);
+    let store: Arc<dyn TranscriptSink> = Arc::new(store);
     let mut next = 1i64;
     let mut group = c.benchmark_group("writer (SQLite)");
     group.measurement_time(Duration::from_secs(5));

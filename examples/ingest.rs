@@ -26,7 +26,7 @@ use scribe::domain::meeting::NewMeeting;
 use scribe::store::{PoolSize, Store};
 use scribe_actors::domain::{ChunkStatus, Speaker};
 use scribe_actors::ids::MeetingId;
-use scribe_actors::ports::CallStore;
+use scribe_actors::ports::TranscriptSink;
 use scribe_actors::transcript::Line;
 use scribe_actors::writer::{ChunkWriter, Rejected, WriterConfig};
 use serde_json::json;
@@ -145,7 +145,7 @@ async fn copy(pool: &sqlx::PgPool, calls: &[Vec<Row>]) -> anyhow::Result<Duratio
 /// scribe's path: every call hands its lines to the one batched writer as
 /// fast as it takes them (a full queue hands them back, and the call tries
 /// again), and the run ends when a flush confirms all are committed.
-async fn batched(store: Arc<dyn CallStore>, calls: Vec<Vec<Row>>) -> anyhow::Result<Duration> {
+async fn batched(store: Arc<dyn TranscriptSink>, calls: Vec<Vec<Row>>) -> anyhow::Result<Duration> {
     let (writer, task) = ChunkWriter::spawn(store, WriterConfig::default());
     let began = Instant::now();
     let producers: Vec<_> = calls
@@ -267,7 +267,7 @@ async fn main() -> anyhow::Result<()> {
 
     empty(&pool).await?;
     empty(&pool).await?;
-    let store: Arc<dyn CallStore> = Arc::new(store);
+    let store: Arc<dyn TranscriptSink> = Arc::new(store);
     let batched_took = batched(store, rows(&meetings, args.lines_per_call)).await?;
     check_stored(&pool, total, "batched writer").await?;
     say(format!(

@@ -1,6 +1,7 @@
-//! Command line and environment: `scribe [serve]`, `scribe migrate`. Every
-//! flag has an environment fallback; secrets are read into [`SecretString`]
-//! so that `Debug` and logs never show them.
+//! Command line and environment: `scribe [serve]`, `scribe demo`,
+//! `scribe migrate`, and the resolved [`Settings`] that `serve` builds the
+//! application from. Every flag has an environment fallback; secrets are
+//! read into [`SecretString`] so that `Debug` and logs never show them.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,8 +9,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::analysis::llm::RetryPolicy;
-use scribe_actors::meeting::CallConfig;
-use scribe_actors::supervisor::{LeaseConfig, RestartBudget};
+use scribe_actors::meeting::deps::CallConfig;
+use scribe_actors::supervisor::budget::RestartBudget;
+use scribe_actors::supervisor::leases::LeaseConfig;
 use scribe_actors::writer::WriterConfig;
 use secrecy::{ExposeSecret, SecretString};
 

@@ -28,7 +28,7 @@ use tracing::Level;
 
 pub use error::ApiError;
 
-use scribe_actors::supervisor::Calls;
+use scribe_actors::supervisor::calls::Calls;
 
 use crate::store::Store;
 

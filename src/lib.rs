@@ -6,28 +6,33 @@
 //! ## Supervision tree
 //!
 //! ```text
-//! main ── Application ── axum server (REST, webhook, admin, probes)
-//!                     ├─ Store (SQLite or PostgreSQL pool)
-//!                     ├─ ChunkWriter task
-//!                     ├─ CallSupervisor ── MeetingActor per live call
-//!                     └─ SimRealtime (with --simulate)
+//! main ── Application ── axum server (REST, webhook, event stream, pages, admin, probes)
+//!   │                 ├─ Store (SQLite or PostgreSQL pool; implements the actors' ports)
+//!   │                 ├─ ChunkWriter task
+//!   │                 └─ CallGuardian ── CallSupervisor ─┬─ MeetingActor per live call
+//!   │                                                    └─ AnalysisActor per ended call
+//!   └─ Simulators (only with --simulate; `Application` is told their addresses)
 //! ```
-//! AnalysisActor comes with the analysis issue.
 //!
 //! ## Modules
 //!
-//! - [`analysis`]: the analysis LLM client and its single retry policy.
+//! - [`analysis`]: the LLM client and its single retry policy; the
+//!   `Analyzer` port's implementation.
 //! - [`config`]: the `scribe` command line, env fallbacks, resolved [`config::Settings`].
 //! - [`telemetry`]: the tracing subscriber.
 //! - [`demo`]: `scribe demo`, the whole flow offline with a report.
 //! - [`domain`]: validated agents, blueprints and meetings.
-//! - [`store`]: one store over SQLite and PostgreSQL, embedded migrations; it
-//!   implements the actors' `CallStore` port.
+//! - [`store`]: one store over SQLite and PostgreSQL, embedded migrations,
+//!   every status change through the state machine; it implements the
+//!   actors' store ports (`TranscriptSink`, `CallStore`, `LeaseStore`,
+//!   `AnalysisStore`).
 //! - [`http`]: router, state, `ApiError`, auth, the REST handlers, the Stream
-//!   webhook, admin, probes.
-//! - [`realtime`]: the realtime providers (`RealtimeConnector`).
+//!   webhook, the event stream and meeting page, admin, probes.
+//! - [`realtime`]: the realtime providers (the `RealtimeConnector` port).
+//! - [`metrics`]: the Prometheus recorder and the service's own metrics.
 //! - [`stream`]: Stream webhook signatures and events, the agent JWT.
-//! - [`sim`]: simulated realtime peer, scripts, webhook driver.
+//! - [`sim`]: simulated realtime peer, simulated LLM, scripts, webhook
+//!   driver, and `Simulators` for `--simulate`.
 //! - [`startup`]: `Application::build` / `run_until_stopped`, shutdown signals.
 
 pub mod analysis;

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use scribe::config::{Cli, Command, Settings, TokenSource};
+use scribe::sim::Simulators;
 use scribe::startup::{Application, shutdown_signal};
 use scribe::store::{PoolSize, Store};
 use scribe::telemetry;
@@ -18,7 +19,16 @@ async fn main() -> anyhow::Result<()> {
     }
     match command {
         Command::Serve(args) => {
-            let (settings, token_source) = Settings::from_args(*args);
+            let (mut settings, token_source) = Settings::from_args(*args);
+            // `--simulate`: the simulators run beside the server, on ports
+            // of their own, until it stops; the server is told where.
+            let simulators = if settings.simulate {
+                let simulators = Simulators::start().await?;
+                simulators.configure(&mut settings);
+                Some(simulators)
+            } else {
+                None
+            };
             if token_source == TokenSource::Generated {
                 println!(
                     "SCRIBE_API_TOKEN is not set; API token for this run: {}",
@@ -27,7 +37,9 @@ async fn main() -> anyhow::Result<()> {
             }
             let app = Application::build(settings).await?;
             println!("scribe listening on http://{}", app.local_addr());
-            app.run_until_stopped(shutdown_signal()).await
+            let served = app.run_until_stopped(shutdown_signal()).await;
+            drop(simulators);
+            served
         }
         Command::Demo(args) => scribe::demo::run(args).await,
         Command::Migrate(args) => {

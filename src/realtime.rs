@@ -11,8 +11,9 @@
 //! Every request also carries `x-scribe-meeting-id`, a correlation header
 //! the simulated peer uses to tell calls apart.
 
-use scribe_actors::ports::CallContext;
-use scribe_actors::realtime::client::{ConnectError, RealtimeConnector, bearer_request};
+use async_trait::async_trait;
+use scribe_actors::ports::{ConnectError, RealtimeConnector, RealtimeSession, SessionTarget};
+use scribe_actors::realtime::client::{bearer_request, open};
 use secrecy::{ExposeSecret, SecretString};
 use tokio_tungstenite::tungstenite::handshake::client::Request;
 
@@ -65,7 +66,7 @@ impl RealtimeEndpoint {
         self.provider
     }
 
-    fn url_for(&self, call: &CallContext) -> Result<String, ConnectError> {
+    fn url_for(&self, call: &SessionTarget) -> Result<String, ConnectError> {
         let call_id = || {
             call.call_id.clone().ok_or_else(|| {
                 ConnectError::Config("this meeting has no call id to attach to".into())
@@ -93,8 +94,16 @@ impl RealtimeEndpoint {
     }
 }
 
+#[async_trait]
 impl RealtimeConnector for RealtimeEndpoint {
-    fn request(&self, call: &CallContext) -> Result<Request, ConnectError> {
+    async fn connect(&self, target: &SessionTarget) -> Result<RealtimeSession, ConnectError> {
+        open(self.request(target)?).await
+    }
+}
+
+impl RealtimeEndpoint {
+    /// The upgrade request for a call's session: URL, query and headers.
+    pub fn request(&self, call: &SessionTarget) -> Result<Request, ConnectError> {
         let url = self.url_for(call)?;
         let mut request = bearer_request(
             &url,
@@ -136,19 +145,13 @@ impl RealtimeConnector for RealtimeEndpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use scribe_actors::domain::MeetingStatus;
     use scribe_actors::ids::MeetingId;
 
-    fn call() -> CallContext {
-        CallContext {
+    fn call() -> SessionTarget {
+        SessionTarget {
             meeting_id: MeetingId::new(),
-            status: MeetingStatus::Active,
-            instructions: "x".into(),
             call_id: Some("abc".into()),
             call_type: Some("default".into()),
-            next_sequence: 1,
-            end_requested_at: None,
-            lease_unreleased: false,
         }
     }
 

@@ -8,3 +8,50 @@ pub mod llm;
 pub mod realtime;
 pub mod script;
 pub mod webhook;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::config::Settings;
+use llm::SimLlm;
+use realtime::{SimRealtime, SimRealtimeConfig};
+use script::Script;
+
+/// The simulated realtime peer and LLM of `scribe serve --simulate`, on
+/// loopback ports of their own. They run until dropped.
+pub struct Simulators {
+    pub realtime: SimRealtime,
+    pub llm: SimLlm,
+}
+
+impl Simulators {
+    /// Starts both: an endless real-time conversation on every realtime
+    /// connection, and a model that answers in 800 ms.
+    pub async fn start() -> anyhow::Result<Self> {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let realtime = SimRealtime::start(
+            loopback,
+            SimRealtimeConfig {
+                pace: 1.0,
+                ..SimRealtimeConfig::scripted(|c| {
+                    Script::conversation(&format!("call {}", c.index), 1_000)
+                })
+            },
+        )
+        .await
+        .context("starting the simulated realtime peer")?;
+        let llm = SimLlm::start(loopback, Duration::from_millis(800))
+            .await
+            .context("starting the simulated LLM")?;
+        tracing::info!(realtime = %realtime.url(), llm = %llm.base_url(), "simulators listening");
+        Ok(Self { realtime, llm })
+    }
+
+    /// Points `settings` at the simulators instead of OpenAI.
+    pub fn configure(&self, settings: &mut Settings) {
+        settings.realtime_url = self.realtime.url();
+        settings.openai_base_url = self.llm.base_url();
+    }
+}

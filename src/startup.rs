@@ -9,11 +9,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use ractor::Actor;
-use scribe_actors::analysis::AnalysisDeps;
-use scribe_actors::guardian::{CallGuardian, CurrentSupervisor, recover};
-use scribe_actors::meeting::CallDeps;
-use scribe_actors::ports::CallStore;
-use scribe_actors::supervisor::{CallRegistry, Calls, SupervisorArgs};
+use scribe_actors::analysis::job::AnalysisDeps;
+use scribe_actors::guardian::CallGuardian;
+use scribe_actors::meeting::deps::CallDeps;
+use scribe_actors::recovery::recover;
+use scribe_actors::supervisor::actor::SupervisorArgs;
+use scribe_actors::supervisor::calls::Calls;
+use scribe_actors::supervisor::current::CurrentSupervisor;
+use scribe_actors::supervisor::registry::CallRegistry;
 use scribe_actors::writer::ChunkWriter;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
@@ -24,9 +27,6 @@ use crate::analysis::llm::LlmClient;
 use crate::config::Settings;
 use crate::http::{AppState, router};
 use crate::realtime::RealtimeEndpoint;
-use crate::sim::llm::SimLlm;
-use crate::sim::realtime::{SimRealtime, SimRealtimeConfig};
-use crate::sim::script::Script;
 use crate::store::{PoolSize, Store, redact_url};
 
 pub struct Application {
@@ -38,10 +38,7 @@ pub struct Application {
     registry: Arc<CallRegistry>,
     lease_owner: String,
     guardian_task: JoinHandle<()>,
-    /// The in-process simulated realtime peer of `--simulate`.
-    sim: Option<SimRealtime>,
-    /// The in-process simulated LLM of `--simulate`.
-    sim_llm: Option<SimLlm>,
+    backlog_retry: std::time::Duration,
 }
 
 impl Application {
@@ -63,61 +60,29 @@ impl Application {
             .with_context(|| format!("binding {}", settings.listen))?;
         let local_addr = listener.local_addr().context("reading the bound address")?;
 
-        let sim = if settings.simulate {
-            let peer = SimRealtime::start(
-                SocketAddr::from(([127, 0, 0, 1], 0)),
-                SimRealtimeConfig {
-                    pace: 1.0,
-                    ..SimRealtimeConfig::scripted(|c| {
-                        Script::conversation(&format!("call {}", c.index), 1_000)
-                    })
-                },
-            )
-            .await
-            .context("starting the simulated realtime peer")?;
-            tracing::info!(url = %peer.url(), "simulated realtime peer listening");
-            Some(peer)
-        } else {
-            None
-        };
-        let sim_llm = if settings.simulate {
-            let llm = SimLlm::start(
-                SocketAddr::from(([127, 0, 0, 1], 0)),
-                std::time::Duration::from_millis(800),
-            )
-            .await
-            .context("starting the simulated LLM")?;
-            tracing::info!(url = %llm.base_url(), "simulated LLM listening");
-            Some(llm)
-        } else {
-            None
-        };
-        let llm_url = sim_llm
-            .as_ref()
-            .map_or_else(|| settings.openai_base_url.clone(), SimLlm::base_url);
+        // The endpoints come from the settings: the caller points them at
+        // the simulators (`--simulate`, demo, tests) or at OpenAI.
         let analyzer = LlmAnalyzer::new(LlmClient::new(
-            &llm_url,
+            &settings.openai_base_url,
             settings.openai_api_key.as_ref(),
             &settings.analysis_model,
             settings.analysis_policy.clone(),
         ));
+        let (writer, writer_task) = ChunkWriter::spawn(Arc::new(store.clone()), settings.writer);
         let analysis = Arc::new(AnalysisDeps {
+            store: Arc::new(store.clone()),
             analyzer: Arc::new(analyzer),
+            writer: writer.clone(),
             permits: Arc::new(tokio::sync::Semaphore::new(settings.analysis_concurrency)),
         });
-        let realtime_url = sim
-            .as_ref()
-            .map_or_else(|| settings.realtime_url.clone(), SimRealtime::url);
         let connector = RealtimeEndpoint::new(
-            &realtime_url,
+            &settings.realtime_url,
             settings.openai_api_key.clone(),
             settings.stream_api_key.clone(),
             settings.stream_api_secret.clone(),
         );
-        let call_store: Arc<dyn CallStore> = Arc::new(store.clone());
-        let (writer, writer_task) = ChunkWriter::spawn(call_store.clone(), settings.writer);
         let deps = Arc::new(CallDeps {
-            store: call_store,
+            store: Arc::new(store.clone()),
             writer: writer.clone(),
             connector: Arc::new(connector),
             config: settings.call.clone(),
@@ -129,6 +94,7 @@ impl Application {
             CallGuardian,
             SupervisorArgs {
                 deps,
+                leases: Arc::new(store.clone()),
                 analysis,
                 registry: registry.clone(),
                 budget: settings.restart_budget,
@@ -144,6 +110,7 @@ impl Application {
         // now, and analyses that had not finished resume at once.
         let recovered = recover(
             &calls,
+            &store,
             &store,
             "adopted at startup: the call was active when the previous process stopped",
         )
@@ -166,18 +133,12 @@ impl Application {
             registry,
             lease_owner: settings.lease.owner.clone(),
             guardian_task,
-            sim,
-            sim_llm,
+            backlog_retry: settings.call.backlog_retry,
         })
     }
 
     pub fn calls(&self) -> &Calls {
         &self.state.calls
-    }
-
-    /// The simulated realtime peer, when running with `--simulate`.
-    pub fn sim(&self) -> Option<&SimRealtime> {
-        self.sim.as_ref()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -215,7 +176,11 @@ impl Application {
         let _ = self.guardian_task.await;
         let left = self
             .registry
-            .end_all_sessions(&self.writer, std::time::Duration::from_secs(5))
+            .end_all_sessions(
+                &self.writer,
+                self.backlog_retry,
+                std::time::Duration::from_secs(5),
+            )
             .await;
         if left > 0 {
             tracing::error!(
@@ -235,8 +200,6 @@ impl Application {
         if let Err(error) = store.release_leases(&self.lease_owner).await {
             tracing::error!(error = %error, "leases not released; other instances wait for them to expire");
         }
-        drop(self.sim);
-        drop(self.sim_llm);
         store.close().await;
         served
     }

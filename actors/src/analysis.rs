@@ -5,126 +5,41 @@
 //! analyzer and saves the results (or the failure). A killed actor aborts
 //! its task; the supervisor restarts it and the heir resumes the same
 //! durable job.
+//!
+//! - [`job`]: the analysis itself, its shared deps, its errors.
+
+pub mod job;
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::Instant;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use serde_json::{Value, json};
-use tokio::sync::Semaphore;
+use serde_json::json;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
+use crate::domain::AnalysisStage;
 use crate::ids::MeetingId;
-use crate::meeting::{ActorSnapshot, CallDeps};
-use crate::ports::{Analyzer, EventKind};
-
-/// What analyses share: the analyzer, and the permits that bound how many
-/// run at once (a slow LLM makes analyses wait, never pile up work).
-pub struct AnalysisDeps {
-    pub analyzer: Arc<dyn Analyzer>,
-    pub permits: Arc<Semaphore>,
-}
+use crate::ports::error_chain;
+use crate::snapshot::{ActorKind, ActorSnapshot, ActorState, SocketState};
+use job::{AnalysisDeps, Job, RunError};
 
 pub enum AnalysisMsg {
     Run,
     /// The analysis task finished; its outcome is in the store.
-    Done(Result<(), String>),
+    Done(Result<(), RunError>),
     Snapshot(RpcReplyPort<ActorSnapshot>),
 }
-
-const STARTING: u8 = 0;
-const WAITING: u8 = 1;
-const RUNNING: u8 = 2;
 
 pub struct AnalysisActor;
 
 pub struct AnalysisArgs {
     pub meeting: MeetingId,
-    pub calls: Arc<CallDeps>,
-    pub analysis: Arc<AnalysisDeps>,
+    pub deps: Arc<AnalysisDeps>,
     pub incarnation: u32,
     pub restart_reason: Option<String>,
-}
-
-/// One analysis: what the task needs.
-struct Job {
-    meeting: MeetingId,
-    calls: Arc<CallDeps>,
-    analysis: Arc<AnalysisDeps>,
-    phase: AtomicU8,
-}
-
-impl Job {
-    fn stage(&self, stage: &str, mut detail: Value) {
-        detail["stage"] = json!(stage);
-        self.calls
-            .log(self.meeting, EventKind::AnalysisStage, detail);
-    }
-
-    async fn run(&self) -> Result<(), String> {
-        let began = Instant::now();
-        self.phase.store(WAITING, Ordering::Relaxed);
-        let _permit = self
-            .analysis
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| e.to_string())?;
-        self.phase.store(RUNNING, Ordering::Relaxed);
-        let store = &self.calls.store;
-        let Some(input) = store
-            .begin_analysis(self.meeting)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
-            return Ok(());
-        };
-        let lines = input.lines.iter().filter(|(_, t)| !t.is_empty()).count();
-        self.stage(
-            "transcript_collected",
-            json!({ "lines": lines, "run": input.run }),
-        );
-        if lines == 0 {
-            self.stage(
-                "empty_transcript",
-                json!({ "warning": "the transcript is empty; analysing it anyway" }),
-            );
-        }
-        let stage = |name: &str, detail: Value| self.stage(name, detail);
-        let outcome = self.analysis.analyzer.analyze(&input, &stage).await;
-        // The stages logged so far are committed before the verdict.
-        let _ = self.calls.writer.flush().await;
-        let meeting = self.meeting;
-        match outcome {
-            // The `results_saved` / `next_meeting_created` / `failed` stages
-            // are written by the store in the same transaction.
-            Ok(result) => {
-                let next = store
-                    .complete_analysis(meeting, &result)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tracing::info!(%meeting, next = ?next, "analysis completed");
-                finished("completed", began);
-            }
-            Err(error) => {
-                store
-                    .fail_analysis(meeting, &error)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tracing::warn!(%meeting, %error, "analysis failed");
-                finished("failed", began);
-            }
-        }
-        Ok(())
-    }
-}
-
-fn finished(outcome: &'static str, began: Instant) {
-    metrics::counter!(crate::metrics::ANALYSES, "outcome" => outcome).increment(1);
-    metrics::histogram!(crate::metrics::ANALYSIS_SECONDS, "outcome" => outcome)
-        .record(began.elapsed().as_secs_f64());
 }
 
 pub struct AnalysisState {
@@ -153,16 +68,11 @@ impl Actor for AnalysisActor {
         myself: ActorRef<AnalysisMsg>,
         args: AnalysisArgs,
     ) -> Result<AnalysisState, ActorProcessingErr> {
-        let job = Arc::new(Job {
-            meeting: args.meeting,
-            calls: args.calls,
-            analysis: args.analysis,
-            phase: AtomicU8::new(STARTING),
-        });
+        let job = Arc::new(Job::new(args.meeting, args.deps));
         match args.restart_reason {
-            None => job.stage("analysis_actor_started", json!({})),
+            None => job.stage(AnalysisStage::AnalysisActorStarted, json!({})),
             Some(reason) => job.stage(
-                "analysis_actor_restarted",
+                AnalysisStage::AnalysisActorRestarted,
                 json!({ "incarnation": args.incarnation, "reason": reason }),
             ),
         }
@@ -195,28 +105,24 @@ impl Actor for AnalysisActor {
                 // A store error is worth a restart (and, past the budget, a verdict).
                 outcome.map_err(|e| {
                     format!(
-                        "analysis of meeting {} did not finish: {e}",
-                        state.job.meeting
+                        "analysis of meeting {} did not finish: {}",
+                        state.job.meeting,
+                        error_chain(&e)
                     )
                 })?;
                 myself.drain()?;
             }
             AnalysisMsg::Snapshot(reply) => {
-                let phase = match state.job.phase.load(Ordering::Relaxed) {
-                    WAITING => "waiting",
-                    RUNNING => "running",
-                    _ => "starting",
-                };
                 let _ = reply.send(ActorSnapshot {
-                    kind: "analysis",
+                    kind: ActorKind::Analysis,
                     meeting_id: state.job.meeting,
-                    state: phase,
+                    state: ActorState::Analysis(state.job.phase()),
                     uptime_ms: u64::try_from(state.started.elapsed().as_millis())
                         .unwrap_or(u64::MAX),
                     restarts: state.incarnation,
                     next_sequence: 0,
                     unflushed: 0,
-                    socket: "none",
+                    socket: SocketState::NoSocket,
                 });
             }
         }

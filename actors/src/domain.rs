@@ -1,5 +1,7 @@
 //! The closed sets of the data model and their stored spellings. The database
-//! keeps them as text guarded by CHECK constraints with exactly these values.
+//! keeps statuses as text guarded by CHECK constraints with exactly these
+//! values; event kinds and analysis stages are matched by these enums, never
+//! as string literals.
 
 use std::fmt;
 use std::str::FromStr;
@@ -39,6 +41,14 @@ macro_rules! closed_set {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(self.as_str())
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = UnknownVariant;
+
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                s.parse()
             }
         }
 
@@ -99,6 +109,51 @@ closed_set!(
     }
 );
 
+closed_set!(
+    /// The kinds of entries in a meeting's event log.
+    EventKind, "event kind", {
+        ActorStarted => "actor_started",
+        ActorRestarted => "actor_restarted",
+        SocketConnected => "socket_connected",
+        SocketClosed => "socket_closed",
+        SocketReconnecting => "socket_reconnecting",
+        SocketRotated => "socket_rotated",
+        RealtimeError => "realtime_error",
+        ConfigurationError => "configuration_error",
+        TranscriptionOff => "transcription_off",
+        LeaseLost => "lease_lost",
+        OutOfOrderItem => "out_of_order_item",
+        /// Numbers with no line, kept as `lost` lines (`from`, `to`).
+        Gap => "gap",
+        /// The process that ran the call stopped without a shutdown:
+        /// lines after `after` may be missing.
+        PossibleGap => "possible_gap",
+        CallEnded => "call_ended",
+        RestartBudgetExhausted => "restart_budget_exhausted",
+        /// An analysis stage (`stage` is an [`AnalysisStage`]).
+        AnalysisStage => "analysis_stage",
+        /// The meeting's status changed (`from`, `to`), logged in the
+        /// transaction that changed it.
+        StatusChanged => "status_changed",
+    }
+);
+
+closed_set!(
+    /// The stages of one analysis, as its `analysis_stage` log entries name them.
+    AnalysisStage, "analysis stage", {
+        AnalysisActorStarted => "analysis_actor_started",
+        AnalysisActorRestarted => "analysis_actor_restarted",
+        TranscriptCollected => "transcript_collected",
+        EmptyTranscript => "empty_transcript",
+        LlmAttemptStarted => "llm_attempt_started",
+        LlmAttemptFailed => "llm_attempt_failed",
+        AnswerReceived => "answer_received",
+        ResultsSaved => "results_saved",
+        NextMeetingCreated => "next_meeting_created",
+        Failed => "failed",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +181,21 @@ mod tests {
             let json = serde_json::to_string(status).expect("serializes");
             assert_eq!(json, format!("\"{}\"", status.as_str()));
         }
+    }
+
+    #[test]
+    fn event_kinds_and_stages_round_trip() {
+        for kind in EventKind::ALL {
+            assert_eq!(kind.as_str().parse::<EventKind>(), Ok(*kind));
+            let json = serde_json::to_string(kind).expect("serializes");
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        }
+        for stage in AnalysisStage::ALL {
+            assert_eq!(stage.as_str().parse::<AnalysisStage>(), Ok(*stage));
+            let json = serde_json::to_string(stage).expect("serializes");
+            assert_eq!(json, format!("\"{}\"", stage.as_str()));
+        }
+        assert_eq!(EventKind::StatusChanged.as_str(), "status_changed");
     }
 
     #[test]

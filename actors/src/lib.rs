@@ -1,47 +1,61 @@
 //! # scribe-actors
 //!
-//! Everything that runs per call: the supervision tree, the realtime client,
-//! transcript ordering and the chunk writer. This crate knows nothing of HTTP
-//! or SQL; it states the ports it needs as traits and the `scribe` crate
-//! implements them.
+//! Everything that runs per call: the supervision tree, the realtime
+//! session, transcript ordering and the chunk writer. This crate knows
+//! nothing of HTTP or SQL; it states the ports it needs as traits
+//! ([`ports`]) and the `scribe` crate implements them.
 //!
 //! ## Supervision tree
 //!
 //! ```text
-//! CallGuardian                   root; replaces a dead CallSupervisor
-//!  └── CallSupervisor            restarts dead MeetingActors / AnalysisActors
-//!       ├── MeetingActor(meeting)  one per live call; owns the realtime socket
+//! CallGuardian                     root; replaces a dead CallSupervisor, then recovers
+//!  └── CallSupervisor              restarts dead children within a budget; owns its tasks
+//!       │    (tasks: lease renewal, finalizations without an actor, verdicts)
+//!       ├── MeetingActor(meeting)  one per live call; owns the realtime session
 //!       │    └── socket reader task applies frames to the call's SharedCall
-//!       └── AnalysisActor(meeting) one per call being analysed
-//! CallRegistry                   SharedCall per call: outlives every actor
-//! ChunkWriter task               one per process: batched lines and events
+//!       └── AnalysisActor(meeting) one per ended call; its job runs in a task
+//! CallRegistry                     SharedCall per call: outlives every actor
+//! ChunkWriter task                 one per process: batched lines and events
 //! ```
 //!
 //! ## Modules
 //!
 //! - [`ids`]: identifier newtypes shared by every layer (`MeetingId`, `AgentId`).
 //! - [`domain`]: the closed sets of the data model (`MeetingStatus`, `Speaker`,
-//!   `ChunkStatus`) with their stored spellings.
-//! - [`ports`]: what the actors need from outside (`CallStore`), as traits.
+//!   `ChunkStatus`, `EventKind`, `AnalysisStage`) with their stored spellings.
+//! - [`lifecycle`]: the meeting state machine: which status may become which.
+//! - [`ports`]: what the actors need from outside, as narrow traits (stores,
+//!   analyzer, realtime connector), and the port error.
 //! - [`realtime`]: the OpenAI Realtime protocol: server events, client events,
-//!   connecting (`RealtimeConnector`).
+//!   opening a WebSocket session.
 //! - [`transcript`]: the conversation model: slots in `previous_item_id`
 //!   order, sequence numbers, lines ready to be written.
 //! - [`writer`]: the process-wide batched writer.
+//! - [`meeting`]: MeetingActor, its socket reader, `SharedCall`, the one
+//!   `drain` that ends a call.
+//! - [`analysis`]: AnalysisActor and its job.
+//! - [`supervisor`]: CallSupervisor in rooms (actor, state, meetings,
+//!   analyses, budget, leases, registry, the `Calls` handle).
+//! - [`guardian`]: CallGuardian, the root that replaces a dead supervisor.
+//! - [`recovery`]: adoption of live calls and unfinished analyses.
+//! - [`snapshot`]: one live actor as `/admin/actors` shows it.
+//! - [`exit`]: why a supervised actor ended.
 //! - [`metrics`]: metric names and what they measure (the `metrics` facade).
-//! - [`meeting`]: MeetingActor, its socket reader and `SharedCall`.
-//! - [`supervisor`]: CallSupervisor, `CallRegistry`, the `Calls` handle.
-//! - [`guardian`]: CallGuardian, the root that replaces a dead supervisor,
-//!   and `recover` (adoption of live calls and unfinished analyses).
 
 pub mod analysis;
 pub mod domain;
+pub mod exit;
+#[cfg(test)]
+mod fakes;
 pub mod guardian;
 pub mod ids;
+pub mod lifecycle;
 pub mod meeting;
 pub mod metrics;
 pub mod ports;
 pub mod realtime;
+pub mod recovery;
+pub mod snapshot;
 pub mod supervisor;
 pub mod transcript;
 pub mod writer;

@@ -1,24 +1,46 @@
-//! What the actors need from the outside world, as traits the `scribe`
-//! crate implements (the store over SQLite/PostgreSQL).
+//! What the actors need from the outside world, as narrow traits: each actor
+//! depends on the few operations it uses. The `scribe` crate implements them
+//! (the store over SQLite/PostgreSQL, the LLM analyzer, the realtime
+//! providers); `crate::fakes` implements them in memory for actor tests.
+//!
+//! | port | used by |
+//! |---|---|
+//! | [`TranscriptSink`] | the ChunkWriter |
+//! | [`CallStore`] | MeetingActor (replay), the supervisor (start, end, give up), recovery |
+//! | [`LeaseStore`] | the supervisor (ownership across instances) |
+//! | [`AnalysisStore`] | AnalysisActor, the supervisor, recovery |
+//! | [`Analyzer`] | AnalysisActor |
+//! | [`RealtimeConnector`] | MeetingActor |
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::Sink;
+use futures::stream::BoxStream;
 use serde_json::Value;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::domain::{MeetingStatus, Speaker};
+use crate::domain::{AnalysisStage, EventKind, MeetingStatus, Speaker};
 use crate::ids::MeetingId;
 use crate::transcript::Line;
 
-/// A failure behind a port, with its cause chain flattened into the message.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct PortError(pub String);
+/// A failure behind a port. The cause is kept as the error's source: log it
+/// with [`error_chain`] to see the whole story.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// The store failed (a database error, a corrupt row, ...).
+    #[error("the store failed")]
+    Store(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// The other side did not answer in time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
 
 impl PortError {
-    pub fn from_error(error: &dyn std::error::Error) -> Self {
-        Self(error_chain(error))
+    pub fn store(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Store(Box::new(error))
     }
 }
 
@@ -53,6 +75,17 @@ pub struct CallContext {
     /// without a shutdown, and lines it had read but not committed may be
     /// missing.
     pub lease_unreleased: bool,
+}
+
+impl CallContext {
+    /// What a realtime connector needs to know of this call.
+    pub fn target(&self) -> SessionTarget {
+        SessionTarget {
+            meeting_id: self.meeting_id,
+            call_id: self.call_id.clone(),
+            call_type: self.call_type.clone(),
+        }
+    }
 }
 
 /// What renewing an instance's leases found.
@@ -92,54 +125,6 @@ pub struct LoggedEvent {
     pub at: DateTime<Utc>,
 }
 
-/// The kinds of entries in a meeting's event log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    ActorStarted,
-    ActorRestarted,
-    SocketConnected,
-    SocketClosed,
-    SocketReconnecting,
-    SocketRotated,
-    RealtimeError,
-    ConfigurationError,
-    TranscriptionOff,
-    LeaseLost,
-    OutOfOrderItem,
-    Gap,
-    PossibleGap,
-    CallEnded,
-    RestartBudgetExhausted,
-    AnalysisStage,
-    /// The meeting's status changed (`from`, `to`), logged in the
-    /// transaction that changed it.
-    StatusChanged,
-}
-
-impl EventKind {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::ActorStarted => "actor_started",
-            Self::ActorRestarted => "actor_restarted",
-            Self::SocketConnected => "socket_connected",
-            Self::SocketClosed => "socket_closed",
-            Self::SocketReconnecting => "socket_reconnecting",
-            Self::SocketRotated => "socket_rotated",
-            Self::RealtimeError => "realtime_error",
-            Self::ConfigurationError => "configuration_error",
-            Self::TranscriptionOff => "transcription_off",
-            Self::LeaseLost => "lease_lost",
-            Self::OutOfOrderItem => "out_of_order_item",
-            Self::Gap => "gap",
-            Self::PossibleGap => "possible_gap",
-            Self::CallEnded => "call_ended",
-            Self::RestartBudgetExhausted => "restart_budget_exhausted",
-            Self::AnalysisStage => "analysis_stage",
-            Self::StatusChanged => "status_changed",
-        }
-    }
-}
-
 /// Everything an analysis needs about one ended call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnalysisInput {
@@ -176,15 +161,13 @@ pub enum AnalysisResult {
     },
 }
 
-/// Runs the LLM part of an analysis; `stage` records progress in the
-/// meeting's event log.
-#[async_trait]
-pub trait Analyzer: Send + Sync + 'static {
-    async fn analyze(
-        &self,
-        input: &AnalysisInput,
-        stage: &(dyn Fn(&str, Value) + Send + Sync),
-    ) -> Result<AnalysisResult, String>;
+/// Why an analysis produced no result. Its text is what the meeting's
+/// `error` shows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnalysisError {
+    /// Every attempt at the model failed (or one that cannot be retried).
+    #[error("the analysis model failed {attempts} attempt(s); last error: {last_error}")]
+    Model { attempts: u32, last_error: String },
 }
 
 /// What finalizing a call did.
@@ -198,13 +181,19 @@ pub struct Finalized {
     pub transitioned: bool,
 }
 
+/// Where the ChunkWriter commits lines, counter reservations and event-log
+/// entries.
+#[async_trait]
+pub trait TranscriptSink: Send + Sync + 'static {
+    /// Writes lines and reservations in one transaction, idempotently.
+    async fn write(&self, batch: &WriteBatch) -> Result<(), PortError>;
+}
+
+/// A call's life in the store: its context, its replay, its end.
 #[async_trait]
 pub trait CallStore: Send + Sync + 'static {
     /// The call's context, or `None` when the meeting does not exist.
     async fn call_context(&self, meeting: MeetingId) -> Result<Option<CallContext>, PortError>;
-
-    /// Writes lines and reservations in one transaction, idempotently.
-    async fn write(&self, batch: &WriteBatch) -> Result<(), PortError>;
 
     /// The stored lines numbered below `before`, in order, with text, for
     /// replay into a new realtime session.
@@ -225,10 +214,26 @@ pub trait CallStore: Send + Sync + 'static {
         ended_at: DateTime<Utc>,
     ) -> Result<Finalized, PortError>;
 
-    /// Marks the meeting `failed` with a human-readable error, unless it
-    /// already reached a terminal state.
+    /// Marks the meeting `failed` with a human-readable error, when the
+    /// state machine allows it (an `active` or `processing` meeting).
     async fn fail(&self, meeting: MeetingId, error: &str) -> Result<(), PortError>;
 
+    /// Meetings that are `active`: calls to adopt when no actor runs them.
+    async fn active_meetings(&self) -> Result<Vec<MeetingId>, PortError>;
+
+    /// When another live instance (not `me`) holds the meeting's lease,
+    /// records that the call ended and returns true: the owner finalizes.
+    async fn request_end(
+        &self,
+        meeting: MeetingId,
+        me: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, PortError>;
+}
+
+/// Call ownership across instances.
+#[async_trait]
+pub trait LeaseStore: Send + Sync + 'static {
     /// Takes the lease of an `active` meeting for `owner` until `now + ttl`,
     /// when it is free, expired or already `owner`'s. False when another
     /// instance holds it.
@@ -246,7 +251,11 @@ pub trait CallStore: Send + Sync + 'static {
 
     /// Frees every lease `owner` holds (graceful shutdown).
     async fn release_leases(&self, owner: &str) -> Result<(), PortError>;
+}
 
+/// The durable analysis job of an ended call.
+#[async_trait]
+pub trait AnalysisStore: Send + Sync + 'static {
     /// Starts (or resumes) the meeting's analysis job: a `processing`
     /// meeting's `pending` or `running` job becomes `running` with its run
     /// counted. `None` when there is nothing to analyse.
@@ -267,18 +276,58 @@ pub trait CallStore: Send + Sync + 'static {
     /// True when the meeting's analysis job waits to be run (a retry).
     async fn analysis_pending(&self, meeting: MeetingId) -> Result<bool, PortError>;
 
-    /// Meetings that are `active`: calls to adopt when no actor runs them.
-    async fn active_meetings(&self) -> Result<Vec<MeetingId>, PortError>;
-
     /// Meetings whose analysis job has not finished (resumed at startup).
     async fn unfinished_analyses(&self) -> Result<Vec<MeetingId>, PortError>;
+}
 
-    /// When another live instance (not `me`) holds the meeting's lease,
-    /// records that the call ended and returns true: the owner finalizes.
-    async fn request_end(
+/// Records progress of an analysis in the meeting's event log.
+pub type StageFn<'a> = dyn Fn(AnalysisStage, Value) + Send + Sync + 'a;
+
+/// Runs the LLM part of an analysis; `stage` records its progress.
+#[async_trait]
+pub trait Analyzer: Send + Sync + 'static {
+    async fn analyze(
         &self,
-        meeting: MeetingId,
-        me: &str,
-        at: DateTime<Utc>,
-    ) -> Result<bool, PortError>;
+        input: &AnalysisInput,
+        stage: &StageFn<'_>,
+    ) -> Result<AnalysisResult, AnalysisError>;
+}
+
+/// Which call a realtime session is opened for: the meeting, and the
+/// provider's call (type and id) when the call has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionTarget {
+    pub meeting_id: MeetingId,
+    pub call_id: Option<String>,
+    pub call_type: Option<String>,
+}
+
+/// Client events on their way to the realtime service.
+pub type Outbox = Pin<Box<dyn Sink<Message, Error = WsError> + Send + Sync>>;
+
+/// An open realtime session: the frames the service sends, and a sink for
+/// the client events scribe sends. Dropping both ends the session.
+pub struct RealtimeSession {
+    pub frames: BoxStream<'static, Result<Message, WsError>>,
+    pub outbox: Outbox,
+}
+
+/// Why a realtime session could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The configuration is wrong (URL, key, a missing secret): retrying
+    /// cannot help.
+    #[error("realtime endpoint is misconfigured: {0}")]
+    Config(String),
+    #[error("could not connect to the realtime endpoint: {0}")]
+    Io(String),
+    #[error("realtime connection timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+/// Opens realtime sessions for calls. Implemented by the service, which
+/// holds the secrets and knows the providers.
+#[async_trait]
+pub trait RealtimeConnector: Send + Sync + 'static {
+    async fn connect(&self, target: &SessionTarget) -> Result<RealtimeSession, ConnectError>;
 }

@@ -20,8 +20,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::domain::EventKind;
 use crate::ids::MeetingId;
-use crate::ports::{CallStore, EventKind, LoggedEvent, PortError, WriteBatch};
+use crate::ports::{LoggedEvent, PortError, TranscriptSink, WriteBatch, error_chain};
 use crate::transcript::Line;
 
 #[derive(Debug, Clone, Copy)]
@@ -73,7 +74,7 @@ pub struct ChunkWriter {
 pub struct WriterStopped;
 
 impl ChunkWriter {
-    pub fn spawn(store: Arc<dyn CallStore>, config: WriterConfig) -> (Self, JoinHandle<()>) {
+    pub fn spawn(store: Arc<dyn TranscriptSink>, config: WriterConfig) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let task = tokio::spawn(run(store, config, rx));
         let writer = Self {
@@ -144,7 +145,11 @@ impl ChunkWriter {
     }
 }
 
-async fn run(store: Arc<dyn CallStore>, config: WriterConfig, mut rx: mpsc::Receiver<Submission>) {
+async fn run(
+    store: Arc<dyn TranscriptSink>,
+    config: WriterConfig,
+    mut rx: mpsc::Receiver<Submission>,
+) {
     while let Some(first) = rx.recv().await {
         let mut batch = WriteBatch::default();
         let mut high: HashMap<MeetingId, i64> = HashMap::new();
@@ -221,7 +226,7 @@ fn record_commit(batch: &WriteBatch) {
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Writes the batch, retrying with capped exponential backoff until it lands.
-async fn commit(store: &dyn CallStore, batch: &WriteBatch) {
+async fn commit(store: &dyn TranscriptSink, batch: &WriteBatch) {
     if batch.is_empty() {
         return;
     }
@@ -230,7 +235,7 @@ async fn commit(store: &dyn CallStore, batch: &WriteBatch) {
     loop {
         let outcome = tokio::time::timeout(WRITE_TIMEOUT, store.write(batch))
             .await
-            .unwrap_or_else(|_| Err(PortError(format!("no answer within {WRITE_TIMEOUT:?}"))));
+            .unwrap_or(Err(PortError::Timeout(WRITE_TIMEOUT)));
         match outcome {
             Ok(()) => {
                 record_commit(batch);
@@ -238,11 +243,171 @@ async fn commit(store: &dyn CallStore, batch: &WriteBatch) {
             }
             Err(error) => {
                 metrics::counter!(crate::metrics::WRITE_RETRIES).increment(1);
-                tracing::warn!(%error, attempt, lines = batch.lines.len(), events = batch.events.len(), "batch not committed; retrying");
+                tracing::warn!(error = %error_chain(&error), attempt, lines = batch.lines.len(), events = batch.events.len(), "batch not committed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
                 attempt += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::domain::{ChunkStatus, MeetingStatus, Speaker};
+    use crate::fakes::store::MemoryStore;
+
+    fn lines(from: i64, n: i64) -> Vec<Line> {
+        (from..from + n)
+            .map(|sequence_number| Line {
+                sequence_number,
+                speaker: Speaker::User,
+                text: format!("line {sequence_number}"),
+                status: ChunkStatus::Completed,
+                item_id: None,
+                timestamp: Utc::now(),
+                ready_at: std::time::Instant::now(),
+            })
+            .collect()
+    }
+
+    fn config(max_batch_lines: usize, max_delay_ms: u64, queue_capacity: usize) -> WriterConfig {
+        WriterConfig {
+            max_batch_lines,
+            max_delay: Duration::from_millis(max_delay_ms),
+            queue_capacity,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_closes_at_its_line_limit_without_waiting_for_the_delay() {
+        let store = MemoryStore::new();
+        let meetings: Vec<_> = (0..3)
+            .map(|_| store.add_meeting(MeetingStatus::Active))
+            .collect();
+        let (writer, _task) = ChunkWriter::spawn(store.clone(), config(4, 1_000, 16));
+        let start = Instant::now();
+        for (n, meeting) in meetings.iter().enumerate() {
+            writer
+                .try_submit(*meeting, lines(1, 2), None)
+                .unwrap_or_else(|_| panic!("submission {n} queued"));
+        }
+        let commits = store
+            .wait_for("two batches", |m| {
+                (m.commits.len() >= 2).then(|| m.commits.clone())
+            })
+            .await;
+        // Two submissions fill the first batch: it is written at once.
+        assert_eq!(commits[0].0, 4);
+        assert_eq!(commits[0].1, start, "no delay before a full batch");
+        // The last one waits for the delay, then goes alone.
+        assert_eq!(commits[1].0, 2);
+        assert_eq!(commits[1].1 - start, Duration::from_secs(1));
+        let stored = store.read(|m| m.meeting(meetings[2]).lines.len());
+        assert_eq!(stored, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_line_waits_for_the_delay_then_is_written() {
+        let store = MemoryStore::new();
+        let meeting = store.add_meeting(MeetingStatus::Active);
+        let (writer, _task) = ChunkWriter::spawn(store.clone(), config(500, 20, 16));
+        writer
+            .try_submit(meeting, lines(1, 1), Some(1))
+            .expect("queued");
+        tokio::time::advance(Duration::from_millis(19)).await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            store.read(|m| m.commits.is_empty()),
+            "nothing written before the delay"
+        );
+        tokio::time::advance(Duration::from_millis(1)).await;
+        store
+            .wait_for("the line", |m| (m.commits.len() == 1).then_some(()))
+            .await;
+        let (lines, high) = store.read(|m| {
+            (
+                m.meeting(meeting).lines.len(),
+                m.meeting(meeting).high_water,
+            )
+        });
+        assert_eq!((lines, high), (1, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_hands_lines_back_and_loses_none_of_them() {
+        let store = MemoryStore::new();
+        let meeting = store.add_meeting(MeetingStatus::Active);
+        store.hold_writes();
+        let (writer, _task) = ChunkWriter::spawn(store.clone(), config(1, 1, 2));
+        // The writer takes one submission into a batch (and waits on the
+        // stalled store), the queue holds two more, the fourth comes back.
+        let mut refused = None;
+        for n in 0..10 {
+            let sent = lines(n + 1, 1);
+            if let Err(Rejected(back, high)) = writer.try_submit(meeting, sent.clone(), Some(n + 1))
+            {
+                assert_eq!(back, sent, "the lines come back whole");
+                assert_eq!(high, Some(n + 1));
+                refused = Some((n + 1, back, high));
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let (first_refused, back, high) = refused.expect("the queue filled up");
+        assert_eq!(first_refused, 4, "one in the writer's hands, two queued");
+        store.open_writes();
+        writer.flush().await.expect("the queue drains");
+        writer
+            .try_submit(meeting, back, high)
+            .unwrap_or_else(|_| panic!("room again"));
+        writer.flush().await.expect("writer runs");
+        let stored: Vec<i64> = store.read(|m| m.meeting(meeting).lines.keys().copied().collect());
+        assert_eq!(stored, [1, 2, 3, 4]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_write_is_retried_with_backoff_until_it_lands() {
+        let store = MemoryStore::new();
+        let meeting = store.add_meeting(MeetingStatus::Active);
+        store.fail_writes(3);
+        let (writer, _task) = ChunkWriter::spawn(store.clone(), config(500, 20, 16));
+        let start = Instant::now();
+        writer
+            .try_submit(meeting, lines(1, 3), None)
+            .expect("queued");
+        writer.flush().await.expect("writer runs");
+        let (attempts, stored) = store.read(|m| (m.write_attempts, m.meeting(meeting).lines.len()));
+        assert_eq!((attempts, stored), (4, 3), "three failures, then the write");
+        // The flush closes the batch at once; then 50 + 100 + 200 ms of backoff.
+        assert_eq!(Instant::now() - start, Duration::from_millis(350));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn event_log_entries_wait_for_room_without_blocking_the_caller() {
+        let store = MemoryStore::new();
+        let meeting = store.add_meeting(MeetingStatus::Active);
+        store.hold_writes();
+        let (writer, _task) = ChunkWriter::spawn(store.clone(), config(1, 1, 1));
+        for n in 0..20 {
+            writer.log(
+                meeting,
+                EventKind::RealtimeError,
+                serde_json::json!({ "n": n }),
+            );
+        }
+        store.open_writes();
+        writer.flush().await.expect("writer runs");
+        store
+            .wait_for("every entry", |m| {
+                (m.meeting(meeting).events.len() == 20).then_some(())
+            })
+            .await;
     }
 }

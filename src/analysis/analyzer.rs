@@ -2,8 +2,10 @@
 //! validation, on top of [`LlmClient`].
 
 use async_trait::async_trait;
-use scribe_actors::domain::Speaker;
-use scribe_actors::ports::{AnalysisInput, AnalysisResult, Analyzer, NextSession};
+use scribe_actors::domain::{AnalysisStage, Speaker};
+use scribe_actors::ports::{
+    AnalysisError, AnalysisInput, AnalysisResult, Analyzer, NextSession, StageFn,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -115,22 +117,23 @@ impl Analyzer for LlmAnalyzer {
     async fn analyze(
         &self,
         input: &AnalysisInput,
-        stage: &(dyn Fn(&str, Value) + Send + Sync),
-    ) -> Result<AnalysisResult, String> {
+        stage: &StageFn<'_>,
+    ) -> Result<AnalysisResult, AnalysisError> {
         let on_attempt = |a: Attempt| match a {
-            Attempt::Started { attempt } => {
-                stage("llm_attempt_started", json!({ "attempt": attempt }))
-            }
+            Attempt::Started { attempt } => stage(
+                AnalysisStage::LlmAttemptStarted,
+                json!({ "attempt": attempt }),
+            ),
             Attempt::Failed {
                 attempt,
                 error,
                 retry_in,
             } => stage(
-                "llm_attempt_failed",
+                AnalysisStage::LlmAttemptFailed,
                 json!({ "attempt": attempt, "error": error, "retry_in_ms": retry_in.map(|d| d.as_millis() as u64) }),
             ),
             Attempt::Succeeded { attempt } => {
-                stage("answer_received", json!({ "attempt": attempt }))
+                stage(AnalysisStage::AnswerReceived, json!({ "attempt": attempt }))
             }
         };
         let transcript = transcript_text(input);
@@ -159,7 +162,7 @@ impl Analyzer for LlmAnalyzer {
                         on_attempt,
                     )
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(AnalysisError::from)
             }
             _ => {
                 let user = format!("Meeting: {}\nTRANSCRIPT:\n{transcript}", input.meeting_name);
@@ -181,7 +184,7 @@ impl Analyzer for LlmAnalyzer {
                         on_attempt,
                     )
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(AnalysisError::from)
             }
         }
     }

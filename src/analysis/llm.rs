@@ -69,6 +69,15 @@ pub struct LlmFailure {
     pub last_error: String,
 }
 
+impl From<LlmFailure> for scribe_actors::ports::AnalysisError {
+    fn from(failure: LlmFailure) -> Self {
+        Self::Model {
+            attempts: failure.attempts,
+            last_error: failure.last_error,
+        }
+    }
+}
+
 /// One attempt's error and whether another attempt may help.
 struct AttemptError {
     message: String,

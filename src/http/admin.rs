@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use scribe_actors::ids::MeetingId;
-use scribe_actors::meeting::ActorSnapshot;
+use scribe_actors::snapshot::ActorSnapshot;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 

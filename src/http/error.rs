@@ -37,7 +37,7 @@ pub enum ApiError {
     #[error("the database is unavailable")]
     Unavailable(#[source] StoreError),
     #[error("the call supervisor is unavailable")]
-    Calls(#[source] scribe_actors::supervisor::CallsError),
+    Calls(#[source] scribe_actors::supervisor::outcome::CallsError),
     #[error("internal error")]
     Store(#[from] StoreError),
 }

@@ -25,7 +25,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use futures::Stream;
-use scribe_actors::domain::MeetingStatus;
+use scribe_actors::domain::{EventKind, MeetingStatus};
 use scribe_actors::ids::MeetingId;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -173,9 +173,9 @@ async fn follow(
 
 /// A log entry as the stream shows it: its event name and data.
 fn entry_event(entry: FeedEvent) -> (&'static str, Value) {
-    let (name, mut data) = match entry.kind.as_str() {
-        "call_ended" => ("ended", json!({ "lost_lines": entry.lost_lines })),
-        "status_changed" => {
+    let (name, mut data) = match entry.kind {
+        EventKind::CallEnded => ("ended", json!({ "lost_lines": entry.lost_lines })),
+        EventKind::StatusChanged => {
             let to = entry.detail["to"].clone();
             let mut change = json!({ "status": to });
             if to == "processing" {

@@ -3,8 +3,8 @@
 use scribe_actors::ids::AgentId;
 use sqlx::types::Json;
 
+use super::pool::{Store, StoreError, on_pool};
 use super::rows::AgentRow;
-use super::{Store, StoreError, on_pool};
 use crate::domain::agent::{Agent, NewAgent};
 use crate::domain::now;
 

@@ -1,14 +1,15 @@
 //! The analysis job's life in the store: begin (or resume), complete with
 //! the next session's meeting, fail, retry.
 
-use scribe_actors::domain::MeetingStatus;
+use scribe_actors::domain::{AnalysisStage, EventKind, MeetingStatus};
 use scribe_actors::ids::MeetingId;
 use scribe_actors::ports::{AnalysisInput, AnalysisResult};
 use serde_json::{Value, json};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{Store, StoreError, on_pool};
+use super::pool::{Store, StoreError, on_pool};
+use super::status::{Changed, StatusChange, change_status};
 use crate::domain::now;
 
 #[derive(sqlx::FromRow)]
@@ -20,7 +21,15 @@ struct InputRow {
     attempt: i32,
 }
 
-const STAGE_EVENT: &str = "INSERT INTO meeting_events (meeting_id, kind, detail, created_at) VALUES ($1, 'analysis_stage', $2, $3)";
+/// Logs an analysis stage (`$2` kind, `$3` detail with its `stage`).
+const STAGE_EVENT: &str =
+    "INSERT INTO meeting_events (meeting_id, kind, detail, created_at) VALUES ($1, $2, $3, $4)";
+
+/// An `analysis_stage` entry's detail: `stage` and what it carries.
+fn stage_detail(stage: AnalysisStage, mut detail: Value) -> Json<Value> {
+    detail["stage"] = json!(stage.as_str());
+    Json(detail)
+}
 
 /// What a retry request found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +46,7 @@ impl Store {
     ) -> Result<Option<AnalysisInput>, StoreError> {
         let at = now();
         let row: Option<InputRow> = on_pool!(self, |p| {
-            let mut tx = p.begin_with(super::write_begin(p)).await?;
+            let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
             let started = sqlx::query(
                 "UPDATE analysis_jobs SET state = 'running', attempt = attempt + 1, \
                  started_at = COALESCE(started_at, $2), updated_at = $2 \
@@ -102,20 +111,16 @@ impl Store {
             "summary"
         };
         let next_id = on_pool!(self, |p| {
-            let mut tx = p.begin_with(super::write_begin(p)).await?;
-            let completed = sqlx::query(
-                "UPDATE meetings SET status = 'completed', summary = $2, \
-                 progress = COALESCE($3, progress), error = NULL, completed_at = $4, updated_at = $4 \
-                 WHERE id = $1 AND status = 'processing'",
-            )
-            .bind(meeting.as_uuid())
-            .bind(&summary)
-            .bind(progress.as_ref().map(Json))
-            .bind(at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
+            let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
+            let change = StatusChange::Complete {
+                summary: &summary,
+                progress: progress.as_ref(),
+            };
+            if let Changed::Refused(refused) = change_status(&mut *tx, meeting, change, at).await? {
+                // Results for a meeting that is not processing change nothing.
+                tracing::warn!(%meeting, %refused, "analysis results refused");
+                return Ok(None);
+            }
             if let Some(next) = &next {
                 // UNIQUE (previous_meeting_id): a retried or resumed analysis
                 // never creates a second next meeting.
@@ -149,23 +154,27 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
             // The stages are committed with the results they report.
-            let mut stages = vec![json!({ "stage": "results_saved", "kind": kind })];
+            let mut stages = vec![stage_detail(
+                AnalysisStage::ResultsSaved,
+                json!({ "kind": kind }),
+            )];
             if let Some((next,)) = &next_id {
-                stages.push(json!({ "stage": "next_meeting_created", "next_meeting_id": next }));
+                stages.push(stage_detail(
+                    AnalysisStage::NextMeetingCreated,
+                    json!({ "next_meeting_id": next }),
+                ));
             }
             for detail in stages {
                 sqlx::query(STAGE_EVENT)
                     .bind(meeting.as_uuid())
-                    .bind(Json(detail))
+                    .bind(EventKind::AnalysisStage.as_str())
+                    .bind(detail)
                     .bind(at)
                     .execute(&mut *tx)
                     .await?;
             }
-            if completed {
-                super::log_status_change!(&mut *tx, meeting, Some("processing"), "completed", at)?;
-            }
             tx.commit().await?;
-            Ok::<_, sqlx::Error>(next_id)
+            Ok::<_, StoreError>(next_id)
         })?;
         self.changes.touch(meeting);
         Ok(next_id.map(|(id,)| MeetingId::from_uuid(id)))
@@ -174,18 +183,12 @@ impl Store {
     pub async fn fail_analysis(&self, meeting: MeetingId, error: &str) -> Result<(), StoreError> {
         let at = now();
         on_pool!(self, |p| {
-            let mut tx = p.begin_with(super::write_begin(p)).await?;
-            let failed = sqlx::query(
-                "UPDATE meetings SET status = 'failed', error = $2, updated_at = $3 \
-                 WHERE id = $1 AND status = 'processing'",
-            )
-            .bind(meeting.as_uuid())
-            .bind(error)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
+            let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
+            let change = StatusChange::Fail { error };
+            if let Changed::Refused(refused) = change_status(&mut *tx, meeting, change, at).await? {
+                tracing::warn!(%meeting, %refused, "analysis failure refused");
+                return Ok(());
+            }
             sqlx::query(
                 "UPDATE analysis_jobs SET state = 'failed', last_error = $2, finished_at = $3, updated_at = $3 \
                  WHERE meeting_id = $1",
@@ -197,14 +200,16 @@ impl Store {
             .await?;
             sqlx::query(STAGE_EVENT)
                 .bind(meeting.as_uuid())
-                .bind(Json(json!({ "stage": "failed", "error": error })))
+                .bind(EventKind::AnalysisStage.as_str())
+                .bind(stage_detail(
+                    AnalysisStage::Failed,
+                    json!({ "error": error }),
+                ))
                 .bind(at)
                 .execute(&mut *tx)
                 .await?;
-            if failed {
-                super::log_status_change!(&mut *tx, meeting, Some("processing"), "failed", at)?;
-            }
-            tx.commit().await
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
         })?;
         self.changes.touch(meeting);
         Ok(())
@@ -232,7 +237,7 @@ impl Store {
             .fetch_all(p)
             .await
         })?;
-        Ok(super::meeting_ids(rows))
+        Ok(super::pool::meeting_ids(rows))
     }
 
     /// A `failed` meeting whose call ended goes back to `processing` with
@@ -240,7 +245,7 @@ impl Store {
     pub async fn retry_analysis(&self, meeting: MeetingId) -> Result<RetryOutcome, StoreError> {
         let at = now();
         let outcome = on_pool!(self, |p| {
-            let mut tx = p.begin_with(super::write_begin(p)).await?;
+            let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
             let status: Option<(String,)> =
                 sqlx::query_as("SELECT status FROM meetings WHERE id = $1")
                     .bind(meeting.as_uuid())
@@ -268,15 +273,13 @@ impl Store {
                 // Failed during the call itself: there is no transcript to analyse.
                 return Ok(RetryOutcome::NotFailed(status));
             }
-            sqlx::query(
-                "UPDATE meetings SET status = 'processing', error = NULL, processing_started_at = $2, updated_at = $2 \
-                 WHERE id = $1",
-            )
-            .bind(meeting.as_uuid())
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-            super::log_status_change!(&mut *tx, meeting, Some("failed"), "processing", at)?;
+            // The state machine decides: a change since the read above is
+            // refused here, and nothing is written.
+            match change_status(&mut *tx, meeting, StatusChange::Retry, at).await? {
+                Changed::Made { .. } => {}
+                Changed::Refused(refused) => return Ok(RetryOutcome::NotFailed(refused.from)),
+                Changed::NotFound => return Ok(RetryOutcome::NotFound),
+            }
             tx.commit().await?;
             Ok::<_, StoreError>(RetryOutcome::Queued)
         })?;

@@ -1,25 +1,27 @@
-//! The store as the actors see it: the `CallStore` port.
+//! The store as the actors see it: the `TranscriptSink`, `CallStore`,
+//! `AnalysisStore` and `LeaseStore` ports.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use scribe_actors::domain::{MeetingStatus, Speaker};
+use scribe_actors::domain::{EventKind, MeetingStatus, Speaker};
 use scribe_actors::ids::MeetingId;
 use scribe_actors::ports::{
-    AnalysisInput, AnalysisResult, CallContext, CallStore, EventKind, Finalized, LeaseReport,
-    PortError, WriteBatch,
+    AnalysisInput, AnalysisResult, AnalysisStore, CallContext, CallStore, Finalized, LeaseReport,
+    LeaseStore, PortError, TranscriptSink, WriteBatch,
 };
 use serde_json::{Value, json};
 use sqlx::types::Json;
 
-use super::{Store, StoreError, on_pool};
+use super::pool::{Store, StoreError, on_pool};
+use super::status::{Changed, StatusChange, change_status};
 use crate::domain::now;
 
 impl From<StoreError> for PortError {
     fn from(error: StoreError) -> Self {
-        PortError::from_error(&error)
+        PortError::store(error)
     }
 }
 
@@ -95,7 +97,7 @@ impl Store {
     ) -> Result<Finalized, StoreError> {
         let at = now();
         let finalized = on_pool!(self, |p| {
-            let mut tx = p.begin_with(super::write_begin(p)).await?;
+            let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
             let high: Option<(i64,)> =
                 sqlx::query_as("SELECT sequence_high_water FROM meetings WHERE id = $1")
                     .bind(meeting.as_uuid())
@@ -128,31 +130,6 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            let transitioned = sqlx::query(
-                "UPDATE meetings SET status = 'processing', ended_at = $2, processing_started_at = $3, \
-                 transcript_collected = TRUE, sequence_high_water = $4, updated_at = $3 \
-                 WHERE id = $1 AND status = 'active'",
-            )
-            .bind(meeting.as_uuid())
-            .bind(ended_at)
-            .bind(at)
-            .bind(top)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if transitioned {
-                // The hand-off: the analysis job exists as soon as the meeting
-                // is `processing`, in the same transaction.
-                sqlx::query(
-                    "INSERT INTO analysis_jobs (meeting_id, state, attempt, created_at, updated_at) \
-                     VALUES ($1, 'pending', 0, $2, $2) ON CONFLICT (meeting_id) DO NOTHING",
-                )
-                .bind(meeting.as_uuid())
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-            }
             let log = |kind: EventKind, detail: Value| {
                 sqlx::query("INSERT INTO meeting_events (meeting_id, kind, detail, created_at) VALUES ($1, $2, $3, $4)")
                     .bind(meeting.as_uuid())
@@ -168,16 +145,28 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            let change = StatusChange::Finalize {
+                ended_at,
+                high_water: top,
+            };
+            let transitioned = matches!(
+                change_status(&mut *tx, meeting, change, at).await?,
+                Changed::Made { .. }
+            );
             if transitioned {
-                log(
-                    EventKind::CallEnded,
-                    json!({ "lines": top, "lost": lost.len() }),
+                // The hand-off: the analysis job exists as soon as the meeting
+                // is `processing`, in the same transaction.
+                sqlx::query(
+                    "INSERT INTO analysis_jobs (meeting_id, state, attempt, created_at, updated_at) \
+                     VALUES ($1, 'pending', 0, $2, $2) ON CONFLICT (meeting_id) DO NOTHING",
                 )
+                .bind(meeting.as_uuid())
+                .bind(at)
                 .execute(&mut *tx)
                 .await?;
                 log(
-                    EventKind::StatusChanged,
-                    json!({ "from": "active", "to": "processing" }),
+                    EventKind::CallEnded,
+                    json!({ "lines": top, "lost": lost.len() }),
                 )
                 .execute(&mut *tx)
                 .await?;
@@ -194,15 +183,36 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Marks the call `failed` with `error`, when the state machine allows
+    /// it (an `active` or `processing` meeting); otherwise changes nothing.
+    pub async fn fail_call(&self, meeting: MeetingId, error: &str) -> Result<(), StoreError> {
+        let at = now();
+        on_pool!(self, |p| {
+            let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
+            let change = StatusChange::Fail { error };
+            if let Changed::Made { .. } = change_status(&mut *tx, meeting, change, at).await? {
+                tx.commit().await?;
+            }
+            Ok::<_, StoreError>(())
+        })?;
+        self.changes.touch(meeting);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TranscriptSink for Store {
+    async fn write(&self, batch: &WriteBatch) -> Result<(), PortError> {
+        self.write_batch(batch).await?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl CallStore for Store {
     async fn call_context(&self, meeting: MeetingId) -> Result<Option<CallContext>, PortError> {
         Ok(self.call_context_inner(meeting).await?)
-    }
-
-    async fn write(&self, batch: &WriteBatch) -> Result<(), PortError> {
-        self.write_batch(batch).await?;
-        Ok(())
     }
 
     async fn replay_lines(
@@ -227,37 +237,25 @@ impl CallStore for Store {
     }
 
     async fn fail(&self, meeting: MeetingId, error: &str) -> Result<(), PortError> {
-        let at = now();
-        on_pool!(self, |p| async {
-            let mut tx = p.begin_with(super::write_begin(p)).await?;
-            let before: Option<(String,)> =
-                sqlx::query_as("SELECT status FROM meetings WHERE id = $1")
-                    .bind(meeting.as_uuid())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let failed = sqlx::query(
-                "UPDATE meetings SET status = 'failed', error = $2, updated_at = $3 \
-                 WHERE id = $1 AND status IN ('upcoming', 'active', 'processing')",
-            )
-            .bind(meeting.as_uuid())
-            .bind(error)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if let (true, Some((from,))) = (failed, before) {
-                super::log_status_change!(&mut *tx, meeting, Some(&from), "failed", at)?;
-            }
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(())
-        }
-        .await)
-        .map_err(StoreError::from)?;
-        self.changes.touch(meeting);
-        Ok(())
+        Ok(Store::fail_call(self, meeting, error).await?)
     }
 
+    async fn active_meetings(&self) -> Result<Vec<MeetingId>, PortError> {
+        Ok(Store::active_meetings(self).await?)
+    }
+
+    async fn request_end(
+        &self,
+        meeting: MeetingId,
+        me: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        Ok(Store::request_end(self, meeting, me, at).await?)
+    }
+}
+
+#[async_trait]
+impl AnalysisStore for Store {
     async fn begin_analysis(&self, meeting: MeetingId) -> Result<Option<AnalysisInput>, PortError> {
         Ok(Store::begin_analysis(self, meeting).await?)
     }
@@ -281,7 +279,10 @@ impl CallStore for Store {
     async fn unfinished_analyses(&self) -> Result<Vec<MeetingId>, PortError> {
         Ok(Store::unfinished_analyses(self).await?)
     }
+}
 
+#[async_trait]
+impl LeaseStore for Store {
     async fn acquire_lease(
         &self,
         meeting: MeetingId,
@@ -295,21 +296,8 @@ impl CallStore for Store {
         Ok(Store::renew_leases(self, owner, ttl).await?)
     }
 
-    async fn active_meetings(&self) -> Result<Vec<MeetingId>, PortError> {
-        Ok(Store::active_meetings(self).await?)
-    }
-
     async fn release_leases(&self, owner: &str) -> Result<(), PortError> {
         Ok(Store::release_leases(self, owner).await?)
-    }
-
-    async fn request_end(
-        &self,
-        meeting: MeetingId,
-        me: &str,
-        at: DateTime<Utc>,
-    ) -> Result<bool, PortError> {
-        Ok(Store::request_end(self, meeting, me, at).await?)
     }
 }
 

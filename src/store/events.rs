@@ -2,16 +2,18 @@
 //! realtime errors, gaps, the end of the call) and the analysis job record.
 
 use chrono::{DateTime, Utc};
+use scribe_actors::domain::EventKind;
 use scribe_actors::ids::MeetingId;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Store, StoreError, on_pool};
+use super::pool::{Store, StoreError, on_pool};
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct StoredEvent {
     pub id: i64,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: EventKind,
     #[sqlx(json)]
     pub detail: Value,
     pub created_at: DateTime<Utc>,

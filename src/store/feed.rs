@@ -16,12 +16,14 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use scribe_actors::domain::EventKind;
 use scribe_actors::ids::MeetingId;
 use serde_json::Value;
 
+use super::pool::{Store, StoreError, on_pool};
 use super::rows::{MEETING_COLUMNS, MeetingRow};
 use super::transcript::ChunkRow;
-use super::{Store, StoreError, StoredChunk, on_pool};
+use super::transcript::StoredChunk;
 use crate::domain::meeting::Meeting;
 
 /// Where a reader of the stream is: `"{line}-{event}"` on the wire.
@@ -59,7 +61,7 @@ impl FromStr for FeedCursor {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedEvent {
     pub id: i64,
-    pub kind: String,
+    pub kind: EventKind,
     pub detail: Value,
     pub created_at: DateTime<Utc>,
     pub lost_lines: Vec<StoredChunk>,
@@ -76,7 +78,8 @@ pub struct FeedRead {
 #[derive(sqlx::FromRow)]
 struct EventRow {
     id: i64,
-    kind: String,
+    #[sqlx(try_from = "String")]
+    kind: EventKind,
     detail: sqlx::types::Json<Value>,
     created_at: DateTime<Utc>,
 }
@@ -86,9 +89,14 @@ const LINES_AFTER: &str = "SELECT sequence_number, speaker_type, text, status, i
      ORDER BY sequence_number";
 const LOST_LINES: &str = "SELECT sequence_number, speaker_type, text, status, item_id, timestamp \
      FROM transcript_chunks WHERE meeting_id = $1 AND status = 'lost' ORDER BY sequence_number";
+/// The log entries the stream shows: `$3`.. are [`STREAMED`].
 const EVENTS_AFTER: &str = "SELECT id, kind, detail, created_at FROM meeting_events \
-     WHERE meeting_id = $1 AND id > $2 AND kind IN ('analysis_stage', 'call_ended', 'status_changed') \
-     ORDER BY id";
+     WHERE meeting_id = $1 AND id > $2 AND kind IN ($3, $4, $5) ORDER BY id";
+const STREAMED: [EventKind; 3] = [
+    EventKind::AnalysisStage,
+    EventKind::CallEnded,
+    EventKind::StatusChanged,
+];
 
 impl Store {
     /// The meeting, its lines and its streamed log entries past `after`,
@@ -99,7 +107,7 @@ impl Store {
         after: FeedCursor,
     ) -> Result<Option<FeedRead>, StoreError> {
         let read = on_pool!(self, |p| {
-            let mut tx = p.begin_with(super::read_snapshot(p)).await?;
+            let mut tx = p.begin_with(super::pool::read_snapshot(p)).await?;
             let row: Option<MeetingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {MEETING_COLUMNS} FROM meetings m WHERE m.id = $1"
             )))
@@ -114,19 +122,24 @@ impl Store {
                         .bind(after.line)
                         .fetch_all(&mut *tx)
                         .await?;
+                    let [k3, k4, k5] = STREAMED.map(EventKind::as_str);
                     let events: Vec<EventRow> = sqlx::query_as(EVENTS_AFTER)
                         .bind(meeting.as_uuid())
                         .bind(after.event)
+                        .bind(k3)
+                        .bind(k4)
+                        .bind(k5)
                         .fetch_all(&mut *tx)
                         .await?;
-                    let lost: Vec<ChunkRow> = if events.iter().any(|e| e.kind == "call_ended") {
-                        sqlx::query_as(LOST_LINES)
-                            .bind(meeting.as_uuid())
-                            .fetch_all(&mut *tx)
-                            .await?
-                    } else {
-                        Vec::new()
-                    };
+                    let lost: Vec<ChunkRow> =
+                        if events.iter().any(|e| e.kind == EventKind::CallEnded) {
+                            sqlx::query_as(LOST_LINES)
+                                .bind(meeting.as_uuid())
+                                .fetch_all(&mut *tx)
+                                .await?
+                        } else {
+                            Vec::new()
+                        };
                     Some((row, lines, events, lost))
                 }
             };
@@ -149,7 +162,7 @@ impl Store {
             events: events
                 .into_iter()
                 .map(|e| FeedEvent {
-                    lost_lines: if e.kind == "call_ended" {
+                    lost_lines: if e.kind == EventKind::CallEnded {
                         lost.clone()
                     } else {
                         Vec::new()

@@ -9,7 +9,7 @@ use scribe_actors::ids::MeetingId;
 use scribe_actors::ports::LeaseReport;
 use uuid::Uuid;
 
-use super::{Store, StoreError, on_pool};
+use super::pool::{Store, StoreError, on_pool};
 use crate::domain::now;
 
 /// An owned meeting and when another instance asked it to end.
@@ -54,7 +54,7 @@ impl Store {
             // own, and a transaction around all three would hold every live
             // call's row lock while the reads run, stalling the writer's
             // high-water updates and finalizations behind it.
-            sqlx::query(super::renew_leases_sql(p))
+            sqlx::query(super::pool::renew_leases_sql(p))
                 .bind(owner)
                 .bind(until(ttl))
                 .execute(p)
@@ -86,7 +86,7 @@ impl Store {
                 .into_iter()
                 .map(|(id, _)| MeetingId::from_uuid(id))
                 .collect(),
-            orphaned: super::meeting_ids(orphaned),
+            orphaned: super::pool::meeting_ids(orphaned),
         })
     }
 

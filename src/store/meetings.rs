@@ -4,8 +4,8 @@ use scribe_actors::domain::MeetingStatus;
 use scribe_actors::ids::MeetingId;
 use sqlx::types::Json;
 
+use super::pool::{Store, StoreError, on_pool};
 use super::rows::{MEETING_COLUMNS, MeetingRow};
-use super::{Store, StoreError, on_pool};
 use crate::domain::meeting::{Meeting, MeetingFilter, NewMeeting};
 use crate::domain::now;
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::StoreError;
+use super::pool::StoreError;
 use crate::domain::agent::{Agent, Blueprint};
 use crate::domain::meeting::Meeting;
 

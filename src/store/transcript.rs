@@ -9,7 +9,7 @@ use scribe_actors::transcript::Line;
 use serde::Serialize;
 use sqlx::QueryBuilder;
 
-use super::{Pool, Store, StoreError, on_pool};
+use super::pool::{Pool, Store, StoreError, on_pool};
 use crate::domain::now;
 
 /// Rows per INSERT statement; keeps every statement well under both
@@ -106,7 +106,7 @@ async fn write_batch_rows(
     batch: &WriteBatch,
     created_at: DateTime<Utc>,
 ) -> Result<u64, sqlx::Error> {
-    let mut tx = p.begin_with(super::write_begin(p)).await?;
+    let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
     let mut inserted = 0;
     for rows in batch.lines.chunks(ROWS_PER_STATEMENT) {
         let mut insert = QueryBuilder::new(
@@ -200,7 +200,7 @@ async fn write_batch_arrays(
     batch: &WriteBatch,
     created_at: DateTime<Utc>,
 ) -> Result<u64, sqlx::Error> {
-    let mut tx = p.begin_with(super::write_begin(p)).await?;
+    let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
     let mut inserted = 0;
     for rows in statement_groups(&batch.lines) {
         let n = rows.len();

@@ -4,7 +4,8 @@
 use scribe_actors::domain::MeetingStatus;
 use scribe_actors::ids::MeetingId;
 
-use super::{Store, StoreError, on_pool};
+use super::pool::{Store, StoreError, on_pool};
+use super::status::{Changed, StatusChange, change_status};
 use crate::domain::now;
 
 /// One webhook delivery, as far as de-duplication cares.
@@ -51,9 +52,10 @@ impl Store {
     }
 
     /// In one transaction: de-duplicates the delivery, checks the meeting
-    /// and its agent exist and the meeting may start (`upcoming` or
-    /// `active`), and makes it `active` with `started_at` and its call. A
-    /// refused start records nothing, so a corrected retry is not a duplicate.
+    /// and its agent exist and the meeting may start (`upcoming`, or
+    /// `active` for a new session of a live call), and makes it `active`
+    /// with `started_at` and its call. A refused start records nothing, so
+    /// a corrected retry is not a duplicate.
     pub async fn start_session(
         &self,
         delivery: &WebhookDelivery,
@@ -61,7 +63,7 @@ impl Store {
     ) -> Result<SessionStart, StoreError> {
         let at = now();
         let outcome = on_pool!(self, |p| {
-            let mut tx = p.begin_with(super::write_begin(p)).await?;
+            let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
             let fresh = sqlx::query(INSERT_DELIVERY)
                 .bind(delivery.webhook_id.as_deref())
                 .bind(&delivery.event_type)
@@ -84,23 +86,28 @@ impl Store {
             let Some((status,)) = status else {
                 return Ok(SessionStart::NotFound);
             };
-            let status: MeetingStatus = status
-                .parse()
-                .map_err(|e| StoreError::Corrupt(format!("meeting {meeting}: {e}")))?;
-            if !matches!(status, MeetingStatus::Upcoming | MeetingStatus::Active) {
-                return Ok(SessionStart::NotStartable(status));
-            }
-            sqlx::query(
-                "UPDATE meetings SET status = 'active', started_at = COALESCE(started_at, $2), \
-                 call_cid = COALESCE($3, call_cid), updated_at = $2 WHERE id = $1",
-            )
-            .bind(meeting.as_uuid())
-            .bind(at)
-            .bind(delivery.call_cid.as_deref())
-            .execute(&mut *tx)
-            .await?;
-            if status == MeetingStatus::Upcoming {
-                super::log_status_change!(&mut *tx, meeting, Some("upcoming"), "active", at)?;
+            if status == MeetingStatus::Active.as_str() {
+                // A new session of a live call: no status change, only its call.
+                sqlx::query(
+                    "UPDATE meetings SET started_at = COALESCE(started_at, $2), \
+                     call_cid = COALESCE($3, call_cid), updated_at = $2 WHERE id = $1",
+                )
+                .bind(meeting.as_uuid())
+                .bind(at)
+                .bind(delivery.call_cid.as_deref())
+                .execute(&mut *tx)
+                .await?;
+            } else {
+                let change = StatusChange::Start {
+                    call_cid: delivery.call_cid.as_deref(),
+                };
+                match change_status(&mut *tx, meeting, change, at).await? {
+                    Changed::Made { .. } => {}
+                    Changed::Refused(refused) => {
+                        return Ok(SessionStart::NotStartable(refused.from));
+                    }
+                    Changed::NotFound => return Ok(SessionStart::NotFound),
+                }
             }
             tx.commit().await?;
             Ok::<_, StoreError>(SessionStart::Started)
@@ -116,6 +123,6 @@ impl Store {
                 .fetch_all(p)
                 .await
         })?;
-        Ok(super::meeting_ids(rows))
+        Ok(super::pool::meeting_ids(rows))
     }
 }

@@ -5,9 +5,10 @@ use scribe::domain::agent::{Blueprint, BlueprintSession, NewAgent};
 use scribe::domain::meeting::{MeetingFilter, NewMeeting};
 use scribe::domain::now;
 use scribe::store::{SessionStart, StoreError, WebhookDelivery};
+use scribe_actors::domain::EventKind;
 use scribe_actors::domain::{ChunkStatus, MeetingStatus, Speaker};
 use scribe_actors::ids::{AgentId, MeetingId};
-use scribe_actors::ports::{CallStore, EventKind, LoggedEvent, WriteBatch};
+use scribe_actors::ports::{CallStore, LoggedEvent, WriteBatch};
 use scribe_actors::transcript::Line;
 use serde_json::json;
 
@@ -385,7 +386,7 @@ async fn a_full_batch_of_several_calls_is_stored_whole_and_in_order() {
             .await
             .expect("events")
             .iter()
-            .filter(|e| e.kind == "realtime_error")
+            .filter(|e| e.kind == EventKind::RealtimeError)
             .map(|e| e.detail["n"].as_i64().expect("n"))
             .collect();
         // Written twice: the log holds both, each in its order.
@@ -594,7 +595,7 @@ async fn finalize_fills_gaps_as_lost_lines_and_moves_to_processing_once() {
             high_water: vec![(meeting, 6)],
             events: vec![scribe_actors::ports::LoggedEvent {
                 meeting,
-                kind: scribe_actors::ports::EventKind::SocketConnected,
+                kind: EventKind::SocketConnected,
                 detail: json!({ "session": 1 }),
                 at: now(),
             }],
@@ -637,11 +638,11 @@ async fn finalize_fills_gaps_as_lost_lines_and_moves_to_processing_once() {
         assert!(
             events
                 .iter()
-                .any(|e| e.kind == "socket_connected" && e.detail["session"] == 1)
+                .any(|e| e.kind == EventKind::SocketConnected && e.detail["session"] == 1)
         );
         let gaps: Vec<(i64, i64)> = events
             .iter()
-            .filter(|e| e.kind == "gap")
+            .filter(|e| e.kind == EventKind::Gap)
             .map(|e| {
                 (
                     e.detail["from"].as_i64().expect("from"),
@@ -685,6 +686,153 @@ async fn fail_sets_the_error_unless_already_terminal() {
             Some("the agent connection failed 6 times in 60 s")
         );
         assert!(store.active_meetings().await.expect("active").is_empty());
+    })
+    .await;
+}
+
+/// The `status_changed` entries of a meeting's log, as (from, to).
+async fn status_changes(store: &scribe::store::Store, meeting: MeetingId) -> Vec<(String, String)> {
+    store
+        .events(meeting)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.kind == EventKind::StatusChanged)
+        .map(|e| {
+            let text = |v: &serde_json::Value| v.as_str().expect("a status").to_owned();
+            (text(&e.detail["from"]), text(&e.detail["to"]))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_status_change_follows_the_state_machine_and_is_logged_once() {
+    use scribe::store::RetryOutcome;
+    use scribe_actors::ports::AnalysisResult;
+    each_backend(|_, url| async move {
+        let store = TestDb::store_at(&url).await;
+        let agent = store.insert_agent(coach()).await.expect("agent");
+        let meeting = store
+            .insert_meeting(NewMeeting::parse("Call", "u", agent.id, None).expect("valid"))
+            .await
+            .expect("meeting")
+            .id;
+        let status = |store: scribe::store::Store| async move {
+            store
+                .meeting(meeting)
+                .await
+                .expect("query")
+                .expect("found")
+                .status
+        };
+        let summary = AnalysisResult::Summary {
+            summary: "Done.".into(),
+        };
+
+        // An upcoming meeting: nothing but its start is allowed.
+        let finalized = store.finalize(meeting, now()).await.expect("finalize");
+        assert!(!finalized.transitioned, "upcoming -> processing is refused");
+        store.fail(meeting, "too early").await.expect("fail");
+        assert_eq!(
+            store.retry_analysis(meeting).await.expect("retry"),
+            RetryOutcome::NotFailed(MeetingStatus::Upcoming)
+        );
+        assert_eq!(status(store.clone()).await, MeetingStatus::Upcoming);
+        assert!(status_changes(&store, meeting).await.is_empty());
+
+        let start = delivery("w-1", "call.session_started", "s1");
+        assert_eq!(
+            store.start_session(&start, meeting).await.expect("start"),
+            SessionStart::Started
+        );
+        // Results for a live call are refused: it is not processing.
+        store
+            .complete_analysis(meeting, &summary)
+            .await
+            .expect("complete");
+        assert_eq!(status(store.clone()).await, MeetingStatus::Active);
+        let stages = store.events(meeting).await.expect("events");
+        assert!(
+            stages.iter().all(|e| e.kind != EventKind::AnalysisStage),
+            "a refused result logs nothing"
+        );
+
+        assert!(
+            store
+                .finalize(meeting, now())
+                .await
+                .expect("finalize")
+                .transitioned
+        );
+        assert_eq!(
+            store.retry_analysis(meeting).await.expect("retry"),
+            RetryOutcome::NotFailed(MeetingStatus::Processing)
+        );
+        store
+            .fail_analysis(meeting, "the model failed")
+            .await
+            .expect("fail");
+        assert_eq!(
+            store.retry_analysis(meeting).await.expect("retry"),
+            RetryOutcome::Queued
+        );
+        store
+            .complete_analysis(meeting, &summary)
+            .await
+            .expect("complete");
+        assert_eq!(status(store.clone()).await, MeetingStatus::Completed);
+
+        // A completed meeting stays completed.
+        store.fail(meeting, "late").await.expect("fail");
+        assert_eq!(
+            store.retry_analysis(meeting).await.expect("retry"),
+            RetryOutcome::NotFailed(MeetingStatus::Completed)
+        );
+        let m = store.meeting(meeting).await.expect("query").expect("found");
+        assert_eq!((m.status, m.error), (MeetingStatus::Completed, None));
+
+        let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+        assert_eq!(
+            status_changes(&store, meeting).await,
+            [
+                pair("upcoming", "active"),
+                pair("active", "processing"),
+                pair("processing", "failed"),
+                pair("failed", "processing"),
+                pair("processing", "completed"),
+            ]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_retries_at_once_queue_the_analysis_once() {
+    use scribe::store::RetryOutcome;
+    each_backend(|_, url| async move {
+        let store = TestDb::store_at(&url).await;
+        let meeting = active_meeting(&store).await;
+        store.finalize(meeting, now()).await.expect("finalize");
+        store
+            .fail_analysis(meeting, "the model failed")
+            .await
+            .expect("fail");
+        let (a, b) = tokio::join!(store.retry_analysis(meeting), store.retry_analysis(meeting));
+        let mut outcomes = [a.expect("retry"), b.expect("retry")];
+        outcomes.sort_by_key(|o| matches!(o, RetryOutcome::Queued));
+        assert_eq!(
+            outcomes,
+            [
+                RetryOutcome::NotFailed(MeetingStatus::Processing),
+                RetryOutcome::Queued
+            ]
+        );
+        let retried = status_changes(&store, meeting)
+            .await
+            .into_iter()
+            .filter(|(from, _)| from == "failed")
+            .count();
+        assert_eq!(retried, 1, "one failed -> processing");
     })
     .await;
 }

@@ -133,7 +133,7 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub store: Store,
-    pub calls: scribe_actors::supervisor::Calls,
+    pub calls: scribe_actors::supervisor::calls::Calls,
     /// The simulated LLM the app's analyses talk to.
     pub llm: SimLlm,
     shutdown: Option<oneshot::Sender<()>>,

@@ -154,7 +154,7 @@ pub async fn events(store: &Store, meeting: &str) -> Vec<(String, Value)> {
         .await
         .expect("events")
         .into_iter()
-        .map(|e| (e.kind, e.detail))
+        .map(|e| (e.kind.to_string(), e.detail))
         .collect()
 }
 

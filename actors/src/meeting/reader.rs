@@ -7,59 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use futures::stream::SplitStream;
+use futures::stream::BoxStream;
 use ractor::ActorRef;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::MeetingMsg;
+use super::msg::{MeetingMsg, RealtimeNotice, SocketEnd};
 use super::shared::SharedCall;
-use crate::realtime::client::RealtimeSocket;
 use crate::realtime::event::{ServerEvent, parse};
-use crate::transcript::Notice;
 use crate::writer::ChunkWriter;
-
-/// How a realtime session ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SocketEnd {
-    /// A close frame, with its code when it had one.
-    Closed { code: Option<u16>, reason: String },
-    /// The TCP stream ended without a close frame.
-    Eof,
-    /// A protocol or I/O error (including an oversized frame).
-    Error(String),
-    /// Nothing at all arrived for this long: the peer is gone.
-    Silent(Duration),
-}
-
-impl SocketEnd {
-    /// Close codes the realtime service uses for configuration errors.
-    pub fn is_configuration_error(&self) -> bool {
-        matches!(
-            self,
-            Self::Closed {
-                code: Some(3000 | 4000),
-                ..
-            }
-        )
-    }
-}
-
-/// What the reader tells the actor besides the end of the socket.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RealtimeNotice {
-    SessionCreated {
-        expires_at: Option<i64>,
-    },
-    SessionUpdated {
-        transcription_on: bool,
-    },
-    Error {
-        code: Option<String>,
-        message: String,
-    },
-    Transcript(Notice),
-    GarbageFrame(String),
-}
 
 pub struct ReaderContext {
     pub epoch: u64,
@@ -70,7 +25,10 @@ pub struct ReaderContext {
     pub backlog_retry: Duration,
 }
 
-pub async fn read_socket(mut stream: SplitStream<RealtimeSocket>, cx: ReaderContext) {
+pub async fn read_socket(
+    mut stream: BoxStream<'static, Result<Message, WsError>>,
+    cx: ReaderContext,
+) {
     let notify = |notice: RealtimeNotice| {
         let _ = cx.actor.cast(MeetingMsg::Realtime {
             epoch: cx.epoch,
@@ -90,7 +48,7 @@ pub async fn read_socket(mut stream: SplitStream<RealtimeSocket>, cx: ReaderCont
                     match parse(&text) {
                         Ok(event) => {
                             let Some(notices) = cx.call.apply(cx.epoch, &event, &cx.writer) else {
-                                break SocketEnd::Error("session superseded".into());
+                                break SocketEnd::Superseded;
                             };
                             for n in notices {
                                 notify(RealtimeNotice::Transcript(n));

@@ -9,8 +9,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use chrono::Utc;
 use tokio::sync::Notify;
 
+use crate::domain::EventKind;
 use crate::ids::MeetingId;
-use crate::ports::EventKind;
 use crate::realtime::event::ServerEvent;
 use crate::transcript::{Conversation, Notice};
 use crate::writer::{ChunkWriter, Rejected};

@@ -1,39 +1,17 @@
-//! Connecting a call's realtime socket, and the client events scribe sends.
+//! Opening a realtime WebSocket, and the client events scribe sends.
 
-use std::time::Duration;
-
+use futures::StreamExt;
 use serde_json::json;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::domain::Speaker;
-use crate::ports::CallContext;
-
-pub type RealtimeSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use crate::ports::{ConnectError, RealtimeSession};
 
 /// The largest frame or message scribe accepts from the realtime service;
 /// anything larger ends the session (and a new one is opened).
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
-
-/// Builds the upgrade request for a call: URL, query and headers of the
-/// configured provider (plain OpenAI, OpenAI `call_id` attach, Stream's agent
-/// endpoint). Implemented by the service, which holds the secrets.
-pub trait RealtimeConnector: Send + Sync + 'static {
-    fn request(&self, call: &CallContext) -> Result<Request, ConnectError>;
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    #[error("realtime endpoint is misconfigured: {0}")]
-    Config(String),
-    #[error("could not connect to the realtime endpoint: {0}")]
-    Io(String),
-    #[error("realtime connection timed out after {0:?}")]
-    Timeout(Duration),
-}
 
 /// Socket buffers sized for transcripts, not the 128 KiB defaults: a call
 /// reads frames of a few KiB and writes a handful of small events. The read
@@ -49,20 +27,18 @@ pub fn socket_config() -> WebSocketConfig {
         .max_frame_size(Some(MAX_MESSAGE_BYTES))
 }
 
-/// Opens the socket, giving up after `timeout`.
-pub async fn connect(
-    connector: &dyn RealtimeConnector,
-    call: &CallContext,
-    timeout: Duration,
-) -> Result<RealtimeSocket, ConnectError> {
-    let request = connector.request(call)?;
-    let connecting =
-        tokio_tungstenite::connect_async_with_config(request, Some(socket_config()), true);
-    match tokio::time::timeout(timeout, connecting).await {
-        Ok(Ok((socket, _response))) => Ok(socket),
-        Ok(Err(error)) => Err(ConnectError::Io(error.to_string())),
-        Err(_) => Err(ConnectError::Timeout(timeout)),
-    }
+/// Opens a WebSocket for `request` and hands it over as a session: the
+/// frames it reads, and a sink for what scribe sends.
+pub async fn open(request: Request) -> Result<RealtimeSession, ConnectError> {
+    let (socket, _response) =
+        tokio_tungstenite::connect_async_with_config(request, Some(socket_config()), true)
+            .await
+            .map_err(|e| ConnectError::Io(e.to_string()))?;
+    let (outbox, frames) = socket.split();
+    Ok(RealtimeSession {
+        frames: frames.boxed(),
+        outbox: Box::pin(outbox),
+    })
 }
 
 /// A plain URL request with `Authorization: Bearer <key>` when a key is given.

@@ -1,0 +1,123 @@
+//! One analysis, as its task runs it: wait for a permit, load the call,
+//! ask the analyzer, save the results or the failure.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::domain::{AnalysisStage, EventKind};
+use crate::ids::MeetingId;
+use crate::ports::{AnalysisStore, Analyzer, PortError};
+use crate::snapshot::AnalysisPhase;
+use crate::writer::ChunkWriter;
+
+/// What analyses share: the store, the analyzer, the writer for the event
+/// log, and the permits that bound how many run at once (a slow LLM makes
+/// analyses wait, never pile up work).
+pub struct AnalysisDeps {
+    pub store: Arc<dyn AnalysisStore>,
+    pub analyzer: Arc<dyn Analyzer>,
+    pub writer: ChunkWriter,
+    pub permits: Arc<Semaphore>,
+}
+
+/// Why an analysis run did not reach a verdict (a model failure is a
+/// verdict: the meeting is `failed` with it). The supervisor restarts the
+/// actor, within its budget.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the analysis store failed")]
+    Store(#[from] PortError),
+    #[error("the analysis permits were closed")]
+    PermitsClosed,
+}
+
+/// One analysis: what its task needs.
+pub struct Job {
+    pub meeting: MeetingId,
+    pub deps: Arc<AnalysisDeps>,
+    phase: AtomicU8,
+}
+
+impl Job {
+    pub fn new(meeting: MeetingId, deps: Arc<AnalysisDeps>) -> Self {
+        Self {
+            meeting,
+            deps,
+            phase: AtomicU8::new(AnalysisPhase::Starting.as_u8()),
+        }
+    }
+
+    pub fn phase(&self) -> AnalysisPhase {
+        AnalysisPhase::from_u8(self.phase.load(Ordering::Relaxed))
+    }
+
+    fn set_phase(&self, phase: AnalysisPhase) {
+        self.phase.store(phase.as_u8(), Ordering::Relaxed);
+    }
+
+    /// Logs a stage in the meeting's event log.
+    pub fn stage(&self, stage: AnalysisStage, mut detail: Value) {
+        detail["stage"] = json!(stage.as_str());
+        self.deps
+            .writer
+            .log(self.meeting, EventKind::AnalysisStage, detail);
+    }
+
+    pub async fn run(&self) -> Result<(), RunError> {
+        let began = Instant::now();
+        self.set_phase(AnalysisPhase::Waiting);
+        let _permit = self
+            .deps
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| RunError::PermitsClosed)?;
+        self.set_phase(AnalysisPhase::Running);
+        let store = &self.deps.store;
+        let Some(input) = store.begin_analysis(self.meeting).await? else {
+            return Ok(());
+        };
+        let lines = input.lines.iter().filter(|(_, t)| !t.is_empty()).count();
+        self.stage(
+            AnalysisStage::TranscriptCollected,
+            json!({ "lines": lines, "run": input.run }),
+        );
+        if lines == 0 {
+            self.stage(
+                AnalysisStage::EmptyTranscript,
+                json!({ "warning": "the transcript is empty; analysing it anyway" }),
+            );
+        }
+        let stage = |name: AnalysisStage, detail: Value| self.stage(name, detail);
+        let outcome = self.deps.analyzer.analyze(&input, &stage).await;
+        // The stages logged so far are committed before the verdict.
+        let _ = self.deps.writer.flush().await;
+        let meeting = self.meeting;
+        match outcome {
+            // The `results_saved` / `next_meeting_created` / `failed` stages
+            // are written by the store in the same transaction.
+            Ok(result) => {
+                let next = store.complete_analysis(meeting, &result).await?;
+                tracing::info!(%meeting, next = ?next, "analysis completed");
+                finished("completed", began);
+            }
+            Err(error) => {
+                store.fail_analysis(meeting, &error.to_string()).await?;
+                tracing::warn!(%meeting, %error, "analysis failed");
+                finished("failed", began);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn finished(outcome: &'static str, began: Instant) {
+    metrics::counter!(crate::metrics::ANALYSES, "outcome" => outcome).increment(1);
+    metrics::histogram!(crate::metrics::ANALYSIS_SECONDS, "outcome" => outcome)
+        .record(began.elapsed().as_secs_f64());
+}

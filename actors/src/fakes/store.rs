@@ -1,0 +1,475 @@
+//! [`MemoryStore`]: the store ports in memory, following the real state
+//! machine.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::DEADLINE;
+use crate::domain::{EventKind, MeetingStatus, Speaker};
+use crate::ids::MeetingId;
+use crate::lifecycle::check;
+use crate::ports::{
+    AnalysisInput, AnalysisResult, AnalysisStore, CallContext, CallStore, Finalized, LeaseReport,
+    LeaseStore, PortError, TranscriptSink, WriteBatch,
+};
+use crate::transcript::Line;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeJob {
+    pub state: JobState,
+    pub attempt: i32,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeMeeting {
+    pub status: MeetingStatus,
+    pub error: Option<String>,
+    pub lines: BTreeMap<i64, Line>,
+    pub events: Vec<(EventKind, Value)>,
+    pub high_water: i64,
+    pub lease_owner: Option<String>,
+    pub end_requested_at: Option<DateTime<Utc>>,
+    pub job: Option<FakeJob>,
+}
+
+impl FakeMeeting {
+    fn new(status: MeetingStatus) -> Self {
+        Self {
+            status,
+            error: None,
+            lines: BTreeMap::new(),
+            events: Vec::new(),
+            high_water: 0,
+            lease_owner: None,
+            end_requested_at: None,
+            job: (status == MeetingStatus::Processing).then_some(FakeJob {
+                state: JobState::Pending,
+                attempt: 0,
+            }),
+        }
+    }
+
+    /// The entries of one kind in the event log.
+    pub fn logged(&self, kind: EventKind) -> Vec<&Value> {
+        self.events
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, d)| d)
+            .collect()
+    }
+
+    /// Changes the status as the real store does: only when the state
+    /// machine allows it, logging the change.
+    fn change(&mut self, to: MeetingStatus) -> bool {
+        if check(self.status, to).is_err() {
+            return false;
+        }
+        let from = self.status;
+        self.status = to;
+        self.events.push((
+            EventKind::StatusChanged,
+            serde_json::json!({ "from": from, "to": to }),
+        ));
+        true
+    }
+}
+
+/// What the store holds.
+#[derive(Debug, Default)]
+pub struct Memory {
+    pub meetings: HashMap<MeetingId, FakeMeeting>,
+    /// Every committed batch: its lines' count and when it was committed.
+    pub commits: Vec<(usize, Instant)>,
+    /// Write attempts, committed or not.
+    pub write_attempts: usize,
+    /// Lease renewals, by owner.
+    pub renewals: HashMap<String, usize>,
+}
+
+impl Memory {
+    pub fn meeting(&self, id: MeetingId) -> &FakeMeeting {
+        &self.meetings[&id]
+    }
+}
+
+pub struct MemoryStore {
+    memory: Mutex<Memory>,
+    changed: watch::Sender<u64>,
+    /// While false, writes wait (a stalled database).
+    writes_open: watch::Sender<bool>,
+    /// The next writes that fail.
+    failing_writes: AtomicUsize,
+}
+
+impl MemoryStore {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            memory: Mutex::new(Memory::default()),
+            changed: watch::channel(0).0,
+            writes_open: watch::channel(true).0,
+            failing_writes: AtomicUsize::new(0),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Memory> {
+        self.memory.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Changes the memory and wakes every waiter.
+    pub fn update<T>(&self, change: impl FnOnce(&mut Memory) -> T) -> T {
+        let out = change(&mut self.lock());
+        self.changed.send_modify(|n| *n += 1);
+        out
+    }
+
+    /// Reads the memory.
+    pub fn read<T>(&self, read: impl FnOnce(&Memory) -> T) -> T {
+        read(&self.lock())
+    }
+
+    /// A new meeting in `status`.
+    pub fn add_meeting(&self, status: MeetingStatus) -> MeetingId {
+        let id = MeetingId::new();
+        self.update(|m| m.meetings.insert(id, FakeMeeting::new(status)));
+        id
+    }
+
+    /// Waits (up to [`DEADLINE`] of virtual time) until `probe` finds what
+    /// it looks for.
+    pub async fn wait_for<T>(&self, what: &str, probe: impl Fn(&Memory) -> Option<T>) -> T {
+        let mut changed = self.changed.subscribe();
+        let found = tokio::time::timeout(DEADLINE, async {
+            loop {
+                if let Some(found) = self.read(&probe) {
+                    return found;
+                }
+                if changed.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    }
+
+    /// Waits until `meeting` is in `status`.
+    pub async fn wait_for_status(&self, meeting: MeetingId, status: MeetingStatus) {
+        self.wait_for(&format!("the meeting to be {status}"), |m| {
+            (m.meeting(meeting).status == status).then_some(())
+        })
+        .await;
+    }
+
+    /// Holds every write until [`Self::open_writes`].
+    pub fn hold_writes(&self) {
+        self.writes_open.send_replace(false);
+    }
+
+    pub fn open_writes(&self) {
+        self.writes_open.send_replace(true);
+    }
+
+    /// Makes the next `n` writes fail.
+    pub fn fail_writes(&self, n: usize) {
+        self.failing_writes.store(n, Ordering::SeqCst);
+    }
+
+    fn refused(what: &str) -> PortError {
+        PortError::store(std::io::Error::other(what.to_owned()))
+    }
+}
+
+#[async_trait]
+impl TranscriptSink for MemoryStore {
+    async fn write(&self, batch: &WriteBatch) -> Result<(), PortError> {
+        let mut open = self.writes_open.subscribe();
+        let _ = open.wait_for(|open| *open).await;
+        self.update(|m| m.write_attempts += 1);
+        let failing = self.failing_writes.load(Ordering::SeqCst);
+        if failing > 0 {
+            self.failing_writes.store(failing - 1, Ordering::SeqCst);
+            return Err(Self::refused("injected write failure"));
+        }
+        self.update(|m| {
+            for (meeting, line) in &batch.lines {
+                if let Some(fake) = m.meetings.get_mut(meeting) {
+                    fake.lines
+                        .entry(line.sequence_number)
+                        .or_insert_with(|| line.clone());
+                }
+            }
+            for (meeting, high) in &batch.high_water {
+                if let Some(fake) = m.meetings.get_mut(meeting) {
+                    fake.high_water = fake.high_water.max(*high);
+                }
+            }
+            for event in &batch.events {
+                if let Some(fake) = m.meetings.get_mut(&event.meeting) {
+                    fake.events.push((event.kind, event.detail.clone()));
+                }
+            }
+            m.commits.push((batch.lines.len(), Instant::now()));
+        });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CallStore for MemoryStore {
+    async fn call_context(&self, meeting: MeetingId) -> Result<Option<CallContext>, PortError> {
+        Ok(self.read(|m| {
+            m.meetings.get(&meeting).map(|fake| CallContext {
+                meeting_id: meeting,
+                status: fake.status,
+                instructions: "Be brief.".into(),
+                call_id: None,
+                call_type: None,
+                next_sequence: fake
+                    .high_water
+                    .max(fake.lines.keys().last().copied().unwrap_or(0))
+                    + 1,
+                end_requested_at: fake.end_requested_at,
+                lease_unreleased: false,
+            })
+        }))
+    }
+
+    async fn replay_lines(
+        &self,
+        meeting: MeetingId,
+        before: i64,
+    ) -> Result<Vec<(Speaker, String)>, PortError> {
+        Ok(self.read(|m| {
+            m.meeting(meeting)
+                .lines
+                .range(..before)
+                .map(|(_, l)| (l.speaker, l.text.clone()))
+                .collect()
+        }))
+    }
+
+    async fn finalize(
+        &self,
+        meeting: MeetingId,
+        _ended_at: DateTime<Utc>,
+    ) -> Result<Finalized, PortError> {
+        self.update(|m| {
+            let fake = m
+                .meetings
+                .get_mut(&meeting)
+                .ok_or_else(|| Self::refused("no such meeting"))?;
+            let top = fake
+                .high_water
+                .max(fake.lines.keys().last().copied().unwrap_or(0));
+            let lost: Vec<i64> = (1..=top).filter(|n| !fake.lines.contains_key(n)).collect();
+            let transitioned = fake.change(MeetingStatus::Processing);
+            if transitioned {
+                fake.job = Some(FakeJob {
+                    state: JobState::Pending,
+                    attempt: 0,
+                });
+                fake.events.push((EventKind::CallEnded, Value::Null));
+            }
+            Ok(Finalized {
+                lines: top,
+                lost,
+                transitioned,
+            })
+        })
+    }
+
+    async fn fail(&self, meeting: MeetingId, error: &str) -> Result<(), PortError> {
+        self.update(|m| {
+            if let Some(fake) = m.meetings.get_mut(&meeting)
+                && fake.change(MeetingStatus::Failed)
+            {
+                fake.error = Some(error.to_owned());
+            }
+        });
+        Ok(())
+    }
+
+    async fn active_meetings(&self) -> Result<Vec<MeetingId>, PortError> {
+        Ok(self.read(|m| {
+            m.meetings
+                .iter()
+                .filter(|(_, f)| f.status == MeetingStatus::Active)
+                .map(|(id, _)| *id)
+                .collect()
+        }))
+    }
+
+    async fn request_end(
+        &self,
+        meeting: MeetingId,
+        me: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        Ok(self.update(|m| match m.meetings.get_mut(&meeting) {
+            Some(fake)
+                if fake.status == MeetingStatus::Active
+                    && fake.lease_owner.as_deref().is_some_and(|o| o != me) =>
+            {
+                fake.end_requested_at.get_or_insert(at);
+                true
+            }
+            _ => false,
+        }))
+    }
+}
+
+#[async_trait]
+impl LeaseStore for MemoryStore {
+    async fn acquire_lease(
+        &self,
+        meeting: MeetingId,
+        owner: &str,
+        _ttl: Duration,
+    ) -> Result<bool, PortError> {
+        Ok(self.update(|m| match m.meetings.get_mut(&meeting) {
+            Some(fake)
+                if fake.status == MeetingStatus::Active
+                    && fake.lease_owner.as_deref().is_none_or(|o| o == owner) =>
+            {
+                fake.lease_owner = Some(owner.to_owned());
+                true
+            }
+            _ => false,
+        }))
+    }
+
+    async fn renew_leases(&self, owner: &str, _ttl: Duration) -> Result<LeaseReport, PortError> {
+        Ok(self.update(|m| {
+            *m.renewals.entry(owner.to_owned()).or_default() += 1;
+            let active = || {
+                m.meetings
+                    .iter()
+                    .filter(|(_, f)| f.status == MeetingStatus::Active)
+            };
+            let owned: Vec<_> = active()
+                .filter(|(_, f)| f.lease_owner.as_deref() == Some(owner))
+                .collect();
+            LeaseReport {
+                end_requested: owned
+                    .iter()
+                    .filter_map(|(id, f)| f.end_requested_at.map(|at| (**id, at)))
+                    .collect(),
+                owned: owned.iter().map(|(id, _)| **id).collect(),
+                orphaned: Vec::new(),
+            }
+        }))
+    }
+
+    async fn release_leases(&self, owner: &str) -> Result<(), PortError> {
+        self.update(|m| {
+            for fake in m.meetings.values_mut() {
+                if fake.lease_owner.as_deref() == Some(owner) {
+                    fake.lease_owner = None;
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AnalysisStore for MemoryStore {
+    async fn begin_analysis(&self, meeting: MeetingId) -> Result<Option<AnalysisInput>, PortError> {
+        Ok(self.update(|m| {
+            let fake = m.meetings.get_mut(&meeting)?;
+            let job = fake.job.as_mut()?;
+            if fake.status != MeetingStatus::Processing
+                || !matches!(job.state, JobState::Pending | JobState::Running)
+            {
+                return None;
+            }
+            job.state = JobState::Running;
+            job.attempt += 1;
+            Some(AnalysisInput {
+                meeting_id: meeting,
+                meeting_name: "Intro".into(),
+                agent_name: "Coach".into(),
+                blueprint: None,
+                progress: None,
+                lines: fake
+                    .lines
+                    .values()
+                    .map(|l| (Some(l.speaker), l.text.clone()))
+                    .collect(),
+                run: job.attempt,
+            })
+        }))
+    }
+
+    async fn complete_analysis(
+        &self,
+        meeting: MeetingId,
+        _result: &AnalysisResult,
+    ) -> Result<Option<MeetingId>, PortError> {
+        self.update(|m| {
+            if let Some(fake) = m.meetings.get_mut(&meeting) {
+                fake.change(MeetingStatus::Completed);
+                if let Some(job) = fake.job.as_mut() {
+                    job.state = JobState::Completed;
+                }
+            }
+        });
+        Ok(None)
+    }
+
+    async fn fail_analysis(&self, meeting: MeetingId, error: &str) -> Result<(), PortError> {
+        self.update(|m| {
+            if let Some(fake) = m.meetings.get_mut(&meeting) {
+                if fake.change(MeetingStatus::Failed) {
+                    fake.error = Some(error.to_owned());
+                }
+                if let Some(job) = fake.job.as_mut() {
+                    job.state = JobState::Failed;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn analysis_pending(&self, meeting: MeetingId) -> Result<bool, PortError> {
+        Ok(self.read(|m| {
+            let fake = m.meeting(meeting);
+            fake.status == MeetingStatus::Processing
+                && fake
+                    .job
+                    .as_ref()
+                    .is_some_and(|j| j.state == JobState::Pending)
+        }))
+    }
+
+    async fn unfinished_analyses(&self) -> Result<Vec<MeetingId>, PortError> {
+        Ok(self.read(|m| {
+            m.meetings
+                .iter()
+                .filter(|(_, f)| {
+                    f.status == MeetingStatus::Processing
+                        && f.job.as_ref().is_some_and(|j| {
+                            matches!(j.state, JobState::Pending | JobState::Running)
+                        })
+                })
+                .map(|(id, _)| *id)
+                .collect()
+        }))
+    }
+}

@@ -1,0 +1,72 @@
+//! What every call shares: the ports it uses, the writer, its timings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use serde_json::Value;
+
+use crate::domain::EventKind;
+use crate::ids::MeetingId;
+use crate::ports::{CallStore, RealtimeConnector};
+use crate::writer::ChunkWriter;
+
+/// Timings of a call; the defaults suit production.
+#[derive(Debug, Clone)]
+pub struct CallConfig {
+    /// How long `Finalize` waits for outstanding user transcriptions.
+    pub finalize_grace: Duration,
+    pub connect_timeout: Duration,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    /// A socket that delivers nothing (not even a ping) this long is dead.
+    pub silence_timeout: Duration,
+    /// How soon refused lines are offered to the writer again.
+    pub backlog_retry: Duration,
+    /// Replace a realtime session this long before its `expires_at`, at
+    /// the first moment between turns.
+    pub rotate_before_expiry: Duration,
+    /// While a turn is in progress, how soon to look again for a moment
+    /// between turns to rotate the session.
+    pub rotate_retry: Duration,
+}
+
+impl Default for CallConfig {
+    fn default() -> Self {
+        Self {
+            finalize_grace: Duration::from_secs(3),
+            connect_timeout: Duration::from_secs(10),
+            reconnect_min: Duration::from_millis(200),
+            reconnect_max: Duration::from_secs(10),
+            silence_timeout: Duration::from_secs(90),
+            backlog_retry: Duration::from_millis(50),
+            rotate_before_expiry: Duration::from_secs(5 * 60),
+            rotate_retry: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What every call needs, shared.
+pub struct CallDeps {
+    pub store: Arc<dyn CallStore>,
+    pub writer: ChunkWriter,
+    pub connector: Arc<dyn RealtimeConnector>,
+    pub config: CallConfig,
+}
+
+impl CallDeps {
+    /// Appends to the meeting's event log, in order with its lines, without
+    /// holding up the caller.
+    pub fn log(&self, meeting: MeetingId, kind: EventKind, detail: Value) {
+        self.writer.log(meeting, kind, detail);
+    }
+
+    pub fn reconnect_backoff(&self) -> ExponentialBackoff {
+        ExponentialBuilder::default()
+            .with_min_delay(self.config.reconnect_min)
+            .with_max_delay(self.config.reconnect_max)
+            .with_jitter()
+            .without_max_times()
+            .build()
+    }
+}

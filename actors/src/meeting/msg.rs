@@ -1,0 +1,79 @@
+//! What a MeetingActor is told: by the supervisor, by its socket reader, by
+//! its own timers.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ractor::RpcReplyPort;
+
+use crate::snapshot::ActorSnapshot;
+use crate::transcript::Notice;
+
+pub enum MeetingMsg {
+    /// Open a realtime session now.
+    Connect,
+    SocketEnded {
+        epoch: u64,
+        end: SocketEnd,
+    },
+    Realtime {
+        epoch: u64,
+        notice: RealtimeNotice,
+    },
+    /// Time to replace session `epoch` before it expires (between turns).
+    Rotate {
+        epoch: u64,
+    },
+    /// The call ended: drain, write, move to `processing`, then stop.
+    Finalize {
+        ended_at: DateTime<Utc>,
+    },
+    Snapshot(RpcReplyPort<ActorSnapshot>),
+    /// Chaos: panic inside a handler.
+    Panic,
+}
+
+/// How a realtime session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SocketEnd {
+    /// A close frame, with its code when it had one.
+    Closed { code: Option<u16>, reason: String },
+    /// The TCP stream ended without a close frame.
+    Eof,
+    /// A protocol or I/O error (including an oversized frame).
+    Error(String),
+    /// Nothing at all arrived for this long: the peer is gone.
+    Silent(Duration),
+    /// A newer session of the same call replaced this one.
+    Superseded,
+}
+
+impl SocketEnd {
+    /// Close codes the realtime service uses for configuration errors.
+    pub fn is_configuration_error(&self) -> bool {
+        matches!(
+            self,
+            Self::Closed {
+                code: Some(3000 | 4000),
+                ..
+            }
+        )
+    }
+}
+
+/// What the reader tells the actor besides the end of the socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RealtimeNotice {
+    SessionCreated {
+        expires_at: Option<i64>,
+    },
+    SessionUpdated {
+        transcription_on: bool,
+    },
+    Error {
+        code: Option<String>,
+        message: String,
+    },
+    Transcript(Notice),
+    GarbageFrame(String),
+}

@@ -1,0 +1,162 @@
+//! CallSupervisor, the actor: its message loop and its supervision of its
+//! children. It overrides ractor's default supervision (which would stop the
+//! supervisor, and every other call with it, when one child exits).
+
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+
+use super::budget::{RestartBudget, Restarts};
+use super::current::CurrentSupervisor;
+use super::leases::{LeaseConfig, renew_leases};
+use super::msg::SupervisorMsg;
+use super::registry::CallRegistry;
+use super::state::{ChildKind, SupervisorState};
+use crate::analysis::job::AnalysisDeps;
+use crate::exit::ExitReason;
+use crate::meeting::deps::CallDeps;
+use crate::meeting::msg::MeetingMsg;
+use crate::ports::LeaseStore;
+
+pub struct CallSupervisor;
+
+#[derive(Clone)]
+pub struct SupervisorArgs {
+    pub deps: Arc<CallDeps>,
+    pub leases: Arc<dyn LeaseStore>,
+    pub analysis: Arc<AnalysisDeps>,
+    pub registry: Arc<CallRegistry>,
+    pub budget: RestartBudget,
+    pub lease: LeaseConfig,
+    /// Where handles find the live supervisor (the guardian replaces a dead one).
+    pub current: Arc<CurrentSupervisor>,
+}
+
+impl Actor for CallSupervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        args: SupervisorArgs,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
+        let mut state = SupervisorState::new(
+            args.deps,
+            args.leases.clone(),
+            args.analysis,
+            args.registry,
+            args.budget,
+            args.lease.owner.clone(),
+            args.lease.ttl,
+        );
+        state.spawn_task(renew_leases(args.leases, args.lease, myself));
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        message: SupervisorMsg,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.reap_tasks();
+        match message {
+            SupervisorMsg::StartCall {
+                meeting,
+                reason,
+                reply,
+            } => {
+                let outcome = state.start(&myself, meeting, reason).await;
+                let _ = reply.send(outcome);
+            }
+            SupervisorMsg::EndCall {
+                meeting,
+                ended_at,
+                reply,
+            } => {
+                let outcome = state.end(&myself, meeting, ended_at).await;
+                let _ = reply.send(outcome);
+            }
+            SupervisorMsg::Finalized { meeting } => {
+                state.finalized(meeting);
+                state
+                    .start_analysis(&myself, meeting, 0, Restarts::default(), None)
+                    .await;
+            }
+            SupervisorMsg::AnalysisPendingAgain { meeting } => {
+                state
+                    .start_analysis(&myself, meeting, 0, Restarts::default(), None)
+                    .await;
+            }
+            SupervisorMsg::Analyze { meeting, reply } => {
+                let started = state
+                    .start_analysis(&myself, meeting, 0, Restarts::default(), None)
+                    .await;
+                let _ = reply.send(started);
+            }
+            SupervisorMsg::KillAnalysis { meeting, reply } => {
+                let found = state
+                    .analyses
+                    .get(&meeting)
+                    .map(|a| a.actor.kill())
+                    .is_some();
+                let _ = reply.send(found);
+            }
+            SupervisorMsg::LeasesRenewed { report, began } => {
+                state.leases_renewed(&myself, report, began).await;
+            }
+            SupervisorMsg::WhenSettled(reply) => {
+                if state.finalizing.is_empty() {
+                    let _ = reply.send(());
+                } else {
+                    state.settled_waiters.push(reply);
+                }
+            }
+            SupervisorMsg::Actors(reply) => {
+                let meetings = state.live.values().map(|c| c.actor.clone()).collect();
+                let analyses = state.analyses.values().map(|a| a.actor.clone()).collect();
+                let _ = reply.send((meetings, analyses));
+            }
+            SupervisorMsg::Kill { meeting, reply } => {
+                let found = state.live.get(&meeting).map(|c| c.actor.kill()).is_some();
+                let _ = reply.send(found);
+            }
+            SupervisorMsg::Panic { meeting, reply } => {
+                let found = state
+                    .live
+                    .get(&meeting)
+                    .is_some_and(|c| c.actor.cast(MeetingMsg::Panic).is_ok());
+                let _ = reply.send(found);
+            }
+        }
+        state.publish();
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        event: SupervisionEvent,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some((id, why)) = ExitReason::of(&event) else {
+            return Ok(());
+        };
+        // The dead actor's state (its socket and reader) goes first, so no
+        // old reader runs beside the heir.
+        drop(event);
+        match state.by_actor.remove(&id) {
+            Some((meeting, ChildKind::Meeting)) => {
+                state.on_meeting_exit(&myself, meeting, why).await;
+            }
+            Some((meeting, ChildKind::Analysis)) => {
+                state.on_analysis_exit(&myself, meeting, why).await;
+            }
+            None => {}
+        }
+        state.publish();
+        Ok(())
+    }
+}

@@ -1,0 +1,139 @@
+//! What the CallSupervisor holds: its children by meeting, the calls being
+//! finalized, and the background tasks it owns (they stop with it).
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{ActorId, ActorRef, RpcReplyPort};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::budget::{RestartBudget, Restarts};
+use super::registry::CallRegistry;
+use crate::analysis::AnalysisMsg;
+use crate::analysis::job::AnalysisDeps;
+use crate::ids::MeetingId;
+use crate::meeting::deps::CallDeps;
+use crate::meeting::msg::MeetingMsg;
+use crate::ports::{CallContext, LeaseStore};
+
+/// A live call's actor, as the supervisor tracks it.
+pub struct LiveCall {
+    pub actor: ActorRef<MeetingMsg>,
+    pub context: CallContext,
+    pub incarnation: u32,
+    pub restarts: Restarts,
+    /// The actor was told to finalize.
+    pub ending: bool,
+    /// The lease went to another instance: stop, do not restart.
+    pub lease_lost: bool,
+    /// When this actor was started (a lease report older than that may
+    /// not list the call yet).
+    pub since: Instant,
+}
+
+/// A live analysis actor.
+pub struct LiveAnalysis {
+    pub actor: ActorRef<AnalysisMsg>,
+    pub incarnation: u32,
+    pub restarts: Restarts,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildKind {
+    Meeting,
+    Analysis,
+}
+
+pub struct SupervisorState {
+    pub deps: Arc<CallDeps>,
+    pub leases: Arc<dyn LeaseStore>,
+    pub analysis: Arc<AnalysisDeps>,
+    pub registry: Arc<CallRegistry>,
+    pub budget: RestartBudget,
+    /// This instance's name in the leases.
+    pub owner: String,
+    /// How long a lease taken here lasts.
+    pub lease_ttl: Duration,
+    pub live: HashMap<MeetingId, LiveCall>,
+    pub analyses: HashMap<MeetingId, LiveAnalysis>,
+    pub by_actor: HashMap<ActorId, (MeetingId, ChildKind)>,
+    /// Calls being finalized (by their actor or from the store).
+    pub finalizing: HashSet<MeetingId>,
+    /// Waiting for `finalizing` to become empty (graceful shutdown).
+    pub settled_waiters: Vec<RpcReplyPort<()>>,
+    /// Work the supervisor started off its handlers (lease renewal,
+    /// finalizations without an actor, verdicts). Dropped, and so aborted,
+    /// with the supervisor's state, however the supervisor ends.
+    tasks: JoinSet<()>,
+}
+
+impl SupervisorState {
+    pub fn new(
+        deps: Arc<CallDeps>,
+        leases: Arc<dyn LeaseStore>,
+        analysis: Arc<AnalysisDeps>,
+        registry: Arc<CallRegistry>,
+        budget: RestartBudget,
+        owner: String,
+        lease_ttl: Duration,
+    ) -> Self {
+        Self {
+            deps,
+            leases,
+            analysis,
+            registry,
+            budget,
+            owner,
+            lease_ttl,
+            live: HashMap::new(),
+            analyses: HashMap::new(),
+            by_actor: HashMap::new(),
+            finalizing: HashSet::new(),
+            settled_waiters: Vec::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// Runs `work` in a task the supervisor owns.
+    pub fn spawn_task(&mut self, work: impl Future<Output = ()> + Send + 'static) {
+        self.reap_tasks();
+        self.tasks.spawn(work);
+    }
+
+    /// Collects tasks that have finished, so that the set holds only live ones.
+    pub fn reap_tasks(&mut self) {
+        while let Some(done) = self.tasks.try_join_next() {
+            if let Err(error) = done
+                && error.is_panic()
+            {
+                tracing::error!(%error, "a call supervisor task panicked");
+            }
+        }
+    }
+
+    /// Background tasks still running.
+    pub fn tasks(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// A call's finalization is done: wake whoever waits for none to be left.
+    pub fn finalized(&mut self, meeting: MeetingId) {
+        self.finalizing.remove(&meeting);
+        if self.finalizing.is_empty() {
+            for waiter in self.settled_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+    }
+
+    /// The live-actor gauges, after every message.
+    pub fn publish(&self) {
+        metrics::gauge!(crate::metrics::LIVE_ACTORS, "kind" => "meeting")
+            .set(self.live.len() as f64);
+        metrics::gauge!(crate::metrics::LIVE_ACTORS, "kind" => "analysis")
+            .set(self.analyses.len() as f64);
+    }
+}

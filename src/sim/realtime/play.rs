@@ -1,0 +1,251 @@
+//! The conversation a connection plays: its script, turn by turn, with GA
+//! or beta event names, pauses at the configured pace, marks and gates.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use super::super::script::{Script, Step, Transcription, Turn};
+use super::config::SimRealtimeConfig;
+use super::records::Shared;
+
+pub fn close_frame(code: u16) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: Utf8Bytes::from_static("closed by simulated peer"),
+    }))
+}
+
+pub enum Outgoing {
+    Frame(String),
+    Ping,
+    Close(u16),
+    Abort,
+    ClientGone,
+}
+
+/// The conversation's item chain as the peer tracks it.
+#[derive(Default)]
+pub struct Chain {
+    last: Option<String>,
+    counter: usize,
+}
+
+impl Chain {
+    /// A fresh item id and the id it follows.
+    pub fn next(&mut self, prefix: &str) -> (String, Option<String>) {
+        self.counter += 1;
+        let id = format!("{prefix}_{}", self.counter);
+        let previous = self.last.replace(id.clone());
+        (id, previous)
+    }
+}
+
+/// Event names in the dialect the peer speaks.
+#[derive(Clone)]
+pub struct Names {
+    pub item_added: &'static str,
+    transcript_delta: &'static str,
+    transcript_done: &'static str,
+    audio_delta: &'static str,
+}
+
+impl Names {
+    pub fn new(beta: bool) -> Self {
+        if beta {
+            Self {
+                item_added: "conversation.item.created",
+                transcript_delta: "response.audio_transcript.delta",
+                transcript_done: "response.audio_transcript.done",
+                audio_delta: "response.audio.delta",
+            }
+        } else {
+            Self {
+                item_added: "conversation.item.added",
+                transcript_delta: "response.output_audio_transcript.delta",
+                transcript_done: "response.output_audio_transcript.done",
+                audio_delta: "response.output_audio.delta",
+            }
+        }
+    }
+}
+
+async fn pause(config: &SimRealtimeConfig, base: Duration) {
+    if config.pace > 0.0 {
+        tokio::time::sleep(base.mul_f64(config.pace)).await;
+    } else {
+        tokio::task::yield_now().await;
+    }
+}
+
+pub async fn play(
+    script: &Script,
+    config: &SimRealtimeConfig,
+    names: &Names,
+    chain: &Mutex<Chain>,
+    out: &mpsc::UnboundedSender<Outgoing>,
+    shared: &Shared,
+) {
+    let emit = |v: Value| out.send(Outgoing::Frame(v.to_string())).is_ok();
+    let next_id = |prefix: &str| chain.lock().map(|mut c| c.next(prefix)).unwrap_or_default();
+    let audio = "U".repeat(config.audio_frame_bytes);
+    for (n, step) in script.steps.iter().enumerate() {
+        match step {
+            Step::Turn(turn) => {
+                if !play_turn(n, turn, None, config, names, &emit, &next_id, &audio).await {
+                    return;
+                }
+            }
+            Step::ExpireMidReply {
+                turn,
+                words_before_expiry,
+            } => {
+                play_turn(
+                    n,
+                    turn,
+                    Some(*words_before_expiry),
+                    config,
+                    names,
+                    &emit,
+                    &next_id,
+                    &audio,
+                )
+                .await;
+                emit(
+                    json!({"type":"error","event_id":format!("evt_{n}_exp"),"error":{"type":"invalid_request_error","code":"session_expired","message":"Your session hit the maximum duration of 60 minutes.","param":null,"event_id":null}}),
+                );
+                let _ = out.send(Outgoing::Close(1000));
+                return;
+            }
+            Step::Error { code, message } => {
+                emit(
+                    json!({"type":"error","event_id":format!("evt_{n}_err"),"error":{"type":"invalid_request_error","code":code,"message":message,"param":null,"event_id":null}}),
+                );
+            }
+            Step::Raw(text) => {
+                let _ = out.send(Outgoing::Frame(text.clone()));
+            }
+            Step::Ping => {
+                let _ = out.send(Outgoing::Ping);
+            }
+            Step::Close(code) => {
+                let _ = out.send(Outgoing::Close(*code));
+                return;
+            }
+            Step::Abort => {
+                let _ = out.send(Outgoing::Abort);
+                return;
+            }
+            Step::Mark(name) => {
+                if let Ok(mut marks) = shared.marks.lock() {
+                    marks.push(name.clone());
+                }
+                shared.changed.notify_waiters();
+            }
+            Step::Gate(name) => loop {
+                let notified = shared.changed.notified();
+                if shared.gates.lock().is_ok_and(|g| g.contains(name)) {
+                    break;
+                }
+                notified.await;
+            },
+            Step::Hold => return,
+        }
+        pause(config, Duration::from_secs(2)).await;
+    }
+}
+
+/// Plays one exchange; with `cut_after`, stops the reply after that many
+/// words (the caller then expires the session). False when the client left.
+#[allow(clippy::too_many_arguments)]
+async fn play_turn(
+    n: usize,
+    turn: &Turn,
+    cut_after: Option<usize>,
+    config: &SimRealtimeConfig,
+    names: &Names,
+    emit: &impl Fn(Value) -> bool,
+    next_id: &impl Fn(&str) -> (String, Option<String>),
+    audio: &str,
+) -> bool {
+    let (user_id, previous) = next_id("item_u");
+    let user_item = json!({"id":user_id,"object":"realtime.item","type":"message","role":"user","status":"completed","content":[{"type":"input_audio","transcript":null}]});
+    let transcript_event = |ok: bool| {
+        if ok {
+            json!({"type":"conversation.item.input_audio_transcription.completed","event_id":format!("evt_{n}_tr"),"item_id":user_id,"content_index":0,"transcript":turn.user})
+        } else {
+            json!({"type":"conversation.item.input_audio_transcription.failed","event_id":format!("evt_{n}_tf"),"item_id":user_id,"content_index":0,"error":{"type":"transcription_error","code":"audio_unintelligible","message":"Audio could not be transcribed."}})
+        }
+    };
+    let mut ok = emit(
+        json!({"type":"input_audio_buffer.speech_started","event_id":format!("evt_{n}_ss"),"item_id":user_id,"audio_start_ms":0}),
+    ) && emit(
+        json!({"type":"input_audio_buffer.speech_stopped","event_id":format!("evt_{n}_sp"),"item_id":user_id,"audio_end_ms":1200}),
+    ) && emit(
+        json!({"type":"input_audio_buffer.committed","event_id":format!("evt_{n}_co"),"item_id":user_id,"previous_item_id":previous}),
+    ) && emit(
+        json!({"type":names.item_added,"event_id":format!("evt_{n}_ua"),"previous_item_id":previous,"item":user_item}),
+    ) && emit(
+        json!({"type":"conversation.item.done","event_id":format!("evt_{n}_ud"),"previous_item_id":previous,"item":user_item}),
+    );
+    if cut_after.is_none() && turn.transcription == Transcription::Before {
+        ok = ok && emit(transcript_event(true));
+    }
+    pause(config, Duration::from_millis(300)).await;
+
+    let response_id = format!("resp_{n}");
+    let (agent_id, _) = next_id("item_a");
+    let agent_item = json!({"id":agent_id,"object":"realtime.item","type":"message","role":"assistant","status":"in_progress","content":[]});
+    ok = ok
+        && emit(
+            json!({"type":"response.created","event_id":format!("evt_{n}_rc"),"response":{"id":response_id,"object":"realtime.response","status":"in_progress","output":[]}}),
+        )
+        && emit(
+            json!({"type":names.item_added,"event_id":format!("evt_{n}_aa"),"previous_item_id":user_id,"item":agent_item}),
+        );
+    let words = cut_after.map_or(turn.agent.len(), |c| c.min(turn.agent.len()));
+    for (w, word) in turn.agent[..words].iter().enumerate() {
+        for _ in 0..config.audio_frames_per_word {
+            ok = ok
+                && emit(
+                    json!({"type":names.audio_delta,"event_id":format!("evt_{n}_{w}_au"),"response_id":response_id,"item_id":agent_id,"output_index":0,"content_index":0,"delta":audio}),
+                );
+        }
+        ok = ok
+            && emit(
+                json!({"type":names.transcript_delta,"event_id":format!("evt_{n}_{w}_td"),"response_id":response_id,"item_id":agent_id,"output_index":0,"content_index":0,"delta":word}),
+            );
+        if cut_after.is_none() && turn.transcription == Transcription::During && w == words / 2 {
+            ok = ok && emit(transcript_event(true));
+        }
+        pause(config, Duration::from_millis(250)).await;
+    }
+    if cut_after.is_some() {
+        return ok;
+    }
+    let full = turn.agent.concat();
+    ok = ok
+        && emit(
+            json!({"type":names.transcript_done,"event_id":format!("evt_{n}_tdn"),"response_id":response_id,"item_id":agent_id,"output_index":0,"content_index":0,"transcript":full}),
+        )
+        && emit(
+            json!({"type":"conversation.item.done","event_id":format!("evt_{n}_ad"),"previous_item_id":user_id,"item":{"id":agent_id,"type":"message","role":"assistant","status":"completed","content":[{"type":"output_audio","transcript":full}]}}),
+        )
+        && emit(
+            json!({"type":"response.done","event_id":format!("evt_{n}_rd"),"response":{"id":response_id,"object":"realtime.response","status":"completed","output":[]}}),
+        )
+        && emit(
+            json!({"type":"rate_limits.updated","event_id":format!("evt_{n}_rl"),"rate_limits":[]}),
+        );
+    match turn.transcription {
+        Transcription::After => ok = ok && emit(transcript_event(true)),
+        Transcription::Failed => ok = ok && emit(transcript_event(false)),
+        Transcription::Before | Transcription::During | Transcription::Withheld => {}
+    }
+    ok
+}

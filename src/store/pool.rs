@@ -1,0 +1,295 @@
+//! The store's core: the [`Store`] handle over either backend's pool, its
+//! error type, the migrators, and the few statements that differ per
+//! backend ([`Dialect`]). Every query module builds on this one.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::changes::Changes;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+/// Runs `$body` with `$p` bound to the concrete pool of either backend. The
+/// body is compiled once per backend, so one query text serves both.
+macro_rules! on_pool {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::pool::Pool::Sqlite($p) => $body,
+            $crate::store::pool::Pool::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// How a write transaction begins on each backend. SQLite takes the write
+/// lock up front (`IMMEDIATE`): a deferred transaction that reads before it
+/// writes fails at once with "database is locked" when another writer holds
+/// the lock, instead of waiting for it.
+///
+/// Lease renewal differs too. On PostgreSQL one UPDATE of every live call's
+/// row locks the rows one by one while the writer's transaction holds some
+/// of them for its high-water marks: each waiting for the other is a
+/// deadlock, which PostgreSQL breaks only after `deadlock_timeout` (1 s), so
+/// a commit waited over a second. The renewal skips rows a transaction
+/// holds (they are renewed next round, well within the lease) and never
+/// waits. SQLite has one writer at a time and no row locks.
+///
+/// A read of one consistent snapshot (the event stream's) is a repeatable-
+/// read transaction on PostgreSQL and a plain read transaction on SQLite,
+/// which in WAL mode sees one snapshot.
+pub(crate) trait Dialect {
+    const BEGIN: &'static str;
+    const READ_SNAPSHOT: &'static str;
+    const RENEW_LEASES: &'static str;
+}
+
+impl Dialect for SqlitePool {
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
+    const READ_SNAPSHOT: &'static str = "BEGIN";
+    const RENEW_LEASES: &'static str = "UPDATE meetings SET lease_expires_at = $2 \
+         WHERE lease_owner = $1 AND status = 'active'";
+}
+
+impl Dialect for PgPool {
+    const BEGIN: &'static str = "BEGIN";
+    const READ_SNAPSHOT: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+    const RENEW_LEASES: &'static str = "UPDATE meetings SET lease_expires_at = $2 \
+         WHERE id IN (SELECT id FROM meetings WHERE lease_owner = $1 AND status = 'active' \
+         FOR UPDATE SKIP LOCKED)";
+}
+
+/// The statement that begins a write transaction on `pool`'s backend.
+pub(crate) fn write_begin<P: Dialect>(_pool: &P) -> &'static str {
+    P::BEGIN
+}
+
+/// The statement that begins a one-snapshot read on `pool`'s backend.
+pub(crate) fn read_snapshot<P: Dialect>(_pool: &P) -> &'static str {
+    P::READ_SNAPSHOT
+}
+
+/// The statement that renews an owner's leases on `pool`'s backend.
+pub(crate) fn renew_leases_sql<P: Dialect>(_pool: &P) -> &'static str {
+    P::RENEW_LEASES
+}
+
+/// The embedded migrations, one migrator per backend with mirrored versions.
+pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names, if it names one we support.
+    pub fn from_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL `{0}`: expected `sqlite:<path>` or `postgres://...`")]
+    UnsupportedUrl(String),
+    #[error("invalid database URL")]
+    InvalidUrl(#[source] sqlx::Error),
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("agent {0} does not exist")]
+    UnknownAgent(scribe_actors::ids::AgentId),
+    #[error("stored row is invalid: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// True when the statement broke a UNIQUE constraint (classified by kind,
+    /// not by constraint name: SQLite reports none).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, Self::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+/// How many connections a store keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSize(pub u32);
+
+impl Default for PoolSize {
+    fn default() -> Self {
+        Self(16)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The one store interface, cheap to clone (it is a pool handle).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) pool: Pool,
+    pub(crate) changes: Changes,
+}
+
+impl Store {
+    /// Opens a pool for `url`. A SQLite file that does not exist yet is
+    /// created. Connections are made lazily for PostgreSQL, at once for SQLite.
+    pub async fn connect(url: &str, size: PoolSize) -> Result<Self, StoreError> {
+        let pool = match Backend::from_url(url) {
+            Some(Backend::Sqlite) => {
+                let options = SqliteConnectOptions::from_str(url)
+                    .map_err(StoreError::InvalidUrl)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // WAL + NORMAL survives a process crash; only an OS crash
+                    // or power loss can drop the last commits.
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(size.0.max(1))
+                    .connect_with(options)
+                    .await?;
+                Pool::Sqlite(pool)
+            }
+            Some(Backend::Postgres) => {
+                let options = PgConnectOptions::from_str(url).map_err(StoreError::InvalidUrl)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(size.0.max(1))
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?;
+                Pool::Postgres(pool)
+            }
+            None => return Err(StoreError::UnsupportedUrl(redact_url(url))),
+        };
+        Ok(Self {
+            pool,
+            changes: Changes::default(),
+        })
+    }
+
+    /// Wake-ups for readers of one meeting (see [`Changes`]).
+    pub fn changes(&self) -> &Changes {
+        &self.changes
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies every pending migration of this backend.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Sqlite(p) => SQLITE_MIGRATOR.run(p).await?,
+            Pool::Postgres(p) => POSTGRES_MIGRATOR.run(p).await?,
+        }
+        Ok(())
+    }
+
+    /// Answers when the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, |p| sqlx::query("SELECT 1")
+            .execute(p)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Waits for checked-out connections to return, then closes them all.
+    pub async fn close(&self) {
+        on_pool!(self, |p| p.close().await)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        on_pool!(self, |p| p.is_closed())
+    }
+}
+
+/// Rows of one UUID column as meeting ids.
+pub(crate) fn meeting_ids(rows: Vec<(uuid::Uuid,)>) -> Vec<scribe_actors::ids::MeetingId> {
+    rows.into_iter()
+        .map(|(id,)| scribe_actors::ids::MeetingId::from_uuid(id))
+        .collect()
+}
+
+/// The URL with any password replaced, fit for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let masked = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{masked}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_migrators_list_the_same_versions() {
+        let versions = |m: &Migrator| {
+            m.iter()
+                .map(|m| (m.version, m.description.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            SQLITE_MIGRATOR.iter().next().is_some(),
+            "no migrations embedded"
+        );
+        assert_eq!(versions(&SQLITE_MIGRATOR), versions(&POSTGRES_MIGRATOR));
+    }
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/scribe?sslmode=require"),
+            "postgres://app:***@db:5432/scribe?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://app@db/scribe"),
+            "postgres://app@db/scribe"
+        );
+        assert_eq!(redact_url("sqlite://scribe.db"), "sqlite://scribe.db");
+    }
+
+    #[test]
+    fn recognises_backends_by_scheme() {
+        assert_eq!(Backend::from_url("sqlite://x.db"), Some(Backend::Sqlite));
+        assert_eq!(Backend::from_url("sqlite:x.db"), Some(Backend::Sqlite));
+        assert_eq!(
+            Backend::from_url("postgresql://h/db"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(Backend::from_url("mysql://h/db"), None);
+    }
+}
