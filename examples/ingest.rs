@@ -28,7 +28,7 @@ use scribe_actors::domain::{ChunkStatus, Speaker};
 use scribe_actors::ids::MeetingId;
 use scribe_actors::ports::TranscriptSink;
 use scribe_actors::transcript::Line;
-use scribe_actors::writer::{ChunkWriter, Rejected, WriterConfig};
+use scribe_actors::writer::{ChunkWriter, Handoff, Rejected, WriterConfig};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 
@@ -154,20 +154,24 @@ async fn batched(store: Arc<dyn TranscriptSink>, calls: Vec<Vec<Row>>) -> anyhow
             let writer = writer.clone();
             tokio::spawn(async move {
                 for row in rows {
-                    let mut lines = vec![Line {
-                        sequence_number: row.sequence_number,
-                        speaker: row.speaker,
-                        text: row.text,
-                        status: ChunkStatus::Completed,
-                        item_id: None,
-                        timestamp: row.timestamp,
-                        ready_at: Instant::now(),
-                    }];
+                    let mut handoff = Handoff {
+                        high_water: Some(row.sequence_number),
+                        interrupted: Vec::new(),
+                        lines: vec![Line {
+                            sequence_number: row.sequence_number,
+                            speaker: row.speaker,
+                            text: row.text,
+                            status: ChunkStatus::Completed,
+                            item_id: None,
+                            timestamp: row.timestamp,
+                            ready_at: Instant::now(),
+                        }],
+                    };
                     loop {
-                        match writer.try_submit(row.meeting, lines, Some(row.sequence_number)) {
+                        match writer.try_submit(row.meeting, handoff) {
                             Ok(()) => break,
-                            Err(Rejected(back, _)) => {
-                                lines = back;
+                            Err(Rejected(back)) => {
+                                handoff = back;
                                 tokio::time::sleep(Duration::from_millis(1)).await;
                             }
                         }

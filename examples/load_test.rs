@@ -225,6 +225,7 @@ async fn main() -> anyhow::Result<()> {
         .env("SCRIBE_API_TOKEN", TOKEN)
         .env("STREAM_API_SECRET", SECRET)
         .env("SCRIBE_REALTIME_URL", peer.url())
+        .env("SCRIBE_SIMULATED_PEER", "1")
         .env("OPENAI_BASE_URL", llm.base_url())
         .env("OPENAI_API_KEY", "sk-load-test")
         .env("SCRIBE_ANALYSIS_CONCURRENCY", "64")

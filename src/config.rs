@@ -125,6 +125,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SCRIBE_SIMULATE", value_parser = clap::builder::BoolishValueParser::new())]
     pub simulate: bool,
 
+    /// Tell the realtime endpoint which meeting each session is for
+    /// (`x-scribe-meeting-id`): only for scribe's own simulated peer (load
+    /// tests, chaos drills). Never set it against a real provider.
+    #[arg(long, env = "SCRIBE_SIMULATED_PEER", hide = true, value_parser = clap::builder::BoolishValueParser::new())]
+    pub simulated_peer: bool,
+
     /// Enable the admin endpoint that kills actors abruptly (chaos drills).
     /// Never set this in production.
     #[arg(long, env = "SCRIBE_CHAOS", value_parser = clap::builder::BoolishValueParser::new())]
@@ -179,6 +185,9 @@ pub struct Settings {
     pub api_token: SecretString,
     pub admin_token: Option<SecretString>,
     pub simulate: bool,
+    /// The realtime endpoint is scribe's simulated peer: it may be told
+    /// which meeting a session is for.
+    pub simulated_peer: bool,
     pub chaos: bool,
     pub call: CallConfig,
     pub writer: WriterConfig,
@@ -216,6 +225,7 @@ impl Settings {
             api_token,
             admin_token: non_empty(args.admin_token),
             simulate: args.simulate,
+            simulated_peer: args.simulated_peer,
             chaos: args.chaos,
             call: CallConfig {
                 finalize_grace: Duration::from_millis(args.finalize_grace_ms),
@@ -257,6 +267,7 @@ impl Settings {
             api_token: api_token.into(),
             admin_token: None,
             simulate: false,
+            simulated_peer: false,
             chaos: false,
             call: CallConfig::default(),
             writer: WriterConfig::default(),

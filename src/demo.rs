@@ -68,6 +68,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     .await?;
     let mut settings = Settings::for_database(&database, TOKEN);
     settings.realtime_url = peer.url();
+    settings.simulated_peer = true;
     settings.openai_base_url = llm.base_url();
     settings.stream_api_secret = Some(SECRET.into());
     let app = Application::build(settings).await?;

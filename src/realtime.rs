@@ -8,8 +8,11 @@
 //!   `call_type`, `call_id` and `api_key` in its query and a
 //!   `Stream-Authorization` JWT signed with the Stream secret.
 //!
-//! Every request also carries `x-scribe-meeting-id`, a correlation header
-//! the simulated peer uses to tell calls apart.
+//! Nothing scribe-specific goes on the wire to a real provider. Only when
+//! told that the endpoint is scribe's own simulated peer
+//! ([`RealtimeEndpoint::correlated`]: `--simulate`, the demo, tests, the load
+//! test) does a request carry `x-scribe-meeting-id`, which the simulator
+//! uses to give each call its script.
 
 use async_trait::async_trait;
 use scribe_actors::ports::{ConnectError, RealtimeConnector, RealtimeSession, SessionTarget};
@@ -29,6 +32,19 @@ pub enum Provider {
     StreamAgent,
 }
 
+impl Provider {
+    /// How errors name it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::OpenAi | Self::OpenAiCall => "OpenAI Realtime",
+            Self::StreamAgent => "Stream's agent endpoint",
+        }
+    }
+}
+
+/// The header that tells the simulated peer which meeting a session is for.
+pub const MEETING_HEADER: &str = "x-scribe-meeting-id";
+
 #[derive(Debug)]
 pub struct RealtimeEndpoint {
     url: String,
@@ -36,6 +52,7 @@ pub struct RealtimeEndpoint {
     openai_api_key: Option<SecretString>,
     stream_api_key: Option<SecretString>,
     stream_api_secret: Option<SecretString>,
+    correlate: bool,
 }
 
 impl RealtimeEndpoint {
@@ -59,7 +76,15 @@ impl RealtimeEndpoint {
             openai_api_key,
             stream_api_key,
             stream_api_secret,
+            correlate: false,
         }
+    }
+
+    /// Sends [`MEETING_HEADER`] with every request: only for scribe's own
+    /// simulated peer, never for a real provider.
+    pub fn correlated(mut self, correlate: bool) -> Self {
+        self.correlate = correlate;
+        self
     }
 
     pub fn provider(&self) -> Provider {
@@ -97,7 +122,7 @@ impl RealtimeEndpoint {
 #[async_trait]
 impl RealtimeConnector for RealtimeEndpoint {
     async fn connect(&self, target: &SessionTarget) -> Result<RealtimeSession, ConnectError> {
-        open(self.request(target)?).await
+        open(self.request(target)?, self.provider.name()).await
     }
 }
 
@@ -110,8 +135,10 @@ impl RealtimeEndpoint {
             self.openai_api_key.as_ref().map(|k| k.expose_secret()),
         )?;
         let headers = request.headers_mut();
-        if let Ok(value) = call.meeting_id.to_string().parse() {
-            headers.insert("x-scribe-meeting-id", value);
+        if self.correlate
+            && let Ok(value) = call.meeting_id.to_string().parse()
+        {
+            headers.insert(MEETING_HEADER, value);
         }
         if self.provider == Provider::StreamAgent {
             let secret = self.stream_api_secret.as_ref().ok_or_else(|| {
@@ -156,25 +183,37 @@ mod tests {
     }
 
     #[test]
-    fn plain_openai_sends_the_bearer_key_and_the_meeting_header() {
+    fn plain_openai_gets_the_bearer_key_and_nothing_of_scribes() {
         let endpoint = RealtimeEndpoint::new(
             crate::config::DEFAULT_REALTIME_URL,
             Some("sk-1".into()),
             None,
             None,
         );
-        let c = call();
-        let request = endpoint.request(&c).expect("request");
+        let request = endpoint.request(&call()).expect("request");
         assert_eq!(
             request.uri().to_string(),
             crate::config::DEFAULT_REALTIME_URL
         );
         assert_eq!(request.headers()["authorization"], "Bearer sk-1");
+        assert!(request.headers().get("openai-beta").is_none(), "GA only");
+        let names: Vec<&str> = request.headers().keys().map(|k| k.as_str()).collect();
+        assert!(
+            names.iter().all(|n| !n.contains("scribe")),
+            "nothing scribe-specific on the wire: {names:?}"
+        );
+    }
+
+    #[test]
+    fn only_the_simulated_peer_is_told_the_meeting() {
+        let endpoint = RealtimeEndpoint::new("ws://127.0.0.1:9/v1/realtime", None, None, None)
+            .correlated(true);
+        let c = call();
+        let request = endpoint.request(&c).expect("request");
         assert_eq!(
-            request.headers()["x-scribe-meeting-id"],
+            request.headers()[MEETING_HEADER],
             c.meeting_id.to_string().as_str()
         );
-        assert!(request.headers().get("openai-beta").is_none(), "GA only");
     }
 
     #[test]

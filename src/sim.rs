@@ -53,5 +53,6 @@ impl Simulators {
     pub fn configure(&self, settings: &mut Settings) {
         settings.realtime_url = self.realtime.url();
         settings.openai_base_url = self.llm.base_url();
+        settings.simulated_peer = true;
     }
 }

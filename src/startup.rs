@@ -80,7 +80,8 @@ impl Application {
             settings.openai_api_key.clone(),
             settings.stream_api_key.clone(),
             settings.stream_api_secret.clone(),
-        );
+        )
+        .correlated(settings.simulated_peer);
         let deps = Arc::new(CallDeps {
             store: Arc::new(store.clone()),
             writer: writer.clone(),

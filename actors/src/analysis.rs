@@ -123,6 +123,7 @@ impl Actor for AnalysisActor {
                     next_sequence: 0,
                     unflushed: 0,
                     socket: SocketState::NoSocket,
+                    error: None,
                 });
             }
         }

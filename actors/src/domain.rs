@@ -102,6 +102,10 @@ closed_set!(
         Completed => "completed",
         /// The session ended before the final text: the deltas received.
         Partial => "partial",
+        /// A reply the agent did not finish: its response was cancelled,
+        /// failed or cut short, or the user cut it off (truncation). The
+        /// text is what was received (the whole reply for a truncation).
+        Interrupted => "interrupted",
         /// The realtime service reported (or never delivered) no transcription.
         TranscriptionFailed => "transcription_failed",
         /// A position in the conversation whose line could not be recovered.
@@ -119,7 +123,20 @@ closed_set!(
         SocketReconnecting => "socket_reconnecting",
         SocketRotated => "socket_rotated",
         RealtimeError => "realtime_error",
+        /// The realtime service refused scribe's configuration (key, model,
+        /// URL, session settings): not retried.
         ConfigurationError => "configuration_error",
+        /// The provider refused the session (Stream's flat `server_error`):
+        /// retried after a long pause.
+        SessionRefused => "session_refused",
+        /// A response ended without completing; its lines are `interrupted`.
+        ReplyInterrupted => "reply_interrupted",
+        /// The user cut the agent's reply off (`audio_end_ms`).
+        ReplyTruncated => "reply_truncated",
+        /// A user transcription failed (the service's error).
+        TranscriptionFailed => "transcription_failed",
+        /// A session rotation went ahead mid-turn, its session about to expire.
+        RotationForced => "rotation_forced",
         TranscriptionOff => "transcription_off",
         LeaseLost => "lease_lost",
         OutOfOrderItem => "out_of_order_item",

@@ -108,10 +108,15 @@ impl Actor for MeetingActor {
                     state.on_notice(&myself, notice);
                 }
             }
+            MeetingMsg::SessionUpdateDeadline { epoch } => {
+                state.on_session_update_deadline(epoch);
+            }
             MeetingMsg::Rotate { epoch } => {
                 if !state.ending && state.is_current(epoch) {
                     if state.call.is_idle() {
-                        Box::pin(state.rotate(&myself)).await;
+                        Box::pin(state.rotate(&myself, false)).await;
+                    } else if state.must_rotate_now() {
+                        Box::pin(state.rotate(&myself, true)).await;
                     } else {
                         myself.send_after(state.deps.config.rotate_retry, move || {
                             MeetingMsg::Rotate { epoch }

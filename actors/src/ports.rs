@@ -107,12 +107,21 @@ pub struct WriteBatch {
     pub lines: Vec<(MeetingId, Line)>,
     /// Per meeting, the highest sequence number handed out so far.
     pub high_water: Vec<(MeetingId, i64)>,
+    /// Lines already stored that are `interrupted` now (the user cut the
+    /// reply off after its transcript was final). Applied after `lines`.
+    pub interrupted: Vec<(MeetingId, i64)>,
     pub events: Vec<LoggedEvent>,
+    /// The `error` an active meeting shows (`None` clears it), in order.
+    pub errors: Vec<(MeetingId, Option<String>)>,
 }
 
 impl WriteBatch {
     pub fn is_empty(&self) -> bool {
-        self.lines.is_empty() && self.high_water.is_empty() && self.events.is_empty()
+        self.lines.is_empty()
+            && self.high_water.is_empty()
+            && self.interrupted.is_empty()
+            && self.events.is_empty()
+            && self.errors.is_empty()
     }
 }
 
@@ -308,6 +317,9 @@ pub type Outbox = Pin<Box<dyn Sink<Message, Error = WsError> + Send + Sync>>;
 /// An open realtime session: the frames the service sends, and a sink for
 /// the client events scribe sends. Dropping both ends the session.
 pub struct RealtimeSession {
+    /// Who serves it, as a user reads it in an error ("Stream's agent
+    /// endpoint", "OpenAI Realtime").
+    pub provider: String,
     pub frames: BoxStream<'static, Result<Message, WsError>>,
     pub outbox: Outbox,
 }
@@ -319,6 +331,10 @@ pub enum ConnectError {
     /// cannot help.
     #[error("realtime endpoint is misconfigured: {0}")]
     Config(String),
+    /// The endpoint answered the upgrade with 401, 403 or 404: the key,
+    /// the project or the URL is wrong. Retrying cannot help.
+    #[error("{provider} refused the connection: HTTP {status}")]
+    Refused { provider: String, status: u16 },
     #[error("could not connect to the realtime endpoint: {0}")]
     Io(String),
     #[error("realtime connection timed out after {0:?}")]

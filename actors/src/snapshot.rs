@@ -16,6 +16,9 @@ pub struct ActorSnapshot {
     pub next_sequence: i64,
     pub unflushed: usize,
     pub socket: SocketState,
+    /// What is wrong with the call's realtime session, in full (the
+    /// provider's own words included); `null` when nothing is.
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -101,16 +104,19 @@ mod tests {
             next_sequence: 7,
             unflushed: 2,
             socket: SocketState::ConfigurationError,
+            error: Some("invalid_api_key".into()),
         };
         assert_eq!(
             serde_json::to_value(&live).expect("serializes"),
             json!({ "kind": "meeting", "meeting_id": meeting, "state": "finalizing", "uptime_ms": 5,
-                    "restarts": 1, "next_sequence": 7, "unflushed": 2, "socket": "configuration_error" })
+                    "restarts": 1, "next_sequence": 7, "unflushed": 2, "socket": "configuration_error",
+                    "error": "invalid_api_key" })
         );
         let analysis = ActorSnapshot {
             kind: ActorKind::Analysis,
             state: ActorState::Analysis(AnalysisPhase::Waiting),
             socket: SocketState::NoSocket,
+            error: None,
             ..live
         };
         let v = serde_json::to_value(&analysis).expect("serializes");

@@ -13,13 +13,23 @@
 //! Items that are not live turns (replayed history, system items, function
 //! calls) join the chain, so that what follows them is placed right, but get
 //! no slot: the server's echo of a replayed line is never stored twice.
+//!
+//! How a line ends:
+//! - user: `completed` with the final transcription; `partial` with the
+//!   transcription deltas received when the transcription fails or the
+//!   session ends first; `transcription_failed` (empty) when nothing arrived;
+//! - agent: `completed` with the final transcript; `interrupted` when its
+//!   response ends `cancelled`, `failed` or `incomplete` (the transcript in
+//!   `response.done`'s output, else the deltas received) or when the user
+//!   cut it off (`conversation.item.truncated`: the text is kept, even when
+//!   the line was already written); `partial` when the session ends first.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
 use crate::domain::{ChunkStatus, Speaker};
-use crate::realtime::event::{ItemInfo, ServerEvent};
+use crate::realtime::event::{ErrorInfo, ItemInfo, OutputItem, ServerEvent};
 
 /// Longest text kept for one line; deltas past it are dropped.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -41,8 +51,13 @@ pub struct Line {
 struct Slot {
     sequence_number: i64,
     speaker: Speaker,
+    /// The final text once known; until then the deltas received.
     text: String,
     timestamp: DateTime<Utc>,
+    /// The response an agent line belongs to, when known.
+    response: Option<String>,
+    /// The user cut this agent line off: it ends `interrupted`.
+    truncated: bool,
 }
 
 /// Something worth a line in the meeting's event log.
@@ -53,6 +68,34 @@ pub enum Notice {
         item_id: String,
         previous_item_id: String,
     },
+    /// A response ended without completing: its agent lines were closed as
+    /// `interrupted`.
+    ReplyInterrupted {
+        response_id: String,
+        status: String,
+        reason: Option<String>,
+        error: Option<String>,
+        lines: Vec<i64>,
+    },
+    /// The user cut an agent line off (`conversation.item.truncated`).
+    ReplyTruncated {
+        item_id: String,
+        audio_end_ms: Option<u64>,
+        sequence_number: Option<i64>,
+    },
+    /// A user transcription failed; the line keeps any text received.
+    TranscriptionFailed {
+        item_id: String,
+        sequence_number: i64,
+        error: ErrorInfo,
+    },
+}
+
+/// What arrived for a user item before its place in the conversation was known.
+#[derive(Debug, Clone, Default)]
+struct EarlyUser {
+    deltas: String,
+    outcome: Option<Result<String, ErrorInfo>>,
 }
 
 /// One call's conversation as scribe has seen it, across realtime sessions.
@@ -65,10 +108,17 @@ pub struct Conversation {
     known: HashSet<String>,
     tail: Option<String>,
     slots: HashMap<String, Slot>,
-    /// Transcription outcomes that arrived before their item was placed.
-    early_user_text: HashMap<String, Result<String, String>>,
+    /// What arrived for user items not placed yet.
+    early_user: HashMap<String, EarlyUser>,
     active_responses: HashSet<String>,
+    /// The user is speaking (`speech_started`, not yet stopped or committed).
+    speaking: bool,
+    /// Agent lines of this session already ready or handed over, by item:
+    /// a later truncation marks them.
+    agent_lines: HashMap<String, i64>,
     ready: Vec<Line>,
+    /// Lines already handed to the writer that must become `interrupted`.
+    interrupted: Vec<i64>,
     notices: Vec<Notice>,
 }
 
@@ -82,9 +132,12 @@ impl Conversation {
             known: HashSet::new(),
             tail: None,
             slots: HashMap::new(),
-            early_user_text: HashMap::new(),
+            early_user: HashMap::new(),
             active_responses: HashSet::new(),
+            speaking: false,
+            agent_lines: HashMap::new(),
             ready: Vec::new(),
+            interrupted: Vec::new(),
             notices: Vec::new(),
         }
     }
@@ -107,21 +160,27 @@ impl Conversation {
     }
 
     pub fn has_ready(&self) -> bool {
-        !self.ready.is_empty()
+        !self.ready.is_empty() || !self.interrupted.is_empty()
     }
 
-    /// Between turns: no line open and no reply in progress.
+    /// A good moment to replace the session: the user is not speaking, no
+    /// reply is being generated, and no user line waits for its
+    /// transcription. An agent line left open after its response ended
+    /// does not hold a rotation up (it is closed as `partial`).
     pub fn is_idle(&self) -> bool {
-        self.slots.is_empty() && self.active_responses.is_empty()
+        !self.speaking && self.active_responses.is_empty() && self.pending_user_lines() == 0
     }
 
     /// Applies one server event.
     pub fn apply(&mut self, event: &ServerEvent, now: DateTime<Utc>) {
         match event {
+            ServerEvent::SpeechStarted => self.speaking = true,
+            ServerEvent::SpeechStopped => self.speaking = false,
             ServerEvent::InputCommitted {
                 item_id,
                 previous_item_id,
             } => {
+                self.speaking = false;
                 if self.place(item_id, previous_item_id.as_deref()) {
                     self.open_slot(item_id, Speaker::User, now);
                 }
@@ -140,27 +199,45 @@ impl Conversation {
                     self.open_slot(&item.id, speaker, now);
                 }
             }
+            ServerEvent::UserTranscriptDelta { item_id, delta } => self.user_delta(item_id, delta),
             ServerEvent::UserTranscriptCompleted {
                 item_id,
                 transcript,
             } => {
                 self.settle_user(item_id, Ok(transcript.clone()));
             }
-            ServerEvent::UserTranscriptFailed { item_id, message } => {
-                self.settle_user(item_id, Err(message.clone()));
+            ServerEvent::UserTranscriptFailed { item_id, error } => {
+                self.settle_user(item_id, Err(error.clone()));
             }
             ServerEvent::ResponseCreated { response_id } => {
                 self.active_responses.insert(response_id.clone());
             }
-            ServerEvent::ResponseDone { response_id, .. } => {
+            ServerEvent::ResponseDone {
+                response_id,
+                status,
+                reason,
+                error,
+                output,
+            } => {
                 self.active_responses.remove(response_id);
+                if let Some(status) = status.as_deref()
+                    && matches!(status, "cancelled" | "failed" | "incomplete")
+                {
+                    let lines = self.interrupt_response(response_id, output);
+                    self.notices.push(Notice::ReplyInterrupted {
+                        response_id: response_id.clone(),
+                        status: status.to_owned(),
+                        reason: reason.clone(),
+                        error: error.clone(),
+                        lines,
+                    });
+                }
             }
             ServerEvent::AgentTranscriptDelta { item_id, delta } => {
                 if let Some(slot) = self.slots.get_mut(item_id)
                     && slot.speaker == Speaker::Agent
-                    && slot.text.len() + delta.len() <= MAX_LINE_BYTES
                 {
-                    slot.text.push_str(delta);
+                    push_bounded(&mut slot.text, delta);
                 }
             }
             ServerEvent::AgentTranscriptDone {
@@ -174,12 +251,21 @@ impl Conversation {
                     && let Some(mut slot) = self.slots.remove(item_id)
                 {
                     slot.text = truncate(transcript);
-                    self.emit(item_id, slot, ChunkStatus::Completed);
+                    let status = if slot.truncated {
+                        ChunkStatus::Interrupted
+                    } else {
+                        ChunkStatus::Completed
+                    };
+                    self.emit(item_id, slot, status);
                 }
             }
+            ServerEvent::ItemTruncated {
+                item_id,
+                audio_end_ms,
+            } => self.truncate_reply(item_id, *audio_end_ms),
             ServerEvent::SessionCreated { .. }
             | ServerEvent::SessionUpdated { .. }
-            | ServerEvent::Error { .. }
+            | ServerEvent::Error(_)
             | ServerEvent::Audio
             | ServerEvent::Other => {}
         }
@@ -187,22 +273,27 @@ impl Conversation {
 
     /// The realtime session is over (socket gone, call ended): nothing more
     /// will arrive for its items. Agent lines keep the deltas received
-    /// (`partial`); user lines without a transcription are
-    /// `transcription_failed`. The next session starts a new chain.
+    /// (`partial`, or `interrupted` when the user had cut them off); user
+    /// lines keep the transcription deltas received (`partial`), or are
+    /// `transcription_failed` when nothing arrived. The next session starts
+    /// a new chain.
     pub fn end_session(&mut self) {
         let mut open: Vec<(String, Slot)> = self.slots.drain().collect();
         open.sort_by_key(|(_, s)| s.sequence_number);
-        for (item_id, slot) in open {
+        for (item_id, mut slot) in open {
             let status = match slot.speaker {
+                Speaker::Agent if slot.truncated => ChunkStatus::Interrupted,
                 Speaker::Agent => ChunkStatus::Partial,
-                Speaker::User => ChunkStatus::TranscriptionFailed,
+                Speaker::User => user_partial(&mut slot.text),
             };
             self.emit(&item_id, slot, status);
         }
         self.known.clear();
         self.tail = None;
-        self.early_user_text.clear();
+        self.early_user.clear();
         self.active_responses.clear();
+        self.agent_lines.clear();
+        self.speaking = false;
     }
 
     /// Takes the lines ready to be written, in sequence order.
@@ -212,10 +303,17 @@ impl Conversation {
         lines
     }
 
+    /// Takes the numbers of lines already handed over that must become
+    /// `interrupted`.
+    pub fn take_interrupted(&mut self) -> Vec<i64> {
+        std::mem::take(&mut self.interrupted)
+    }
+
     /// Puts lines back (the writer could not take them now); they go out
     /// with the next flush.
-    pub fn restore_ready(&mut self, lines: Vec<Line>) {
+    pub fn restore_ready(&mut self, lines: Vec<Line>, interrupted: Vec<i64>) {
         self.ready.extend(lines);
+        self.interrupted.extend(interrupted);
     }
 
     /// Bytes of text in lines waiting for the writer.
@@ -300,21 +398,45 @@ impl Conversation {
         let sequence_number = self.next_sequence;
         self.next_sequence += 1;
         self.unreported_high_water = Some(sequence_number);
-        let slot = Slot {
+        // An agent line belongs to the response being generated (one at a
+        // time in practice; `response.done`'s output names it otherwise).
+        let response = match (speaker, self.active_responses.len()) {
+            (Speaker::Agent, 1) => self.active_responses.iter().next().cloned(),
+            _ => None,
+        };
+        let mut slot = Slot {
             sequence_number,
             speaker,
             text: String::new(),
             timestamp: now,
+            response,
+            truncated: false,
         };
-        match (speaker, self.early_user_text.remove(item_id)) {
-            (Speaker::User, Some(outcome)) => self.emit_user(item_id, slot, outcome),
-            _ => {
-                self.slots.insert(item_id.to_owned(), slot);
+        if speaker == Speaker::User
+            && let Some(early) = self.early_user.remove(item_id)
+        {
+            slot.text = early.deltas;
+            if let Some(outcome) = early.outcome {
+                self.emit_user(item_id, slot, outcome);
+                return;
             }
+        }
+        self.slots.insert(item_id.to_owned(), slot);
+    }
+
+    fn user_delta(&mut self, item_id: &str, delta: &str) {
+        match self.slots.get_mut(item_id) {
+            Some(slot) if slot.speaker == Speaker::User => push_bounded(&mut slot.text, delta),
+            Some(_) => {}
+            None if !self.known.contains(item_id) => {
+                let early = self.early_user.entry(item_id.to_owned()).or_default();
+                push_bounded(&mut early.deltas, delta);
+            }
+            None => {}
         }
     }
 
-    fn settle_user(&mut self, item_id: &str, outcome: Result<String, String>) {
+    fn settle_user(&mut self, item_id: &str, outcome: Result<String, ErrorInfo>) {
         match self.slots.get(item_id) {
             Some(slot) if slot.speaker == Speaker::User => {
                 if let Some(slot) = self.slots.remove(item_id) {
@@ -323,24 +445,92 @@ impl Conversation {
             }
             Some(_) => {}
             None if !self.known.contains(item_id) => {
-                self.early_user_text.insert(item_id.to_owned(), outcome);
+                self.early_user
+                    .entry(item_id.to_owned())
+                    .or_default()
+                    .outcome = Some(outcome);
             }
             None => {}
         }
     }
 
-    fn emit_user(&mut self, item_id: &str, mut slot: Slot, outcome: Result<String, String>) {
+    fn emit_user(&mut self, item_id: &str, mut slot: Slot, outcome: Result<String, ErrorInfo>) {
         let status = match outcome {
             Ok(text) => {
                 slot.text = truncate(text.trim());
                 ChunkStatus::Completed
             }
-            Err(_) => ChunkStatus::TranscriptionFailed,
+            Err(error) => {
+                self.notices.push(Notice::TranscriptionFailed {
+                    item_id: item_id.to_owned(),
+                    sequence_number: slot.sequence_number,
+                    error,
+                });
+                user_partial(&mut slot.text)
+            }
         };
         self.emit(item_id, slot, status);
     }
 
+    /// Closes the open agent lines of a response that ended without
+    /// completing, as `interrupted`. Returns their numbers.
+    fn interrupt_response(&mut self, response_id: &str, output: &[OutputItem]) -> Vec<i64> {
+        let mut items: Vec<String> = self
+            .slots
+            .iter()
+            .filter(|(id, s)| {
+                s.speaker == Speaker::Agent
+                    && (s.response.as_deref() == Some(response_id)
+                        || output.iter().any(|o| &o.id == *id))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        items.sort_by_key(|id| self.slots.get(id).map(|s| s.sequence_number));
+        let mut closed = Vec::new();
+        for item_id in items {
+            if let Some(mut slot) = self.slots.remove(&item_id) {
+                if let Some(transcript) = output
+                    .iter()
+                    .find(|o| o.id == item_id)
+                    .and_then(|o| o.transcript.as_deref())
+                    .filter(|t| !t.is_empty())
+                {
+                    slot.text = truncate(transcript);
+                }
+                closed.push(slot.sequence_number);
+                self.emit(&item_id, slot, ChunkStatus::Interrupted);
+            }
+        }
+        closed
+    }
+
+    /// The user cut an agent line off: it becomes `interrupted`, wherever
+    /// it is (open, ready, or already handed to the writer).
+    fn truncate_reply(&mut self, item_id: &str, audio_end_ms: Option<u64>) {
+        let sequence_number = if let Some(slot) = self.slots.get_mut(item_id) {
+            slot.truncated = slot.speaker == Speaker::Agent;
+            slot.truncated.then_some(slot.sequence_number)
+        } else if let Some(&n) = self.agent_lines.get(item_id) {
+            match self.ready.iter_mut().find(|l| l.sequence_number == n) {
+                Some(line) => line.status = ChunkStatus::Interrupted,
+                None => self.interrupted.push(n),
+            }
+            Some(n)
+        } else {
+            None
+        };
+        self.notices.push(Notice::ReplyTruncated {
+            item_id: item_id.to_owned(),
+            audio_end_ms,
+            sequence_number,
+        });
+    }
+
     fn emit(&mut self, item_id: &str, slot: Slot, status: ChunkStatus) {
+        if slot.speaker == Speaker::Agent {
+            self.agent_lines
+                .insert(item_id.to_owned(), slot.sequence_number);
+        }
         self.ready.push(Line {
             sequence_number: slot.sequence_number,
             speaker: slot.speaker,
@@ -350,6 +540,27 @@ impl Conversation {
             timestamp: slot.timestamp,
             ready_at: std::time::Instant::now(),
         });
+    }
+}
+
+/// The status of a user line whose transcription will not complete: the
+/// deltas received (trimmed) as `partial`, or `transcription_failed` (empty)
+/// when nothing arrived.
+fn user_partial(text: &mut String) -> ChunkStatus {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        text.clear();
+        ChunkStatus::TranscriptionFailed
+    } else {
+        *text = trimmed.to_owned();
+        ChunkStatus::Partial
+    }
+}
+
+/// Appends a delta unless the line would pass [`MAX_LINE_BYTES`].
+fn push_bounded(text: &mut String, delta: &str) {
+    if text.len() + delta.len() <= MAX_LINE_BYTES {
+        text.push_str(delta);
     }
 }
 

@@ -45,19 +45,39 @@ impl Default for WriterConfig {
     }
 }
 
+/// What one call hands the writer at a time.
+#[derive(Debug, Default, PartialEq)]
+pub struct Handoff {
+    pub lines: Vec<Line>,
+    /// The call's highest number handed out, when it grew.
+    pub high_water: Option<i64>,
+    /// Lines handed over before that are `interrupted` now.
+    pub interrupted: Vec<i64>,
+}
+
+impl Handoff {
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty() && self.high_water.is_none() && self.interrupted.is_empty()
+    }
+}
+
 enum Submission {
     Lines {
         meeting: MeetingId,
-        lines: Vec<Line>,
-        high_water: Option<i64>,
+        handoff: Handoff,
     },
     Event(LoggedEvent),
+    /// The meeting's `error` while it is active (`None` clears it).
+    Error {
+        meeting: MeetingId,
+        error: Option<String>,
+    },
     Barrier(oneshot::Sender<()>),
 }
 
 /// Handed back when the queue is full or the writer has stopped.
 #[derive(Debug)]
-pub struct Rejected(pub Vec<Line>, pub Option<i64>);
+pub struct Rejected(pub Handoff);
 
 /// Event-log entries that may wait for room in a full queue at once.
 pub const MAX_WAITING_EVENTS: usize = 10_000;
@@ -84,27 +104,18 @@ impl ChunkWriter {
         (writer, task)
     }
 
-    /// Queues lines (and the call's counter high-water) without waiting.
-    pub fn try_submit(
-        &self,
-        meeting: MeetingId,
-        lines: Vec<Line>,
-        high_water: Option<i64>,
-    ) -> Result<(), Rejected> {
-        if lines.is_empty() && high_water.is_none() {
+    /// Queues a call's lines (and its counter high-water, and lines that
+    /// became `interrupted`) without waiting; hands them back when the
+    /// queue is full.
+    pub fn try_submit(&self, meeting: MeetingId, handoff: Handoff) -> Result<(), Rejected> {
+        if handoff.is_empty() {
             return Ok(());
         }
         self.tx
-            .try_send(Submission::Lines {
-                meeting,
-                lines,
-                high_water,
-            })
+            .try_send(Submission::Lines { meeting, handoff })
             .map_err(|e| match e.into_inner() {
-                Submission::Lines {
-                    lines, high_water, ..
-                } => Rejected(lines, high_water),
-                Submission::Event(_) | Submission::Barrier(_) => Rejected(Vec::new(), None),
+                Submission::Lines { handoff, .. } => Rejected(handoff),
+                _ => Rejected(Handoff::default()),
             })
     }
 
@@ -120,15 +131,32 @@ impl ChunkWriter {
             detail,
             at: chrono::Utc::now(),
         });
-        if let Err(mpsc::error::TrySendError::Full(event)) = self.tx.try_send(event) {
+        self.send_soon(meeting, kind.as_str(), event);
+    }
+
+    /// Sets (or, with `None`, clears) the error an active meeting shows,
+    /// in order with its event log, without blocking the caller.
+    pub fn set_error(&self, meeting: MeetingId, error: Option<String>) {
+        self.send_soon(
+            meeting,
+            "meeting error",
+            Submission::Error { meeting, error },
+        );
+    }
+
+    /// Queues at once, or in a task of its own when the queue is full (at
+    /// most [`MAX_WAITING_EVENTS`] waiting; past that it is dropped with a
+    /// warning).
+    fn send_soon(&self, meeting: MeetingId, what: &'static str, submission: Submission) {
+        if let Err(mpsc::error::TrySendError::Full(submission)) = self.tx.try_send(submission) {
             if self.waiting_events.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING_EVENTS {
                 self.waiting_events.fetch_sub(1, Ordering::SeqCst);
-                tracing::warn!(%meeting, kind = kind.as_str(), "writer queue full: event-log entry dropped");
+                tracing::warn!(%meeting, what, "writer queue full: event-log entry dropped");
                 return;
             }
             let (tx, waiting) = (self.tx.clone(), self.waiting_events.clone());
             tokio::spawn(async move {
-                let _ = tx.send(event).await;
+                let _ = tx.send(submission).await;
                 waiting.fetch_sub(1, Ordering::SeqCst);
             });
         }
@@ -155,25 +183,31 @@ async fn run(
         let mut high: HashMap<MeetingId, i64> = HashMap::new();
         let mut barriers = Vec::new();
         let mut take = |s: Submission, batch: &mut WriteBatch| match s {
-            Submission::Lines {
-                meeting,
-                lines,
-                high_water,
-            } => {
-                let top = lines
+            Submission::Lines { meeting, handoff } => {
+                let top = handoff
+                    .lines
                     .iter()
                     .map(|l| l.sequence_number)
-                    .chain(high_water)
+                    .chain(handoff.high_water)
                     .max();
                 if let Some(top) = top {
                     let entry = high.entry(meeting).or_insert(top);
                     *entry = (*entry).max(top);
                 }
-                batch.lines.extend(lines.into_iter().map(|l| (meeting, l)));
+                batch
+                    .lines
+                    .extend(handoff.lines.into_iter().map(|l| (meeting, l)));
+                batch
+                    .interrupted
+                    .extend(handoff.interrupted.into_iter().map(|n| (meeting, n)));
                 false
             }
             Submission::Event(event) => {
                 batch.events.push(event);
+                false
+            }
+            Submission::Error { meeting, error } => {
+                batch.errors.push((meeting, error));
                 false
             }
             Submission::Barrier(done) => {
@@ -275,6 +309,14 @@ mod tests {
             .collect()
     }
 
+    fn handoff(lines: Vec<Line>, high_water: Option<i64>) -> Handoff {
+        Handoff {
+            lines,
+            high_water,
+            interrupted: Vec::new(),
+        }
+    }
+
     fn config(max_batch_lines: usize, max_delay_ms: u64, queue_capacity: usize) -> WriterConfig {
         WriterConfig {
             max_batch_lines,
@@ -293,7 +335,7 @@ mod tests {
         let start = Instant::now();
         for (n, meeting) in meetings.iter().enumerate() {
             writer
-                .try_submit(*meeting, lines(1, 2), None)
+                .try_submit(*meeting, handoff(lines(1, 2), None))
                 .unwrap_or_else(|_| panic!("submission {n} queued"));
         }
         let commits = store
@@ -317,7 +359,7 @@ mod tests {
         let meeting = store.add_meeting(MeetingStatus::Active);
         let (writer, _task) = ChunkWriter::spawn(store.clone(), config(500, 20, 16));
         writer
-            .try_submit(meeting, lines(1, 1), Some(1))
+            .try_submit(meeting, handoff(lines(1, 1), Some(1)))
             .expect("queued");
         tokio::time::advance(Duration::from_millis(19)).await;
         for _ in 0..10 {
@@ -351,21 +393,25 @@ mod tests {
         let mut refused = None;
         for n in 0..10 {
             let sent = lines(n + 1, 1);
-            if let Err(Rejected(back, high)) = writer.try_submit(meeting, sent.clone(), Some(n + 1))
+            if let Err(Rejected(back)) =
+                writer.try_submit(meeting, handoff(sent.clone(), Some(n + 1)))
             {
-                assert_eq!(back, sent, "the lines come back whole");
-                assert_eq!(high, Some(n + 1));
-                refused = Some((n + 1, back, high));
+                assert_eq!(
+                    back,
+                    handoff(sent, Some(n + 1)),
+                    "the lines come back whole"
+                );
+                refused = Some((n + 1, back));
                 break;
             }
             tokio::task::yield_now().await;
         }
-        let (first_refused, back, high) = refused.expect("the queue filled up");
+        let (first_refused, back) = refused.expect("the queue filled up");
         assert_eq!(first_refused, 4, "one in the writer's hands, two queued");
         store.open_writes();
         writer.flush().await.expect("the queue drains");
         writer
-            .try_submit(meeting, back, high)
+            .try_submit(meeting, back)
             .unwrap_or_else(|_| panic!("room again"));
         writer.flush().await.expect("writer runs");
         let stored: Vec<i64> = store.read(|m| m.meeting(meeting).lines.keys().copied().collect());
@@ -380,7 +426,7 @@ mod tests {
         let (writer, _task) = ChunkWriter::spawn(store.clone(), config(500, 20, 16));
         let start = Instant::now();
         writer
-            .try_submit(meeting, lines(1, 3), None)
+            .try_submit(meeting, handoff(lines(1, 3), None))
             .expect("queued");
         writer.flush().await.expect("writer runs");
         let (attempts, stored) = store.read(|m| (m.write_attempts, m.meeting(meeting).lines.len()));

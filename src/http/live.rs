@@ -6,6 +6,10 @@
 //!   `llm_attempt_started`, `answer_received`, `results_saved`,
 //!   `next_meeting_created`, `failed`, ...);
 //! - `ended`: the call ended (with the lines kept as `lost`, if any);
+//! - `problem`: the call's realtime session cannot work as configured, or
+//!   its provider refused it (`{error, at}`, scribe's own words);
+//! - `line_status`: a line already sent is `interrupted` now (the user cut
+//!   the reply off: `{sequence_number, status, audio_end_ms, at}`);
 //! - `status`: every status change, logged in the transaction that made
 //!   it (with an id, `{status, from, at}`); and, without an id, the
 //!   meeting's whole current state (results, error, estimate) when the
@@ -174,6 +178,20 @@ async fn follow(
 /// A log entry as the stream shows it: its event name and data.
 fn entry_event(entry: FeedEvent) -> (&'static str, Value) {
     let (name, mut data) = match entry.kind {
+        // Only scribe's own words: the provider's go to the log and /admin.
+        EventKind::ConfigurationError | EventKind::SessionRefused => {
+            let problem = json!({ "error": entry.detail["error"], "at": entry.created_at });
+            return ("problem", problem);
+        }
+        EventKind::ReplyTruncated => {
+            let change = json!({
+                "sequence_number": entry.detail["sequence_number"],
+                "status": "interrupted",
+                "audio_end_ms": entry.detail["audio_end_ms"],
+                "at": entry.created_at,
+            });
+            return ("line_status", change);
+        }
         EventKind::CallEnded => ("ended", json!({ "lost_lines": entry.lost_lines })),
         EventKind::StatusChanged => {
             let to = entry.detail["to"].clone();

@@ -104,10 +104,12 @@ async fn handle(
         tracing::info!(kind = %event.kind, "webhook without call.custom.meetingId ignored");
         return Ok(answer("unroutable"));
     };
-    // A meeting id that is not a UUID cannot name one of ours.
-    let meeting: MeetingId = raw_meeting
-        .parse()
-        .map_err(|_| ApiError::meeting_not_found())?;
+    // A meeting id that is not a UUID cannot name one of ours. Answered 2xx:
+    // Stream would retry anything else for nothing.
+    let Ok(meeting) = raw_meeting.parse::<MeetingId>() else {
+        tracing::info!(kind = %event.kind, "webhook whose meetingId is not one of ours ignored");
+        return Ok(answer("unroutable"));
+    };
     let delivery = WebhookDelivery {
         webhook_id,
         event_type: event.kind.clone(),
@@ -143,7 +145,10 @@ async fn handle(
         }
         // Ending is idempotent, so it is dispatched before the delivery is
         // recorded: a retry after a failure here is never mistaken for a duplicate.
-        let ended_at = crate::domain::now();
+        // The call ended when Stream says it did: a retried delivery arrives
+        // late (never later than now, whatever the clocks say).
+        let now = crate::domain::now();
+        let ended_at = event.created_at.map_or(now, |at| at.min(now));
         state.store.mark_end_requested(meeting, ended_at).await?;
         state
             .calls

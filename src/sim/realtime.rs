@@ -19,7 +19,7 @@ pub mod records;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,8 +38,9 @@ use play::{Chain, Names, Outgoing, close_frame, play};
 pub use records::ConnectionRecord;
 use records::{Shared, update_record};
 
-/// The header scribe sends so that a peer can tell calls apart.
-pub const MEETING_HEADER: &str = "x-scribe-meeting-id";
+/// The header scribe sends only to this simulated peer (never to a real
+/// provider) so that it can tell calls apart.
+pub use crate::realtime::MEETING_HEADER;
 
 /// A running simulated realtime server.
 pub struct SimRealtime {
@@ -74,6 +75,11 @@ impl SimRealtime {
             }
         });
         Ok(Self { addr, shared, task })
+    }
+
+    /// Upgrades refused with an HTTP error (`reject_upgrade`).
+    pub fn refused_upgrades(&self) -> usize {
+        self.shared.refused_upgrades.load(Ordering::SeqCst)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -158,19 +164,45 @@ impl SimRealtime {
     }
 }
 
-/// Keeps the upgrade request's headers (lowercased names).
-struct CaptureHeaders<'a>(&'a mut HashMap<String, String>);
+/// Keeps the upgrade request's headers (lowercased names) and URI, and
+/// answers it with an HTTP error when told to.
+struct Upgrade<'a> {
+    headers: &'a mut HashMap<String, String>,
+    uri: &'a mut String,
+    refuse: Option<u16>,
+}
 
-impl Callback for CaptureHeaders<'_> {
+impl Callback for Upgrade<'_> {
     fn on_request(self, request: &Request, response: Response) -> Result<Response, ErrorResponse> {
         for (name, value) in request.headers() {
             if let Ok(v) = value.to_str() {
-                self.0
+                self.headers
                     .insert(name.as_str().to_ascii_lowercase(), v.to_owned());
             }
         }
-        Ok(response)
+        *self.uri = request.uri().to_string();
+        match self.refuse {
+            None => Ok(response),
+            Some(status) => {
+                let body = json!({"error":{"message":"Incorrect API key provided.","type":"invalid_request_error","code":"invalid_api_key","param":null}});
+                let refusal = tokio_tungstenite::tungstenite::http::Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(Some(body.to_string()));
+                Err(refusal.unwrap_or_else(|_| ErrorResponse::new(None)))
+            }
+        }
     }
+}
+
+/// The `name` query parameter of a request URI.
+fn query_param<'a>(uri: &'a str, name: &str) -> Option<&'a str> {
+    let query = uri.split_once('?')?.1;
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
 async fn serve(
@@ -179,7 +211,22 @@ async fn serve(
     config: Arc<SimRealtimeConfig>,
 ) -> anyhow::Result<()> {
     let mut headers: HashMap<String, String> = HashMap::new();
-    let ws = tokio_tungstenite::accept_hdr_async(stream, CaptureHeaders(&mut headers)).await?;
+    let mut uri = String::new();
+    let upgrade = Upgrade {
+        headers: &mut headers,
+        uri: &mut uri,
+        refuse: config.reject_upgrade,
+    };
+    let ws = match tokio_tungstenite::accept_hdr_async(stream, upgrade).await {
+        Ok(ws) => ws,
+        Err(error) => {
+            if config.reject_upgrade.is_some() {
+                shared.refused_upgrades.fetch_add(1, Ordering::SeqCst);
+                shared.changed.notify_waiters();
+            }
+            return Err(error.into());
+        }
+    };
 
     let index = shared.accepted.fetch_add(1, Ordering::SeqCst) + 1;
     let meeting = headers.get(MEETING_HEADER).cloned();
@@ -226,11 +273,23 @@ async fn serve(
         .as_ref()
         .is_some_and(|k| headers.get("authorization") != Some(&format!("Bearer {k}")));
     let beta_refused = headers.contains_key("openai-beta") && !config.beta;
-    if bad_key || beta_refused {
+    let model = query_param(&uri, "model");
+    let model_refused = if config.models.is_empty() {
+        None
+    } else {
+        match model {
+            Some(m) if !config.models.iter().any(|known| known == m) => Some("invalid_model"),
+            None if query_param(&uri, "call_id").is_none() => Some("missing_model"),
+            _ => None,
+        }
+    };
+    if bad_key || beta_refused || model_refused.is_some() {
         let (code, close) = if bad_key {
             ("invalid_api_key", 3000)
-        } else {
+        } else if beta_refused {
             ("beta_api_shape_disabled", 4000)
+        } else {
+            (model_refused.unwrap_or("invalid_model"), 4000)
         };
         sink.send(Message::text(
             json!({"type":"error","event_id":"evt_cfg","error":{"type":"invalid_request_error","code":code,"message":code,"param":null,"event_id":null}}).to_string(),
@@ -252,12 +311,15 @@ async fn serve(
 
     // Client events: record, answer session.update and item.create.
     let refuse_transcription = config.refuse_transcription;
+    let transcribes = Arc::new(AtomicBool::new(true));
     let reader = {
-        let (shared, out_tx, conversation, session_ready) = (
+        let (shared, out_tx, conversation, session_ready, transcribes, config) = (
             shared.clone(),
             out_tx.clone(),
             conversation.clone(),
             session_ready.clone(),
+            transcribes.clone(),
+            config.clone(),
         );
         let names = names.clone();
         tokio::spawn(async move {
@@ -277,14 +339,23 @@ async fn serve(
                 });
                 match event["type"].as_str() {
                     Some("session.update") => {
-                        let mut session = event["session"].clone();
-                        session["id"] = json!(format!("sess_{index}"));
-                        if refuse_transcription {
-                            session["audio"]["input"]["transcription"] = Value::Null;
+                        if let Some(param) = &config.reject_session_update {
+                            // One invalid field refuses the whole update.
+                            transcribes.store(false, Ordering::Relaxed);
+                            let _ = out_tx.send(send(json!({"type":"error","event_id":"evt_sr","error":{"type":"invalid_request_error","code":"invalid_value","message":format!("Invalid value for '{param}'."),"param":param,"event_id":event["event_id"]}})));
+                        } else if config.ignore_session_update {
+                            transcribes.store(false, Ordering::Relaxed);
+                        } else {
+                            let mut session = event["session"].clone();
+                            session["id"] = json!(format!("sess_{index}"));
+                            if refuse_transcription {
+                                transcribes.store(false, Ordering::Relaxed);
+                                session["audio"]["input"]["transcription"] = Value::Null;
+                            }
+                            let _ = out_tx.send(send(
+                                json!({"type":"session.updated","event_id":"evt_su","session":session}),
+                            ));
                         }
-                        let _ = out_tx.send(send(
-                            json!({"type":"session.updated","event_id":"evt_su","session":session}),
-                        ));
                         session_ready.notify_one();
                     }
                     Some("conversation.item.create") => {
@@ -315,7 +386,16 @@ async fn serve(
         let config = config.clone();
         tokio::spawn(async move {
             session_ready.notified().await;
-            play(&script, &config, &names, &conversation, &out_tx, &shared).await;
+            play(
+                &script,
+                &config,
+                &names,
+                &conversation,
+                &out_tx,
+                &shared,
+                &transcribes,
+            )
+            .await;
         })
     };
     drop(out_tx);

@@ -14,8 +14,31 @@ pub enum Transcription {
     After,
     /// A `...transcription.failed` after the reply.
     Failed,
+    /// The first `words` words as transcription deltas before the reply,
+    /// then a `...transcription.failed` after it: the line keeps the deltas.
+    DeltasThenFailed { words: usize },
     /// Never sent: the session must end before the line can be known.
     Withheld,
+}
+
+/// How the agent's reply ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// Its transcript `done`, then `response.done` `completed`.
+    Completed,
+    /// `words` words streamed, then `response.done` `cancelled`
+    /// (`turn_detected`) with no transcript `done`; its output carries the
+    /// first `output_words` words as the item's transcript, or no output.
+    Cancelled {
+        words: usize,
+        output_words: Option<usize>,
+    },
+    /// `words` words streamed, then `response.done` `failed` with its error.
+    Failed { words: usize },
+    /// Completed, then the user barges in (`speech_started`) and the
+    /// service truncates the reply where playback stopped
+    /// (`conversation.item.truncated`).
+    Truncated { audio_end_ms: u64 },
 }
 
 /// One exchange: the user speaks, the agent answers.
@@ -24,6 +47,7 @@ pub struct Turn {
     pub user: String,
     pub transcription: Transcription,
     pub agent: Vec<String>,
+    pub reply: Reply,
 }
 
 /// A step of a connection's script.
@@ -50,6 +74,10 @@ pub enum Step {
     Close(u16),
     /// The TCP connection is dropped without a close frame.
     Abort,
+    /// Stream's agent endpoint's refusal of a GA client, exactly as it is
+    /// sent: `{"type":"server_error","code":"42","message":"Error:  code "}`
+    /// (no nested `error`). The socket stays open.
+    StreamRefusal,
     /// A named point that tests can wait for.
     Mark(String),
     /// Waits here until [`SimRealtime::open_gate`](super::realtime::SimRealtime::open_gate)
@@ -131,6 +159,63 @@ impl Turn {
                 .split_inclusive(' ')
                 .map(str::to_owned)
                 .collect(),
+            reply: Reply::Completed,
+        }
+    }
+
+    /// The same turn, its reply ending as `reply` says.
+    pub fn ending(self, reply: Reply) -> Self {
+        Self { reply, ..self }
+    }
+
+    /// The user's words, as transcription deltas split them.
+    pub fn user_words(&self) -> Vec<&str> {
+        self.user.split_inclusive(' ').collect()
+    }
+
+    /// The user line a faithful transcript holds for this turn.
+    fn user_line(&self) -> SentLine {
+        let (text, status) = match self.transcription {
+            Transcription::Failed | Transcription::Withheld => {
+                (String::new(), ChunkStatus::TranscriptionFailed)
+            }
+            Transcription::DeltasThenFailed { words } => {
+                let said = self.user_words()[..words.min(self.user_words().len())].concat();
+                match said.trim() {
+                    "" => (String::new(), ChunkStatus::TranscriptionFailed),
+                    text => (text.to_owned(), ChunkStatus::Partial),
+                }
+            }
+            Transcription::Before | Transcription::During | Transcription::After => {
+                (self.user.clone(), ChunkStatus::Completed)
+            }
+        };
+        SentLine {
+            speaker: Speaker::User,
+            text,
+            status,
+        }
+    }
+
+    /// The agent line a faithful transcript holds for this turn.
+    fn agent_line(&self) -> SentLine {
+        let words = |n: usize| self.agent[..n.min(self.agent.len())].concat();
+        let (text, status) = match self.reply {
+            Reply::Completed => (self.agent.concat(), ChunkStatus::Completed),
+            Reply::Cancelled {
+                words: streamed,
+                output_words,
+            } => (
+                words(output_words.unwrap_or(streamed)),
+                ChunkStatus::Interrupted,
+            ),
+            Reply::Failed { words: streamed } => (words(streamed), ChunkStatus::Interrupted),
+            Reply::Truncated { .. } => (self.agent.concat(), ChunkStatus::Interrupted),
+        };
+        SentLine {
+            speaker: Speaker::Agent,
+            text,
+            status,
         }
     }
 }
@@ -170,28 +255,8 @@ impl Script {
         for step in &self.steps {
             match step {
                 Step::Turn(turn) => {
-                    let failed = matches!(
-                        turn.transcription,
-                        Transcription::Failed | Transcription::Withheld
-                    );
-                    lines.push(SentLine {
-                        speaker: Speaker::User,
-                        text: if failed {
-                            String::new()
-                        } else {
-                            turn.user.clone()
-                        },
-                        status: if failed {
-                            ChunkStatus::TranscriptionFailed
-                        } else {
-                            ChunkStatus::Completed
-                        },
-                    });
-                    lines.push(SentLine {
-                        speaker: Speaker::Agent,
-                        text: turn.agent.concat(),
-                        status: ChunkStatus::Completed,
-                    });
+                    lines.push(turn.user_line());
+                    lines.push(turn.agent_line());
                 }
                 Step::ExpireMidReply {
                     turn,

@@ -56,8 +56,9 @@ impl FromStr for FeedCursor {
     }
 }
 
-/// A log entry the stream shows: an analysis stage, a status change, or the
-/// call's end (with the lines kept as lost, if any).
+/// A log entry the stream shows: an analysis stage, a status change, the
+/// call's end (with the lines kept as lost, if any), a problem with the
+/// call's realtime session, or a line cut off after it was streamed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedEvent {
     pub id: i64,
@@ -91,11 +92,14 @@ const LOST_LINES: &str = "SELECT sequence_number, speaker_type, text, status, it
      FROM transcript_chunks WHERE meeting_id = $1 AND status = 'lost' ORDER BY sequence_number";
 /// The log entries the stream shows: `$3`.. are [`STREAMED`].
 const EVENTS_AFTER: &str = "SELECT id, kind, detail, created_at FROM meeting_events \
-     WHERE meeting_id = $1 AND id > $2 AND kind IN ($3, $4, $5) ORDER BY id";
-const STREAMED: [EventKind; 3] = [
+     WHERE meeting_id = $1 AND id > $2 AND kind IN ($3, $4, $5, $6, $7, $8) ORDER BY id";
+const STREAMED: [EventKind; 6] = [
     EventKind::AnalysisStage,
     EventKind::CallEnded,
     EventKind::StatusChanged,
+    EventKind::ConfigurationError,
+    EventKind::SessionRefused,
+    EventKind::ReplyTruncated,
 ];
 
 impl Store {
@@ -122,15 +126,13 @@ impl Store {
                         .bind(after.line)
                         .fetch_all(&mut *tx)
                         .await?;
-                    let [k3, k4, k5] = STREAMED.map(EventKind::as_str);
-                    let events: Vec<EventRow> = sqlx::query_as(EVENTS_AFTER)
+                    let mut query = sqlx::query_as(EVENTS_AFTER)
                         .bind(meeting.as_uuid())
-                        .bind(after.event)
-                        .bind(k3)
-                        .bind(k4)
-                        .bind(k5)
-                        .fetch_all(&mut *tx)
-                        .await?;
+                        .bind(after.event);
+                    for kind in STREAMED {
+                        query = query.bind(kind.as_str());
+                    }
+                    let events: Vec<EventRow> = query.fetch_all(&mut *tx).await?;
                     let lost: Vec<ChunkRow> =
                         if events.iter().any(|e| e.kind == EventKind::CallEnded) {
                             sqlx::query_as(LOST_LINES)

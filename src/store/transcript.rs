@@ -12,6 +12,35 @@ use sqlx::QueryBuilder;
 use super::pool::{Pool, Store, StoreError, on_pool};
 use crate::domain::now;
 
+/// The batch's rare updates, one statement each and the same on both
+/// backends, after its lines: lines already stored that became
+/// `interrupted` (a truncation), and active meetings' errors.
+macro_rules! apply_updates {
+    ($tx:expr, $batch:expr, $at:expr) => {{
+        for (meeting, number) in &$batch.interrupted {
+            sqlx::query(
+                "UPDATE transcript_chunks SET status = $3 WHERE meeting_id = $1 \
+                 AND sequence_number = $2 AND status IN ('completed', 'partial')",
+            )
+            .bind(meeting.as_uuid())
+            .bind(*number)
+            .bind(ChunkStatus::Interrupted.as_str())
+            .execute(&mut *$tx)
+            .await?;
+        }
+        for (meeting, error) in &$batch.errors {
+            sqlx::query(
+                "UPDATE meetings SET error = $2, updated_at = $3 WHERE id = $1 AND status = 'active'",
+            )
+            .bind(meeting.as_uuid())
+            .bind(error.as_deref())
+            .bind($at)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    }};
+}
+
 /// Rows per INSERT statement; keeps every statement well under both
 /// backends' bind-parameter limits (SQLite 32,766; PostgreSQL 65,535).
 const ROWS_PER_STATEMENT: usize = 1_000;
@@ -79,7 +108,9 @@ impl Store {
                 .lines
                 .iter()
                 .map(|(m, _)| *m)
-                .chain(batch.events.iter().map(|e| e.meeting)),
+                .chain(batch.events.iter().map(|e| e.meeting))
+                .chain(batch.interrupted.iter().map(|(m, _)| *m))
+                .chain(batch.errors.iter().map(|(m, _)| *m)),
         );
         Ok(inserted)
     }
@@ -147,6 +178,7 @@ async fn write_batch_rows(
         .execute(&mut *tx)
         .await?;
     }
+    apply_updates!(tx, batch, created_at);
     tx.commit().await?;
     Ok(inserted)
 }
@@ -280,6 +312,7 @@ async fn write_batch_arrays(
         .execute(&mut *tx)
         .await?;
     }
+    apply_updates!(tx, batch, created_at);
     tx.commit().await?;
     Ok(inserted)
 }

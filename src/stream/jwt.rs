@@ -12,7 +12,12 @@ pub struct AgentClaims {
     pub exp: i64,
 }
 
-/// A token valid for one hour from `now` (Unix seconds).
+/// How far in the past `iat` is set, against clock skew between scribe and
+/// Stream (Stream's own SDKs do the same).
+pub const CLOCK_SKEW_SECS: i64 = 5;
+
+/// A token issued [`CLOCK_SKEW_SECS`] before `now` (Unix seconds), valid
+/// until an hour after `now`.
 pub fn agent_token(
     secret: &[u8],
     user_id: &str,
@@ -22,7 +27,7 @@ pub fn agent_token(
     let claims = AgentClaims {
         user_id: user_id.to_owned(),
         call_cids: vec![call_cid.to_owned()],
-        iat: now,
+        iat: now - CLOCK_SKEW_SECS,
         exp: now + 3600,
     };
     encode(
@@ -49,7 +54,8 @@ mod tests {
         )
         .expect("verifies");
         assert_eq!(decoded.claims.call_cids, ["default:call-1"]);
-        assert_eq!(decoded.claims.exp - decoded.claims.iat, 3600);
+        assert_eq!(decoded.claims.iat, now - 5, "issued 5 s in the past");
+        assert_eq!(decoded.claims.exp, now + 3600);
         assert!(
             decode::<AgentClaims>(
                 &token,

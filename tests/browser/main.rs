@@ -345,3 +345,68 @@ async fn a_failed_analysis_shows_its_error_and_try_again_completes_it() {
     app.stop().await.expect("stopped");
     db.destroy().await;
 }
+
+/// A call whose realtime session is misconfigured says so on its page at
+/// once, and a reply the user cut off is marked as such in the transcript.
+#[tokio::test]
+async fn a_session_problem_and_a_cut_off_reply_show_on_the_page() {
+    use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
+    use scribe::sim::script::{Reply, Script, Step, Transcription, Turn};
+    let db = helpers::TestDb::create(helpers::Backend::Sqlite).await;
+    let turn = Turn::numbered("call", 1, Transcription::Before)
+        .ending(Reply::Truncated { audio_end_ms: 1200 });
+    let peer = SimRealtime::start(
+        ([127, 0, 0, 1], 0).into(),
+        SimRealtimeConfig {
+            reject_session_update: Some("session.audio.input.transcription.model".into()),
+            ..SimRealtimeConfig::scripted(move |_| Script {
+                steps: vec![
+                    Step::Turn(turn.clone()),
+                    Step::Mark("spoken".into()),
+                    Step::Hold,
+                ],
+            })
+        },
+    )
+    .await
+    .expect("sim starts");
+    let realtime = peer.url();
+    let app = spawn_app_with(&db.url, |s| live_settings(s, &realtime)).await;
+    let meeting = meeting(&app).await;
+    let browser = Browser::start().await;
+    browser.open(&app, &meeting).await;
+    browser
+        .until(
+            "waiting status",
+            "document.body.dataset.status === 'upcoming'",
+        )
+        .await;
+    let call = start_call(&app, &meeting).await;
+    browser.until("the problem", &VISIBLE("problem")).await;
+    let problem = browser.text("problem-text").await;
+    assert!(
+        problem.contains("refused scribe's session settings")
+            && problem.contains("session.audio.input.transcription.model"),
+        "{problem}"
+    );
+    browser
+        .until(
+            "the reply marked as cut off",
+            "document.querySelector('#line-2 .mark') !== null",
+        )
+        .await;
+    assert!(browser.text("line-2").await.ends_with("(interrupted)"));
+    browser.assert_healthy().await;
+    browser.screenshot("6-session-problem.png").await;
+    assert!(peer.wait_for_mark("spoken", DEADLINE).await);
+    end_call(&app, &call).await;
+    browser
+        .until(
+            "the banner gone once the call ended",
+            "document.getElementById('problem').hidden",
+        )
+        .await;
+    browser.close().await;
+    app.stop().await.expect("stopped");
+    db.destroy().await;
+}

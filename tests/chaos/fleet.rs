@@ -138,10 +138,10 @@ pub fn check_chaotic_transcript(
                 .iter()
                 .position(|l| Some(l.speaker) == chunk.speaker && l.text == chunk.text),
             // An agent line cut before its first word: nothing to place.
-            ChunkStatus::Partial if chunk.text.is_empty() => continue,
+            ChunkStatus::Partial | ChunkStatus::Interrupted if chunk.text.is_empty() => continue,
             // Several replies share their first words: the first one after
             // the previous line is the one that was cut.
-            ChunkStatus::Partial => {
+            ChunkStatus::Partial | ChunkStatus::Interrupted => {
                 let start = last_place.map_or(0, |p| p + 1);
                 said[start..]
                     .iter()

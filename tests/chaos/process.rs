@@ -157,6 +157,7 @@ impl ChildScribe {
             .env("STREAM_API_SECRET", STREAM_SECRET)
             .env("SCRIBE_CHAOS", "1")
             .env("SCRIBE_REALTIME_URL", peer.url())
+            .env("SCRIBE_SIMULATED_PEER", "1")
             .env("OPENAI_BASE_URL", llm.base_url())
             .env("OPENAI_API_KEY", "sk-sim")
             // One name across restarts: the restarted process is the owner.

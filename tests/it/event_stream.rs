@@ -437,3 +437,70 @@ async fn the_page_capability_retries_its_own_meeting_and_nothing_else() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_problem_with_the_session_is_streamed_in_scribes_words_only() {
+    use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
+    use scribe::sim::script::Script;
+    each_backend(|_, url| async move {
+        let peer = SimRealtime::start(
+            ([127, 0, 0, 1], 0).into(),
+            SimRealtimeConfig {
+                reject_session_update: Some("session.audio.input.transcription.model".into()),
+                ..SimRealtimeConfig::scripted(|_| Script::hold())
+            },
+        )
+        .await
+        .expect("sim starts");
+        let realtime = peer.url();
+        let app = spawn_app_with(&url, |s| live_settings(s, &realtime)).await;
+        let meeting = meeting(&app).await;
+        let mut stream = Sse::open(&app, &meeting, None).await;
+        start_call(&app, &meeting).await;
+        let seen = stream.until(|e| e.name == "problem").await;
+        let problem = seen.last().expect("a problem").json();
+        assert_eq!(
+            problem["error"],
+            "OpenAI Realtime refused scribe's session settings (session.update): invalid_value for `session.audio.input.transcription.model`"
+        );
+        assert!(
+            !problem.to_string().contains("Invalid value for"),
+            "the provider's own words stay in the log and /admin: {problem}"
+        );
+        drop(stream);
+        app.stop().await.expect("clean stop");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_line_cut_off_after_it_was_streamed_is_streamed_again_as_interrupted() {
+    use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
+    use scribe::sim::script::{Reply, Script, Step, Transcription, Turn};
+    each_backend(|_, url| async move {
+        let turn = Turn::numbered("call", 1, Transcription::Before)
+            .ending(Reply::Truncated { audio_end_ms: 900 });
+        let peer = SimRealtime::start(
+            ([127, 0, 0, 1], 0).into(),
+            SimRealtimeConfig::scripted(move |_| Script {
+                steps: vec![Step::Turn(turn.clone()), Step::Hold],
+            }),
+        )
+        .await
+        .expect("sim starts");
+        let realtime = peer.url();
+        let app = spawn_app_with(&url, |s| live_settings(s, &realtime)).await;
+        let meeting = meeting(&app).await;
+        let mut stream = Sse::open(&app, &meeting, None).await;
+        start_call(&app, &meeting).await;
+        let seen = stream.until(|e| e.name == "line_status").await;
+        let change = seen.last().expect("a change").json();
+        assert_eq!(change["sequence_number"], 2);
+        assert_eq!(change["status"], "interrupted");
+        assert_eq!(change["audio_end_ms"], 900);
+        assert!(seen.last().expect("a change").id.is_some(), "resumable");
+        drop(stream);
+        app.stop().await.expect("clean stop");
+    })
+    .await;
+}

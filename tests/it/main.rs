@@ -8,6 +8,7 @@ mod api_meetings;
 mod api_service;
 mod binary;
 mod event_stream;
+mod fidelity;
 #[path = "../support/harness.rs"]
 mod helpers;
 mod instances;

@@ -359,6 +359,7 @@ async fn a_full_batch_of_several_calls_is_stored_whole_and_in_order() {
             lines: rows.clone(),
             high_water: meetings.iter().map(|m| (*m, 200)).collect(),
             events,
+            ..WriteBatch::default()
         };
         assert_eq!(store.write_batch(&batch).await.expect("written"), 500);
         assert_eq!(store.write_batch(&batch).await.expect("again"), 0);
@@ -599,6 +600,7 @@ async fn finalize_fills_gaps_as_lost_lines_and_moves_to_processing_once() {
                 detail: json!({ "session": 1 }),
                 at: now(),
             }],
+            ..WriteBatch::default()
         };
         store.write_batch(&batch).await.expect("write");
         let ended_at = now();

@@ -11,7 +11,7 @@ use scribe_actors::domain::MeetingStatus;
 use serde_json::json;
 
 use crate::helpers::{STREAM_SECRET, each_backend, expect_error, expect_json, spawn_app};
-use crate::live::{driver, force_active, live_app, new_meeting, sim, status_of};
+use crate::live::{driver, force_active, live_app, new_meeting, sim, status_of, wait_until_ended};
 use scribe::sim::script::Script;
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -71,13 +71,17 @@ async fn bad_webhooks_get_their_exact_code_and_change_nothing() {
         let broken = post(broken_gzip, signed(b"")).await.expect("sent");
         expect_error(broken, StatusCode::BAD_REQUEST, "gzip body does not inflate").await;
 
-        // Routing: unknown meetings are 404; other events 200 and ignored.
+        // Routing: unknown meetings are 404; a meeting id that cannot be
+        // one of ours is unroutable (200: Stream retries anything else);
+        // other events 200 and ignored.
         let stranger = SimCall::new(&uuid::Uuid::new_v4().to_string());
         let unknown = hooks.session_started(&stranger).await.expect("sent");
         assert_eq!(expect_json(unknown, StatusCode::NOT_FOUND).await, json!({ "error": "Meeting not found" }));
-        let malformed = SimCall::new("not-a-meeting-id");
-        let malformed = hooks.session_started(&malformed).await.expect("sent");
-        assert_eq!(malformed.status(), StatusCode::NOT_FOUND);
+        for kind in ["call.session_started", "call.session_ended"] {
+            let malformed = SimCall::new("not-a-meeting-id").event(kind).to_string().into_bytes();
+            let answer = hooks.post(&malformed, &uuid::Uuid::new_v4().to_string()).await.expect("sent");
+            assert_eq!(expect_json(answer, StatusCode::OK).await, json!({ "status": "unroutable" }), "{kind}");
+        }
         for (event, status) in [
             (json!({ "type": "call.session_participant_joined", "created_at": 1_764_324_000_000_000_000_i64, "call_cid": call.cid() }), "ignored"),
             (json!({ "type": "call.recording_ready", "created_at": "2026-11-28T10:00:00Z", "call_cid": call.cid(), "extra": [1] }), "ignored"),
@@ -155,6 +159,58 @@ async fn without_a_stream_secret_webhooks_are_refused_as_unconfigured() {
             "STREAM_API_SECRET is not set",
         )
         .await;
+        app.stop().await.expect("clean stop");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_late_session_ended_records_when_stream_says_the_call_ended() {
+    each_backend(|_, url| async move {
+        let peer = sim(|_| Script::hold()).await;
+        let app = live_app(&url, &peer).await;
+        let hooks = driver(&app);
+        let now = chrono::Utc::now();
+        // The same instant in both of Stream's forms: RFC 3339 with
+        // nanoseconds, and integer nanoseconds.
+        let ended = now - chrono::Duration::seconds(40);
+        let forms = [
+            json!(ended.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
+            json!(ended.timestamp_nanos_opt().expect("in range")),
+        ];
+        for created_at in forms {
+            let meeting = new_meeting(&app).await;
+            let call = SimCall::new(&meeting);
+            let started = hooks.session_started(&call).await.expect("sent");
+            assert_eq!(
+                expect_json(started, StatusCode::OK).await,
+                json!({ "status": "started" })
+            );
+            let mut event = call.event("call.session_ended");
+            event["created_at"] = created_at.clone();
+            let body = event.to_string().into_bytes();
+            let answer = hooks
+                .post(&body, &uuid::Uuid::new_v4().to_string())
+                .await
+                .expect("sent");
+            assert_eq!(
+                expect_json(answer, StatusCode::OK).await,
+                json!({ "status": "ending" })
+            );
+            wait_until_ended(&app.store, &meeting).await;
+            let stored = app
+                .store
+                .meeting(meeting.parse().expect("id"))
+                .await
+                .expect("query")
+                .expect("found");
+            let stored_at = stored.ended_at.expect("ended_at is set");
+            assert_eq!(
+                stored_at.timestamp_micros(),
+                ended.timestamp_micros(),
+                "{created_at}: ended_at is the event's created_at"
+            );
+        }
         app.stop().await.expect("clean stop");
     })
     .await;

@@ -151,6 +151,7 @@ pub const ADMIN_TOKEN: &str = "test-admin-token";
 /// token and chaos on, short grace and reconnect delays.
 pub fn live_settings(settings: &mut Settings, realtime_url: &str) {
     settings.realtime_url = realtime_url.to_owned();
+    settings.simulated_peer = true;
     settings.stream_api_secret = Some(STREAM_SECRET.into());
     settings.admin_token = Some(ADMIN_TOKEN.into());
     settings.chaos = true;

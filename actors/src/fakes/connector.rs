@@ -97,6 +97,7 @@ impl RealtimeConnector for FakeConnector {
             });
         self.opened.send_modify(|n| *n += 1);
         Ok(RealtimeSession {
+            provider: "the fake realtime service".into(),
             frames: frames.boxed(),
             outbox: Box::pin(outbox.sink_map_err(|_| WsError::ConnectionClosed)),
         })

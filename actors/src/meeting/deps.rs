@@ -29,6 +29,14 @@ pub struct CallConfig {
     /// While a turn is in progress, how soon to look again for a moment
     /// between turns to rotate the session.
     pub rotate_retry: Duration,
+    /// A session this close to its expiry is rotated even mid-turn.
+    pub rotate_force_before: Duration,
+    /// How long `session.updated` may take to confirm scribe's settings
+    /// before the session counts as misconfigured.
+    pub session_update_timeout: Duration,
+    /// After a provider refused the session, the next attempt waits at
+    /// least this long (never a storm of retries).
+    pub refused_retry: Duration,
 }
 
 impl Default for CallConfig {
@@ -42,6 +50,9 @@ impl Default for CallConfig {
             backlog_retry: Duration::from_millis(50),
             rotate_before_expiry: Duration::from_secs(5 * 60),
             rotate_retry: Duration::from_secs(2),
+            rotate_force_before: Duration::from_secs(30),
+            session_update_timeout: Duration::from_secs(10),
+            refused_retry: Duration::from_secs(60),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use ractor::RpcReplyPort;
 
+use crate::realtime::event::ErrorInfo;
 use crate::snapshot::ActorSnapshot;
 use crate::transcript::Notice;
 
@@ -22,6 +23,11 @@ pub enum MeetingMsg {
     },
     /// Time to replace session `epoch` before it expires (between turns).
     Rotate {
+        epoch: u64,
+    },
+    /// `session.updated` should have confirmed session `epoch`'s settings
+    /// by now.
+    SessionUpdateDeadline {
         epoch: u64,
     },
     /// The call ended: drain, write, move to `processing`, then stop.
@@ -64,16 +70,9 @@ impl SocketEnd {
 /// What the reader tells the actor besides the end of the socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RealtimeNotice {
-    SessionCreated {
-        expires_at: Option<i64>,
-    },
-    SessionUpdated {
-        transcription_on: bool,
-    },
-    Error {
-        code: Option<String>,
-        message: String,
-    },
+    SessionCreated { expires_at: Option<i64> },
+    SessionUpdated { transcription_on: bool },
+    Error(ErrorInfo),
     Transcript(Notice),
     GarbageFrame(String),
 }

@@ -56,7 +56,7 @@ pub async fn read_socket(
                             match event {
                                 ServerEvent::SessionCreated { expires_at } => notify(RealtimeNotice::SessionCreated { expires_at }),
                                 ServerEvent::SessionUpdated { transcription_on } => notify(RealtimeNotice::SessionUpdated { transcription_on }),
-                                ServerEvent::Error { code, message, .. } => notify(RealtimeNotice::Error { code, message }),
+                                ServerEvent::Error(error) => notify(RealtimeNotice::Error(error)),
                                 _ => {}
                             }
                         }

@@ -13,7 +13,7 @@ use crate::domain::EventKind;
 use crate::ids::MeetingId;
 use crate::realtime::event::ServerEvent;
 use crate::transcript::{Conversation, Notice};
-use crate::writer::{ChunkWriter, Rejected};
+use crate::writer::{ChunkWriter, Handoff, Rejected};
 
 pub struct SharedCall {
     meeting: MeetingId,
@@ -137,11 +137,14 @@ impl SharedCall {
 pub const MAX_BACKLOG_BYTES: usize = 1024 * 1024;
 
 fn submit(meeting: MeetingId, conversation: &mut Conversation, writer: &ChunkWriter) {
-    let lines = conversation.take_ready();
-    let high_water = conversation.take_high_water();
-    if let Err(Rejected(lines, high_water)) = writer.try_submit(meeting, lines, high_water) {
-        conversation.restore_ready(lines);
-        conversation.restore_high_water(high_water);
+    let handoff = Handoff {
+        lines: conversation.take_ready(),
+        high_water: conversation.take_high_water(),
+        interrupted: conversation.take_interrupted(),
+    };
+    if let Err(Rejected(back)) = writer.try_submit(meeting, handoff) {
+        conversation.restore_ready(back.lines, back.interrupted);
+        conversation.restore_high_water(back.high_water);
         let shed = conversation.shed_backlog(MAX_BACKLOG_BYTES);
         if let (Some(from), Some(to)) = (shed.first(), shed.last()) {
             tracing::error!(%meeting, from, to, "transcript backlog over its bound: oldest lines dropped");

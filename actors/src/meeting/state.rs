@@ -23,15 +23,18 @@ use super::shared::SharedCall;
 use crate::domain::{EventKind, Speaker};
 use crate::ids::MeetingId;
 use crate::ports::{CallContext, ConnectError, Finalized, Outbox, RealtimeSession, error_chain};
-use crate::realtime::client::{replay_item, session_update};
+use crate::realtime::client::{SESSION_UPDATE_EVENT_ID, replay_item, session_update};
+use crate::realtime::event::ErrorInfo;
 use crate::snapshot::{ActorKind, ActorSnapshot, ActorState, MeetingPhase, SocketState};
 use crate::transcript::Notice;
 
-/// Realtime error codes that mean the configuration is wrong: no retry loop.
-const CONFIGURATION_ERROR_CODES: [&str; 3] = [
+/// Realtime error codes that mean the configuration is wrong (as OpenAI
+/// sends them before closing with 3000 or 4000): no retry loop.
+const CONFIGURATION_ERROR_CODES: [&str; 4] = [
     "invalid_api_key",
+    "invalid_model",
+    "missing_model",
     "beta_api_shape_disabled",
-    "model_not_found",
 ];
 /// Realtime `error` events logged per session; the rest are only counted.
 const LOGGED_ERRORS_PER_SESSION: u32 = 20;
@@ -54,6 +57,15 @@ impl LiveSocket {
     }
 }
 
+/// A duration as a person says it: "10 s", "300 ms".
+fn spoken(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{} s", duration.as_secs())
+    } else {
+        format!("{} ms", duration.as_millis())
+    }
+}
+
 impl Drop for LiveSocket {
     fn drop(&mut self) {
         self.reader.abort();
@@ -73,6 +85,15 @@ pub struct MeetingState {
     pub(super) errors_this_session: u32,
     pub(super) configuration_error: Option<String>,
     pub(super) ending: bool,
+    /// Who serves the current (or last) session, for messages.
+    provider: String,
+    /// `session.updated` confirmed the current session's settings.
+    configured: bool,
+    /// When the current session expires.
+    expires: Option<Instant>,
+    /// What the meeting shows as its `error` now (scribe's words), and the
+    /// whole story for `/admin/actors`.
+    problem: Option<(String, String)>,
 }
 
 impl MeetingState {
@@ -96,6 +117,10 @@ impl MeetingState {
             errors_this_session: 0,
             configuration_error: None,
             ending: false,
+            provider: "the realtime service".into(),
+            configured: false,
+            expires: None,
+            problem: None,
         }
     }
 
@@ -127,14 +152,51 @@ impl MeetingState {
             next_sequence: self.call.next_sequence(),
             unflushed: self.call.unflushed(),
             socket: self.socket_state,
+            error: self.problem.as_ref().map(|(_, detail)| detail.clone()),
         }
     }
 
-    fn schedule_reconnect(&mut self, myself: &ActorRef<MeetingMsg>, why: &str) {
+    /// Shows a problem with the call's realtime session: `shown` on the
+    /// meeting (its status, page and stream), `detail` in the event log and
+    /// on `/admin/actors`.
+    fn show_problem(&mut self, kind: EventKind, shown: String, detail: String, log: Value) {
+        tracing::warn!(meeting = %self.meeting(), error = %detail, "realtime session problem");
+        let mut log = log;
+        log["error"] = json!(shown);
+        log["detail"] = json!(detail);
+        self.log(kind, log);
+        self.deps
+            .writer
+            .set_error(self.meeting(), Some(shown.clone()));
+        self.problem = Some((shown, detail));
+    }
+
+    /// The problem is gone (a later session was configured).
+    fn clear_problem(&mut self) {
+        if self.problem.take().is_some() {
+            self.deps.writer.set_error(self.meeting(), None);
+        }
+    }
+
+    /// A configuration the service refused: no retry until someone fixes it.
+    fn configuration_problem(&mut self, shown: String, detail: String, log: Value) {
+        self.socket_state = SocketState::ConfigurationError;
+        self.show_problem(EventKind::ConfigurationError, shown, detail, log);
+    }
+
+    /// Opens a new session after the backoff's next delay (at least
+    /// `floor`, when given).
+    fn schedule_reconnect(
+        &mut self,
+        myself: &ActorRef<MeetingMsg>,
+        why: &str,
+        floor: Option<Duration>,
+    ) {
         let delay = self
             .backoff
             .next()
-            .unwrap_or(self.deps.config.reconnect_max);
+            .unwrap_or(self.deps.config.reconnect_max)
+            .max(floor.unwrap_or_default());
         self.socket_state = SocketState::Reconnecting;
         metrics::counter!(crate::metrics::RECONNECTS).increment(1);
         self.log(
@@ -152,18 +214,34 @@ impl MeetingState {
         let connected = tokio::time::timeout(timeout, connecting)
             .await
             .unwrap_or(Err(ConnectError::Timeout(timeout)));
-        let RealtimeSession { frames, outbox } = match connected {
+        let RealtimeSession {
+            provider,
+            frames,
+            outbox,
+        } = match connected {
             Ok(session) => session,
             Err(ConnectError::Config(message)) => {
-                self.socket_state = SocketState::ConfigurationError;
-                self.log(EventKind::ConfigurationError, json!({ "error": message }));
+                let shown = format!("the realtime connection is misconfigured: {message}");
+                self.configuration_problem(shown, message, json!({ "retry": false }));
+                return;
+            }
+            Err(ConnectError::Refused { provider, status }) => {
+                let shown = format!(
+                    "{provider} refused the connection (HTTP {status}): check OPENAI_API_KEY, the realtime URL and the model"
+                );
+                let detail = format!("the upgrade was answered HTTP {status}");
+                let log = json!({ "status": status, "retry": false });
+                self.configuration_problem(shown, detail, log);
                 return;
             }
             Err(error) => {
-                self.schedule_reconnect(myself, &error.to_string());
+                self.schedule_reconnect(myself, &error.to_string(), None);
                 return;
             }
         };
+        self.provider = provider;
+        self.configured = false;
+        self.expires = None;
         // Everything of the previous session is final now; this one starts a
         // new chain. Lines numbered from here on belong to the new session.
         let epoch = self.call.end_session(&self.deps.writer);
@@ -194,6 +272,9 @@ impl MeetingState {
             .outbox
             .send(Message::Text(Utf8Bytes::from(update)))
             .await;
+        myself.send_after(self.deps.config.session_update_timeout, move || {
+            MeetingMsg::SessionUpdateDeadline { epoch }
+        });
         if sent.is_ok() && replay_before > 1 {
             match self.replay_lines(replay_before).await {
                 Ok(lines) => {
@@ -247,6 +328,7 @@ impl MeetingState {
                     let left = Duration::from_secs(
                         u64::try_from(expires_at - Utc::now().timestamp()).unwrap_or(0),
                     );
+                    self.expires = Some(Instant::now() + left);
                     let delay = left.saturating_sub(self.deps.config.rotate_before_expiry);
                     let epoch = socket.epoch;
                     myself.send_after(delay, move || MeetingMsg::Rotate { epoch });
@@ -254,6 +336,8 @@ impl MeetingState {
             }
             RealtimeNotice::SessionUpdated { transcription_on } => {
                 self.backoff = self.deps.reconnect_backoff();
+                self.configured = true;
+                self.clear_problem();
                 if !transcription_on {
                     self.log(
                         EventKind::TranscriptionOff,
@@ -261,31 +345,8 @@ impl MeetingState {
                     );
                 }
             }
-            RealtimeNotice::Error { code, message } => {
-                if code
-                    .as_deref()
-                    .is_some_and(|c| CONFIGURATION_ERROR_CODES.contains(&c))
-                {
-                    self.configuration_error = Some(format!(
-                        "{}: {message}",
-                        code.as_deref().unwrap_or_default()
-                    ));
-                }
-                self.errors_this_session += 1;
-                if self.errors_this_session <= LOGGED_ERRORS_PER_SESSION {
-                    self.log(
-                        EventKind::RealtimeError,
-                        json!({ "code": code, "message": message }),
-                    );
-                }
-            }
-            RealtimeNotice::Transcript(Notice::OutOfOrderItem {
-                item_id,
-                previous_item_id,
-            }) => self.log(
-                EventKind::OutOfOrderItem,
-                json!({ "item_id": item_id, "previous_item_id": previous_item_id }),
-            ),
+            RealtimeNotice::Error(error) => self.on_error(myself, error),
+            RealtimeNotice::Transcript(notice) => self.on_transcript_notice(notice),
             RealtimeNotice::GarbageFrame(error) => {
                 self.errors_this_session += 1;
                 if self.errors_this_session <= LOGGED_ERRORS_PER_SESSION {
@@ -296,6 +357,123 @@ impl MeetingState {
                 }
             }
         }
+    }
+
+    fn on_error(&mut self, myself: &ActorRef<MeetingMsg>, error: ErrorInfo) {
+        let code = error.code.clone().unwrap_or_default();
+        if error.event_id.as_deref() == Some(SESSION_UPDATE_EVENT_ID) {
+            // The session stays open; what it records is not what scribe asked for.
+            let field = error
+                .param
+                .as_deref()
+                .map(|p| format!(" for `{p}`"))
+                .unwrap_or_default();
+            let shown = format!(
+                "{} refused scribe's session settings (session.update): {code}{field}",
+                self.provider
+            );
+            let log = json!({ "code": code, "param": error.param, "event": "session.update" });
+            self.show_problem(EventKind::ConfigurationError, shown, error.message, log);
+            return;
+        }
+        if error.flat {
+            // A provider's own refusal of the session (Stream's agent
+            // endpoint): close it, and try again only after a long pause.
+            let kind = error.kind.as_deref().unwrap_or("error");
+            let shown = format!(
+                "{} refused the session: {kind} {code} {}",
+                self.provider, error.message
+            )
+            .trim_end()
+            .to_owned();
+            let retry = self.deps.config.refused_retry;
+            let log =
+                json!({ "kind": kind, "code": code, "retry_in_ms": retry.as_millis() as u64 });
+            self.show_problem(EventKind::SessionRefused, shown, error.message, log);
+            if let Some(socket) = self.socket.take() {
+                tokio::spawn(socket.close());
+            }
+            self.call.end_session(&self.deps.writer);
+            self.schedule_reconnect(myself, "the provider refused the session", Some(retry));
+            return;
+        }
+        if CONFIGURATION_ERROR_CODES.contains(&code.as_str()) {
+            self.configuration_error = Some(format!("{code}: {}", error.message));
+        }
+        self.errors_this_session += 1;
+        if self.errors_this_session <= LOGGED_ERRORS_PER_SESSION {
+            self.log(
+                EventKind::RealtimeError,
+                json!({ "code": error.code, "message": error.message, "type": error.kind, "param": error.param }),
+            );
+        }
+    }
+
+    fn on_transcript_notice(&self, notice: Notice) {
+        match notice {
+            Notice::OutOfOrderItem {
+                item_id,
+                previous_item_id,
+            } => self.log(
+                EventKind::OutOfOrderItem,
+                json!({ "item_id": item_id, "previous_item_id": previous_item_id }),
+            ),
+            Notice::ReplyInterrupted {
+                response_id,
+                status,
+                reason,
+                error,
+                lines,
+            } => self.log(
+                EventKind::ReplyInterrupted,
+                json!({ "response_id": response_id, "status": status, "reason": reason, "error": error, "lines": lines }),
+            ),
+            Notice::ReplyTruncated {
+                item_id,
+                audio_end_ms,
+                sequence_number,
+            } => self.log(
+                EventKind::ReplyTruncated,
+                json!({ "item_id": item_id, "audio_end_ms": audio_end_ms, "sequence_number": sequence_number }),
+            ),
+            Notice::TranscriptionFailed {
+                item_id,
+                sequence_number,
+                error,
+            } => self.log(
+                EventKind::TranscriptionFailed,
+                json!({
+                    "item_id": item_id, "sequence_number": sequence_number,
+                    "error": { "type": error.kind, "code": error.code, "message": error.message },
+                }),
+            ),
+        }
+    }
+
+    /// No `session.updated` confirmed session `epoch` in time.
+    pub fn on_session_update_deadline(&mut self, epoch: u64) {
+        if !self.is_current(epoch) || self.configured || self.problem.is_some() {
+            return;
+        }
+        let waited = self.deps.config.session_update_timeout;
+        let shown = format!(
+            "{} did not confirm scribe's session settings within {}",
+            self.provider,
+            spoken(waited)
+        );
+        let detail = format!("no session.updated within {waited:?} of session.update");
+        self.show_problem(
+            EventKind::ConfigurationError,
+            shown,
+            detail,
+            json!({ "event": "session.update" }),
+        );
+    }
+
+    /// A session this close to its expiry is replaced even mid-turn.
+    pub fn must_rotate_now(&self) -> bool {
+        let margin = self.deps.config.rotate_force_before;
+        self.expires.is_some_and(|at| Instant::now() + margin >= at)
     }
 
     pub fn on_socket_end(&mut self, myself: &ActorRef<MeetingMsg>, end: SocketEnd) {
@@ -316,25 +494,44 @@ impl MeetingState {
             return;
         }
         if end.is_configuration_error() || self.configuration_error.is_some() {
-            self.socket_state = SocketState::ConfigurationError;
-            let error = self
+            let detail = self
                 .configuration_error
                 .clone()
                 .unwrap_or_else(|| format!("realtime service closed the socket with {end:?}"));
-            self.log(
-                EventKind::ConfigurationError,
-                json!({ "error": error, "retry": false, "hint": "check OPENAI_API_KEY, the realtime URL and the model" }),
-            );
+            let code = detail.split(':').next().unwrap_or_default().to_owned();
+            let shown = match (&end, self.configuration_error.is_some()) {
+                (_, true) => format!("{} refused the session: {code}", self.provider),
+                (SocketEnd::Closed { code: Some(c), .. }, false) => {
+                    format!(
+                        "{} closed the session as misconfigured (close {c})",
+                        self.provider
+                    )
+                }
+                _ => format!("{} closed the session as misconfigured", self.provider),
+            };
+            let log = json!({ "retry": false, "hint": "check OPENAI_API_KEY, the realtime URL and the model" });
+            self.configuration_problem(shown, detail, log);
             return;
         }
-        self.schedule_reconnect(myself, "the realtime session ended while the call is live");
+        self.schedule_reconnect(
+            myself,
+            "the realtime session ended while the call is live",
+            None,
+        );
     }
 
     /// Replaces the session before it expires: closes it, then opens a new
     /// one with the conversation replayed.
-    pub async fn rotate(&mut self, myself: &ActorRef<MeetingMsg>) {
+    /// `forced`: mid-turn, because the session is about to expire.
+    pub async fn rotate(&mut self, myself: &ActorRef<MeetingMsg>, forced: bool) {
         if let Some(socket) = self.socket.take() {
             socket.close().await;
+        }
+        if forced {
+            self.log(
+                EventKind::RotationForced,
+                json!({ "reason": "the session was about to expire and the turn had not ended" }),
+            );
         }
         self.log(
             EventKind::SocketRotated,

@@ -4,10 +4,9 @@
 use serde_json::Value;
 
 use crate::domain::{ChunkStatus, EventKind, MeetingStatus, Speaker};
-use crate::fakes::tree::TestTree;
+use crate::fakes::tree::{TestTree, budget};
 use crate::ids::MeetingId;
 use crate::snapshot::{ActorKind, SocketState};
-use crate::supervisor::budget::RestartBudget;
 use crate::supervisor::outcome::StartOutcome;
 
 async fn live_call(tree: &TestTree) -> MeetingId {
@@ -20,7 +19,7 @@ async fn live_call(tree: &TestTree) -> MeetingId {
 
 #[tokio::test(start_paused = true)]
 async fn the_session_is_opened_for_the_call_and_configured_before_anything_else() {
-    let tree = TestTree::start(RestartBudget::default(), 4).await;
+    let tree = TestTree::start(budget(5), 4).await;
     let meeting = live_call(&tree).await;
     assert_eq!(tree.connector.target(0).meeting_id, meeting);
     let sent = tree.connector.sent(0);
@@ -33,7 +32,7 @@ async fn the_session_is_opened_for_the_call_and_configured_before_anything_else(
 
 #[tokio::test(start_paused = true)]
 async fn a_session_that_ends_is_replaced_after_a_backoff() {
-    let tree = TestTree::start(RestartBudget::default(), 4).await;
+    let tree = TestTree::start(budget(5), 4).await;
     let meeting = live_call(&tree).await;
     tree.connector.drop_session(0);
     tree.connector.wait_for_sessions(2).await;
@@ -61,7 +60,7 @@ async fn a_session_that_ends_is_replaced_after_a_backoff() {
 
 #[tokio::test(start_paused = true)]
 async fn a_turn_read_from_the_session_is_stored_in_conversation_order() {
-    let tree = TestTree::start(RestartBudget::default(), 4).await;
+    let tree = TestTree::start(budget(5), 4).await;
     let meeting = live_call(&tree).await;
     // The user's transcription completes after the agent's reply (GA shapes).
     for frame in [
@@ -102,5 +101,66 @@ async fn a_turn_read_from_the_session_is_stored_in_conversation_order() {
     );
     let high = tree.store.read(|m| m.meeting(meeting).high_water);
     assert_eq!(high, 2);
+    tree.stop();
+}
+
+/// A session that expires six minutes from now: its rotation (five
+/// minutes before the expiry) is due in one minute.
+fn session_created_expiring_in_six_minutes() -> String {
+    let expires_at = chrono::Utc::now().timestamp() + 6 * 60;
+    serde_json::json!({"type":"session.created","event_id":"e0","session":{"id":"sess_1","object":"realtime.session","type":"realtime","expires_at":expires_at}}).to_string()
+}
+
+const SPEECH_STARTED: &str = r#"{"type":"input_audio_buffer.speech_started","event_id":"e1","audio_start_ms":1000,"item_id":"u9"}"#;
+const SPEECH_STOPPED: &str = r#"{"type":"input_audio_buffer.speech_stopped","event_id":"e2","audio_end_ms":4000,"item_id":"u9"}"#;
+
+#[tokio::test(start_paused = true)]
+async fn a_rotation_waits_while_the_user_speaks_and_goes_once_they_stop() {
+    let tree = TestTree::start(budget(5), 4).await;
+    let meeting = live_call(&tree).await;
+    tree.connector
+        .send(0, &session_created_expiring_in_six_minutes());
+    tree.connector.send(0, SPEECH_STARTED);
+    // Two minutes on, the rotation has been due for a minute: still waiting.
+    tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+    assert_eq!(tree.connector.opened(), 1, "no rotation mid-speech");
+    tree.connector.send(0, SPEECH_STOPPED);
+    tree.connector.wait_for_sessions(2).await;
+    let (rotated, forced) = tree
+        .store
+        .wait_for("the rotation in the log", |m| {
+            let fake = m.meeting(meeting);
+            let rotated = fake.logged(EventKind::SocketRotated).len();
+            (rotated > 0).then(|| (rotated, fake.logged(EventKind::RotationForced).len()))
+        })
+        .await;
+    assert_eq!((rotated, forced), (1, 0));
+    tree.stop();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_about_to_expire_is_rotated_even_mid_speech() {
+    let tree = TestTree::start(budget(5), 4).await;
+    let meeting = live_call(&tree).await;
+    let started = tokio::time::Instant::now();
+    tree.connector
+        .send(0, &session_created_expiring_in_six_minutes());
+    tree.connector.send(0, SPEECH_STARTED);
+    tree.connector.wait_for_sessions(2).await;
+    // Thirty seconds before the expiry, not one rotation retry sooner.
+    let waited = tokio::time::Instant::now() - started;
+    assert!(
+        waited >= std::time::Duration::from_secs(325)
+            && waited <= std::time::Duration::from_secs(335),
+        "rotated after {waited:?}"
+    );
+    let forced = tree
+        .store
+        .wait_for("the forced rotation in the log", |m| {
+            let forced = m.meeting(meeting).logged(EventKind::RotationForced).len();
+            (forced > 0).then_some(forced)
+        })
+        .await;
+    assert_eq!(forced, 1);
     tree.stop();
 }

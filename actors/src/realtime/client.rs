@@ -2,6 +2,7 @@
 
 use futures::StreamExt;
 use serde_json::json;
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -27,15 +28,24 @@ pub fn socket_config() -> WebSocketConfig {
         .max_frame_size(Some(MAX_MESSAGE_BYTES))
 }
 
-/// Opens a WebSocket for `request` and hands it over as a session: the
-/// frames it reads, and a sink for what scribe sends.
-pub async fn open(request: Request) -> Result<RealtimeSession, ConnectError> {
-    let (socket, _response) =
-        tokio_tungstenite::connect_async_with_config(request, Some(socket_config()), true)
-            .await
-            .map_err(|e| ConnectError::Io(e.to_string()))?;
+/// Opens a WebSocket for `request` and hands it over as a session of
+/// `provider`: the frames it reads, and a sink for what scribe sends. An
+/// upgrade answered 401, 403 or 404 is [`ConnectError::Refused`].
+pub async fn open(request: Request, provider: &str) -> Result<RealtimeSession, ConnectError> {
+    let connected =
+        tokio_tungstenite::connect_async_with_config(request, Some(socket_config()), true).await;
+    let (socket, _response) = connected.map_err(|error| match error {
+        WsError::Http(response) if matches!(response.status().as_u16(), 401 | 403 | 404) => {
+            ConnectError::Refused {
+                provider: provider.to_owned(),
+                status: response.status().as_u16(),
+            }
+        }
+        other => ConnectError::Io(other.to_string()),
+    })?;
     let (outbox, frames) = socket.split();
     Ok(RealtimeSession {
+        provider: provider.to_owned(),
         frames: frames.boxed(),
         outbox: Box::pin(outbox),
     })
@@ -55,11 +65,15 @@ pub fn bearer_request(url: &str, api_key: Option<&str>) -> Result<Request, Conne
     Ok(request)
 }
 
+/// The `event_id` of scribe's `session.update`: an `error` that echoes it
+/// refused scribe's session settings.
+pub const SESSION_UPDATE_EVENT_ID: &str = "scribe_session_update";
+
 /// The GA `session.update`: instructions, input transcription on, server VAD.
 pub fn session_update(instructions: &str) -> String {
     json!({
         "type": "session.update",
-        "event_id": "scribe_session_update",
+        "event_id": SESSION_UPDATE_EVENT_ID,
         "session": {
             "type": "realtime",
             "instructions": instructions,

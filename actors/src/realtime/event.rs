@@ -5,6 +5,7 @@
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde_json::Value;
 
 /// What scribe needs to know about one conversation item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,32 @@ pub struct ItemInfo {
     pub has_text: bool,
 }
 
+/// An `error` event's details, or a flat provider error frame's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorInfo {
+    /// `error.type` (`invalid_request_error`, `server_error`, ...), or the
+    /// frame's own `type` for a flat frame.
+    pub kind: Option<String>,
+    pub code: Option<String>,
+    pub message: String,
+    /// The field the error is about, when the service names one.
+    pub param: Option<String>,
+    /// The client event that caused it, when it names one.
+    pub event_id: Option<String>,
+    /// A frame whose `type` is itself the error (`server_error`) with the
+    /// details at the top level, as Stream's agent endpoint sends: the
+    /// provider refused the session.
+    pub flat: bool,
+}
+
+/// One output item of a finished response, with its transcript when the
+/// response carries one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputItem {
+    pub id: String,
+    pub transcript: Option<String>,
+}
+
 /// A server event, reduced to what the transcript model uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerEvent {
@@ -32,6 +59,10 @@ pub enum ServerEvent {
     SessionUpdated {
         transcription_on: bool,
     },
+    /// `input_audio_buffer.speech_started`: the user is speaking.
+    SpeechStarted,
+    /// `input_audio_buffer.speech_stopped`.
+    SpeechStopped,
     InputCommitted {
         item_id: String,
         previous_item_id: Option<String>,
@@ -47,20 +78,37 @@ pub enum ServerEvent {
         previous_item_id: Option<String>,
         item: ItemInfo,
     },
+    /// `conversation.item.truncated`: the user cut the agent off; the
+    /// service drops the text not heard.
+    ItemTruncated {
+        item_id: String,
+        audio_end_ms: Option<u64>,
+    },
+    UserTranscriptDelta {
+        item_id: String,
+        delta: String,
+    },
     UserTranscriptCompleted {
         item_id: String,
         transcript: String,
     },
     UserTranscriptFailed {
         item_id: String,
-        message: String,
+        error: ErrorInfo,
     },
     ResponseCreated {
         response_id: String,
     },
     ResponseDone {
         response_id: String,
+        /// `completed`, `cancelled`, `failed`, `incomplete`.
         status: Option<String>,
+        /// `status_details.reason` (`turn_detected`, `client_cancelled`,
+        /// `max_output_tokens`, `content_filter`).
+        reason: Option<String>,
+        /// `status_details.error.message` of a failed response.
+        error: Option<String>,
+        output: Vec<OutputItem>,
     },
     AgentTranscriptDelta {
         item_id: String,
@@ -70,11 +118,7 @@ pub enum ServerEvent {
         item_id: String,
         transcript: String,
     },
-    Error {
-        code: Option<String>,
-        message: String,
-        event_id: Option<String>,
-    },
+    Error(ErrorInfo),
     /// Audio output: counted, never decoded.
     Audio,
     /// Any other type: ignored.
@@ -82,8 +126,12 @@ pub enum ServerEvent {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("frame is not a JSON object with a `type`: {0}")]
-pub struct FrameError(#[from] serde_json::Error);
+pub enum FrameError {
+    #[error("frame is not a JSON object with a `type`: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("frame has not the documented shape: {0}")]
+    Shape(&'static str),
+}
 
 /// Audio frames carry kilobytes of base64: recognise them by their leading
 /// bytes and skip the rest.
@@ -164,6 +212,12 @@ struct TranscriptFailed {
 }
 
 #[derive(Deserialize)]
+struct Truncated {
+    item_id: String,
+    audio_end_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
 struct ResponseEvent {
     response: ResponseBody,
 }
@@ -172,6 +226,28 @@ struct ResponseEvent {
 struct ResponseBody {
     id: String,
     status: Option<String>,
+    status_details: Option<StatusDetails>,
+    #[serde(default)]
+    output: Option<Vec<OutputRaw>>,
+}
+
+#[derive(Deserialize)]
+struct StatusDetails {
+    reason: Option<String>,
+    error: Option<ErrorBody>,
+}
+
+#[derive(Deserialize)]
+struct OutputRaw {
+    id: Option<String>,
+    #[serde(default)]
+    content: Option<Vec<OutputContent>>,
+}
+
+#[derive(Deserialize)]
+struct OutputContent {
+    transcript: Option<String>,
+    text: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -189,17 +265,45 @@ struct Done {
     text: Option<String>,
 }
 
+/// An `error` event (`{"error": {...}}`), or a flat error frame with the
+/// details at the top level (`{"type":"server_error","code":"42",...}`).
 #[derive(Deserialize)]
 struct ErrorEvent {
-    error: ErrorBody,
+    error: Option<ErrorBody>,
+    code: Option<Value>,
+    message: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct ErrorBody {
-    code: Option<String>,
-    #[serde(default)]
-    message: String,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    code: Option<Value>,
+    message: Option<String>,
+    param: Option<String>,
     event_id: Option<String>,
+}
+
+/// An error code as text: a string, or a number some providers send.
+fn code_text(code: Option<Value>) -> Option<String> {
+    match code? {
+        Value::String(s) => Some(s),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+impl From<ErrorBody> for ErrorInfo {
+    fn from(e: ErrorBody) -> Self {
+        Self {
+            kind: e.kind,
+            code: code_text(e.code),
+            message: e.message.unwrap_or_default(),
+            param: e.param,
+            event_id: e.event_id,
+            flat: false,
+        }
+    }
 }
 
 impl From<RawItem> for ItemInfo {
@@ -242,6 +346,8 @@ pub fn parse(frame: &str) -> Result<ServerEvent, FrameError> {
                 ServerEvent::SessionUpdated { transcription_on }
             }
         }
+        "input_audio_buffer.speech_started" => ServerEvent::SpeechStarted,
+        "input_audio_buffer.speech_stopped" => ServerEvent::SpeechStopped,
         "input_audio_buffer.committed" => {
             let c: Committed = serde_json::from_str(frame)?;
             ServerEvent::InputCommitted {
@@ -263,6 +369,20 @@ pub fn parse(frame: &str) -> Result<ServerEvent, FrameError> {
                 item: e.item.into(),
             }
         }
+        "conversation.item.truncated" => {
+            let t: Truncated = serde_json::from_str(frame)?;
+            ServerEvent::ItemTruncated {
+                item_id: t.item_id,
+                audio_end_ms: t.audio_end_ms,
+            }
+        }
+        "conversation.item.input_audio_transcription.delta" => {
+            let d: Delta = serde_json::from_str(frame)?;
+            ServerEvent::UserTranscriptDelta {
+                item_id: d.item_id,
+                delta: d.delta,
+            }
+        }
         "conversation.item.input_audio_transcription.completed" => {
             let t: TranscriptCompleted = serde_json::from_str(frame)?;
             ServerEvent::UserTranscriptCompleted {
@@ -274,7 +394,7 @@ pub fn parse(frame: &str) -> Result<ServerEvent, FrameError> {
             let t: TranscriptFailed = serde_json::from_str(frame)?;
             ServerEvent::UserTranscriptFailed {
                 item_id: t.item_id,
-                message: t.error.map(|e| e.message).unwrap_or_default(),
+                error: t.error.map(ErrorInfo::from).unwrap_or_default(),
             }
         }
         "response.created" | "response.done" => {
@@ -284,9 +404,30 @@ pub fn parse(frame: &str) -> Result<ServerEvent, FrameError> {
                     response_id: r.response.id,
                 }
             } else {
+                let (reason, error) = match r.response.status_details {
+                    Some(d) => (d.reason, d.error.and_then(|e| e.message)),
+                    None => (None, None),
+                };
+                let output = r
+                    .response
+                    .output
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|item| {
+                        let transcript = item
+                            .content
+                            .unwrap_or_default()
+                            .into_iter()
+                            .find_map(|c| c.transcript.or(c.text));
+                        item.id.map(|id| OutputItem { id, transcript })
+                    })
+                    .collect();
                 ServerEvent::ResponseDone {
                     response_id: r.response.id,
                     status: r.response.status,
+                    reason,
+                    error,
+                    output,
                 }
             }
         }
@@ -313,10 +454,17 @@ pub fn parse(frame: &str) -> Result<ServerEvent, FrameError> {
         "response.output_audio.delta" | "response.audio.delta" => ServerEvent::Audio,
         "error" | "server_error" => {
             let e: ErrorEvent = serde_json::from_str(frame)?;
-            ServerEvent::Error {
-                code: e.error.code,
-                message: e.error.message,
-                event_id: e.error.event_id,
+            match e.error {
+                Some(body) => ServerEvent::Error(body.into()),
+                None if envelope.kind == "server_error" => ServerEvent::Error(ErrorInfo {
+                    kind: Some(envelope.kind.to_owned()),
+                    code: code_text(e.code),
+                    message: e.message.unwrap_or_default(),
+                    param: None,
+                    event_id: None,
+                    flat: true,
+                }),
+                None => return Err(FrameError::Shape("an `error` event without `error`")),
             }
         }
         _ => ServerEvent::Other,
@@ -325,132 +473,4 @@ pub fn parse(frame: &str) -> Result<ServerEvent, FrameError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn audio_frames_are_skipped_whatever_they_carry() {
-        let frame = r#"{"type":"response.output_audio.delta","event_id":"e1","response_id":"r","item_id":"i","output_index":0,"content_index":0,"delta":"AAAA////"}"#;
-        assert_eq!(parse(frame).expect("parses"), ServerEvent::Audio);
-        // Not leading with `type`: still recognised after a full parse.
-        let frame = r#"{"event_id":"e1","type":"response.audio.delta","delta":"AAAA"}"#;
-        assert_eq!(parse(frame).expect("parses"), ServerEvent::Audio);
-    }
-
-    #[test]
-    fn ga_and_beta_item_events_parse_alike() {
-        for kind in ["conversation.item.added", "conversation.item.created"] {
-            let frame = format!(
-                r#"{{"type":"{kind}","event_id":"e","previous_item_id":"item_a","item":{{"id":"item_b","type":"message","role":"user","status":"completed","content":[{{"type":"input_audio","transcript":null}}],"extra":1}}}}"#
-            );
-            assert_eq!(
-                parse(&frame).expect("parses"),
-                ServerEvent::ItemAdded {
-                    previous_item_id: Some("item_a".into()),
-                    item: ItemInfo {
-                        id: "item_b".into(),
-                        kind: "message".into(),
-                        role: Some("user".into()),
-                        has_input_audio: true,
-                        has_text: false,
-                    },
-                }
-            );
-        }
-    }
-
-    #[test]
-    fn agent_transcripts_by_ga_and_beta_names() {
-        for kind in [
-            "response.output_audio_transcript.done",
-            "response.audio_transcript.done",
-        ] {
-            let frame = format!(
-                r#"{{"type":"{kind}","event_id":"e","response_id":"r1","item_id":"item_c","output_index":0,"content_index":0,"transcript":"Hello there."}}"#
-            );
-            assert_eq!(
-                parse(&frame).expect("parses"),
-                ServerEvent::AgentTranscriptDone {
-                    item_id: "item_c".into(),
-                    transcript: "Hello there.".into()
-                }
-            );
-        }
-        let text_done = r#"{"type":"response.output_text.done","item_id":"item_c","text":"Hi."}"#;
-        assert_eq!(
-            parse(text_done).expect("parses"),
-            ServerEvent::AgentTranscriptDone {
-                item_id: "item_c".into(),
-                transcript: "Hi.".into()
-            }
-        );
-    }
-
-    #[test]
-    fn session_updated_reports_whether_transcription_is_on() {
-        let on = r#"{"type":"session.updated","session":{"type":"realtime","audio":{"input":{"transcription":{"model":"gpt-4o-transcribe"}}}}}"#;
-        assert_eq!(
-            parse(on).expect("parses"),
-            ServerEvent::SessionUpdated {
-                transcription_on: true
-            }
-        );
-        let off =
-            r#"{"type":"session.updated","session":{"audio":{"input":{"transcription":null}}}}"#;
-        assert_eq!(
-            parse(off).expect("parses"),
-            ServerEvent::SessionUpdated {
-                transcription_on: false
-            }
-        );
-        let beta = r#"{"type":"session.updated","session":{"input_audio_transcription":{"model":"whisper-1"}}}"#;
-        assert_eq!(
-            parse(beta).expect("parses"),
-            ServerEvent::SessionUpdated {
-                transcription_on: true
-            }
-        );
-        let created = r#"{"type":"session.created","session":{"expires_at":1760000000}}"#;
-        assert_eq!(
-            parse(created).expect("parses"),
-            ServerEvent::SessionCreated {
-                expires_at: Some(1_760_000_000)
-            }
-        );
-    }
-
-    #[test]
-    fn errors_and_unknown_types() {
-        let err = r#"{"type":"error","event_id":"e","error":{"type":"invalid_request_error","code":"session_expired","message":"Your session hit the maximum duration of 60 minutes.","param":null,"event_id":null}}"#;
-        assert_eq!(
-            parse(err).expect("parses"),
-            ServerEvent::Error {
-                code: Some("session_expired".into()),
-                message: "Your session hit the maximum duration of 60 minutes.".into(),
-                event_id: None
-            }
-        );
-        assert_eq!(
-            parse(r#"{"type":"rate_limits.updated","rate_limits":[]}"#).expect("parses"),
-            ServerEvent::Other
-        );
-        assert_eq!(
-            parse(r#"{"type":"something.new","x":{"y":[1,2]}}"#).expect("parses"),
-            ServerEvent::Other
-        );
-    }
-
-    #[test]
-    fn garbage_is_an_error_not_a_panic() {
-        for frame in [
-            "",
-            "not json",
-            "[]",
-            "{}",
-            r#"{"type":5}"#,
-            "{\"type\":\"error\"}",
-        ] {
-            assert!(parse(frame).is_err(), "{frame:?} should not parse");
-        }
-    }
-}
+mod tests;

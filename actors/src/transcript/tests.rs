@@ -68,10 +68,7 @@ impl Script {
                 item_id: id.into(),
                 transcript: words.concat(),
             })
-            .ev(ServerEvent::ResponseDone {
-                response_id: resp.into(),
-                status: Some("completed".into()),
-            });
+            .ev(done_response(resp, "completed", vec![]));
         }
         self
     }
@@ -84,7 +81,36 @@ impl Script {
     }
 }
 
-use ChunkStatus::{Completed, Partial, TranscriptionFailed};
+use ChunkStatus::{Completed, Interrupted, Partial, TranscriptionFailed};
+
+fn done_response(id: &str, status: &str, output: Vec<OutputItem>) -> ServerEvent {
+    ServerEvent::ResponseDone {
+        response_id: id.into(),
+        status: Some(status.into()),
+        reason: (status == "cancelled").then(|| "turn_detected".into()),
+        error: (status == "failed").then(|| "The server had an error.".into()),
+        output,
+    }
+}
+
+fn transcription_failed(item: &str) -> ServerEvent {
+    ServerEvent::UserTranscriptFailed {
+        item_id: item.into(),
+        error: ErrorInfo {
+            kind: Some("transcription_error".into()),
+            code: Some("audio_unintelligible".into()),
+            message: "The audio could not be transcribed.".into(),
+            ..ErrorInfo::default()
+        },
+    }
+}
+
+fn user_delta(item: &str, delta: &str) -> ServerEvent {
+    ServerEvent::UserTranscriptDelta {
+        item_id: item.into(),
+        delta: delta.into(),
+    }
+}
 use Speaker::{Agent, User};
 
 #[test]
@@ -142,11 +168,7 @@ fn transcription_during_the_reply() {
 #[test]
 fn failed_transcription_is_kept_as_such() {
     let mut s = Script::new();
-    s.user_turn("u1", None)
-        .ev(ServerEvent::UserTranscriptFailed {
-            item_id: "u1".into(),
-            message: "bad audio".into(),
-        });
+    s.user_turn("u1", None).ev(transcription_failed("u1"));
     assert_eq!(s.lines(), [(1, User, String::new(), TranscriptionFailed)]);
 }
 
@@ -305,3 +327,5 @@ fn an_item_inserted_mid_conversation_is_noticed() {
         }]
     );
 }
+
+mod endings;

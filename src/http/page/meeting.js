@@ -65,6 +65,7 @@ window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(
       text.textContent = line.text;
     }
     li.append(who, text);
+    markLine(li, line.status);
     // Keep conversation order: a lost line arrives after the lines around it.
     let before = null;
     for (const other of transcript.children) {
@@ -72,6 +73,32 @@ window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(
     }
     transcript.insertBefore(li, before);
     $("transcript-empty").hidden = true;
+  }
+
+  // A line that is not the whole of what was said says so.
+  const LINE_MARKS = {
+    partial: "(cut short)",
+    interrupted: "(interrupted)",
+  };
+
+  function markLine(li, status) {
+    li.dataset.status = status;
+    let mark = li.querySelector(".mark");
+    if (!LINE_MARKS[status]) {
+      if (mark) mark.remove();
+      return;
+    }
+    if (!mark) {
+      mark = document.createElement("span");
+      mark.className = "mark";
+      li.append(mark);
+    }
+    mark.textContent = " " + LINE_MARKS[status];
+  }
+
+  function showProblem(error) {
+    $("problem-text").textContent = error;
+    $("problem").hidden = !error;
   }
 
   function addStage(stage) {
@@ -103,6 +130,7 @@ window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(
 
   function showStatus(data) {
     setStatus(data.status);
+    showProblem(data.status === "active" ? data.error : null);
     clockOffsetMs = data.now ? Date.parse(data.now) - Date.now() : 0;
     $("progress").hidden = data.status !== "processing";
     $("failure").hidden = data.status !== "failed";
@@ -157,6 +185,16 @@ window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(
       for (const line of JSON.parse(e.data).lost_lines || []) addLine(line);
     });
     source.addEventListener("status", (e) => showStatus(JSON.parse(e.data)));
+    source.addEventListener("problem", (e) => {
+      track(e);
+      if (body.dataset.status === "active") showProblem(JSON.parse(e.data).error);
+    });
+    source.addEventListener("line_status", (e) => {
+      track(e);
+      const change = JSON.parse(e.data);
+      const li = document.getElementById("line-" + change.sequence_number);
+      if (li) markLine(li, change.status);
+    });
     source.addEventListener("end", () => { source.close(); source = null; });
   }
 

@@ -29,7 +29,21 @@ pub struct SimRealtimeConfig {
     pub session_seconds: i64,
     /// Answer `session.update` with input transcription off, as the real
     /// service does when the requested transcription settings are refused.
+    /// User transcription events are then not sent.
     pub refuse_transcription: bool,
+    /// Refuse `session.update` with an `error` naming this field (`param`)
+    /// and echoing the client's `event_id`, and no `session.updated`; the
+    /// session goes on with its defaults (no user transcription).
+    pub reject_session_update: Option<String>,
+    /// Never answer `session.update` (no user transcription either).
+    pub ignore_session_update: bool,
+    /// Answer the WebSocket upgrade with this HTTP status (401, 403, 404)
+    /// instead of 101.
+    pub reject_upgrade: Option<u16>,
+    /// Models the peer serves: a `model` query parameter naming another is
+    /// `invalid_model` + close 4000, a URL with neither `model` nor
+    /// `call_id` is `missing_model` + close 4000. Empty: any model.
+    pub models: Vec<String>,
     pub script: Box<ScriptFn>,
 }
 
@@ -44,6 +58,12 @@ impl SimRealtimeConfig {
             audio_frame_bytes: 400,
             session_seconds: 3600,
             refuse_transcription: false,
+            reject_session_update: None,
+            ignore_session_update: false,
+            reject_upgrade: None,
+            models: ["gpt-realtime", "gpt-realtime-2", "gpt-realtime-mini"]
+                .map(str::to_owned)
+                .to_vec(),
             script: Box::new(script),
         }
     }

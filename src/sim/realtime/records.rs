@@ -31,6 +31,8 @@ pub struct Shared {
     pub gates: Mutex<HashSet<String>>,
     pub changed: Notify,
     pub accepted: AtomicUsize,
+    /// Upgrades answered with an HTTP error instead of 101.
+    pub refused_upgrades: AtomicUsize,
 }
 
 /// Changes one connection's record and wakes waiters.

@@ -1,0 +1,86 @@
+//! Prints, one JSON line each, every frame the simulated realtime peer sends
+//! for a script that plays every case it knows (turns with each
+//! transcription timing, transcription deltas then a failure, cancelled,
+//! failed and truncated replies, a non-fatal error, a session expiry) and
+//! for a refused `session.update`. `.ci/run` pipes them into
+//! `scripts/check_sim_shapes.py`, which validates each against OpenAI's own
+//! generated types (`openai` on PyPI): the simulator speaks the real shapes.
+//!
+//! ```sh
+//! cargo run --example sim_frames | python3 scripts/check_sim_shapes.py
+//! ```
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
+use scribe::sim::script::{Reply, Script, Step, Transcription, Turn};
+use tokio_tungstenite::tungstenite::Message;
+
+/// How long a quiet socket means the script has played out.
+const QUIET: Duration = Duration::from_millis(500);
+
+fn every_case() -> Script {
+    let turn = |n, t| Turn::numbered("sim", n, t);
+    Script {
+        steps: vec![
+            Step::Turn(turn(1, Transcription::Before)),
+            Step::Turn(turn(2, Transcription::During)),
+            Step::Turn(turn(3, Transcription::After)),
+            Step::Turn(turn(4, Transcription::Failed)),
+            Step::Turn(turn(5, Transcription::DeltasThenFailed { words: 2 })),
+            Step::Turn(turn(6, Transcription::Before).ending(Reply::Cancelled {
+                words: 2,
+                output_words: Some(3),
+            })),
+            Step::Turn(turn(7, Transcription::Before).ending(Reply::Cancelled {
+                words: 1,
+                output_words: None,
+            })),
+            Step::Turn(turn(8, Transcription::Before).ending(Reply::Failed { words: 2 })),
+            Step::Turn(
+                turn(9, Transcription::Before).ending(Reply::Truncated { audio_end_ms: 900 }),
+            ),
+            Step::Error {
+                code: "rate_limit_exceeded".into(),
+                message: "Slow down.".into(),
+            },
+            Step::ExpireMidReply {
+                turn: turn(10, Transcription::Withheld),
+                words_before_expiry: 2,
+            },
+        ],
+    }
+}
+
+/// Plays one connection to the end and prints what the peer sent.
+async fn record(config: SimRealtimeConfig) -> anyhow::Result<()> {
+    let peer = SimRealtime::start(([127, 0, 0, 1], 0).into(), config).await?;
+    let (mut socket, _) = tokio_tungstenite::connect_async(peer.url()).await?;
+    let update = scribe_actors::realtime::client::session_update("Be brief.");
+    socket.send(Message::text(update)).await?;
+    while let Ok(Some(frame)) = tokio::time::timeout(QUIET, socket.next()).await {
+        match frame? {
+            Message::Text(text) => println!("{text}"),
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    record(SimRealtimeConfig {
+        audio_frames_per_word: 1,
+        audio_frame_bytes: 8,
+        ..SimRealtimeConfig::scripted(|_| every_case())
+    })
+    .await?;
+    record(SimRealtimeConfig {
+        reject_session_update: Some("session.audio.input.transcription.model".into()),
+        ..SimRealtimeConfig::scripted(|_| Script::hold())
+    })
+    .await?;
+    Ok(())
+}

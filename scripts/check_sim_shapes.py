@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Validates the simulated realtime peer's frames (one JSON object a line on
+stdin, from `cargo run --example sim_frames`) against OpenAI's own generated
+types: each frame against the member of
+`openai.types.realtime.RealtimeServerEvent` whose `type` it names (required
+fields present, values of the declared types). A frame whose type OpenAI
+does not define fails too. Exits non-zero on the first misfit, naming it."""
+import json
+import sys
+import typing
+
+from pydantic import TypeAdapter, ValidationError
+from openai.types.realtime import RealtimeServerEvent
+
+
+def members(tp):
+    """The models of a (possibly Annotated) union."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is typing.Annotated:
+        return members(args[0])
+    return args or (tp,)
+
+
+by_type = {}
+for model in members(RealtimeServerEvent):
+    for literal in typing.get_args(model.model_fields["type"].annotation):
+        by_type[literal] = TypeAdapter(model)
+
+seen = {}
+for n, line in enumerate(sys.stdin, 1):
+    line = line.strip()
+    if not line:
+        continue
+    frame = json.loads(line)
+    kind = frame.get("type")
+    adapter = by_type.get(kind)
+    if adapter is None:
+        print(f"frame {n}: `{kind}` is not a type OpenAI defines\n{line}", file=sys.stderr)
+        sys.exit(1)
+    try:
+        adapter.validate_python(frame)
+    except ValidationError as error:
+        print(f"frame {n} ({kind}) does not fit OpenAI's types:\n{error}\n{line}", file=sys.stderr)
+        sys.exit(1)
+    seen[kind] = seen.get(kind, 0) + 1
+if not seen:
+    print("no frames read", file=sys.stderr)
+    sys.exit(1)
+for kind, count in sorted(seen.items()):
+    print(f"{count:5} {kind}")
+print(f"all {sum(seen.values())} frames fit openai.types.realtime.RealtimeServerEvent")
