@@ -57,7 +57,7 @@ fn every_case() -> Script {
 async fn record(config: SimRealtimeConfig) -> anyhow::Result<()> {
     let peer = SimRealtime::start(([127, 0, 0, 1], 0).into(), config).await?;
     let (mut socket, _) = tokio_tungstenite::connect_async(peer.url()).await?;
-    let update = scribe_actors::realtime::client::session_update("Be brief.");
+    let update = scribe_actors::realtime::client::session_update("Be brief.", "marin");
     socket.send(Message::text(update)).await?;
     while let Ok(Some(frame)) = tokio::time::timeout(QUIET, socket.next()).await {
         match frame? {

@@ -19,6 +19,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://scribe.db";
 pub const DEFAULT_REALTIME_URL: &str = "wss://api.openai.com/v1/realtime?model=gpt-realtime";
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_ANALYSIS_MODEL: &str = "gpt-4o";
+pub const DEFAULT_REALTIME_MODEL: &str = "gpt-realtime";
+pub const DEFAULT_VOICE: &str = "marin";
 
 /// scribe: an actor-based realtime session supervisor for AI voice calls.
 ///
@@ -97,6 +99,19 @@ pub struct ServeArgs {
     /// (`/v1` included).
     #[arg(long, env = "OPENAI_BASE_URL", default_value = DEFAULT_OPENAI_BASE_URL)]
     pub openai_base_url: String,
+
+    /// Realtime model of the calls scribe creates and accepts (WebRTC, SIP).
+    #[arg(long, env = "SCRIBE_REALTIME_MODEL", default_value = DEFAULT_REALTIME_MODEL)]
+    pub realtime_model: String,
+
+    /// The voice the agent speaks with.
+    #[arg(long, env = "SCRIBE_VOICE", default_value = DEFAULT_VOICE)]
+    pub voice: String,
+
+    /// Endpoint secret of OpenAI's webhooks (`whsec_...`): verifies
+    /// `POST /api/openai/webhook` (incoming SIP calls).
+    #[arg(long, env = "OPENAI_WEBHOOK_SECRET", hide_env_values = true)]
+    pub openai_webhook_secret: Option<SecretString>,
 
     /// Chat-completions model that writes summaries and blueprint progress.
     #[arg(long, env = "SCRIBE_ANALYSIS_MODEL", default_value = DEFAULT_ANALYSIS_MODEL)]
@@ -179,6 +194,9 @@ pub struct Settings {
     pub realtime_url: String,
     pub openai_api_key: Option<SecretString>,
     pub openai_base_url: String,
+    pub openai_webhook_secret: Option<SecretString>,
+    pub realtime_model: String,
+    pub voice: String,
     pub analysis_model: String,
     pub stream_api_key: Option<SecretString>,
     pub stream_api_secret: Option<SecretString>,
@@ -219,6 +237,9 @@ impl Settings {
             realtime_url: args.realtime_url,
             openai_api_key: non_empty(args.openai_api_key),
             openai_base_url: args.openai_base_url,
+            openai_webhook_secret: non_empty(args.openai_webhook_secret),
+            realtime_model: args.realtime_model,
+            voice: args.voice.clone(),
             analysis_model: args.analysis_model,
             stream_api_key: non_empty(args.stream_api_key),
             stream_api_secret: non_empty(args.stream_api_secret),
@@ -229,6 +250,7 @@ impl Settings {
             chaos: args.chaos,
             call: CallConfig {
                 finalize_grace: Duration::from_millis(args.finalize_grace_ms),
+                voice: args.voice,
                 ..CallConfig::default()
             },
             writer: WriterConfig {
@@ -261,6 +283,9 @@ impl Settings {
             realtime_url: DEFAULT_REALTIME_URL.into(),
             openai_api_key: None,
             openai_base_url: DEFAULT_OPENAI_BASE_URL.into(),
+            openai_webhook_secret: None,
+            realtime_model: DEFAULT_REALTIME_MODEL.into(),
+            voice: DEFAULT_VOICE.into(),
             analysis_model: DEFAULT_ANALYSIS_MODEL.into(),
             stream_api_key: None,
             stream_api_secret: None,
@@ -351,6 +376,8 @@ mod tests {
             "marker-api-token",
             "--admin-token",
             "marker-admin-token",
+            "--openai-webhook-secret",
+            "whsec_marker-webhook",
             "--database-url",
             "postgres://u:marker-db-password@h/db",
         ])

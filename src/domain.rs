@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod meeting;
+pub mod phone;
 
 use chrono::{DateTime, SubsecRound, Utc};
 

@@ -4,12 +4,14 @@
 
 mod admin;
 mod agents;
-mod auth;
+pub mod auth;
+mod calls;
 mod error;
 mod extract;
 mod health;
 mod live;
 mod meetings;
+mod openai_webhook;
 mod webhook;
 
 use std::sync::Arc;
@@ -28,8 +30,10 @@ use tracing::Level;
 
 pub use error::ApiError;
 
+use scribe_actors::domain::Transport;
 use scribe_actors::supervisor::calls::Calls;
 
+use crate::openai::calls::CallsApi;
 use crate::store::Store;
 
 /// Largest request body the JSON API accepts; larger bodies get 413.
@@ -48,6 +52,17 @@ pub struct AppState {
     pub chaos: bool,
     /// Where this server's pages are (`http://<listen address>`).
     pub page_base: Arc<str>,
+    /// How calls started by Stream's webhooks reach OpenAI (owned sessions).
+    pub owned_transport: Transport,
+    /// OpenAI's calls API (`None` without `OPENAI_API_KEY`).
+    pub calls_api: Option<CallsApi>,
+    /// The key of `OPENAI_WEBHOOK_SECRET` (`None` when unset).
+    pub openai_webhook_key: Option<Arc<Vec<u8>>>,
+    /// The model and voice of the calls scribe creates and accepts.
+    pub realtime_model: Arc<str>,
+    pub voice: Arc<str>,
+    /// Meetings whose WebRTC call is being created by this instance.
+    pub creating: Arc<std::sync::Mutex<std::collections::HashSet<scribe_actors::ids::MeetingId>>>,
 }
 
 /// The whole HTTP surface with its layers.
@@ -60,6 +75,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/meetings/{id}/status", get(meetings::status))
         .route("/api/meetings/{id}/transcript", get(meetings::transcript))
         .route("/api/meetings/{id}/retry", post(meetings::retry))
+        .route("/api/meetings/{id}/call", post(calls::call))
+        .route("/api/meetings/{id}/hangup", post(calls::hangup))
+        .route(
+            "/api/openai/webhook",
+            post(openai_webhook::receive).layer(DefaultBodyLimit::max(webhook::MAX_WEBHOOK_BYTES)),
+        )
         .route("/api/meetings/{id}/events", get(live::events))
         .route("/meetings/{id}", get(live::page))
         .route("/assets/meeting.js", get(live::script))

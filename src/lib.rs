@@ -30,6 +30,7 @@
 //!   webhook, the event stream and meeting page, admin, probes.
 //! - [`realtime`]: the realtime providers (the `RealtimeConnector` port).
 //! - [`metrics`]: the Prometheus recorder and the service's own metrics.
+//! - [`openai`]: OpenAI's Realtime calls REST API and its webhooks.
 //! - [`stream`]: Stream webhook signatures and events, the agent JWT.
 //! - [`sim`]: simulated realtime peer, simulated LLM, scripts, webhook
 //!   driver, and `Simulators` for `--simulate`.
@@ -41,6 +42,7 @@ pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod openai;
 pub mod realtime;
 pub mod sim;
 pub mod startup;

@@ -15,8 +15,9 @@
 //! uses to give each call its script.
 
 use async_trait::async_trait;
+use scribe_actors::domain::Transport;
 use scribe_actors::ports::{ConnectError, RealtimeConnector, RealtimeSession, SessionTarget};
-use scribe_actors::realtime::client::{bearer_request, open};
+use scribe_actors::realtime::client::{MAX_MESSAGE_BYTES, bearer_request, open};
 use secrecy::{ExposeSecret, SecretString};
 use tokio_tungstenite::tungstenite::handshake::client::Request;
 
@@ -40,6 +41,33 @@ impl Provider {
             Self::StreamAgent => "Stream's agent endpoint",
         }
     }
+
+    /// How a call on this owned session reaches OpenAI.
+    pub const fn transport(self) -> Transport {
+        match self {
+            Self::OpenAi | Self::OpenAiCall => Transport::OpenAi,
+            Self::StreamAgent => Transport::Stream,
+        }
+    }
+}
+
+/// What attached sessions are called in errors.
+pub const SIDEBAND: &str = "OpenAI Realtime";
+
+/// The largest message a sideband accepts: `conversation.item.retrieved`
+/// carries the item's audio, base64.
+pub const MAX_SIDEBAND_MESSAGE_BYTES: usize = 16 << 20;
+
+/// `{OPENAI_BASE_URL}` as a WebSocket base: `http` -> `ws`, `https` -> `wss`.
+pub fn ws_base(base: &str) -> String {
+    let base = base.trim_end_matches('/');
+    if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        base.to_owned()
+    }
 }
 
 /// The header that tells the simulated peer which meeting a session is for.
@@ -53,6 +81,8 @@ pub struct RealtimeEndpoint {
     stream_api_key: Option<SecretString>,
     stream_api_secret: Option<SecretString>,
     correlate: bool,
+    /// Where sidebands attach: `{ws base}/realtime?call_id=...`.
+    sideband_base: String,
 }
 
 impl RealtimeEndpoint {
@@ -77,7 +107,14 @@ impl RealtimeEndpoint {
             stream_api_key,
             stream_api_secret,
             correlate: false,
+            sideband_base: ws_base(crate::config::DEFAULT_OPENAI_BASE_URL),
         }
+    }
+
+    /// Attaches sidebands under `openai_base_url` (`OPENAI_BASE_URL`).
+    pub fn attaching_at(mut self, openai_base_url: &str) -> Self {
+        self.sideband_base = ws_base(openai_base_url);
+        self
     }
 
     /// Sends [`MEETING_HEADER`] with every request: only for scribe's own
@@ -122,13 +159,41 @@ impl RealtimeEndpoint {
 #[async_trait]
 impl RealtimeConnector for RealtimeEndpoint {
     async fn connect(&self, target: &SessionTarget) -> Result<RealtimeSession, ConnectError> {
-        open(self.request(target)?, self.provider.name()).await
+        let request = self.request(target)?;
+        let Some(call) = &target.attach_to else {
+            return open(request, self.provider.name(), MAX_MESSAGE_BYTES).await;
+        };
+        match open(request, SIDEBAND, MAX_SIDEBAND_MESSAGE_BYTES).await {
+            // OpenAI has no such call: it is over.
+            Err(ConnectError::Refused {
+                status: 404,
+                provider,
+            }) => Err(ConnectError::Gone {
+                provider,
+                call: call.clone(),
+            }),
+            other => other,
+        }
     }
 }
 
 impl RealtimeEndpoint {
     /// The upgrade request for a call's session: URL, query and headers.
     pub fn request(&self, call: &SessionTarget) -> Result<Request, ConnectError> {
+        if let Some(call_id) = &call.attach_to {
+            // A sideband: OpenAI's own key, the provider call's id.
+            let url = format!("{}/realtime?call_id={call_id}", self.sideband_base);
+            let key = self.openai_api_key.as_ref().ok_or_else(|| {
+                ConnectError::Config("OPENAI_API_KEY is required to attach to a call".into())
+            })?;
+            let mut request = bearer_request(&url, Some(key.expose_secret()))?;
+            if self.correlate
+                && let Ok(value) = call.meeting_id.to_string().parse()
+            {
+                request.headers_mut().insert(MEETING_HEADER, value);
+            }
+            return Ok(request);
+        }
         let url = self.url_for(call)?;
         let mut request = bearer_request(
             &url,
@@ -179,7 +244,30 @@ mod tests {
             meeting_id: MeetingId::new(),
             call_id: Some("abc".into()),
             call_type: Some("default".into()),
+            attach_to: None,
         }
+    }
+
+    #[test]
+    fn a_sideband_attaches_under_the_api_base_with_openais_key() {
+        let endpoint = RealtimeEndpoint::new(
+            crate::config::DEFAULT_REALTIME_URL,
+            Some("sk-1".into()),
+            None,
+            None,
+        )
+        .attaching_at("https://api.openai.com/v1/");
+        let target = SessionTarget {
+            attach_to: Some("rtc_123".into()),
+            ..call()
+        };
+        let request = endpoint.request(&target).expect("request");
+        assert_eq!(
+            request.uri().to_string(),
+            "wss://api.openai.com/v1/realtime?call_id=rtc_123"
+        );
+        assert_eq!(request.headers()["authorization"], "Bearer sk-1");
+        assert_eq!(ws_base("http://127.0.0.1:9/v1"), "ws://127.0.0.1:9/v1");
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::analysis::analyzer::LlmAnalyzer;
 use crate::analysis::llm::LlmClient;
 use crate::config::Settings;
 use crate::http::{AppState, router};
+use crate::openai::calls::CallsApi;
 use crate::realtime::RealtimeEndpoint;
 use crate::store::{PoolSize, Store, redact_url};
 
@@ -81,7 +82,20 @@ impl Application {
             settings.stream_api_key.clone(),
             settings.stream_api_secret.clone(),
         )
-        .correlated(settings.simulated_peer);
+        .correlated(settings.simulated_peer)
+        .attaching_at(&settings.openai_base_url);
+        let owned_transport = connector.provider().transport();
+        let openai_webhook_key = settings
+            .openai_webhook_secret
+            .as_ref()
+            .map(|s| crate::openai::webhook::secret_key(s.expose_secret()))
+            .transpose()
+            .context("reading OPENAI_WEBHOOK_SECRET")?
+            .map(Arc::new);
+        let calls_api = settings
+            .openai_api_key
+            .clone()
+            .map(|key| CallsApi::new(&settings.openai_base_url, key));
         let deps = Arc::new(CallDeps {
             store: Arc::new(store.clone()),
             writer: writer.clone(),
@@ -128,6 +142,12 @@ impl Application {
                 stream_api_secret: settings.stream_api_secret.map(Arc::new),
                 chaos: settings.chaos,
                 page_base: format!("http://{local_addr}").into(),
+                owned_transport,
+                calls_api,
+                openai_webhook_key,
+                realtime_model: settings.realtime_model.as_str().into(),
+                voice: settings.voice.as_str().into(),
+                creating: Arc::default(),
             },
             writer,
             writer_task,

@@ -12,6 +12,7 @@
 
 mod agents;
 mod analysis;
+mod attached;
 mod calls;
 pub mod changes;
 mod events;
@@ -25,6 +26,7 @@ mod transcript;
 mod webhooks;
 
 pub use analysis::RetryOutcome;
+pub use attached::{AttachedStart, TranscriptHole};
 pub use changes::Changes;
 pub use events::{AnalysisJob, StoredEvent};
 pub use feed::{FeedCursor, FeedEvent, FeedRead};

@@ -114,6 +114,33 @@ closed_set!(
 );
 
 closed_set!(
+    /// How a meeting's call reaches OpenAI, and so what scribe's realtime
+    /// session is: *owned* (scribe opened it; resuming is a new session with
+    /// the stored lines replayed) or *attached* (a sideband to a session a
+    /// browser or a phone carries; resuming is re-attaching to the same
+    /// provider call, and the provider ends the call).
+    Transport, "transport", {
+        /// Owned: OpenAI's Realtime WebSocket, opened by scribe.
+        #[serde(rename = "openai")]
+        OpenAi => "openai",
+        /// Owned: Stream's agent endpoint.
+        Stream => "stream",
+        /// Attached: a browser carries the call over WebRTC.
+        #[serde(rename = "webrtc")]
+        WebRtc => "webrtc",
+        /// Attached: a phone carries the call over SIP.
+        Sip => "sip",
+    }
+);
+
+impl Transport {
+    /// True when scribe attaches to a session someone else carries.
+    pub const fn is_attached(self) -> bool {
+        matches!(self, Self::WebRtc | Self::Sip)
+    }
+}
+
+closed_set!(
     /// The kinds of entries in a meeting's event log.
     EventKind, "event kind", {
         ActorStarted => "actor_started",
@@ -137,6 +164,12 @@ closed_set!(
         TranscriptionFailed => "transcription_failed",
         /// A session rotation went ahead mid-turn, its session about to expire.
         RotationForced => "rotation_forced",
+        /// An item the sideband missed was fetched back
+        /// (`conversation.item.retrieve`) and stored in its place.
+        ItemRecovered => "item_recovered",
+        /// The provider ended an attached call (it hung up, or the call no
+        /// longer exists): the call is finalized.
+        CallOver => "call_over",
         TranscriptionOff => "transcription_off",
         LeaseLost => "lease_lost",
         OutOfOrderItem => "out_of_order_item",
@@ -206,6 +239,10 @@ mod tests {
             assert_eq!(kind.as_str().parse::<EventKind>(), Ok(*kind));
             let json = serde_json::to_string(kind).expect("serializes");
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        }
+        for transport in Transport::ALL {
+            let json = serde_json::to_string(transport).expect("serializes");
+            assert_eq!(json, format!("\"{}\"", transport.as_str()));
         }
         for stage in AnalysisStage::ALL {
             assert_eq!(stage.as_str().parse::<AnalysisStage>(), Ok(*stage));

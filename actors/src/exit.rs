@@ -17,10 +17,16 @@ pub enum ExitReason {
     Killed,
     /// A handler returned an error or panicked.
     Failed(String),
+    /// A MeetingActor whose attached call the provider ended: it finalized
+    /// the call itself and stopped.
+    CallOver,
 }
 
 /// The reason ractor gives an actor ended by `kill()`.
 const KILLED: &str = "killed";
+
+/// The stop reason of a MeetingActor whose call the provider ended.
+pub const CALL_OVER: &str = "call over: the provider ended it";
 
 impl ExitReason {
     /// The actor and its exit, for the events that say an actor ended.
@@ -30,6 +36,7 @@ impl ExitReason {
                 let reason = match reason.as_deref() {
                     None => Self::Finished,
                     Some(KILLED) => Self::Killed,
+                    Some(CALL_OVER) => Self::CallOver,
                     Some(other) => Self::Stopped(other.to_owned()),
                 };
                 Some((cell.get_id(), reason))
@@ -44,7 +51,7 @@ impl ExitReason {
     /// True when the actor ended on purpose (its work done, or told to
     /// stop), false when it was killed or failed.
     pub fn is_clean(&self) -> bool {
-        matches!(self, Self::Finished | Self::Stopped(_))
+        matches!(self, Self::Finished | Self::Stopped(_) | Self::CallOver)
     }
 }
 
@@ -56,6 +63,7 @@ impl fmt::Display for ExitReason {
             Self::Stopped(reason) => f.write_str(reason),
             Self::Killed => f.write_str(KILLED),
             Self::Failed(error) => write!(f, "failed: {error}"),
+            Self::CallOver => f.write_str(CALL_OVER),
         }
     }
 }

@@ -10,14 +10,18 @@
 //!
 //! - [`msg`]: what the actor is told.
 //! - [`state`]: what it holds, and the session logic.
+//! - [`notices`]: what it does with what the reader reports.
+//! - [`attach`]: attached sessions: re-attaching, recovery, the call's end.
 //! - [`reader`]: the socket reader task.
 //! - [`shared`]: `SharedCall`, the conversation that outlives actors.
 //! - [`drain`]: the end of a call, written once.
 //! - [`deps`]: what every call shares, and its timings.
 
+pub mod attach;
 pub mod deps;
 pub mod drain;
 pub mod msg;
+pub mod notices;
 pub mod reader;
 pub mod shared;
 pub mod state;
@@ -106,6 +110,19 @@ impl Actor for MeetingActor {
             MeetingMsg::Realtime { epoch, notice } => {
                 if state.is_current(epoch) {
                     state.on_notice(&myself, notice);
+                    state.flush_outgoing().await;
+                }
+            }
+            MeetingMsg::RetrieveDeadline { epoch, item_id } => {
+                state.on_retrieve_deadline(&myself, epoch, &item_id);
+            }
+            MeetingMsg::CallOver { why } => {
+                if !state.ending {
+                    let done = Box::pin(state.call_over(why)).await;
+                    if let Some(done) = done {
+                        tracing::info!(meeting = %state.meeting(), lines = done.lines, lost = done.lost.len(), "call finalized: the provider ended it");
+                    }
+                    myself.stop(Some(crate::exit::CALL_OVER.into()));
                 }
             }
             MeetingMsg::SessionUpdateDeadline { epoch } => {

@@ -22,7 +22,7 @@ use futures::stream::BoxStream;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::domain::{AnalysisStage, EventKind, MeetingStatus, Speaker};
+use crate::domain::{AnalysisStage, EventKind, MeetingStatus, Speaker, Transport};
 use crate::ids::MeetingId;
 use crate::transcript::Line;
 
@@ -75,15 +75,32 @@ pub struct CallContext {
     /// without a shutdown, and lines it had read but not committed may be
     /// missing.
     pub lease_unreleased: bool,
+    /// How the call reaches OpenAI (`None`: started before scribe recorded
+    /// it, an owned session).
+    pub transport: Option<Transport>,
+    /// The provider's own call id (OpenAI's `rtc_...`) of an attached call.
+    pub provider_call_id: Option<String>,
+    /// The item id of the highest-numbered stored line: where an attached
+    /// conversation continues after a restart.
+    pub last_item_id: Option<String>,
 }
 
 impl CallContext {
+    /// The provider call to attach to, when the session is attached.
+    pub fn attached_to(&self) -> Option<&str> {
+        match self.transport {
+            Some(t) if t.is_attached() => self.provider_call_id.as_deref(),
+            _ => None,
+        }
+    }
+
     /// What a realtime connector needs to know of this call.
     pub fn target(&self) -> SessionTarget {
         SessionTarget {
             meeting_id: self.meeting_id,
             call_id: self.call_id.clone(),
             call_type: self.call_type.clone(),
+            attach_to: self.attached_to().map(str::to_owned),
         }
     }
 }
@@ -307,8 +324,12 @@ pub trait Analyzer: Send + Sync + 'static {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionTarget {
     pub meeting_id: MeetingId,
+    /// The Stream call (owned sessions through Stream's agent endpoint).
     pub call_id: Option<String>,
     pub call_type: Option<String>,
+    /// The provider call to attach a sideband to; `None` for an owned
+    /// session (scribe opens a new one).
+    pub attach_to: Option<String>,
 }
 
 /// Client events on their way to the realtime service.
@@ -335,6 +356,10 @@ pub enum ConnectError {
     /// the project or the URL is wrong. Retrying cannot help.
     #[error("{provider} refused the connection: HTTP {status}")]
     Refused { provider: String, status: u16 },
+    /// The provider call a sideband was to attach to does not exist (any
+    /// more): the call is over.
+    #[error("{provider} has no call {call}")]
+    Gone { provider: String, call: String },
     #[error("could not connect to the realtime endpoint: {0}")]
     Io(String),
     #[error("realtime connection timed out after {0:?}")]

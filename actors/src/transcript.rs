@@ -89,6 +89,34 @@ pub enum Notice {
         sequence_number: i64,
         error: ErrorInfo,
     },
+    /// An attached conversation met an item it never saw: ask the service
+    /// for it (`conversation.item.retrieve`).
+    RetrieveItem { item_id: String },
+    /// A missed item was fetched back; its line (when it is a message) has
+    /// this number.
+    ItemRecovered {
+        item_id: String,
+        sequence_number: Option<i64>,
+    },
+    /// Lines may be missing between line `after` (none: the start) and
+    /// line `before`: scribe was away from `from` (when known) to `to`.
+    PossibleHole {
+        after: Option<i64>,
+        before: i64,
+        from: Option<DateTime<Utc>>,
+        to: DateTime<Utc>,
+    },
+}
+
+/// Events held while a missed predecessor is fetched back, at most (past it the newest are dropped).
+pub const MAX_HELD_EVENTS: usize = 10_000;
+
+/// A predecessor being fetched back (see `recovery`), and the events held
+/// meanwhile.
+#[derive(Debug)]
+struct Awaiting {
+    item_id: String,
+    held: Vec<ServerEvent>,
 }
 
 /// What arrived for a user item before its place in the conversation was known.
@@ -120,6 +148,12 @@ pub struct Conversation {
     /// Lines already handed to the writer that must become `interrupted`.
     interrupted: Vec<i64>,
     notices: Vec<Notice>,
+    /// A sideband to a session someone else carries (see `recovery`).
+    attached: bool,
+    /// A missed predecessor being fetched back, and the events held.
+    awaiting: Option<Awaiting>,
+    /// When the sideband last went away.
+    detached_at: Option<DateTime<Utc>>,
 }
 
 impl Conversation {
@@ -139,6 +173,9 @@ impl Conversation {
             ready: Vec::new(),
             interrupted: Vec::new(),
             notices: Vec::new(),
+            attached: false,
+            awaiting: None,
+            detached_at: None,
         }
     }
 
@@ -173,6 +210,9 @@ impl Conversation {
 
     /// Applies one server event.
     pub fn apply(&mut self, event: &ServerEvent, now: DateTime<Utc>) {
+        if self.hold(event) {
+            return;
+        }
         match event {
             ServerEvent::SpeechStarted => self.speaking = true,
             ServerEvent::SpeechStopped => self.speaking = false,
@@ -263,6 +303,9 @@ impl Conversation {
                 item_id,
                 audio_end_ms,
             } => self.truncate_reply(item_id, *audio_end_ms),
+            ServerEvent::ItemRetrieved { item, text } => {
+                self.recovered(item, text.as_deref(), now);
+            }
             ServerEvent::SessionCreated { .. }
             | ServerEvent::SessionUpdated { .. }
             | ServerEvent::Error(_)
@@ -294,67 +337,6 @@ impl Conversation {
         self.active_responses.clear();
         self.agent_lines.clear();
         self.speaking = false;
-    }
-
-    /// Takes the lines ready to be written, in sequence order.
-    pub fn take_ready(&mut self) -> Vec<Line> {
-        let mut lines = std::mem::take(&mut self.ready);
-        lines.sort_by_key(|l| l.sequence_number);
-        lines
-    }
-
-    /// Takes the numbers of lines already handed over that must become
-    /// `interrupted`.
-    pub fn take_interrupted(&mut self) -> Vec<i64> {
-        std::mem::take(&mut self.interrupted)
-    }
-
-    /// Puts lines back (the writer could not take them now); they go out
-    /// with the next flush.
-    pub fn restore_ready(&mut self, lines: Vec<Line>, interrupted: Vec<i64>) {
-        self.ready.extend(lines);
-        self.interrupted.extend(interrupted);
-    }
-
-    /// Bytes of text in lines waiting for the writer.
-    pub fn backlog_bytes(&self) -> usize {
-        self.ready.iter().map(|l| l.text.len()).sum()
-    }
-
-    /// Drops the oldest waiting lines until at most `max_bytes` of text
-    /// wait, and returns their numbers. The numbers stay reserved (the
-    /// high-water mark covers them), so finalizing records them as `lost`.
-    pub fn shed_backlog(&mut self, max_bytes: usize) -> Vec<i64> {
-        let mut bytes = self.backlog_bytes();
-        if bytes <= max_bytes {
-            return Vec::new();
-        }
-        self.ready.sort_by_key(|l| l.sequence_number);
-        let mut shed = Vec::new();
-        let mut keep = 0;
-        for (i, line) in self.ready.iter().enumerate() {
-            if bytes <= max_bytes {
-                keep = i;
-                break;
-            }
-            bytes -= line.text.len();
-            shed.push(line.sequence_number);
-            keep = i + 1;
-        }
-        self.ready.drain(..keep);
-        self.unreported_high_water = self.unreported_high_water.max(shed.last().copied());
-        shed
-    }
-
-    /// Gives back a high-water mark the writer could not take.
-    pub fn restore_high_water(&mut self, high_water: Option<i64>) {
-        self.unreported_high_water = self.unreported_high_water.max(high_water);
-    }
-
-    /// The highest sequence number handed out since the last call, if any:
-    /// the store must learn it so a restart never reuses it.
-    pub fn take_high_water(&mut self) -> Option<i64> {
-        self.unreported_high_water.take()
     }
 
     pub fn take_notices(&mut self) -> Vec<Notice> {
@@ -394,10 +376,46 @@ impl Conversation {
         }
     }
 
-    fn open_slot(&mut self, item_id: &str, speaker: Speaker, now: DateTime<Utc>) {
+    /// Hands out the next number.
+    fn reserve(&mut self) -> i64 {
         let sequence_number = self.next_sequence;
         self.next_sequence += 1;
         self.unreported_high_water = Some(sequence_number);
+        sequence_number
+    }
+
+    /// A line fetched back whole (a recovered item).
+    fn emit_recovered(
+        &mut self,
+        item_id: &str,
+        sequence_number: i64,
+        speaker: Speaker,
+        text: &str,
+        now: DateTime<Utc>,
+    ) {
+        let mut text = truncate(text.trim());
+        let status = match speaker {
+            Speaker::User => user_partial(&mut text),
+            Speaker::Agent => ChunkStatus::Partial,
+        };
+        let status = if text.is_empty() {
+            status
+        } else {
+            ChunkStatus::Completed
+        };
+        let slot = Slot {
+            sequence_number,
+            speaker,
+            text,
+            timestamp: now,
+            response: None,
+            truncated: false,
+        };
+        self.emit(item_id, slot, status);
+    }
+
+    fn open_slot(&mut self, item_id: &str, speaker: Speaker, now: DateTime<Utc>) {
+        let sequence_number = self.reserve();
         // An agent line belongs to the response being generated (one at a
         // time in practice; `response.done`'s output names it otherwise).
         let response = match (speaker, self.active_responses.len()) {
@@ -574,6 +592,9 @@ fn truncate(text: &str) -> String {
     }
     text[..end].to_owned()
 }
+
+mod backlog;
+mod recovery;
 
 #[cfg(test)]
 mod tests;

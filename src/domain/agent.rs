@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use scribe_actors::ids::AgentId;
 use serde::{Deserialize, Serialize};
 
+use super::phone::PhoneNumber;
 use super::{ValidationError, required_text};
 
 pub const MAX_NAME_CHARS: usize = 200;
@@ -91,6 +92,8 @@ pub struct Agent {
     pub name: String,
     pub instructions: String,
     pub blueprint: Option<Blueprint>,
+    /// The numbers whose SIP calls reach this agent.
+    pub phone_numbers: Vec<PhoneNumber>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -100,7 +103,11 @@ pub struct NewAgent {
     pub name: String,
     pub instructions: String,
     pub blueprint: Option<Blueprint>,
+    pub phone_numbers: Vec<PhoneNumber>,
 }
+
+/// Numbers one agent may list at most.
+pub const MAX_PHONE_NUMBERS: usize = 20;
 
 impl NewAgent {
     pub fn parse(
@@ -112,7 +119,30 @@ impl NewAgent {
             name: required_text("name", name, MAX_NAME_CHARS)?,
             instructions: required_text("instructions", instructions, MAX_INSTRUCTIONS_CHARS)?,
             blueprint: blueprint.map(Blueprint::validated).transpose()?,
+            phone_numbers: Vec::new(),
         })
+    }
+
+    /// The same agent reached by `numbers` (E.164, each once).
+    pub fn with_phone_numbers(mut self, numbers: &[String]) -> Result<Self, ValidationError> {
+        if numbers.len() > MAX_PHONE_NUMBERS {
+            return Err(ValidationError(format!(
+                "`phone_numbers` lists {} numbers; the limit is {MAX_PHONE_NUMBERS}",
+                numbers.len()
+            )));
+        }
+        let mut parsed: Vec<PhoneNumber> = Vec::with_capacity(numbers.len());
+        for (i, number) in numbers.iter().enumerate() {
+            let number = PhoneNumber::parse(&format!("phone_numbers[{i}]"), number)?;
+            if parsed.contains(&number) {
+                return Err(ValidationError(format!(
+                    "`phone_numbers[{i}]` repeats {number}"
+                )));
+            }
+            parsed.push(number);
+        }
+        self.phone_numbers = parsed;
+        Ok(self)
     }
 }
 

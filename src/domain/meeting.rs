@@ -1,7 +1,7 @@
 //! Meetings: one planned or held voice call and, once analysed, its results.
 
 use chrono::{DateTime, Utc};
-use scribe_actors::domain::MeetingStatus;
+use scribe_actors::domain::{MeetingStatus, Transport};
 use scribe_actors::ids::{AgentId, MeetingId};
 use serde::Serialize;
 use serde_json::Value;
@@ -30,6 +30,11 @@ pub struct Meeting {
     pub transcript_collected: bool,
     pub previous_meeting_id: Option<MeetingId>,
     pub next_meeting_id: Option<MeetingId>,
+    /// How the call reaches OpenAI (`openai`, `stream`, `webrtc`, `sip`),
+    /// once it started.
+    pub transport: Option<Transport>,
+    /// OpenAI's own id of the call (`rtc_...`), for a browser or phone call.
+    pub provider_call_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -10,6 +10,7 @@ use super::auth::ApiCaller;
 use super::extract::{JsonBody, QueryParams};
 use super::{ApiError, AppState};
 use crate::domain::agent::{Agent, Blueprint, NewAgent};
+use crate::store::StoreError;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,6 +19,9 @@ pub struct CreateAgent {
     instructions: String,
     #[serde(default)]
     blueprint: Option<Blueprint>,
+    /// E.164 numbers whose SIP calls reach this agent; each reaches one agent.
+    #[serde(default)]
+    phone_numbers: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -36,8 +40,14 @@ pub async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CreateAgent>,
 ) -> Result<(StatusCode, Json<Agent>), ApiError> {
-    let new = NewAgent::parse(&body.name, &body.instructions, body.blueprint)?;
-    let agent = state.store.insert_agent(new).await?;
+    let new = NewAgent::parse(&body.name, &body.instructions, body.blueprint)?
+        .with_phone_numbers(&body.phone_numbers)?;
+    let agent = state.store.insert_agent(new).await.map_err(|e| match e {
+        StoreError::PhoneNumberTaken(number) => {
+            ApiError::Conflict(format!("{number} already reaches another agent"))
+        }
+        other => other.into(),
+    })?;
     tracing::info!(agent_id = %agent.id, "agent created");
     Ok((StatusCode::CREATED, Json(agent)))
 }

@@ -30,6 +30,9 @@ pub enum ApiError {
     Rejected { status: StatusCode, message: String },
     #[error("{0}")]
     BadSignature(&'static str),
+    /// A signature (or its timestamp) that does not verify.
+    #[error("{0}")]
+    Signature(String),
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("{0}")]
@@ -59,7 +62,7 @@ impl ApiError {
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Rejected { status, .. } => *status,
-            Self::BadSignature(_) => StatusCode::UNAUTHORIZED,
+            Self::BadSignature(_) | Self::Signature(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Unconfigured(_) | Self::Calls(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

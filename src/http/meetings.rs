@@ -13,7 +13,7 @@ use super::auth::ApiCaller;
 use super::extract::{JsonBody, QueryParams};
 use super::{ApiError, AppState};
 use crate::domain::meeting::{Meeting, MeetingFilter, NewMeeting};
-use crate::store::{RetryOutcome, StoreError, StoredChunk};
+use crate::store::{RetryOutcome, StoreError, StoredChunk, TranscriptHole};
 
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 500;
@@ -57,6 +57,10 @@ pub struct MeetingStatusView {
 pub struct TranscriptView {
     meeting_id: MeetingId,
     chunks: Vec<StoredChunk>,
+    /// Where lines may be missing (scribe was away from an attached call,
+    /// or a process stopped without a shutdown): between line `after` and
+    /// line `before`.
+    holes: Vec<TranscriptHole>,
 }
 
 /// The page size a listing asked for, checked against the bounds.
@@ -146,9 +150,11 @@ pub async fn transcript(
 ) -> Result<Json<TranscriptView>, ApiError> {
     let meeting = load(&state, &id).await?;
     let chunks = state.store.transcript(meeting.id).await?;
+    let holes = state.store.transcript_holes(meeting.id).await?;
     Ok(Json(TranscriptView {
         meeting_id: meeting.id,
         chunks,
+        holes,
     }))
 }
 

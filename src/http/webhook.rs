@@ -118,7 +118,11 @@ async fn handle(
     };
 
     if event.kind == SESSION_STARTED {
-        match state.store.start_session(&delivery, meeting).await? {
+        match state
+            .store
+            .start_session(&delivery, meeting, state.owned_transport)
+            .await?
+        {
             SessionStart::Duplicate => Ok(answer("duplicate")),
             SessionStart::NotFound => Err(ApiError::meeting_not_found()),
             SessionStart::NotStartable(status) => Err(ApiError::NotFound(format!(

@@ -1,7 +1,9 @@
-//! A simulated OpenAI-compatible chat-completions server
+//! The simulated OpenAI HTTP API: chat completions
 //! (`POST /v1/chat/completions`) with configurable latency and scripted
 //! faults (500, 429 with `Retry-After`, stalls, content that is not JSON),
-//! and deterministic answers:
+//! and, on the same base URL, Realtime calls and their sidebands
+//! ([`super::calls`], reached with [`SimLlm::calls`]). Chat answers are
+//! deterministic:
 //!
 //! - with `response_format: json_object`, a blueprint answer: the user
 //!   message carries a line `BLUEPRINT: {"sessions":[...],"current":"..."}`;
@@ -22,6 +24,8 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+use super::calls::SimCalls;
 
 /// One scripted misbehaviour, used by the next request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +76,7 @@ impl Drop for InFlight<'_> {
 pub struct SimLlm {
     addr: SocketAddr,
     shared: Arc<Shared>,
+    calls: Arc<SimCalls>,
     task: JoinHandle<()>,
 }
 
@@ -89,13 +94,25 @@ impl SimLlm {
             latency,
             ..Shared::default()
         });
+        let calls = Arc::new(SimCalls::default());
         let app = Router::new()
             .route("/v1/chat/completions", post(complete))
-            .with_state(shared.clone());
+            .with_state(shared.clone())
+            .merge(super::calls::routes(calls.clone()));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Self { addr, shared, task })
+        Ok(Self {
+            addr,
+            shared,
+            calls,
+            task,
+        })
+    }
+
+    /// The simulated Realtime calls on this server.
+    pub fn calls(&self) -> &Arc<SimCalls> {
+        &self.calls
     }
 
     /// The base URL clients use (`/v1` included).

@@ -14,7 +14,7 @@
 //! - [`play`]: the conversation each connection plays.
 
 pub mod config;
-mod play;
+pub mod play;
 pub mod records;
 
 use std::collections::HashMap;

@@ -30,6 +30,9 @@ struct ContextRow {
     status: String,
     instructions: String,
     call_cid: Option<String>,
+    transport: Option<String>,
+    provider_call_id: Option<String>,
+    last_item_id: Option<String>,
     sequence_high_water: i64,
     max_sequence: Option<i64>,
     end_requested_at: Option<DateTime<Utc>>,
@@ -57,6 +60,9 @@ impl Store {
         let row: Option<ContextRow> = on_pool!(self, |p| {
             sqlx::query_as(
                 "SELECT m.status, COALESCE(m.prompt, a.instructions) AS instructions, m.call_cid, \
+                 m.transport, m.provider_call_id, \
+                 (SELECT c.item_id FROM transcript_chunks c WHERE c.meeting_id = m.id AND c.status <> 'lost' \
+                  ORDER BY c.sequence_number DESC LIMIT 1) AS last_item_id, \
                  m.sequence_high_water, m.end_requested_at, m.lease_owner, m.lease_expires_at, \
                  (SELECT MAX(c.sequence_number) FROM transcript_chunks c WHERE c.meeting_id = m.id) AS max_sequence \
                  FROM meetings m JOIN agents a ON a.id = m.agent_id WHERE m.id = $1",
@@ -87,6 +93,13 @@ impl Store {
                 && row
                     .lease_expires_at
                     .is_some_and(|at| at > DateTime::<Utc>::UNIX_EPOCH),
+            transport: row
+                .transport
+                .map(|t| t.parse())
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("meeting {meeting}: {e}")))?,
+            provider_call_id: row.provider_call_id,
+            last_item_id: row.last_item_id,
         }))
     }
 

@@ -112,6 +112,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("agent {0} does not exist")]
     UnknownAgent(scribe_actors::ids::AgentId),
+    #[error("{0} already reaches another agent")]
+    PhoneNumberTaken(crate::domain::phone::PhoneNumber),
     #[error("stored row is invalid: {0}")]
     Corrupt(String),
 }

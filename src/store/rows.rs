@@ -28,6 +28,7 @@ impl From<AgentRow> for Agent {
             name: row.name,
             instructions: row.instructions,
             blueprint: row.blueprint.map(|b| b.0),
+            phone_numbers: Vec::new(),
             created_at: row.created_at,
         }
     }
@@ -36,7 +37,7 @@ impl From<AgentRow> for Agent {
 /// The columns every meeting query selects, `m` being `meetings`.
 pub(super) const MEETING_COLUMNS: &str = "m.id, m.name, m.user_id, m.agent_id, m.status, m.prompt, \
     m.progress, m.summary, m.error, m.started_at, m.ended_at, m.processing_started_at, \
-    m.completed_at, m.transcript_collected, m.previous_meeting_id, \
+    m.completed_at, m.transcript_collected, m.previous_meeting_id, m.transport, m.provider_call_id, \
     (SELECT n.id FROM meetings n WHERE n.previous_meeting_id = m.id) AS next_meeting_id, \
     m.created_at, m.updated_at";
 
@@ -57,6 +58,8 @@ pub(super) struct MeetingRow {
     completed_at: Option<DateTime<Utc>>,
     transcript_collected: bool,
     previous_meeting_id: Option<Uuid>,
+    transport: Option<String>,
+    provider_call_id: Option<String>,
     next_meeting_id: Option<Uuid>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -85,6 +88,12 @@ impl TryFrom<MeetingRow> for Meeting {
             completed_at: row.completed_at,
             transcript_collected: row.transcript_collected,
             previous_meeting_id: row.previous_meeting_id.map(MeetingId::from_uuid),
+            transport: row
+                .transport
+                .map(|t| t.parse())
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("meeting {}: {e}", row.id)))?,
+            provider_call_id: row.provider_call_id,
             next_meeting_id: row.next_meeting_id.map(MeetingId::from_uuid),
             created_at: row.created_at,
             updated_at: row.updated_at,

@@ -7,7 +7,7 @@
 //! writes nothing.
 
 use chrono::{DateTime, Utc};
-use scribe_actors::domain::{EventKind, MeetingStatus};
+use scribe_actors::domain::{EventKind, MeetingStatus, Transport};
 use scribe_actors::ids::MeetingId;
 use scribe_actors::lifecycle::{TransitionRefused, check};
 use serde_json::{Value, json};
@@ -19,8 +19,13 @@ use super::pool::StoreError;
 /// A status change, with what it records besides the status.
 #[derive(Debug, Clone, Copy)]
 pub enum StatusChange<'a> {
-    /// `upcoming` -> `active`: the call started (`started_at`, its Stream call).
-    Start { call_cid: Option<&'a str> },
+    /// `upcoming` -> `active`: the call started (`started_at`; its Stream
+    /// call, or how it reaches OpenAI and OpenAI's call id).
+    Start {
+        call_cid: Option<&'a str>,
+        transport: Option<Transport>,
+        provider_call_id: Option<&'a str>,
+    },
     /// `active` -> `processing`: the call ended (`ended_at`,
     /// `processing_started_at`, `transcript_collected`, the final
     /// high-water mark).
@@ -37,6 +42,8 @@ pub enum StatusChange<'a> {
     Fail { error: &'a str },
     /// `failed` -> `processing`: the analysis runs again.
     Retry,
+    /// `upcoming` -> `cancelled`, with why.
+    Cancel { error: &'a str },
 }
 
 impl StatusChange<'_> {
@@ -46,6 +53,7 @@ impl StatusChange<'_> {
             Self::Finalize { .. } | Self::Retry => MeetingStatus::Processing,
             Self::Complete { .. } => MeetingStatus::Completed,
             Self::Fail { .. } => MeetingStatus::Failed,
+            Self::Cancel { .. } => MeetingStatus::Cancelled,
         }
     }
 
@@ -55,7 +63,8 @@ impl StatusChange<'_> {
         match self {
             Self::Start { .. } => {
                 "UPDATE meetings SET status = $3, updated_at = $4, started_at = COALESCE(started_at, $4), \
-                 call_cid = COALESCE($5, call_cid) WHERE id = $1 AND status = $2"
+                 call_cid = COALESCE($5, call_cid), transport = COALESCE($6, transport), \
+                 provider_call_id = COALESCE($7, provider_call_id) WHERE id = $1 AND status = $2"
             }
             Self::Finalize { .. } => {
                 "UPDATE meetings SET status = $3, updated_at = $4, ended_at = $5, processing_started_at = $4, \
@@ -66,7 +75,7 @@ impl StatusChange<'_> {
                  progress = COALESCE($6, progress), error = NULL, completed_at = $4 \
                  WHERE id = $1 AND status = $2"
             }
-            Self::Fail { .. } => {
+            Self::Fail { .. } | Self::Cancel { .. } => {
                 "UPDATE meetings SET status = $3, updated_at = $4, error = $5 WHERE id = $1 AND status = $2"
             }
             Self::Retry => {
@@ -138,7 +147,14 @@ pub async fn change_status(
                 .bind(to.as_str())
                 .bind(at);
             let update = match change {
-                StatusChange::Start { call_cid } => update.bind(call_cid),
+                StatusChange::Start {
+                    call_cid,
+                    transport,
+                    provider_call_id,
+                } => update
+                    .bind(call_cid)
+                    .bind(transport.map(Transport::as_str))
+                    .bind(provider_call_id),
                 StatusChange::Finalize {
                     ended_at,
                     high_water,
@@ -146,7 +162,7 @@ pub async fn change_status(
                 StatusChange::Complete { summary, progress } => {
                     update.bind(summary).bind(progress.map(Json))
                 }
-                StatusChange::Fail { error } => update.bind(error),
+                StatusChange::Fail { error } | StatusChange::Cancel { error } => update.bind(error),
                 StatusChange::Retry => update,
             };
             update.execute(&mut *$c).await?;

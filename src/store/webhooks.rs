@@ -1,7 +1,7 @@
 //! Webhook deliveries: durable de-duplication on `X-Webhook-Id` and on
 //! (`call_cid`, `session_id`, `type`), and the start of a call session.
 
-use scribe_actors::domain::MeetingStatus;
+use scribe_actors::domain::{MeetingStatus, Transport};
 use scribe_actors::ids::MeetingId;
 
 use super::pool::{Store, StoreError, on_pool};
@@ -51,6 +51,20 @@ impl Store {
         Ok(inserted == 1)
     }
 
+    /// True when this delivery's `webhook_id` was recorded before.
+    pub async fn delivery_seen(&self, delivery: &WebhookDelivery) -> Result<bool, StoreError> {
+        let Some(id) = delivery.webhook_id.as_deref() else {
+            return Ok(false);
+        };
+        let row: Option<(String,)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT webhook_id FROM webhook_deliveries WHERE webhook_id = $1")
+                .bind(id)
+                .fetch_optional(p)
+                .await
+        })?;
+        Ok(row.is_some())
+    }
+
     /// In one transaction: de-duplicates the delivery, checks the meeting
     /// and its agent exist and the meeting may start (`upcoming`, or
     /// `active` for a new session of a live call), and makes it `active`
@@ -60,6 +74,7 @@ impl Store {
         &self,
         delivery: &WebhookDelivery,
         meeting: MeetingId,
+        transport: Transport,
     ) -> Result<SessionStart, StoreError> {
         let at = now();
         let outcome = on_pool!(self, |p| {
@@ -100,6 +115,8 @@ impl Store {
             } else {
                 let change = StatusChange::Start {
                     call_cid: delivery.call_cid.as_deref(),
+                    transport: Some(transport),
+                    provider_call_id: None,
                 };
                 match change_status(&mut *tx, meeting, change, at).await? {
                     Changed::Made { .. } => {}

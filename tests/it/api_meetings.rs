@@ -45,7 +45,7 @@ async fn agent_then_meeting_then_status() {
         );
 
         let transcript = expect_json(app.get(&format!("/api/meetings/{id}/transcript")).await, StatusCode::OK).await;
-        assert_eq!(transcript, json!({ "meeting_id": id, "chunks": [] }));
+        assert_eq!(transcript, json!({ "meeting_id": id, "chunks": [], "holes": [] }));
         app.stop().await.expect("clean stop");
     })
     .await;

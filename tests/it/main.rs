@@ -7,6 +7,7 @@ mod api_agents;
 mod api_meetings;
 mod api_service;
 mod binary;
+mod calls;
 mod event_stream;
 mod fidelity;
 #[path = "../support/harness.rs"]

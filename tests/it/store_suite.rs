@@ -448,6 +448,7 @@ async fn active_meeting(store: &scribe::store::Store) -> MeetingId {
         .start_session(
             &delivery("w-start", "call.session_started", "s1"),
             meeting.id,
+            scribe_actors::domain::Transport::OpenAi,
         )
         .await
         .expect("start");
@@ -477,12 +478,19 @@ async fn session_start_is_deduplicated_by_webhook_id_and_by_session() {
             delivery("w-start", "call.session_started", "s1"),
             delivery("w-other", "call.session_started", "s1"),
         ] {
-            let outcome = store.start_session(&again, meeting).await.expect("dedupe");
+            let outcome = store
+                .start_session(&again, meeting, scribe_actors::domain::Transport::OpenAi)
+                .await
+                .expect("dedupe");
             assert_eq!(outcome, SessionStart::Duplicate);
         }
         // A new session of the same call starts again and keeps started_at.
         let next = store
-            .start_session(&delivery("w-2", "call.session_started", "s2"), meeting)
+            .start_session(
+                &delivery("w-2", "call.session_started", "s2"),
+                meeting,
+                scribe_actors::domain::Transport::OpenAi,
+            )
             .await
             .expect("second session");
         assert_eq!(next, SessionStart::Started);
@@ -524,7 +532,10 @@ async fn a_refused_start_records_nothing() {
         let missing = MeetingId::new();
         let d = delivery("w-x", "call.session_started", "s0");
         assert_eq!(
-            store.start_session(&d, missing).await.expect("query"),
+            store
+                .start_session(&d, missing, scribe_actors::domain::Transport::OpenAi)
+                .await
+                .expect("query"),
             SessionStart::NotFound
         );
         // The same delivery id is not a duplicate afterwards.
@@ -532,7 +543,10 @@ async fn a_refused_start_records_nothing() {
         store.finalize(meeting, now()).await.expect("finalize");
         let d2 = delivery("w-y", "call.session_started", "s9");
         assert_eq!(
-            store.start_session(&d2, meeting).await.expect("query"),
+            store
+                .start_session(&d2, meeting, scribe_actors::domain::Transport::OpenAi)
+                .await
+                .expect("query"),
             SessionStart::NotStartable(MeetingStatus::Processing)
         );
         assert!(
@@ -744,7 +758,10 @@ async fn every_status_change_follows_the_state_machine_and_is_logged_once() {
 
         let start = delivery("w-1", "call.session_started", "s1");
         assert_eq!(
-            store.start_session(&start, meeting).await.expect("start"),
+            store
+                .start_session(&start, meeting, scribe_actors::domain::Transport::OpenAi)
+                .await
+                .expect("start"),
             SessionStart::Started
         );
         // Results for a live call are refused: it is not processing.

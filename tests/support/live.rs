@@ -168,7 +168,7 @@ pub async fn force_active(store: &Store, meeting: MeetingId) {
         session_id: None,
     };
     let started = store
-        .start_session(&delivery, meeting)
+        .start_session(&delivery, meeting, scribe_actors::domain::Transport::OpenAi)
         .await
         .expect("store answers");
     assert_eq!(started, scribe::store::SessionStart::Started);

@@ -1,5 +1,7 @@
-//! [`FakeConnector`]: realtime sessions as in-memory channels the test drives.
+//! [`FakeConnector`]: realtime sessions as in-memory channels the test
+//! drives, and scripted outcomes for the next connections.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -11,27 +13,49 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::DEADLINE;
 use crate::ports::{ConnectError, RealtimeConnector, RealtimeSession, SessionTarget};
 
+/// What the next connection does (by default: opens and stays open).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Opens, and ends at once without a frame.
+    OpensThenCloses,
+    /// The provider has no such call (a 404 on the upgrade).
+    Gone,
+    /// The connection fails (refused, reset).
+    Fails,
+}
+
 /// One session the fake connector opened: the test's ends of it.
 pub struct FakeSession {
     pub target: SessionTarget,
     /// Frames for scribe to read; dropping it ends the session.
     pub to_scribe: mpsc::UnboundedSender<Result<Message, WsError>>,
-    /// What scribe sent.
-    pub from_scribe: mpsc::UnboundedReceiver<Message>,
 }
 
-/// Opens in-memory sessions and keeps them open.
+/// Opens in-memory sessions and keeps them open, unless told otherwise.
 pub struct FakeConnector {
     sessions: Mutex<Vec<FakeSession>>,
+    plan: Mutex<VecDeque<Outcome>>,
     opened: watch::Sender<usize>,
+    /// The text frames scribe sent, by session.
+    sent: watch::Sender<Vec<Vec<String>>>,
 }
 
 impl FakeConnector {
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             sessions: Mutex::new(Vec::new()),
+            plan: Mutex::new(VecDeque::new()),
             opened: watch::channel(0).0,
+            sent: watch::channel(Vec::new()).0,
         })
+    }
+
+    /// The next connections do what `outcomes` say, in order.
+    pub fn plan(&self, outcomes: impl IntoIterator<Item = Outcome>) {
+        self.plan
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(outcomes);
     }
 
     pub fn opened(&self) -> usize {
@@ -45,13 +69,33 @@ impl FakeConnector {
 
     /// The text frames scribe sent on session `n` so far.
     pub fn sent(&self, n: usize) -> Vec<String> {
-        self.session(n, |s| {
-            let mut sent = Vec::new();
-            while let Ok(Message::Text(text)) = s.from_scribe.try_recv() {
-                sent.push(text.to_string());
+        self.sent.borrow().get(n).cloned().unwrap_or_default()
+    }
+
+    /// Waits until scribe sent, on session `n`, a frame `matches` accepts.
+    pub async fn wait_for_sent(
+        &self,
+        n: usize,
+        what: &str,
+        matches: impl Fn(&str) -> bool,
+    ) -> String {
+        let mut sent = self.sent.subscribe();
+        let found = tokio::time::timeout(DEADLINE, async {
+            loop {
+                let frame = sent
+                    .borrow_and_update()
+                    .get(n)
+                    .and_then(|frames| frames.iter().find(|f| matches(f)).cloned());
+                if let Some(frame) = frame {
+                    return frame;
+                }
+                if sent.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
             }
-            sent
         })
+        .await;
+        found.unwrap_or_else(|_| panic!("timed out waiting for scribe to send {what}"))
     }
 
     /// The service sends `frame` on session `n`.
@@ -85,16 +129,44 @@ impl FakeConnector {
 #[async_trait]
 impl RealtimeConnector for FakeConnector {
     async fn connect(&self, target: &SessionTarget) -> Result<RealtimeSession, ConnectError> {
-        let (to_scribe, frames) = mpsc::unbounded();
-        let (outbox, from_scribe) = mpsc::unbounded();
-        self.sessions
+        let outcome = self
+            .plan
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(FakeSession {
+            .pop_front();
+        match outcome {
+            Some(Outcome::Gone) => {
+                return Err(ConnectError::Gone {
+                    provider: "the fake realtime service".into(),
+                    call: target.attach_to.clone().unwrap_or_default(),
+                });
+            }
+            Some(Outcome::Fails) => return Err(ConnectError::Io("connection refused".into())),
+            Some(Outcome::OpensThenCloses) | None => {}
+        }
+        let (to_scribe, frames) = mpsc::unbounded();
+        let (outbox, mut from_scribe) = mpsc::unbounded::<Message>();
+        let index = {
+            let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+            sessions.push(FakeSession {
                 target: target.clone(),
                 to_scribe,
-                from_scribe,
             });
+            sessions.len() - 1
+        };
+        self.sent.send_modify(|sent| sent.push(Vec::new()));
+        // What scribe sends is kept, in order, for the test to read.
+        let sent = self.sent.clone();
+        tokio::spawn(async move {
+            while let Some(message) = from_scribe.next().await {
+                if let Message::Text(text) = message {
+                    sent.send_modify(|sent| sent[index].push(text.to_string()));
+                }
+            }
+        });
+        if outcome == Some(Outcome::OpensThenCloses) {
+            self.drop_session(index);
+        }
         self.opened.send_modify(|n| *n += 1);
         Ok(RealtimeSession {
             provider: "the fake realtime service".into(),

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::DEADLINE;
-use crate::domain::{EventKind, MeetingStatus, Speaker};
+use crate::domain::{EventKind, MeetingStatus, Speaker, Transport};
 use crate::ids::MeetingId;
 use crate::lifecycle::check;
 use crate::ports::{
@@ -46,6 +46,8 @@ pub struct FakeMeeting {
     pub lease_owner: Option<String>,
     pub end_requested_at: Option<DateTime<Utc>>,
     pub job: Option<FakeJob>,
+    /// An attached call's transport and provider call id.
+    pub attached: Option<(Transport, String)>,
 }
 
 impl FakeMeeting {
@@ -62,6 +64,7 @@ impl FakeMeeting {
                 state: JobState::Pending,
                 attempt: 0,
             }),
+            attached: None,
         }
     }
 
@@ -168,6 +171,16 @@ impl MemoryStore {
         found.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
     }
 
+    /// A new `active` meeting whose call a browser carries: its session is
+    /// a sideband attached to provider call `call_id`.
+    pub fn add_attached_meeting(&self, call_id: &str) -> MeetingId {
+        let id = MeetingId::new();
+        let mut fake = FakeMeeting::new(MeetingStatus::Active);
+        fake.attached = Some((Transport::WebRtc, call_id.to_owned()));
+        self.update(|m| m.meetings.insert(id, fake));
+        id
+    }
+
     /// Waits until `meeting` is in `status`.
     pub async fn wait_for_status(&self, meeting: MeetingId, status: MeetingStatus) {
         self.wait_for(&format!("the meeting to be {status}"), |m| {
@@ -246,6 +259,9 @@ impl CallStore for MemoryStore {
                     + 1,
                 end_requested_at: fake.end_requested_at,
                 lease_unreleased: false,
+                transport: fake.attached.as_ref().map(|(t, _)| *t),
+                provider_call_id: fake.attached.as_ref().map(|(_, id)| id.clone()),
+                last_item_id: fake.lines.values().last().and_then(|l| l.item_id.clone()),
             })
         }))
     }

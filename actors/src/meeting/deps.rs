@@ -37,6 +37,18 @@ pub struct CallConfig {
     /// After a provider refused the session, the next attempt waits at
     /// least this long (never a storm of retries).
     pub refused_retry: Duration,
+    /// An attached socket that lasts this long counts as alive, even
+    /// without an event.
+    pub attach_grace: Duration,
+    /// Attached sockets in a row that end within `attach_grace` without
+    /// one event before the call counts as over.
+    pub attach_gone_after: u32,
+    /// No attached socket alive for this long: the call is over.
+    pub reattach_window: Duration,
+    /// How long the service may take to give back a missed item.
+    pub retrieve_timeout: Duration,
+    /// The voice scribe asks for.
+    pub voice: String,
 }
 
 impl Default for CallConfig {
@@ -53,6 +65,11 @@ impl Default for CallConfig {
             rotate_force_before: Duration::from_secs(30),
             session_update_timeout: Duration::from_secs(10),
             refused_retry: Duration::from_secs(60),
+            attach_grace: Duration::from_secs(10),
+            attach_gone_after: 3,
+            reattach_window: Duration::from_secs(60),
+            retrieve_timeout: Duration::from_secs(5),
+            voice: "marin".into(),
         }
     }
 }

@@ -34,6 +34,16 @@ pub enum MeetingMsg {
     Finalize {
         ended_at: DateTime<Utc>,
     },
+    /// The provider ended this attached call: finalize it, then stop with
+    /// `CALL_OVER`.
+    CallOver {
+        why: String,
+    },
+    /// A missed item asked for on session `epoch` should be back by now.
+    RetrieveDeadline {
+        epoch: u64,
+        item_id: String,
+    },
     Snapshot(RpcReplyPort<ActorSnapshot>),
     /// Chaos: panic inside a handler.
     Panic,

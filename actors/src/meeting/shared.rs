@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 use crate::domain::EventKind;
 use crate::ids::MeetingId;
+use crate::ports::CallContext;
 use crate::realtime::event::ServerEvent;
 use crate::transcript::{Conversation, Notice};
 use crate::writer::{ChunkWriter, Handoff, Rejected};
@@ -26,15 +27,34 @@ struct Inner {
     /// Bumped whenever a realtime session ends: events from an older
     /// session's reader are ignored.
     epoch: u64,
+    /// Events the current session delivered (errors not counted): an
+    /// attach that hears none may be to a call that no longer exists.
+    heard: u64,
 }
 
 impl SharedCall {
     pub fn new(meeting: MeetingId, next_sequence: i64) -> Self {
+        Self::with(meeting, Conversation::new(next_sequence))
+    }
+
+    /// The shared call of `context`: an attached conversation (kept across
+    /// sideband sockets, continuing after the last stored item) when the
+    /// call is attached.
+    pub fn for_call(context: &CallContext) -> Self {
+        let conversation = match context.attached_to() {
+            Some(_) => Conversation::attached(context.next_sequence, context.last_item_id.clone()),
+            None => Conversation::new(context.next_sequence),
+        };
+        Self::with(context.meeting_id, conversation)
+    }
+
+    fn with(meeting: MeetingId, conversation: Conversation) -> Self {
         Self {
             meeting,
             inner: Mutex::new(Inner {
-                conversation: Conversation::new(next_sequence),
+                conversation,
                 epoch: 0,
+                heard: 0,
             }),
             changed: Notify::new(),
         }
@@ -60,6 +80,9 @@ impl SharedCall {
             if inner.epoch != epoch {
                 return None;
             }
+            if !matches!(event, ServerEvent::Error(_)) {
+                inner.heard += 1;
+            }
             inner.conversation.apply(event, Utc::now());
             submit(self.meeting, &mut inner.conversation, writer);
             inner.conversation.take_notices()
@@ -75,12 +98,52 @@ impl SharedCall {
         let epoch = {
             let mut inner = self.lock();
             inner.epoch += 1;
+            inner.heard = 0;
             inner.conversation.end_session();
             submit(self.meeting, &mut inner.conversation, writer);
             inner.epoch
         };
         self.changed.notify_waiters();
         epoch
+    }
+
+    /// Ends the current sideband socket of an attached call: open lines
+    /// end, the conversation's chain is kept for the next attach. Returns
+    /// the new epoch.
+    pub fn detach(&self, writer: &ChunkWriter) -> u64 {
+        let epoch = {
+            let mut inner = self.lock();
+            inner.epoch += 1;
+            inner.heard = 0;
+            inner.conversation.detach(Utc::now());
+            submit(self.meeting, &mut inner.conversation, writer);
+            inner.epoch
+        };
+        self.changed.notify_waiters();
+        epoch
+    }
+
+    /// Events the current session delivered so far (errors not counted).
+    pub fn heard(&self) -> u64 {
+        self.lock().heard
+    }
+
+    /// The service could not give back `item_id`: the conversation goes
+    /// on without it. Returns the notices worth logging.
+    pub fn retrieve_failed(&self, item_id: &str, writer: &ChunkWriter) -> Vec<Notice> {
+        let notices = {
+            let mut inner = self.lock();
+            inner.conversation.retrieve_failed(item_id, Utc::now());
+            submit(self.meeting, &mut inner.conversation, writer);
+            inner.conversation.take_notices()
+        };
+        self.changed.notify_waiters();
+        notices
+    }
+
+    /// True while a missed item is being fetched back.
+    pub fn is_recovering(&self) -> bool {
+        self.lock().conversation.is_recovering()
     }
 
     /// Retries handing over lines the writer refused. True while some remain.

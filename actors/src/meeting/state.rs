@@ -17,38 +17,25 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::deps::CallDeps;
 use super::drain::{Verdict, end_call};
-use super::msg::{MeetingMsg, RealtimeNotice, SocketEnd};
+use super::msg::{MeetingMsg, SocketEnd};
 use super::reader::{ReaderContext, read_socket};
 use super::shared::SharedCall;
 use crate::domain::{EventKind, Speaker};
 use crate::ids::MeetingId;
 use crate::ports::{CallContext, ConnectError, Finalized, Outbox, RealtimeSession, error_chain};
-use crate::realtime::client::{SESSION_UPDATE_EVENT_ID, replay_item, session_update};
-use crate::realtime::event::ErrorInfo;
+use crate::realtime::client::{replay_item, session_update};
 use crate::snapshot::{ActorKind, ActorSnapshot, ActorState, MeetingPhase, SocketState};
-use crate::transcript::Notice;
-
-/// Realtime error codes that mean the configuration is wrong (as OpenAI
-/// sends them before closing with 3000 or 4000): no retry loop.
-const CONFIGURATION_ERROR_CODES: [&str; 4] = [
-    "invalid_api_key",
-    "invalid_model",
-    "missing_model",
-    "beta_api_shape_disabled",
-];
-/// Realtime `error` events logged per session; the rest are only counted.
-const LOGGED_ERRORS_PER_SESSION: u32 = 20;
 
 /// The open session: what scribe sends on, and the task reading it.
 pub struct LiveSocket {
-    epoch: u64,
+    pub(super) epoch: u64,
     outbox: Outbox,
     reader: JoinHandle<()>,
 }
 
 impl LiveSocket {
     /// Says goodbye (a close frame, one second at most) and drops the socket.
-    async fn close(mut self) {
+    pub(super) async fn close(mut self) {
         let _ = tokio::time::timeout(
             Duration::from_secs(1),
             self.outbox.send(Message::Close(None)),
@@ -86,14 +73,29 @@ pub struct MeetingState {
     pub(super) configuration_error: Option<String>,
     pub(super) ending: bool,
     /// Who serves the current (or last) session, for messages.
-    provider: String,
+    pub(super) provider: String,
     /// `session.updated` confirmed the current session's settings.
-    configured: bool,
+    pub(super) configured: bool,
     /// When the current session expires.
-    expires: Option<Instant>,
+    pub(super) expires: Option<Instant>,
     /// What the meeting shows as its `error` now (scribe's words), and the
     /// whole story for `/admin/actors`.
-    problem: Option<(String, String)>,
+    pub(super) problem: Option<(String, String)>,
+    /// How an attached call's sideband has fared (see `attach`).
+    pub(super) attach: AttachWatch,
+    /// Client events to send on the session once the handler may await.
+    pub(super) outgoing: Vec<String>,
+}
+
+/// How an attached call's sideband has fared since it was last heard.
+#[derive(Debug, Default)]
+pub struct AttachWatch {
+    /// When the current socket opened.
+    pub opened: Option<Instant>,
+    /// Since when no socket has been alive, when none is.
+    pub lost_since: Option<Instant>,
+    /// Sockets in a row that ended soon without one event from the service.
+    pub empty: u32,
 }
 
 impl MeetingState {
@@ -121,6 +123,8 @@ impl MeetingState {
             configured: false,
             expires: None,
             problem: None,
+            attach: AttachWatch::default(),
+            outgoing: Vec::new(),
         }
     }
 
@@ -128,7 +132,7 @@ impl MeetingState {
         self.context.meeting_id
     }
 
-    fn log(&self, kind: EventKind, detail: Value) {
+    pub(super) fn log(&self, kind: EventKind, detail: Value) {
         self.deps.log(self.meeting(), kind, detail);
     }
 
@@ -159,7 +163,13 @@ impl MeetingState {
     /// Shows a problem with the call's realtime session: `shown` on the
     /// meeting (its status, page and stream), `detail` in the event log and
     /// on `/admin/actors`.
-    fn show_problem(&mut self, kind: EventKind, shown: String, detail: String, log: Value) {
+    pub(super) fn show_problem(
+        &mut self,
+        kind: EventKind,
+        shown: String,
+        detail: String,
+        log: Value,
+    ) {
         tracing::warn!(meeting = %self.meeting(), error = %detail, "realtime session problem");
         let mut log = log;
         log["error"] = json!(shown);
@@ -172,21 +182,35 @@ impl MeetingState {
     }
 
     /// The problem is gone (a later session was configured).
-    fn clear_problem(&mut self) {
+    pub(super) fn clear_problem(&mut self) {
         if self.problem.take().is_some() {
             self.deps.writer.set_error(self.meeting(), None);
         }
     }
 
     /// A configuration the service refused: no retry until someone fixes it.
-    fn configuration_problem(&mut self, shown: String, detail: String, log: Value) {
+    pub(super) fn configuration_problem(&mut self, shown: String, detail: String, log: Value) {
         self.socket_state = SocketState::ConfigurationError;
         self.show_problem(EventKind::ConfigurationError, shown, detail, log);
     }
 
+    /// Attaches again (an attached call), unless the call already counts
+    /// as over.
+    pub(super) fn reattach(
+        &mut self,
+        myself: &ActorRef<MeetingMsg>,
+        why: &str,
+        floor: Option<Duration>,
+    ) {
+        match self.attach_failed() {
+            Some(over) => self.declare_call_over(myself, over),
+            None => self.schedule_reconnect(myself, why, floor),
+        }
+    }
+
     /// Opens a new session after the backoff's next delay (at least
     /// `floor`, when given).
-    fn schedule_reconnect(
+    pub(super) fn schedule_reconnect(
         &mut self,
         myself: &ActorRef<MeetingMsg>,
         why: &str,
@@ -225,27 +249,60 @@ impl MeetingState {
                 self.configuration_problem(shown, message, json!({ "retry": false }));
                 return;
             }
+            Err(ConnectError::Gone { provider, call }) => {
+                let why = format!("{provider} answered that call {call} does not exist");
+                self.declare_call_over(myself, why);
+                return;
+            }
             Err(ConnectError::Refused { provider, status }) => {
                 let shown = format!(
                     "{provider} refused the connection (HTTP {status}): check OPENAI_API_KEY, the realtime URL and the model"
                 );
                 let detail = format!("the upgrade was answered HTTP {status}");
-                let log = json!({ "status": status, "retry": false });
-                self.configuration_problem(shown, detail, log);
+                if self.is_attached() {
+                    // The call goes on without scribe: keep trying, slowly,
+                    // until the call counts as over.
+                    let log = json!({ "status": status, "retry_in_ms": self.deps.config.refused_retry.as_millis() as u64 });
+                    self.show_problem(EventKind::ConfigurationError, shown, detail, log);
+                    self.reattach(
+                        myself,
+                        "the sideband was refused",
+                        Some(self.deps.config.refused_retry),
+                    );
+                } else {
+                    let log = json!({ "status": status, "retry": false });
+                    self.configuration_problem(shown, detail, log);
+                }
                 return;
             }
             Err(error) => {
-                self.schedule_reconnect(myself, &error.to_string(), None);
+                if self.is_attached() {
+                    self.reattach(myself, &error.to_string(), None);
+                } else {
+                    self.schedule_reconnect(myself, &error.to_string(), None);
+                }
                 return;
             }
         };
         self.provider = provider;
         self.configured = false;
         self.expires = None;
-        // Everything of the previous session is final now; this one starts a
-        // new chain. Lines numbered from here on belong to the new session.
-        let epoch = self.call.end_session(&self.deps.writer);
-        let replay_before = self.call.next_sequence();
+        // Everything of the previous session is final now. An owned session
+        // starts a new chain (lines numbered from here on belong to it); an
+        // attached one continues the call's own conversation.
+        let attached = self.is_attached();
+        let epoch = if attached {
+            self.attach_opened();
+            self.call.detach(&self.deps.writer)
+        } else {
+            self.call.end_session(&self.deps.writer)
+        };
+        // Nothing is replayed into an attached session: it has its conversation.
+        let replay_before = if attached {
+            1
+        } else {
+            self.call.next_sequence()
+        };
         // Read from the first moment: the service may speak while the
         // session is still being configured.
         let reader = tokio::spawn(read_socket(
@@ -267,7 +324,7 @@ impl MeetingState {
         self.sessions += 1;
         self.errors_this_session = 0;
         let mut replayed = 0;
-        let update = session_update(&self.context.instructions);
+        let update = session_update(&self.context.instructions, &self.deps.config.voice);
         let mut sent = socket
             .outbox
             .send(Message::Text(Utf8Bytes::from(update)))
@@ -308,6 +365,26 @@ impl MeetingState {
         );
     }
 
+    /// Sends the client events queued by handlers that could not wait.
+    pub async fn flush_outgoing(&mut self) {
+        if self.outgoing.is_empty() {
+            return;
+        }
+        let frames = std::mem::take(&mut self.outgoing);
+        if let Some(socket) = self.socket.as_mut() {
+            for frame in frames {
+                if socket
+                    .outbox
+                    .send(Message::Text(Utf8Bytes::from(frame)))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }
+    }
+
     /// Stored lines numbered below `before`, once everything read so far is committed.
     async fn replay_lines(&self, before: i64) -> Result<Vec<(Speaker, String)>, String> {
         tokio::time::timeout(Duration::from_secs(10), self.deps.writer.flush())
@@ -319,135 +396,6 @@ impl MeetingState {
             .replay_lines(self.meeting(), before)
             .await
             .map_err(|e| error_chain(&e))
-    }
-
-    pub fn on_notice(&mut self, myself: &ActorRef<MeetingMsg>, notice: RealtimeNotice) {
-        match notice {
-            RealtimeNotice::SessionCreated { expires_at } => {
-                if let (Some(expires_at), Some(socket)) = (expires_at, &self.socket) {
-                    let left = Duration::from_secs(
-                        u64::try_from(expires_at - Utc::now().timestamp()).unwrap_or(0),
-                    );
-                    self.expires = Some(Instant::now() + left);
-                    let delay = left.saturating_sub(self.deps.config.rotate_before_expiry);
-                    let epoch = socket.epoch;
-                    myself.send_after(delay, move || MeetingMsg::Rotate { epoch });
-                }
-            }
-            RealtimeNotice::SessionUpdated { transcription_on } => {
-                self.backoff = self.deps.reconnect_backoff();
-                self.configured = true;
-                self.clear_problem();
-                if !transcription_on {
-                    self.log(
-                        EventKind::TranscriptionOff,
-                        json!({ "error": "session.updated shows input transcription off: user lines will have no text" }),
-                    );
-                }
-            }
-            RealtimeNotice::Error(error) => self.on_error(myself, error),
-            RealtimeNotice::Transcript(notice) => self.on_transcript_notice(notice),
-            RealtimeNotice::GarbageFrame(error) => {
-                self.errors_this_session += 1;
-                if self.errors_this_session <= LOGGED_ERRORS_PER_SESSION {
-                    self.log(
-                        EventKind::RealtimeError,
-                        json!({ "error": format!("unparsable frame ignored: {error}") }),
-                    );
-                }
-            }
-        }
-    }
-
-    fn on_error(&mut self, myself: &ActorRef<MeetingMsg>, error: ErrorInfo) {
-        let code = error.code.clone().unwrap_or_default();
-        if error.event_id.as_deref() == Some(SESSION_UPDATE_EVENT_ID) {
-            // The session stays open; what it records is not what scribe asked for.
-            let field = error
-                .param
-                .as_deref()
-                .map(|p| format!(" for `{p}`"))
-                .unwrap_or_default();
-            let shown = format!(
-                "{} refused scribe's session settings (session.update): {code}{field}",
-                self.provider
-            );
-            let log = json!({ "code": code, "param": error.param, "event": "session.update" });
-            self.show_problem(EventKind::ConfigurationError, shown, error.message, log);
-            return;
-        }
-        if error.flat {
-            // A provider's own refusal of the session (Stream's agent
-            // endpoint): close it, and try again only after a long pause.
-            let kind = error.kind.as_deref().unwrap_or("error");
-            let shown = format!(
-                "{} refused the session: {kind} {code} {}",
-                self.provider, error.message
-            )
-            .trim_end()
-            .to_owned();
-            let retry = self.deps.config.refused_retry;
-            let log =
-                json!({ "kind": kind, "code": code, "retry_in_ms": retry.as_millis() as u64 });
-            self.show_problem(EventKind::SessionRefused, shown, error.message, log);
-            if let Some(socket) = self.socket.take() {
-                tokio::spawn(socket.close());
-            }
-            self.call.end_session(&self.deps.writer);
-            self.schedule_reconnect(myself, "the provider refused the session", Some(retry));
-            return;
-        }
-        if CONFIGURATION_ERROR_CODES.contains(&code.as_str()) {
-            self.configuration_error = Some(format!("{code}: {}", error.message));
-        }
-        self.errors_this_session += 1;
-        if self.errors_this_session <= LOGGED_ERRORS_PER_SESSION {
-            self.log(
-                EventKind::RealtimeError,
-                json!({ "code": error.code, "message": error.message, "type": error.kind, "param": error.param }),
-            );
-        }
-    }
-
-    fn on_transcript_notice(&self, notice: Notice) {
-        match notice {
-            Notice::OutOfOrderItem {
-                item_id,
-                previous_item_id,
-            } => self.log(
-                EventKind::OutOfOrderItem,
-                json!({ "item_id": item_id, "previous_item_id": previous_item_id }),
-            ),
-            Notice::ReplyInterrupted {
-                response_id,
-                status,
-                reason,
-                error,
-                lines,
-            } => self.log(
-                EventKind::ReplyInterrupted,
-                json!({ "response_id": response_id, "status": status, "reason": reason, "error": error, "lines": lines }),
-            ),
-            Notice::ReplyTruncated {
-                item_id,
-                audio_end_ms,
-                sequence_number,
-            } => self.log(
-                EventKind::ReplyTruncated,
-                json!({ "item_id": item_id, "audio_end_ms": audio_end_ms, "sequence_number": sequence_number }),
-            ),
-            Notice::TranscriptionFailed {
-                item_id,
-                sequence_number,
-                error,
-            } => self.log(
-                EventKind::TranscriptionFailed,
-                json!({
-                    "item_id": item_id, "sequence_number": sequence_number,
-                    "error": { "type": error.kind, "code": error.code, "message": error.message },
-                }),
-            ),
-        }
     }
 
     /// No `session.updated` confirmed session `epoch` in time.
@@ -478,7 +426,15 @@ impl MeetingState {
 
     pub fn on_socket_end(&mut self, myself: &ActorRef<MeetingMsg>, end: SocketEnd) {
         self.socket = None;
-        self.call.end_session(&self.deps.writer);
+        // Whether the socket was ever heard is read before it is detached.
+        let over = (self.is_attached() && !self.ending)
+            .then(|| self.attach_lost())
+            .flatten();
+        if self.is_attached() {
+            self.call.detach(&self.deps.writer);
+        } else {
+            self.call.end_session(&self.deps.writer);
+        }
         let detail = match &end {
             SocketEnd::Closed { code, reason } => json!({ "code": code, "reason": reason }),
             SocketEnd::Eof => json!({ "reason": "connection ended without a close frame" }),
@@ -491,6 +447,21 @@ impl MeetingState {
         self.log(EventKind::SocketClosed, detail);
         if self.ending {
             self.socket_state = SocketState::Closed;
+            return;
+        }
+        if let Some(why) = over {
+            self.declare_call_over(myself, why);
+            return;
+        }
+        if self.is_attached() {
+            // An error before the close on a sideband usually says the call
+            // is gone; the re-attach rule decides, so no slow floor here.
+            self.configuration_error = None;
+            self.reattach(
+                myself,
+                "the sideband socket ended while the call is live",
+                None,
+            );
             return;
         }
         if end.is_configuration_error() || self.configuration_error.is_some() {

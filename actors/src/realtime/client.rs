@@ -31,9 +31,15 @@ pub fn socket_config() -> WebSocketConfig {
 /// Opens a WebSocket for `request` and hands it over as a session of
 /// `provider`: the frames it reads, and a sink for what scribe sends. An
 /// upgrade answered 401, 403 or 404 is [`ConnectError::Refused`].
-pub async fn open(request: Request, provider: &str) -> Result<RealtimeSession, ConnectError> {
-    let connected =
-        tokio_tungstenite::connect_async_with_config(request, Some(socket_config()), true).await;
+pub async fn open(
+    request: Request,
+    provider: &str,
+    max_message: usize,
+) -> Result<RealtimeSession, ConnectError> {
+    let config = socket_config()
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message));
+    let connected = tokio_tungstenite::connect_async_with_config(request, Some(config), true).await;
     let (socket, _response) = connected.map_err(|error| match error {
         WsError::Http(response) if matches!(response.status().as_u16(), 401 | 403 | 404) => {
             ConnectError::Refused {
@@ -69,28 +75,35 @@ pub fn bearer_request(url: &str, api_key: Option<&str>) -> Result<Request, Conne
 /// refused scribe's session settings.
 pub const SESSION_UPDATE_EVENT_ID: &str = "scribe_session_update";
 
-/// The GA `session.update`: instructions, input transcription on, server VAD.
-pub fn session_update(instructions: &str) -> String {
+/// The GA session object scribe asks for: instructions, audio out in
+/// `voice`, input transcription on, server VAD. `session.update` sends it;
+/// a WebRTC call's create and a SIP call's accept carry it (with `model`).
+pub fn session_object(instructions: &str, voice: &str) -> serde_json::Value {
+    json!({
+        "type": "realtime",
+        "instructions": instructions,
+        "output_modalities": ["audio"],
+        "audio": {
+            "input": {
+                "transcription": { "model": "gpt-4o-transcribe" },
+                "turn_detection": {
+                    "type": "server_vad",
+                    "threshold": 0.5,
+                    "prefix_padding_ms": 300,
+                    "silence_duration_ms": 500
+                }
+            },
+            "output": { "voice": voice }
+        }
+    })
+}
+
+/// The GA `session.update` with [`session_object`].
+pub fn session_update(instructions: &str, voice: &str) -> String {
     json!({
         "type": "session.update",
         "event_id": SESSION_UPDATE_EVENT_ID,
-        "session": {
-            "type": "realtime",
-            "instructions": instructions,
-            "output_modalities": ["audio"],
-            "audio": {
-                "input": {
-                    "transcription": { "model": "gpt-4o-transcribe" },
-                    "turn_detection": {
-                        "type": "server_vad",
-                        "threshold": 0.5,
-                        "prefix_padding_ms": 300,
-                        "silence_duration_ms": 500
-                    }
-                },
-                "output": { "voice": "marin" }
-            }
-        }
+        "session": session_object(instructions, voice),
     })
     .to_string()
 }
@@ -120,7 +133,7 @@ mod tests {
 
     #[test]
     fn session_update_turns_transcription_on_with_the_original_vad() {
-        let v: Value = serde_json::from_str(&session_update("Be kind.")).expect("json");
+        let v: Value = serde_json::from_str(&session_update("Be kind.", "marin")).expect("json");
         assert_eq!(v["session"]["instructions"], "Be kind.");
         assert_eq!(
             v["session"]["audio"]["input"]["transcription"]["model"],

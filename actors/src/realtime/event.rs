@@ -78,6 +78,13 @@ pub enum ServerEvent {
         previous_item_id: Option<String>,
         item: ItemInfo,
     },
+    /// `conversation.item.retrieved`: the whole item, as asked for with
+    /// `conversation.item.retrieve` (no `previous_item_id`).
+    ItemRetrieved {
+        item: ItemInfo,
+        /// The first content part's transcript (audio) or text.
+        text: Option<String>,
+    },
     /// `conversation.item.truncated`: the user cut the agent off; the
     /// service drops the text not heard.
     ItemTruncated {
@@ -196,6 +203,13 @@ struct RawItem {
 struct RawContent {
     #[serde(rename = "type", default)]
     kind: String,
+    transcript: Option<String>,
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Retrieved {
+    item: RawItem,
 }
 
 #[derive(Deserialize)]
@@ -306,6 +320,15 @@ impl From<ErrorBody> for ErrorInfo {
     }
 }
 
+impl RawItem {
+    /// The first content part's transcript or text.
+    fn text(&self) -> Option<String> {
+        self.content
+            .iter()
+            .find_map(|c| c.transcript.clone().or_else(|| c.text.clone()))
+    }
+}
+
 impl From<RawItem> for ItemInfo {
     fn from(raw: RawItem) -> Self {
         Self {
@@ -367,6 +390,14 @@ pub fn parse(frame: &str) -> Result<ServerEvent, FrameError> {
             ServerEvent::ItemDone {
                 previous_item_id: e.previous_item_id,
                 item: e.item.into(),
+            }
+        }
+        "conversation.item.retrieved" => {
+            let r: Retrieved = serde_json::from_str(frame)?;
+            let text = r.item.text();
+            ServerEvent::ItemRetrieved {
+                item: r.item.into(),
+                text,
             }
         }
         "conversation.item.truncated" => {

@@ -31,7 +31,7 @@ impl SupervisorState {
         restart_reason: Option<String>,
     ) -> Result<(), StartError> {
         let meeting = context.meeting_id;
-        let call = self.registry.get_or_insert(meeting, context.next_sequence);
+        let call = self.registry.get_or_insert(&context);
         let args = MeetingArgs {
             context: context.clone(),
             call,
@@ -183,7 +183,9 @@ impl SupervisorState {
             self.registry.remove(meeting);
             return;
         }
-        if entry.ending {
+        // An actor that finalized its call because the provider ended it
+        // hands over exactly as one told to finalize.
+        if entry.ending || why == ExitReason::CallOver {
             if why.is_clean() {
                 self.registry.remove(meeting);
                 self.finalized(meeting);

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use crate::ids::MeetingId;
 use crate::meeting::drain::drain;
 use crate::meeting::shared::SharedCall;
+use crate::ports::CallContext;
 use crate::writer::ChunkWriter;
 
 #[derive(Default)]
@@ -18,11 +19,13 @@ pub struct CallRegistry {
 }
 
 impl CallRegistry {
-    pub fn get_or_insert(&self, meeting: MeetingId, next_sequence: i64) -> Arc<SharedCall> {
+    /// The call's shared state, made for `context` when this process holds
+    /// none yet.
+    pub fn get_or_insert(&self, context: &CallContext) -> Arc<SharedCall> {
         let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
         calls
-            .entry(meeting)
-            .or_insert_with(|| Arc::new(SharedCall::new(meeting, next_sequence)))
+            .entry(context.meeting_id)
+            .or_insert_with(|| Arc::new(SharedCall::for_call(context)))
             .clone()
     }
 

@@ -22,6 +22,7 @@ pub fn close_frame(code: u16) -> Message {
     }))
 }
 
+#[derive(Debug, Clone)]
 pub enum Outgoing {
     Frame(String),
     Ping,

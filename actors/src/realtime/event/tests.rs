@@ -247,3 +247,21 @@ fn streams_flat_server_error_is_an_error_with_its_code() {
     };
     assert_eq!(error.code.as_deref(), Some("42"));
 }
+
+#[test]
+fn a_retrieved_item_carries_its_transcript_and_no_predecessor() {
+    let frame = r#"{"type":"conversation.item.retrieved","event_id":"event_3","item":{"id":"item_u7","object":"realtime.item","type":"message","status":"completed","role":"user","content":[{"type":"input_audio","transcript":"Can we move it to Friday?","audio":"AAAA"}]}}"#;
+    assert_eq!(
+        parse(frame).expect("parses"),
+        ServerEvent::ItemRetrieved {
+            item: ItemInfo {
+                id: "item_u7".into(),
+                kind: "message".into(),
+                role: Some("user".into()),
+                has_input_audio: true,
+                has_text: false,
+            },
+            text: Some("Can we move it to Friday?".into()),
+        }
+    );
+}

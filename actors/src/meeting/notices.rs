@@ -1,0 +1,226 @@
+//! What a MeetingActor does with what its socket reader reports: session
+//! confirmations, errors (a refused configuration, a provider's refusal,
+//! anything else), and the transcript model's notices for the event log.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use ractor::ActorRef;
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::msg::{MeetingMsg, RealtimeNotice};
+use super::state::MeetingState;
+use crate::domain::EventKind;
+use crate::realtime::client::SESSION_UPDATE_EVENT_ID;
+use crate::realtime::event::ErrorInfo;
+use crate::transcript::Notice;
+
+/// The `event_id` prefix of scribe's `conversation.item.retrieve`s: an
+/// `error` that echoes it means the item cannot be given back.
+const RETRIEVE_EVENT_PREFIX: &str = "scribe_retrieve:";
+
+/// Realtime error codes that mean the configuration is wrong (as OpenAI
+/// sends them before closing with 3000 or 4000): no retry loop.
+const CONFIGURATION_ERROR_CODES: [&str; 4] = [
+    "invalid_api_key",
+    "invalid_model",
+    "missing_model",
+    "beta_api_shape_disabled",
+];
+/// Realtime `error` events logged per session; the rest are only counted.
+const LOGGED_ERRORS_PER_SESSION: u32 = 20;
+
+impl MeetingState {
+    pub fn on_notice(&mut self, myself: &ActorRef<MeetingMsg>, notice: RealtimeNotice) {
+        match notice {
+            RealtimeNotice::SessionCreated { expires_at } => {
+                if let (Some(expires_at), Some(socket)) = (expires_at, &self.socket) {
+                    let left = Duration::from_secs(
+                        u64::try_from(expires_at - Utc::now().timestamp()).unwrap_or(0),
+                    );
+                    self.expires = Some(Instant::now() + left);
+                    let delay = left.saturating_sub(self.deps.config.rotate_before_expiry);
+                    let epoch = socket.epoch;
+                    myself.send_after(delay, move || MeetingMsg::Rotate { epoch });
+                }
+            }
+            RealtimeNotice::SessionUpdated { transcription_on } => {
+                self.backoff = self.deps.reconnect_backoff();
+                self.configured = true;
+                self.clear_problem();
+                if !transcription_on {
+                    self.log(
+                        EventKind::TranscriptionOff,
+                        json!({ "error": "session.updated shows input transcription off: user lines will have no text" }),
+                    );
+                }
+            }
+            RealtimeNotice::Error(error) => self.on_error(myself, error),
+            RealtimeNotice::Transcript(notice) => self.on_transcript_notice(myself, notice),
+            RealtimeNotice::GarbageFrame(error) => {
+                self.errors_this_session += 1;
+                if self.errors_this_session <= LOGGED_ERRORS_PER_SESSION {
+                    self.log(
+                        EventKind::RealtimeError,
+                        json!({ "error": format!("unparsable frame ignored: {error}") }),
+                    );
+                }
+            }
+        }
+    }
+
+    fn on_error(&mut self, myself: &ActorRef<MeetingMsg>, error: ErrorInfo) {
+        let code = error.code.clone().unwrap_or_default();
+        if let Some(item_id) = error
+            .event_id
+            .as_deref()
+            .and_then(|id| id.strip_prefix(RETRIEVE_EVENT_PREFIX))
+        {
+            // The service cannot give the missed item back.
+            self.log(
+                EventKind::RealtimeError,
+                json!({ "code": code, "message": error.message, "item_id": item_id, "event": "conversation.item.retrieve" }),
+            );
+            for notice in self.call.retrieve_failed(item_id, &self.deps.writer) {
+                self.on_transcript_notice(myself, notice);
+            }
+            return;
+        }
+        if error.event_id.as_deref() == Some(SESSION_UPDATE_EVENT_ID) {
+            // The session stays open; what it records is not what scribe asked for.
+            let field = error
+                .param
+                .as_deref()
+                .map(|p| format!(" for `{p}`"))
+                .unwrap_or_default();
+            let shown = format!(
+                "{} refused scribe's session settings (session.update): {code}{field}",
+                self.provider
+            );
+            let log = json!({ "code": code, "param": error.param, "event": "session.update" });
+            self.show_problem(EventKind::ConfigurationError, shown, error.message, log);
+            return;
+        }
+        if error.flat {
+            // A provider's own refusal of the session (Stream's agent
+            // endpoint): close it, and try again only after a long pause.
+            let kind = error.kind.as_deref().unwrap_or("error");
+            let shown = format!(
+                "{} refused the session: {kind} {code} {}",
+                self.provider, error.message
+            )
+            .trim_end()
+            .to_owned();
+            let retry = self.deps.config.refused_retry;
+            let log =
+                json!({ "kind": kind, "code": code, "retry_in_ms": retry.as_millis() as u64 });
+            self.show_problem(EventKind::SessionRefused, shown, error.message, log);
+            if let Some(socket) = self.socket.take() {
+                tokio::spawn(socket.close());
+            }
+            self.call.end_session(&self.deps.writer);
+            self.schedule_reconnect(myself, "the provider refused the session", Some(retry));
+            return;
+        }
+        if CONFIGURATION_ERROR_CODES.contains(&code.as_str()) {
+            self.configuration_error = Some(format!("{code}: {}", error.message));
+        }
+        self.errors_this_session += 1;
+        if self.errors_this_session <= LOGGED_ERRORS_PER_SESSION {
+            self.log(
+                EventKind::RealtimeError,
+                json!({ "code": error.code, "message": error.message, "type": error.kind, "param": error.param }),
+            );
+        }
+    }
+
+    pub(super) fn on_transcript_notice(&mut self, myself: &ActorRef<MeetingMsg>, notice: Notice) {
+        match notice {
+            Notice::RetrieveItem { item_id } => {
+                let retrieve = json!({
+                    "type": "conversation.item.retrieve",
+                    "event_id": format!("{RETRIEVE_EVENT_PREFIX}{item_id}"),
+                    "item_id": item_id,
+                });
+                self.outgoing.push(retrieve.to_string());
+                if let Some(socket) = &self.socket {
+                    let epoch = socket.epoch;
+                    myself.send_after(self.deps.config.retrieve_timeout, move || {
+                        MeetingMsg::RetrieveDeadline { epoch, item_id }
+                    });
+                }
+            }
+            Notice::ItemRecovered {
+                item_id,
+                sequence_number,
+            } => self.log(
+                EventKind::ItemRecovered,
+                json!({ "item_id": item_id, "sequence_number": sequence_number }),
+            ),
+            Notice::PossibleHole {
+                after,
+                before,
+                from,
+                to,
+            } => self.log(
+                EventKind::PossibleGap,
+                json!({
+                    "after": after, "before": before, "from": from, "to": to,
+                    "reason": "scribe's sideband was away: items the call made meanwhile may be missing here (a retrieved item does not name its predecessor)",
+                }),
+            ),
+            Notice::OutOfOrderItem {
+                item_id,
+                previous_item_id,
+            } => self.log(
+                EventKind::OutOfOrderItem,
+                json!({ "item_id": item_id, "previous_item_id": previous_item_id }),
+            ),
+            Notice::ReplyInterrupted {
+                response_id,
+                status,
+                reason,
+                error,
+                lines,
+            } => self.log(
+                EventKind::ReplyInterrupted,
+                json!({ "response_id": response_id, "status": status, "reason": reason, "error": error, "lines": lines }),
+            ),
+            Notice::ReplyTruncated {
+                item_id,
+                audio_end_ms,
+                sequence_number,
+            } => self.log(
+                EventKind::ReplyTruncated,
+                json!({ "item_id": item_id, "audio_end_ms": audio_end_ms, "sequence_number": sequence_number }),
+            ),
+            Notice::TranscriptionFailed {
+                item_id,
+                sequence_number,
+                error,
+            } => self.log(
+                EventKind::TranscriptionFailed,
+                json!({
+                    "item_id": item_id, "sequence_number": sequence_number,
+                    "error": { "type": error.kind, "code": error.code, "message": error.message },
+                }),
+            ),
+        }
+    }
+
+    /// A missed item asked for on session `epoch` did not come back in time.
+    pub fn on_retrieve_deadline(
+        &mut self,
+        myself: &ActorRef<MeetingMsg>,
+        epoch: u64,
+        item_id: &str,
+    ) {
+        if !self.is_current(epoch) {
+            return;
+        }
+        for notice in self.call.retrieve_failed(item_id, &self.deps.writer) {
+            self.on_transcript_notice(myself, notice);
+        }
+    }
+}

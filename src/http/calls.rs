@@ -1,0 +1,231 @@
+//! A meeting's call carried by a browser (WebRTC): `POST
+//! /api/meetings/{id}/call` takes the browser's SDP offer, has OpenAI create
+//! the call, records it, attaches the meeting's actor to it and answers
+//! OpenAI's SDP answer; `POST /api/meetings/{id}/hangup` ends an active call.
+//! Both take the API token or the meeting page's capability
+//! (`X-Meeting-Token`).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use scribe_actors::domain::{MeetingStatus, Transport};
+use scribe_actors::ids::MeetingId;
+use serde_json::json;
+
+use super::{ApiError, AppState};
+use crate::domain::meeting::Meeting;
+use crate::openai::calls::{CallsApiError, SessionConfig};
+use crate::store::AttachedStart;
+
+/// The largest SDP offer accepted.
+pub const MAX_OFFER_BYTES: usize = 64 * 1024;
+
+/// Checks the offer is SDP with an audio section; returns it as text.
+fn sdp_offer(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let media = content_type.split(';').next().unwrap_or_default().trim();
+    if !media.eq_ignore_ascii_case("application/sdp") {
+        return Err(ApiError::Rejected {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: format!("the body must be `application/sdp`, got `{content_type}`"),
+        });
+    }
+    if body.len() > MAX_OFFER_BYTES {
+        return Err(ApiError::Rejected {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("the offer is over {MAX_OFFER_BYTES} bytes"),
+        });
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::BadRequest("the body is not an SDP offer: not UTF-8".into()))?;
+    let is_offer = text.starts_with("v=0")
+        && text.lines().any(|l| l.starts_with("m=audio "))
+        && text.lines().any(|l| l.starts_with("o="));
+    if !is_offer {
+        return Err(ApiError::BadRequest(
+            "the body is not an SDP offer with an audio section".into(),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// The meeting, when the caller may act on it.
+async fn authorized_meeting(
+    state: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<Meeting, ApiError> {
+    let id: MeetingId = id.parse()?;
+    if !super::auth::may_act_on_meeting(headers, &state.api_token, id) {
+        return Err(ApiError::Unauthorized);
+    }
+    state
+        .store
+        .meeting(id)
+        .await?
+        .ok_or_else(ApiError::meeting_not_found)
+}
+
+/// What OpenAI is asked for on a call of this meeting.
+async fn session_config(state: &AppState, meeting: &Meeting) -> Result<SessionConfig, ApiError> {
+    let instructions = match &meeting.prompt {
+        Some(prompt) => prompt.clone(),
+        None => state
+            .store
+            .agent(meeting.agent_id)
+            .await?
+            .map(|a| a.instructions)
+            .ok_or_else(ApiError::agent_not_found)?,
+    };
+    Ok(SessionConfig {
+        model: state.realtime_model.to_string(),
+        instructions,
+        voice: state.voice.to_string(),
+    })
+}
+
+/// Removes the meeting from the calls being created, however the request ends.
+struct Creating<'a> {
+    state: &'a AppState,
+    meeting: MeetingId,
+}
+
+impl Drop for Creating<'_> {
+    fn drop(&mut self) {
+        self.state
+            .creating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.meeting);
+    }
+}
+
+/// `POST /api/meetings/{id}/call`.
+pub async fn call(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let meeting = authorized_meeting(&state, &id, &headers).await?;
+    let offer = sdp_offer(&headers, &body)?;
+    let Some(api) = state.calls_api.clone() else {
+        return Err(ApiError::Unconfigured(
+            "OPENAI_API_KEY is not set: scribe cannot create calls",
+        ));
+    };
+    if meeting.status != MeetingStatus::Upcoming {
+        return Err(ApiError::Conflict(format!(
+            "Meeting is {}: a call starts only for an upcoming meeting",
+            meeting.status
+        )));
+    }
+    let fresh = state
+        .creating
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(meeting.id);
+    if !fresh {
+        return Err(ApiError::Conflict(
+            "a call is already being created for this meeting".into(),
+        ));
+    }
+    let _creating = Creating {
+        state: &state,
+        meeting: meeting.id,
+    };
+    let session = session_config(&state, &meeting).await?;
+    let created = api.create(&offer, &session).await.map_err(refused)?;
+    match state
+        .store
+        .start_attached(meeting.id, Transport::WebRtc, &created.call_id)
+        .await?
+    {
+        AttachedStart::Started => {}
+        AttachedStart::NotUpcoming(status) => {
+            // Another instance started a call first: this one goes.
+            if let Err(error) = api.hangup(&created.call_id).await {
+                tracing::warn!(meeting = %meeting.id, %error, "extra call not hung up");
+            }
+            return Err(ApiError::Conflict(format!(
+                "Meeting is {status}: a call starts only for an upcoming meeting"
+            )));
+        }
+        AttachedStart::NotFound => return Err(ApiError::meeting_not_found()),
+    }
+    tracing::info!(meeting = %meeting.id, call = %created.call_id, "webrtc call created");
+    println!(
+        "meeting {} started: {}/meetings/{}",
+        meeting.id, state.page_base, meeting.id
+    );
+    let (calls, id) = (state.calls.clone(), meeting.id);
+    // The actor attaches after this answer.
+    tokio::spawn(async move {
+        if let Err(error) = calls.start(id).await {
+            tracing::error!(meeting = %id, %error, "call not attached");
+        }
+    });
+    Ok((
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/sdp")],
+        created.answer,
+    )
+        .into_response())
+}
+
+/// `POST /api/meetings/{id}/hangup`.
+pub async fn hangup(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let meeting = authorized_meeting(&state, &id, &headers).await?;
+    if meeting.status != MeetingStatus::Active {
+        return Err(ApiError::Conflict(format!(
+            "Meeting is {}: only an active call can be hung up",
+            meeting.status
+        )));
+    }
+    if let (Some(transport), Some(call_id)) = (meeting.transport, &meeting.provider_call_id)
+        && transport.is_attached()
+    {
+        match &state.calls_api {
+            Some(api) => {
+                // A call OpenAI already ended is ended: finalize all the same.
+                if let Err(error) = api.hangup(call_id).await {
+                    tracing::warn!(meeting = %meeting.id, %error, "hangup not confirmed by OpenAI");
+                }
+            }
+            None => {
+                tracing::warn!(meeting = %meeting.id, "no OPENAI_API_KEY: the call is not hung up at OpenAI")
+            }
+        }
+    }
+    // The same path as `call.session_ended`.
+    let ended_at = crate::domain::now();
+    state.store.mark_end_requested(meeting.id, ended_at).await?;
+    state
+        .calls
+        .end(meeting.id, ended_at)
+        .await
+        .map_err(ApiError::Calls)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({ "status": "processing" })),
+    )
+        .into_response())
+}
+
+/// OpenAI's refusal, as the caller sees it: 502 naming OpenAI's status and
+/// message (never the key).
+fn refused(error: CallsApiError) -> ApiError {
+    tracing::warn!(%error, "OpenAI refused to create the call");
+    ApiError::Rejected {
+        status: StatusCode::BAD_GATEWAY,
+        message: format!("OpenAI refused the call: {error}"),
+    }
+}

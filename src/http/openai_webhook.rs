@@ -1,0 +1,153 @@
+//! `POST /api/openai/webhook`: OpenAI's webhooks (Standard Webhooks). An
+//! incoming SIP call (`realtime.call.incoming`) is routed by the number in
+//! its `To` header to the agent that lists it: scribe creates the meeting,
+//! accepts the call with the agent's session, attaches to it, and answers
+//! `{"status":"accepted","meeting_id":...}`. A number no agent lists is
+//! rejected with SIP 404. The `webhook-id` and the call id de-duplicate
+//! retried and concurrent deliveries: one meeting and one accept per call.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
+use scribe_actors::domain::Transport;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState};
+use crate::domain::meeting::NewMeeting;
+use crate::domain::phone::PhoneNumber;
+use crate::openai::calls::SessionConfig;
+use crate::openai::webhook::{OpenAiEvent, verify};
+use crate::store::{AttachedStart, WebhookDelivery};
+
+pub const CALL_INCOMING: &str = "realtime.call.incoming";
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn answer(status: &str) -> Json<Value> {
+    Json(json!({ "status": status }))
+}
+
+/// `POST /api/openai/webhook`.
+pub async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.map_err(|r| ApiError::Rejected {
+        status: r.status(),
+        message: r.body_text(),
+    })?;
+    let Some(key) = state.openai_webhook_key.clone() else {
+        return Err(ApiError::Unconfigured(
+            "OPENAI_WEBHOOK_SECRET is not set: OpenAI webhooks cannot be verified",
+        ));
+    };
+    verify(
+        &key,
+        header(&headers, "webhook-id"),
+        header(&headers, "webhook-timestamp"),
+        header(&headers, "webhook-signature"),
+        &body,
+        chrono::Utc::now().timestamp(),
+    )
+    .map_err(|e| ApiError::Signature(e.to_string()))?;
+    let event = OpenAiEvent::parse(&body)
+        .map_err(|e| ApiError::BadRequest(format!("webhook body is not an OpenAI event: {e}")))?;
+    let webhook_id = header(&headers, "webhook-id").unwrap_or_default();
+    let delivery = WebhookDelivery {
+        webhook_id: Some(format!("openai:{webhook_id}")),
+        event_type: event.kind.clone(),
+        call_cid: None,
+        session_id: None,
+    };
+    if state.store.delivery_seen(&delivery).await? {
+        return Ok(answer("duplicate"));
+    }
+    tracing::info!(kind = %event.kind, webhook_id, "openai webhook received");
+    let outcome = match event.kind.as_str() {
+        CALL_INCOMING => incoming_call(&state, &event).await?,
+        _ => answer("ignored"),
+    };
+    state.store.record_delivery(&delivery).await?;
+    Ok(outcome)
+}
+
+async fn incoming_call(state: &AppState, event: &OpenAiEvent) -> Result<Json<Value>, ApiError> {
+    let call_id = event
+        .call_id
+        .as_deref()
+        .ok_or_else(|| ApiError::BadRequest("`data.call_id` is missing".into()))?;
+    if state.store.meeting_for_call(call_id).await?.is_some() {
+        return Ok(answer("duplicate"));
+    }
+    let Some(api) = state.calls_api.clone() else {
+        return Err(ApiError::Unconfigured(
+            "OPENAI_API_KEY is not set: scribe cannot accept calls",
+        ));
+    };
+    // SIP headers come from the caller: they route, they never authorize.
+    let to = event.sip_header("To").and_then(PhoneNumber::from_uri);
+    let agent = match &to {
+        Some(number) => state.store.agent_for_number(number).await?,
+        None => None,
+    };
+    let Some(agent_id) = agent else {
+        tracing::info!(call = call_id, to = ?to, "incoming call to a number no agent lists: rejected");
+        if let Err(error) = api.reject(call_id, 404).await {
+            tracing::warn!(call = call_id, %error, "reject not confirmed by OpenAI");
+        }
+        return Ok(answer("rejected"));
+    };
+    let from = event
+        .sip_header("From")
+        .and_then(PhoneNumber::from_uri)
+        .map_or_else(|| "an unknown number".to_owned(), |n| n.to_string());
+    let new = NewMeeting::parse(&format!("Call from {from}"), &from, agent_id, None)?;
+    let Some(meeting) = state.store.insert_sip_meeting(new, call_id).await? else {
+        return Ok(answer("duplicate"));
+    };
+    let agent = state
+        .store
+        .agent(agent_id)
+        .await?
+        .ok_or_else(ApiError::agent_not_found)?;
+    let session = SessionConfig {
+        model: state.realtime_model.to_string(),
+        instructions: agent.instructions,
+        voice: state.voice.to_string(),
+    };
+    if let Err(error) = api.accept(call_id, &session).await {
+        tracing::warn!(call = call_id, %meeting, %error, "OpenAI refused the accept");
+        state
+            .store
+            .cancel_meeting(meeting, &format!("the call could not be accepted: {error}"))
+            .await?;
+        return Ok(answer("rejected"));
+    }
+    match state
+        .store
+        .start_attached(meeting, Transport::Sip, call_id)
+        .await?
+    {
+        AttachedStart::Started => {}
+        other => {
+            tracing::error!(call = call_id, %meeting, ?other, "accepted call's meeting did not start");
+            return Ok(answer("duplicate"));
+        }
+    }
+    println!(
+        "meeting {meeting} started: {}/meetings/{meeting}",
+        state.page_base
+    );
+    let calls = state.calls.clone();
+    tokio::spawn(async move {
+        if let Err(error) = calls.start(meeting).await {
+            tracing::error!(%meeting, %error, "call not attached");
+        }
+    });
+    Ok(Json(json!({ "status": "accepted", "meeting_id": meeting })))
+}

@@ -1,0 +1,586 @@
+//! OpenAI's Realtime calls, simulated: `POST /v1/realtime/calls` (a WebRTC
+//! call from an SDP offer), `.../{id}/accept|reject|hangup` (SIP calls
+//! rung with [`SimCalls::ring`]), and the sideband socket
+//! (`/v1/realtime?call_id=...`, in [`sideband`]). A call lives on its own:
+//! its conversation plays whether or not a sideband is attached; sidebands
+//! see the events sent while they are attached, and can fetch any item back
+//! (`conversation.item.retrieve`). The provider ends a call when its script
+//! closes, or on hangup.
+//!
+//! OpenAI does not document what attaching to an ended call answers; the
+//! simulator answers as [`EndedAnswer`] says, so that tests cover each.
+
+pub mod sideband;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Json;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+
+use super::realtime::config::{ConnectionInfo, SimRealtimeConfig};
+use super::realtime::play::{Chain, Names, Outgoing, play};
+use super::realtime::records::Shared;
+use super::script::Script;
+
+/// How a call reached OpenAI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    WebRtc,
+    Sip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallStatus {
+    /// A SIP call not accepted yet.
+    Ringing,
+    Live,
+    Rejected,
+    Ended,
+}
+
+/// When a call's conversation starts playing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartOn {
+    /// When the first sideband attaches (tests without a media peer).
+    Attach,
+    /// When the call is created (WebRTC) or accepted (SIP).
+    Answer,
+    /// When the WebRTC media endpoint receives the first audio packet.
+    Audio,
+}
+
+/// What attaching to a call that ended (or never existed) answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndedAnswer {
+    /// HTTP 404 to the upgrade.
+    NotFound,
+    /// 101, then an `error` (`call_not_found`) and a close 4000.
+    ErrorThenClose,
+    /// 101, then a close 1000 at once.
+    Close,
+}
+
+/// How the simulated calls behave.
+pub struct CallsConfig {
+    /// The conversation each call plays (its `ConnectionInfo` names the
+    /// meeting when the first sideband said which one it is for), and the
+    /// pace, audio and transcription settings it plays with.
+    pub realtime: SimRealtimeConfig,
+    pub start: StartOn,
+    pub ended: EndedAnswer,
+    /// The key requests must carry (`None`: any).
+    pub api_key: Option<String>,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        Self {
+            realtime: SimRealtimeConfig::scripted(|_| Script::hold()),
+            start: StartOn::Attach,
+            ended: EndedAnswer::NotFound,
+            api_key: None,
+        }
+    }
+}
+
+/// One simulated call.
+pub struct SimCallState {
+    pub id: String,
+    pub kind: CallKind,
+    status: Mutex<CallStatus>,
+    /// The session config it was created or accepted with.
+    session: Mutex<Value>,
+    /// Frames of the call's session, to every attached sideband.
+    frames: broadcast::Sender<Outgoing>,
+    /// Every item the call's conversation made, by id (for retrieve).
+    items: Mutex<HashMap<String, Value>>,
+    started: AtomicBool,
+    /// Sidebands attached so far, in all.
+    pub attaches: AtomicUsize,
+    /// The SIP status it was rejected with.
+    rejected_with: Mutex<Option<u16>>,
+}
+
+impl SimCallState {
+    fn new(id: String, kind: CallKind, status: CallStatus) -> Arc<Self> {
+        Arc::new(Self {
+            id,
+            kind,
+            status: Mutex::new(status),
+            session: Mutex::new(Value::Null),
+            frames: broadcast::channel(4096).0,
+            items: Mutex::new(HashMap::new()),
+            started: AtomicBool::new(false),
+            attaches: AtomicUsize::new(0),
+            rejected_with: Mutex::new(None),
+        })
+    }
+
+    pub fn status(&self) -> CallStatus {
+        *self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_status(&self, status: CallStatus) {
+        *self.status.lock().unwrap_or_else(PoisonError::into_inner) = status;
+    }
+
+    /// The session config the call was created or accepted with.
+    pub fn session(&self) -> Value {
+        self.session
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn rejected_with(&self) -> Option<u16> {
+        *self
+            .rejected_with
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn item(&self, id: &str) -> Option<Value> {
+        self.items
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
+    }
+
+    /// Ends the call: every sideband is closed.
+    fn end(&self) {
+        self.set_status(CallStatus::Ended);
+        let _ = self.frames.send(Outgoing::Close(1000));
+    }
+}
+
+/// The simulated calls, shared by the HTTP handlers and the tests.
+pub struct SimCalls {
+    calls: Mutex<HashMap<String, Arc<SimCallState>>>,
+    config: Mutex<Arc<CallsConfig>>,
+    /// Marks and gates of the calls' scripts, and a signal on every change.
+    pub records: Arc<Shared>,
+    created: AtomicUsize,
+    /// While set, attaches are answered 503 (the sideband cannot reach
+    /// OpenAI), though calls go on.
+    pub attach_blocked: AtomicBool,
+}
+
+impl Default for SimCalls {
+    fn default() -> Self {
+        Self {
+            calls: Mutex::new(HashMap::new()),
+            config: Mutex::new(Arc::new(CallsConfig::default())),
+            records: Arc::new(Shared::default()),
+            created: AtomicUsize::new(0),
+            attach_blocked: AtomicBool::new(false),
+        }
+    }
+}
+
+impl SimCalls {
+    /// Sets how calls behave from now on.
+    pub fn configure(&self, config: CallsConfig) {
+        *self.config.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+    }
+
+    fn config(&self) -> Arc<CallsConfig> {
+        self.config
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn call(&self, id: &str) -> Option<Arc<SimCallState>> {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
+    }
+
+    /// Every call so far, oldest first.
+    pub fn all(&self) -> Vec<Arc<SimCallState>> {
+        let mut calls: Vec<_> = self
+            .calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        calls.sort_by(|a, b| a.id.cmp(&b.id));
+        calls
+    }
+
+    fn register(&self, kind: CallKind, status: CallStatus) -> Arc<SimCallState> {
+        let n = self.created.fetch_add(1, Ordering::SeqCst) + 1;
+        let id = format!(
+            "rtc_{n:04}{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let call = SimCallState::new(id.clone(), kind, status);
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, call.clone());
+        self.records.changed.notify_waiters();
+        call
+    }
+
+    /// A SIP call rings: it waits to be accepted (its webhook is sent with
+    /// [`super::openai_webhook::OpenAiWebhooks`]).
+    pub fn ring(&self) -> String {
+        self.register(CallKind::Sip, CallStatus::Ringing).id.clone()
+    }
+
+    /// Drops every sideband attached to the call (the network between
+    /// scribe and OpenAI fails); the call itself goes on.
+    pub fn drop_sidebands(&self, id: &str) -> bool {
+        self.call(id)
+            .map(|c| c.frames.send(Outgoing::ClientGone))
+            .is_some()
+    }
+
+    /// Refuses (`true`) or allows attaches.
+    pub fn block_attaches(&self, blocked: bool) {
+        self.attach_blocked.store(blocked, Ordering::SeqCst);
+    }
+
+    /// The provider ends the call (the caller hangs up).
+    pub fn end(&self, id: &str) -> bool {
+        self.call(id).map(|c| c.end()).is_some()
+    }
+
+    /// Lets scripts waiting at `Gate(name)` go on.
+    pub fn open_gate(&self, name: &str) {
+        if let Ok(mut gates) = self.records.gates.lock() {
+            gates.insert(name.to_owned());
+        }
+        self.records.changed.notify_waiters();
+    }
+
+    /// Waits until a script reached `Mark(name)`.
+    pub async fn wait_for_mark(&self, name: &str, deadline: std::time::Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.records.changed.notified();
+                if self
+                    .records
+                    .marks
+                    .lock()
+                    .is_ok_and(|m| m.iter().any(|x| x == name))
+                {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(deadline, wait).await.is_ok()
+    }
+
+    /// Starts the call's conversation (once): its frames go to every
+    /// attached sideband; when its script closes, the provider ends the call.
+    pub fn start(&self, call: &Arc<SimCallState>, meeting: Option<String>) {
+        if call.started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let config = self.config();
+        let index = self.created.load(Ordering::SeqCst);
+        let info = ConnectionInfo {
+            index,
+            meeting,
+            session: 1,
+        };
+        let script = (config.realtime.script)(&info);
+        let (out, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+        let records = self.records.clone();
+        let player_call = call.clone();
+        tokio::spawn(async move {
+            let names = Names::new(false);
+            let chain = Mutex::new(Chain::default());
+            let transcribes = AtomicBool::new(true);
+            play(
+                &script,
+                &config.realtime,
+                &names,
+                &chain,
+                &out,
+                &records,
+                &transcribes,
+            )
+            .await;
+            drop(player_call);
+        });
+        let call = call.clone();
+        tokio::spawn(async move {
+            while let Some(out) = rx.recv().await {
+                match out {
+                    Outgoing::Frame(text) => {
+                        remember_items(&call, &text);
+                        let _ = call.frames.send(Outgoing::Frame(text));
+                    }
+                    Outgoing::Close(_) | Outgoing::Abort => {
+                        call.end();
+                        return;
+                    }
+                    Outgoing::Ping | Outgoing::ClientGone => {}
+                }
+            }
+        });
+    }
+}
+
+/// Keeps every item a frame carries, for `conversation.item.retrieve`.
+fn remember_items(call: &SimCallState, frame: &str) {
+    let Ok(event) = serde_json::from_str::<Value>(frame) else {
+        return;
+    };
+    let kind = event["type"].as_str().unwrap_or_default();
+    let mut items = call.items.lock().unwrap_or_else(PoisonError::into_inner);
+    match kind {
+        "conversation.item.added" | "conversation.item.done" => {
+            if let Some(id) = event["item"]["id"].as_str() {
+                items.insert(id.to_owned(), event["item"].clone());
+            }
+        }
+        "conversation.item.input_audio_transcription.completed" => {
+            if let (Some(id), Some(text)) =
+                (event["item_id"].as_str(), event["transcript"].as_str())
+                && let Some(item) = items.get_mut(id)
+            {
+                item["content"][0]["transcript"] = json!(text);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The calls REST routes, on the simulated OpenAI HTTP API.
+pub fn routes(calls: Arc<SimCalls>) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/realtime/calls", post(create))
+        .route("/v1/realtime/calls/{id}/accept", post(accept))
+        .route("/v1/realtime/calls/{id}/reject", post(reject))
+        .route("/v1/realtime/calls/{id}/hangup", post(hangup))
+        .route("/v1/realtime/calls/{id}/refer", post(refer))
+        .route("/v1/realtime", axum::routing::get(sideband::attach))
+        .with_state(calls)
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = json!({ "error": { "message": message, "type": "invalid_request_error", "param": null, "code": code } });
+    (status, Json(body)).into_response()
+}
+
+/// The refusal of a request whose bearer key is not the configured one.
+fn unauthorized(calls: &SimCalls, headers: &HeaderMap) -> Option<Response> {
+    let key = calls.config().api_key.clone()?;
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    (presented != format!("Bearer {key}")).then(|| {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+            "Incorrect API key provided.",
+        )
+    })
+}
+
+#[derive(Deserialize)]
+struct CreateQuery {
+    model: Option<String>,
+}
+
+/// A minimal SDP answer for an offer (no media endpoint behind it).
+pub fn sdp_answer(call_id: &str) -> String {
+    format!(
+        "v=0\r\no=- {n} 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+         m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendrecv\r\n\
+         a=rtpmap:111 opus/48000/2\r\na=ice-ufrag:{ufrag}\r\na=ice-pwd:simulatedpasswordsimulated\r\n\
+         a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
+         a=setup:passive\r\n",
+        n = call_id.len(),
+        ufrag = &call_id[call_id.len().saturating_sub(8)..]
+    )
+}
+
+/// `POST /v1/realtime/calls`: `sdp` and `session` parts, 201 with the SDP
+/// answer and `Location: /v1/realtime/calls/{id}`.
+async fn create(
+    State(calls): State<Arc<SimCalls>>,
+    Query(query): Query<CreateQuery>,
+    headers: HeaderMap,
+    mut form: Multipart,
+) -> Response {
+    if let Some(refused) = unauthorized(&calls, &headers) {
+        return refused;
+    }
+    if query.model.is_some() {
+        // As OpenAI: `?model=` on this URL is an empty 400.
+        return StatusCode::BAD_REQUEST.into_response();
+    }
+    let (mut sdp, mut session) = (None, None);
+    while let Ok(Some(field)) = form.next_field().await {
+        let name = field.name().unwrap_or_default().to_owned();
+        let text = field.text().await.unwrap_or_default();
+        match name.as_str() {
+            "sdp" => sdp = Some(text),
+            "session" => session = Some(text),
+            _ => {}
+        }
+    }
+    let Some(sdp) = sdp.filter(|s| s.starts_with("v=")) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_offer",
+            "The `sdp` part must be an SDP offer.",
+        );
+    };
+    let session: Value = match session.as_deref().map(serde_json::from_str) {
+        Some(Ok(session)) => session,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_session",
+                "The `session` part must be JSON.",
+            );
+        }
+    };
+    if session["type"] != "realtime" || !session["model"].is_string() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_session",
+            "`session.type` must be `realtime` and `session.model` is required.",
+        );
+    }
+    let config = calls.config();
+    let call = calls.register(CallKind::WebRtc, CallStatus::Live);
+    *call.session.lock().unwrap_or_else(PoisonError::into_inner) = session;
+    if config.start == StartOn::Answer {
+        calls.start(&call, None);
+    }
+    let _ = sdp;
+    let location = format!("/v1/realtime/calls/{}", call.id);
+    (
+        StatusCode::CREATED,
+        [
+            (header::CONTENT_TYPE, "application/sdp".to_owned()),
+            (header::LOCATION, location),
+        ],
+        sdp_answer(&call.id),
+    )
+        .into_response()
+}
+
+/// The 404 OpenAI answers for a call it does not know.
+fn not_found(id: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "call_not_found",
+        &format!("Call {id} not found."),
+    )
+}
+
+async fn accept(
+    State(calls): State<Arc<SimCalls>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(session): Json<Value>,
+) -> Response {
+    if let Some(refused) = unauthorized(&calls, &headers) {
+        return refused;
+    }
+    let Some(call) = calls.call(&id) else {
+        return not_found(&id);
+    };
+    if call.status() != CallStatus::Ringing {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "call_not_ringing",
+            "The call is not ringing.",
+        );
+    }
+    if session["type"] != "realtime" || !session["model"].is_string() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_session",
+            "A `realtime` session with a `model` is required.",
+        );
+    }
+    *call.session.lock().unwrap_or_else(PoisonError::into_inner) = session;
+    call.set_status(CallStatus::Live);
+    if calls.config().start == StartOn::Answer {
+        calls.start(&call, None);
+    }
+    calls.records.changed.notify_waiters();
+    StatusCode::OK.into_response()
+}
+
+async fn reject(
+    State(calls): State<Arc<SimCalls>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Some(refused) = unauthorized(&calls, &headers) {
+        return refused;
+    }
+    let Some(call) = calls.call(&id) else {
+        return not_found(&id);
+    };
+    let status = body["status_code"].as_u64().unwrap_or(603);
+    *call
+        .rejected_with
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = u16::try_from(status).ok();
+    call.set_status(CallStatus::Rejected);
+    calls.records.changed.notify_waiters();
+    StatusCode::OK.into_response()
+}
+
+async fn hangup(
+    State(calls): State<Arc<SimCalls>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = unauthorized(&calls, &headers) {
+        return refused;
+    }
+    match calls.call(&id) {
+        Some(call) if call.status() != CallStatus::Ended => {
+            call.end();
+            calls.records.changed.notify_waiters();
+            StatusCode::OK.into_response()
+        }
+        Some(_) => error(
+            StatusCode::NOT_FOUND,
+            "call_not_found",
+            "The call has ended.",
+        ),
+        None => not_found(&id),
+    }
+}
+
+async fn refer(
+    State(calls): State<Arc<SimCalls>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = unauthorized(&calls, &headers) {
+        return refused;
+    }
+    match calls.call(&id) {
+        Some(_) => StatusCode::OK.into_response(),
+        None => not_found(&id),
+    }
+}

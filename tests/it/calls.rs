@@ -1,0 +1,634 @@
+//! Calls a browser (WebRTC) or a phone (SIP) carries, with scribe attached
+//! as the sideband: creation, hang-up, the OpenAI webhook, the provider
+//! ending a call, and what a re-attach recovers. OpenAI is the simulated
+//! HTTP API (`SimLlm`: chat completions, calls, sidebands on one base URL).
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use scribe::sim::calls::{CallStatus, CallsConfig, EndedAnswer, StartOn};
+use scribe::sim::openai_webhook::OpenAiWebhooks;
+use scribe::sim::realtime::SimRealtimeConfig;
+use scribe::sim::script::{Script, Step, Transcription, Turn};
+use scribe_actors::domain::MeetingStatus;
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    ADMIN_TOKEN, API_TOKEN, TestApp, each_backend, expect_error, expect_json, live_settings,
+    spawn_app_with,
+};
+use crate::live::{
+    DEADLINE, events, eventually, new_meeting, status_of, transcript, wait_for_lines,
+    wait_for_status, wait_until_ended,
+};
+
+pub const OPENAI_KEY: &str = "sk-sim-calls";
+pub const WEBHOOK_SECRET: &str = "whsec_c2NyaWJlIHRlc3Qgd2ViaG9vayBzZWNyZXQ=";
+
+/// A browser's SDP offer (Chromium's shape, trimmed).
+pub const OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+a=group:BUNDLE 0\r\na=msid-semantic: WMS\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126\r\n\
+c=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\na=ice-ufrag:Hx3v\r\na=ice-pwd:f5ez0Jd6PmpdqT3bZLDZ7J0C\r\n\
+a=fingerprint:sha-256 3B:4F:1E:3A:6C:39:1A:50:17:0F:9E:6B:55:1B:4E:1D:EC:2C:07:34:7A:D0:49:F6:47:9C:27:FE:56:2F:DF:79\r\n\
+a=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=rtpmap:111 opus/48000/2\r\n";
+
+fn turn(n: usize) -> Turn {
+    Turn::numbered("call", n, Transcription::Before)
+}
+
+/// An app whose OpenAI is the simulated HTTP API, with a key and a
+/// webhook secret; its calls play `script`.
+pub async fn calls_app(
+    url: &str,
+    script: impl Fn(&scribe::sim::realtime::ConnectionInfo) -> Script + Send + Sync + 'static,
+    ended: EndedAnswer,
+) -> TestApp {
+    let app = spawn_app_with(url, |s| {
+        live_settings(s, "ws://127.0.0.1:9/v1/realtime?model=gpt-realtime");
+        s.openai_api_key = Some(OPENAI_KEY.into());
+        s.openai_webhook_secret = Some(WEBHOOK_SECRET.into());
+    })
+    .await;
+    app.llm.calls().configure(CallsConfig {
+        realtime: SimRealtimeConfig::scripted(script),
+        start: StartOn::Attach,
+        ended,
+        api_key: Some(OPENAI_KEY.into()),
+    });
+    app
+}
+
+/// `POST /api/meetings/{id}/call` with `content_type`, `body` and `auth`
+/// (a header name and value).
+pub async fn post_call(
+    app: &TestApp,
+    meeting: &str,
+    content_type: &str,
+    body: &str,
+    auth: Option<(&str, String)>,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url(&format!("/api/meetings/{meeting}/call")))
+        .header("content-type", content_type)
+        .body(body.to_owned());
+    if let Some((name, value)) = auth {
+        request = request.header(name, value);
+    }
+    request.send().await.expect("sent")
+}
+
+pub fn bearer() -> Option<(&'static str, String)> {
+    Some(("authorization", format!("Bearer {API_TOKEN}")))
+}
+
+async fn meeting_json(app: &TestApp, meeting: &str) -> Value {
+    expect_json(
+        app.get(&format!("/api/meetings/{meeting}")).await,
+        StatusCode::OK,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_browser_call_is_created_at_openai_attached_recorded_and_hung_up() {
+    each_backend(|_, url| async move {
+        let app = calls_app(
+            &url,
+            |_| Script {
+                steps: vec![
+                    Step::Turn(turn(1)),
+                    Step::Turn(turn(2)),
+                    Step::Mark("done".into()),
+                    Step::Hold,
+                ],
+            },
+            EndedAnswer::NotFound,
+        )
+        .await;
+        let meeting = new_meeting(&app).await;
+        let answer = post_call(&app, &meeting, "application/sdp", OFFER, bearer()).await;
+        assert_eq!(answer.status(), StatusCode::CREATED);
+        assert_eq!(answer.headers()["content-type"], "application/sdp");
+        let sdp = answer.text().await.expect("body");
+        assert!(sdp.starts_with("v=0"), "{sdp}");
+
+        let record = meeting_json(&app, &meeting).await;
+        assert_eq!(record["status"], "active");
+        assert_eq!(record["transport"], "webrtc");
+        let call_id = record["provider_call_id"]
+            .as_str()
+            .expect("the call id")
+            .to_owned();
+        let call = app
+            .llm
+            .calls()
+            .call(&call_id)
+            .expect("the call exists at OpenAI");
+        // The session OpenAI was asked for: the meeting's prompt, input
+        // transcription on, server VAD, the voice and the model.
+        let session = call.session();
+        assert_eq!(session["type"], "realtime");
+        assert_eq!(session["model"], "gpt-realtime");
+        assert_eq!(session["instructions"], "Meeting prompt.");
+        assert_eq!(
+            session["audio"]["input"]["transcription"]["model"],
+            "gpt-4o-transcribe"
+        );
+        assert_eq!(
+            session["audio"]["input"]["turn_detection"]["type"],
+            "server_vad"
+        );
+        assert_eq!(session["audio"]["output"]["voice"], "marin");
+        let statuses: Vec<Value> = events(&app.store, &meeting)
+            .await
+            .into_iter()
+            .filter(|(k, _)| k == "status_changed")
+            .map(|(_, d)| d["to"].clone())
+            .collect();
+        assert_eq!(statuses, ["active"], "the status change is logged");
+
+        assert!(app.llm.calls().wait_for_mark("done", DEADLINE).await);
+        let lines = wait_for_lines(&app.store, &meeting, 4).await;
+        let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "call user line 1",
+                "call agent reply 1 with a few words",
+                "call user line 2",
+                "call agent reply 2 with a few words"
+            ]
+        );
+        let connections = app
+            .llm
+            .calls()
+            .records
+            .connections
+            .lock()
+            .expect("lock")
+            .clone();
+        assert_eq!(connections.len(), 1, "one sideband");
+        assert_eq!(
+            connections[0].authorization.as_deref(),
+            Some(format!("Bearer {OPENAI_KEY}").as_str())
+        );
+
+        let hung = app
+            .client
+            .post(app.url(&format!("/api/meetings/{meeting}/hangup")))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(
+            expect_json(hung, StatusCode::ACCEPTED).await,
+            json!({ "status": "processing" })
+        );
+        assert_eq!(call.status(), CallStatus::Ended, "hung up at OpenAI");
+        wait_for_status(&app.store, &meeting, MeetingStatus::Completed).await;
+        let again = app
+            .client
+            .post(app.url(&format!("/api/meetings/{meeting}/hangup")))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .expect("sent");
+        expect_error(again, StatusCode::CONFLICT, "only an active call").await;
+        app.stop().await.expect("clean stop");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn call_requests_get_their_exact_code_and_change_nothing() {
+    each_backend(|_, url| async move {
+        let app = calls_app(&url, |_| Script::hold(), EndedAnswer::NotFound).await;
+        let meeting = new_meeting(&app).await;
+        let page_token =
+            scribe::http::auth::meeting_token(&API_TOKEN.into(), meeting.parse().expect("id"));
+
+        let no_auth = post_call(&app, &meeting, "application/sdp", OFFER, None).await;
+        expect_error(no_auth, StatusCode::UNAUTHORIZED, "bearer token").await;
+        let other = scribe::http::auth::meeting_token(
+            &API_TOKEN.into(),
+            scribe_actors::ids::MeetingId::new(),
+        );
+        let wrong_page = post_call(
+            &app,
+            &meeting,
+            "application/sdp",
+            OFFER,
+            Some(("x-meeting-token", other)),
+        )
+        .await;
+        assert_eq!(wrong_page.status(), StatusCode::UNAUTHORIZED);
+        let text = post_call(&app, &meeting, "text/plain", OFFER, bearer()).await;
+        expect_error(text, StatusCode::UNSUPPORTED_MEDIA_TYPE, "application/sdp").await;
+        let garbage = post_call(&app, &meeting, "application/sdp", "hello", bearer()).await;
+        expect_error(garbage, StatusCode::BAD_REQUEST, "not an SDP offer").await;
+        let unknown = uuid::Uuid::new_v4().to_string();
+        let missing = post_call(&app, &unknown, "application/sdp", OFFER, bearer()).await;
+        expect_error(missing, StatusCode::NOT_FOUND, "Meeting not found").await;
+        let malformed = post_call(&app, "not-a-uuid", "application/sdp", OFFER, bearer()).await;
+        assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+        assert!(app.llm.calls().all().is_empty(), "OpenAI was never asked");
+        assert_eq!(
+            status_of(&app.store, &meeting).await,
+            MeetingStatus::Upcoming
+        );
+
+        // OpenAI refuses (here: the key): 502 naming OpenAI's status and
+        // words, never the key.
+        app.llm.calls().configure(CallsConfig {
+            api_key: Some("sk-another-key".into()),
+            ..CallsConfig::default()
+        });
+        let refused = post_call(&app, &meeting, "application/sdp", OFFER, bearer()).await;
+        let message = expect_error(refused, StatusCode::BAD_GATEWAY, "HTTP 401").await;
+        assert!(message.contains("Incorrect API key provided"), "{message}");
+        assert!(!message.contains(OPENAI_KEY), "{message}");
+        assert_eq!(
+            status_of(&app.store, &meeting).await,
+            MeetingStatus::Upcoming
+        );
+        app.llm.calls().configure(CallsConfig {
+            api_key: Some(OPENAI_KEY.into()),
+            ..CallsConfig::default()
+        });
+
+        // The page's own capability may start its call; two at once make one.
+        let (a, b) = tokio::join!(
+            post_call(
+                &app,
+                &meeting,
+                "application/sdp",
+                OFFER,
+                Some(("x-meeting-token", page_token.clone()))
+            ),
+            post_call(&app, &meeting, "application/sdp", OFFER, bearer()),
+        );
+        let mut codes = [a.status(), b.status()];
+        codes.sort();
+        assert_eq!(codes, [StatusCode::CREATED, StatusCode::CONFLICT]);
+        eventually("the extra call hung up, if one was made", || async {
+            let live = app
+                .llm
+                .calls()
+                .all()
+                .iter()
+                .filter(|c| c.status() == CallStatus::Live)
+                .count();
+            (live == 1).then_some(())
+        })
+        .await;
+        let again = post_call(&app, &meeting, "application/sdp", OFFER, bearer()).await;
+        expect_error(again, StatusCode::CONFLICT, "Meeting is active").await;
+
+        // Hang-up: the same auth; only an active meeting.
+        let upcoming = new_meeting(&app).await;
+        let not_active = app
+            .client
+            .post(app.url(&format!("/api/meetings/{upcoming}/hangup")))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .expect("sent");
+        expect_error(not_active, StatusCode::CONFLICT, "Meeting is upcoming").await;
+        let no_auth = app
+            .client
+            .post(app.url(&format!("/api/meetings/{meeting}/hangup")))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(no_auth.status(), StatusCode::UNAUTHORIZED);
+        app.stop().await.expect("clean stop");
+
+        // Without OPENAI_API_KEY scribe cannot create calls at all.
+        let keyless =
+            spawn_app_with(&url, |s| live_settings(s, "ws://127.0.0.1:9/v1/realtime")).await;
+        let meeting = new_meeting(&keyless).await;
+        let unconfigured = post_call(&keyless, &meeting, "application/sdp", OFFER, bearer()).await;
+        expect_error(
+            unconfigured,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "OPENAI_API_KEY",
+        )
+        .await;
+        keyless.stop().await.expect("clean stop");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_call_the_provider_ends_is_finalized_whatever_a_re_attach_answers() {
+    each_backend(|_, url| async move {
+        for ended in [
+            EndedAnswer::NotFound,
+            EndedAnswer::ErrorThenClose,
+            EndedAnswer::Close,
+        ] {
+            let app = calls_app(
+                &url,
+                |_| Script {
+                    steps: vec![Step::Turn(turn(1)), Step::Mark("spoken".into()), Step::Hold],
+                },
+                ended,
+            )
+            .await;
+            let meeting = new_meeting(&app).await;
+            let answer = post_call(&app, &meeting, "application/sdp", OFFER, bearer()).await;
+            assert_eq!(answer.status(), StatusCode::CREATED, "{ended:?}");
+            assert!(app.llm.calls().wait_for_mark("spoken", DEADLINE).await);
+            wait_for_lines(&app.store, &meeting, 2).await;
+            let call_id = meeting_json(&app, &meeting).await["provider_call_id"]
+                .as_str()
+                .expect("call id")
+                .to_owned();
+            // The caller closes the tab: OpenAI ends the call.
+            assert!(app.llm.calls().end(&call_id));
+            wait_until_ended(&app.store, &meeting).await;
+            let over: Vec<Value> = events(&app.store, &meeting)
+                .await
+                .into_iter()
+                .filter(|(k, _)| k == "call_over")
+                .map(|(_, d)| d)
+                .collect();
+            assert_eq!(over.len(), 1, "{ended:?}");
+            wait_for_status(&app.store, &meeting, MeetingStatus::Completed).await;
+            assert_eq!(transcript(&app.store, &meeting).await.len(), 2, "{ended:?}");
+            app.stop().await.expect("clean stop");
+        }
+    })
+    .await;
+}
+
+/// Plays turn 1, then waits at gate `two` (turn 2 is said while scribe
+/// cannot attach), then turn 3 at gate `three`.
+fn away_script() -> Script {
+    Script {
+        steps: vec![
+            Step::Turn(turn(1)),
+            Step::Mark("one".into()),
+            Step::Gate("two".into()),
+            Step::Turn(turn(2)),
+            Step::Mark("two".into()),
+            Step::Gate("three".into()),
+            Step::Turn(turn(3)),
+            Step::Mark("three".into()),
+            Step::Hold,
+        ],
+    }
+}
+
+/// What a re-attach recovers after `interrupt` takes scribe away while turn
+/// 2 is said: the agent's reply of turn 2 is fetched back and stored before
+/// turn 3, the user's words of turn 2 cannot be (a retrieved item names no
+/// predecessor): that hole is marked, never filled.
+async fn recover_after(url: &str, interrupt: &str) {
+    let app = calls_app(url, |_| away_script(), EndedAnswer::NotFound).await;
+    let calls = app.llm.calls().clone();
+    let meeting = new_meeting(&app).await;
+    let answer = post_call(&app, &meeting, "application/sdp", OFFER, bearer()).await;
+    assert_eq!(answer.status(), StatusCode::CREATED);
+    assert!(calls.wait_for_mark("one", DEADLINE).await);
+    wait_for_lines(&app.store, &meeting, 2).await;
+    let call_id = meeting_json(&app, &meeting).await["provider_call_id"]
+        .as_str()
+        .expect("call id")
+        .to_owned();
+    calls.block_attaches(true);
+    match interrupt {
+        "dropped sideband" => assert!(calls.drop_sidebands(&call_id)),
+        "actor kill" => {
+            calls.drop_sidebands(&call_id);
+            let killed = app
+                .client
+                .post(app.url(&format!("/admin/actors/{meeting}/kill?kind=meeting")))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .expect("sent");
+            assert_eq!(killed.status(), StatusCode::ACCEPTED);
+        }
+        other => panic!("no such interruption {other}"),
+    }
+    calls.open_gate("two");
+    assert!(calls.wait_for_mark("two", DEADLINE).await);
+    calls.block_attaches(false);
+    eventually("scribe to attach again", || async {
+        let attached = calls
+            .call(&call_id)
+            .map(|c| c.attaches.load(std::sync::atomic::Ordering::SeqCst));
+        (attached >= Some(2)).then_some(())
+    })
+    .await;
+    calls.open_gate("three");
+    assert!(calls.wait_for_mark("three", DEADLINE).await);
+    let lines = wait_for_lines(&app.store, &meeting, 5).await;
+    let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "call user line 1",
+            "call agent reply 1 with a few words",
+            "call agent reply 2 with a few words",
+            "call user line 3",
+            "call agent reply 3 with a few words",
+        ],
+        "{interrupt}: the reply of turn 2 is fetched back and stored in its place"
+    );
+    let numbers: Vec<i64> = lines.iter().map(|l| l.sequence_number).collect();
+    assert_eq!(numbers, [1, 2, 3, 4, 5], "{interrupt}: nothing duplicated");
+    let api = expect_json(
+        app.get(&format!("/api/meetings/{meeting}/transcript"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let holes = api["holes"].as_array().expect("holes").clone();
+    assert!(
+        holes.iter().any(|h| h["after"] == 2 && h["before"] == 3),
+        "{interrupt}: the possible hole before the fetched line is marked: {holes:?}"
+    );
+    let recovered = events(&app.store, &meeting)
+        .await
+        .into_iter()
+        .filter(|(k, _)| k == "item_recovered")
+        .count();
+    assert_eq!(recovered, 1, "{interrupt}");
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_dropped_sideband_re_attaches_fetches_the_missed_reply_and_marks_the_hole() {
+    each_backend(|_, url| async move { recover_after(&url, "dropped sideband").await }).await;
+}
+
+#[tokio::test]
+async fn a_killed_actor_re_attaches_fetches_the_missed_reply_and_marks_the_hole() {
+    each_backend(|_, url| async move { recover_after(&url, "actor kill").await }).await;
+}
+
+/// An agent whose phone number reaches it, and the webhook sender.
+async fn phone_agent(app: &TestApp, number: &str) -> Value {
+    app.create_agent(json!({
+        "name": "Front desk",
+        "instructions": "Answer the phone kindly.",
+        "phone_numbers": [number],
+    }))
+    .await
+}
+
+fn webhooks(app: &TestApp) -> OpenAiWebhooks {
+    let key = scribe::openai::webhook::secret_key(WEBHOOK_SECRET).expect("secret");
+    OpenAiWebhooks::new(&app.url("/api/openai/webhook"), &key)
+}
+
+#[tokio::test]
+async fn a_phone_call_to_an_agents_number_is_accepted_attached_recorded_and_ends_with_the_caller() {
+    each_backend(|_, url| async move {
+        let app = calls_app(
+            &url,
+            |_| Script {
+                steps: vec![Step::Turn(turn(1)), Step::Mark("spoken".into()), Step::Hold],
+            },
+            EndedAnswer::NotFound,
+        )
+        .await;
+        let agent = phone_agent(&app, "+18005550100").await;
+        assert_eq!(agent["phone_numbers"], json!(["+18005550100"]));
+        let call_id = app.llm.calls().ring();
+        let event = OpenAiWebhooks::incoming_call(&call_id, "+14155550123", "+18005550100");
+        let answer = webhooks(&app).send(&event).await.expect("sent");
+        let body = expect_json(answer, StatusCode::OK).await;
+        assert_eq!(body["status"], "accepted");
+        let meeting = body["meeting_id"].as_str().expect("meeting id").to_owned();
+        let record = meeting_json(&app, &meeting).await;
+        assert_eq!(record["name"], "Call from +14155550123");
+        assert_eq!(record["user_id"], "+14155550123");
+        assert_eq!(record["agent_id"], agent["id"]);
+        assert_eq!(record["transport"], "sip");
+        assert_eq!(record["provider_call_id"], call_id.as_str());
+        assert_eq!(record["status"], "active");
+        let call = app.llm.calls().call(&call_id).expect("the call");
+        assert_eq!(call.status(), CallStatus::Live, "accepted");
+        assert_eq!(call.session()["instructions"], "Answer the phone kindly.");
+        assert!(app.llm.calls().wait_for_mark("spoken", DEADLINE).await);
+        wait_for_lines(&app.store, &meeting, 2).await;
+        // The caller hangs up.
+        app.llm.calls().end(&call_id);
+        wait_for_status(&app.store, &meeting, MeetingStatus::Completed).await;
+        app.stop().await.expect("clean stop");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn openai_webhooks_get_their_exact_answer_and_each_call_is_accepted_once() {
+    each_backend(|_, url| async move {
+        let app = calls_app(&url, |_| Script::hold(), EndedAnswer::NotFound).await;
+        phone_agent(&app, "+18005550100").await;
+        let hooks = webhooks(&app);
+        let key = scribe::openai::webhook::secret_key(WEBHOOK_SECRET).expect("secret");
+        let now = chrono::Utc::now().timestamp();
+        let call_id = app.llm.calls().ring();
+        let event = OpenAiWebhooks::incoming_call(&call_id, "+14155550123", "+18005550100");
+        let body = event.to_string().into_bytes();
+
+        let bad = hooks.post_signed(&body, "wh_1", now, "v1,AAAA").await.expect("sent");
+        expect_error(bad, StatusCode::UNAUTHORIZED, "invalid webhook signature").await;
+        let stale = hooks.post_at(&body, "wh_1", now - 301).await.expect("sent");
+        expect_error(stale, StatusCode::UNAUTHORIZED, "more than 300 s").await;
+        let future = hooks.post_at(&body, "wh_1", now + 301).await.expect("sent");
+        expect_error(future, StatusCode::UNAUTHORIZED, "more than 300 s").await;
+        assert!(app.store.meeting_for_call(&call_id).await.expect("query").is_none());
+        assert_eq!(app.llm.calls().call(&call_id).expect("call").status(), CallStatus::Ringing);
+
+        // Several signatures, one valid: accepted.
+        let good = scribe::openai::webhook::sign(&key, "wh_1", now, &body);
+        let several = format!("v1,bm90IGl0 {good} v1,YWxzbyBub3Q=");
+        let accepted = hooks.post_signed(&body, "wh_1", now, &several).await.expect("sent");
+        assert_eq!(expect_json(accepted, StatusCode::OK).await["status"], "accepted");
+        // The same delivery again: a duplicate; the same call in a new
+        // delivery: a duplicate too.
+        let again = hooks.post_at(&body, "wh_1", now).await.expect("sent");
+        assert_eq!(expect_json(again, StatusCode::OK).await, json!({ "status": "duplicate" }));
+        let redelivered = hooks.send(&event).await.expect("sent");
+        assert_eq!(expect_json(redelivered, StatusCode::OK).await, json!({ "status": "duplicate" }));
+
+        // Two deliveries of one new call at once: one meeting, one accept.
+        let twice = app.llm.calls().ring();
+        let event = OpenAiWebhooks::incoming_call(&twice, "+14155550199", "+18005550100");
+        let (a, b) = tokio::join!(hooks.send(&event), hooks.send(&event));
+        let mut answers = [
+            expect_json(a.expect("sent"), StatusCode::OK).await["status"].clone(),
+            expect_json(b.expect("sent"), StatusCode::OK).await["status"].clone(),
+        ];
+        answers.sort_by_key(|v| v.to_string());
+        assert_eq!(answers, [json!("accepted"), json!("duplicate")]);
+
+        // A number no agent lists: rejected with SIP 404.
+        let stranger = app.llm.calls().ring();
+        let event = OpenAiWebhooks::incoming_call(&stranger, "+14155550123", "+19995550000");
+        let rejected = hooks.send(&event).await.expect("sent");
+        assert_eq!(expect_json(rejected, StatusCode::OK).await, json!({ "status": "rejected" }));
+        assert_eq!(app.llm.calls().call(&stranger).expect("call").rejected_with(), Some(404));
+        assert!(app.store.meeting_for_call(&stranger).await.expect("query").is_none());
+
+        // Other events: acknowledged and ignored.
+        let other = json!({"object":"event","id":"evt_x","type":"response.completed","created_at":now,"data":{"id":"resp_1"}});
+        let ignored = hooks.send(&other).await.expect("sent");
+        assert_eq!(expect_json(ignored, StatusCode::OK).await, json!({ "status": "ignored" }));
+        let not_json = b"{nope".to_vec();
+        let unparsable = hooks.post_at(&not_json, "wh_9", now).await.expect("sent");
+        expect_error(unparsable, StatusCode::BAD_REQUEST, "not an OpenAI event").await;
+        app.stop().await.expect("clean stop");
+
+        // Without a secret nothing is verified, so nothing is taken.
+        let unconfigured = spawn_app_with(&url, |s| live_settings(s, "ws://127.0.0.1:9/v1/realtime")).await;
+        let hooks = OpenAiWebhooks::new(&unconfigured.url("/api/openai/webhook"), &key);
+        let refused = hooks.send(&json!({"id":"evt","type":"realtime.call.incoming"})).await.expect("sent");
+        expect_error(refused, StatusCode::SERVICE_UNAVAILABLE, "OPENAI_WEBHOOK_SECRET").await;
+        unconfigured.stop().await.expect("clean stop");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn phone_numbers_are_e164_and_each_reaches_one_agent() {
+    each_backend(|_, url| async move {
+        let app = calls_app(&url, |_| Script::hold(), EndedAnswer::NotFound).await;
+        phone_agent(&app, "+18005550100").await;
+        let taken = app
+            .post_json(
+                "/api/agents",
+                &json!({ "name": "Other", "instructions": "x", "phone_numbers": ["+18005550100"] }),
+            )
+            .await;
+        expect_error(taken, StatusCode::CONFLICT, "already reaches another agent").await;
+        for bad in [
+            "18005550100",
+            "+1 800 555 0100",
+            "+0800",
+            "tel:+18005550100",
+        ] {
+            let invalid = app
+                .post_json(
+                    "/api/agents",
+                    &json!({ "name": "Other", "instructions": "x", "phone_numbers": [bad] }),
+                )
+                .await;
+            expect_error(invalid, StatusCode::UNPROCESSABLE_ENTITY, "E.164").await;
+        }
+        let listed = expect_json(app.get_authed("/api/agents").await, StatusCode::OK).await;
+        assert_eq!(
+            listed["agents"].as_array().map(Vec::len),
+            Some(1),
+            "nothing stored for refused agents"
+        );
+        let _ = Duration::ZERO;
+        app.stop().await.expect("clean stop");
+    })
+    .await;
+}
