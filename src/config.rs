@@ -59,6 +59,40 @@ pub struct DemoArgs {
     /// every few seconds), 0 as fast as possible.
     #[arg(long, default_value_t = 0.1)]
     pub pace: f64,
+    /// The call path to run the calls over: Stream's webhooks with a
+    /// session scribe owns, a SIP call OpenAI carries (its signed
+    /// `realtime.call.incoming` webhook), a WebRTC call OpenAI carries (the
+    /// demo's own WebRTC client as the caller), or each in turn.
+    #[arg(long, value_enum, default_value_t = DemoPath::All)]
+    pub path: DemoPath,
+}
+
+/// Which call path `scribe demo` exercises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoPath {
+    Stream,
+    Sip,
+    Webrtc,
+    All,
+}
+
+impl DemoPath {
+    /// The paths to run, in order.
+    pub fn each(self) -> Vec<DemoPath> {
+        match self {
+            DemoPath::All => vec![DemoPath::Stream, DemoPath::Sip, DemoPath::Webrtc],
+            one => vec![one],
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DemoPath::Stream => "stream",
+            DemoPath::Sip => "sip",
+            DemoPath::Webrtc => "webrtc",
+            DemoPath::All => "all",
+        }
+    }
 }
 
 impl Cli {

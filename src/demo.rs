@@ -1,8 +1,12 @@
 //! `scribe demo`: the whole flow offline. A fresh SQLite file, the
-//! simulated realtime peer and LLM, and N concurrent calls driven through
-//! the real HTTP server with signed webhooks; then a report, one meeting's
-//! transcript and summary, and a non-zero exit if any call lost a line or
-//! did not complete.
+//! simulated realtime peer, OpenAI (model, calls, sidebands) and Stream,
+//! and N concurrent calls over each call path (see [`paths`]) through the
+//! real HTTP server; then a report per path, one meeting's transcript and
+//! summary, and a non-zero exit if any call lost a line or did not
+//! complete.
+
+mod paths;
+mod world;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,32 +14,21 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use scribe_actors::domain::MeetingStatus;
 use scribe_actors::ids::MeetingId;
 use serde_json::{Value, json};
 
-use crate::config::{DemoArgs, Settings};
+use crate::config::{DemoArgs, DemoPath, Settings};
+use crate::openai::webhook::secret_key;
+use crate::sim::calls::{CallsConfig, EndedAnswer, StartOn};
 use crate::sim::llm::SimLlm;
+use crate::sim::openai_webhook::OpenAiWebhooks;
 use crate::sim::realtime::{SimRealtime, SimRealtimeConfig};
-use crate::sim::script::{Comparison, Script, SentLine, compare, done_mark};
-use crate::sim::webhook::{SimCall, WebhookDriver};
+use crate::sim::script::Script;
+use crate::sim::webhook::WebhookDriver;
 use crate::startup::Application;
 use crate::store::Store;
-
-const SECRET: &str = "demo-stream-secret";
-const TOKEN: &str = "demo-api-token";
-
-/// What one call came to.
-struct Outcome {
-    meeting: MeetingId,
-    lost: usize,
-    duplicated: usize,
-    misordered: usize,
-    stored: usize,
-    completed: bool,
-    end_to_processing_ms: Option<f64>,
-    end_to_completed_ms: Option<f64>,
-}
+use paths::{Bars, Outcome};
+use world::{Demo, OPENAI_KEY, OPENAI_WEBHOOK_SECRET, PHONE, SECRET, TOKEN};
 
 /// The `p`-th percentile (nearest rank) of `values`, which it sorts.
 pub fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
@@ -51,25 +44,23 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("creating a folder for the demo database")?;
     let database = format!("sqlite://{}", dir.path().join("demo.db").display());
     let turns = args.turns.max(1);
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let script = move |meeting: Option<&str>| Script::for_call(meeting.unwrap_or_default(), turns);
     let peer = SimRealtime::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
+        loopback,
         SimRealtimeConfig {
             pace: args.pace,
-            ..SimRealtimeConfig::scripted(move |c| {
-                Script::for_call(c.meeting.as_deref().unwrap_or_default(), turns)
-            })
+            ..SimRealtimeConfig::scripted(move |c| script(c.meeting.as_deref()))
         },
     )
     .await?;
-    let llm = SimLlm::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        Duration::from_millis(300),
-    )
-    .await?;
+    let llm = SimLlm::start(loopback, Duration::from_millis(300)).await?;
     let mut settings = Settings::for_database(&database, TOKEN);
     settings.realtime_url = peer.url();
     settings.simulated_peer = true;
     settings.openai_base_url = llm.base_url();
+    settings.openai_api_key = Some(OPENAI_KEY.into());
+    settings.openai_webhook_secret = Some(OPENAI_WEBHOOK_SECRET.into());
     settings.stream_api_secret = Some(SECRET.into());
     let app = Application::build(settings).await?;
     let base = format!("http://{}", app.local_addr());
@@ -78,9 +69,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
     }));
+    let paths = args.path.each();
+    let names: Vec<&str> = paths.iter().map(|p| p.name()).collect();
     println!(
-        "scribe demo: {} calls of {turns} turns at pace {} on {base}",
-        args.calls, args.pace
+        "scribe demo: {} calls of {turns} turns at pace {} over {} on {base}",
+        args.calls,
+        args.pace,
+        names.join(", ")
     );
 
     let http = reqwest::Client::new();
@@ -90,6 +85,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .json(&json!({
             "name": "Coach",
             "instructions": "Help the user plan their week, one session at a time.",
+            "phone_numbers": [PHONE],
             "blueprint": { "sessions": [
                 { "session_name": "Intro", "goals": ["Learn what the user wants"] },
                 { "session_name": "Plan", "goals": ["Write the week's plan"] }
@@ -100,203 +96,160 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .error_for_status()?
         .json()
         .await?;
+    let key = secret_key(OPENAI_WEBHOOK_SECRET).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let demo = Arc::new(Demo {
+        stream: WebhookDriver::new(&base, SECRET.as_bytes(), "demo-key"),
+        openai_webhooks: OpenAiWebhooks::new(&format!("{base}/api/openai/webhook"), &key),
+        base,
+        http,
+        store,
+        peer,
+        llm,
+        agent: agent["id"].as_str().context("agent id")?.to_owned(),
+        turns,
+    });
 
-    let bars = MultiProgress::new();
-    let style = ProgressStyle::with_template("{prefix:>12} [{bar:40}] {pos}/{len} {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    let bar = |name: &str| {
-        let b = bars.add(ProgressBar::new(args.calls as u64));
-        b.set_style(style.clone());
-        b.set_prefix(name.to_owned());
-        b
-    };
-    let (talking, ended, analysed) = (bar("calls spoken"), bar("calls ended"), bar("analysed"));
-    let driver = Arc::new(WebhookDriver::new(&base, SECRET.as_bytes(), "demo-key"));
-    let peer = Arc::new(peer);
-
-    let mut tasks = Vec::new();
-    for n in 0..args.calls {
-        let meeting: Value = http
-            .post(format!("{base}/api/meetings"))
-            .bearer_auth(TOKEN)
-            .json(&json!({ "name": "Intro", "agent_id": agent["id"], "user_id": format!("demo-user-{n}") }))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let id = meeting["id"].as_str().context("meeting id")?.to_owned();
-        let (driver, peer, store) = (driver.clone(), peer.clone(), store.clone());
-        let (talking, ended, analysed) = (talking.clone(), ended.clone(), analysed.clone());
-        tasks.push(tokio::spawn(async move {
-            drive_call(
-                &id,
-                turns,
-                &driver,
-                &peer,
-                &store,
-                (&talking, &ended, &analysed),
-            )
-            .await
-        }));
+    let mut failed = 0;
+    let mut first: Option<MeetingId> = None;
+    for path in paths {
+        // OpenAI's calls play the same conversations. A SIP caller speaks
+        // once the line is up (the sideband attached); a WebRTC call's
+        // conversation starts on the caller's first audio packet.
+        demo.llm.calls().configure(CallsConfig {
+            realtime: SimRealtimeConfig {
+                pace: args.pace,
+                ..SimRealtimeConfig::scripted(move |c| script(c.meeting.as_deref()))
+            },
+            start: if path == DemoPath::Webrtc {
+                StartOn::Audio
+            } else {
+                StartOn::Attach
+            },
+            ended: EndedAnswer::NotFound,
+            api_key: Some(OPENAI_KEY.into()),
+        });
+        let outcomes = run_path(&demo, path, args.calls).await?;
+        report(path, &outcomes);
+        failed += outcomes
+            .iter()
+            .filter(|o| o.lost + o.duplicated + o.misordered > 0 || !o.completed)
+            .count();
+        first = first.or(outcomes.first().map(|o| o.meeting));
     }
-    let mut outcomes = Vec::new();
-    for task in tasks {
-        outcomes.push(task.await.context("a demo call panicked")??);
-    }
-    for b in [&talking, &ended, &analysed] {
-        b.finish();
-    }
-
-    let (mut to_processing, mut to_completed): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
-    for o in &outcomes {
-        to_processing.extend(o.end_to_processing_ms);
-        to_completed.extend(o.end_to_completed_ms);
-    }
-    let sum = |f: fn(&Outcome) -> usize| outcomes.iter().map(f).sum::<usize>();
-    let fmt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.0} ms"));
-    println!();
-    println!("{:<34} {:>10}", "calls", outcomes.len());
-    println!("{:<34} {:>10}", "lines stored", sum(|o| o.stored));
-    println!(
-        "{:<34} {:>10}",
-        "lost / duplicated / misordered",
-        format!(
-            "{}/{}/{}",
-            sum(|o| o.lost),
-            sum(|o| o.duplicated),
-            sum(|o| o.misordered)
-        )
-    );
-    println!(
-        "{:<34} {:>10}",
-        "completed",
-        outcomes.iter().filter(|o| o.completed).count()
-    );
-    println!(
-        "{:<34} {:>10}",
-        "call end -> processing p50",
-        fmt(percentile(&mut to_processing, 50.0))
-    );
-    println!(
-        "{:<34} {:>10}",
-        "call end -> processing p99",
-        fmt(percentile(&mut to_processing, 99.0))
-    );
-    println!(
-        "{:<34} {:>10}",
-        "call end -> completed p50",
-        fmt(percentile(&mut to_completed, 50.0))
-    );
-    println!(
-        "{:<34} {:>10}",
-        "call end -> completed p99",
-        fmt(percentile(&mut to_completed, 99.0))
-    );
-
-    if let Some(first) = outcomes.first() {
-        let meeting = store
-            .meeting(first.meeting)
-            .await?
-            .context("demo meeting")?;
-        println!("\nmeeting {} ({}):", meeting.id, meeting.status);
-        for line in store.transcript(first.meeting).await? {
-            let who = line.speaker.map_or("?", |s| {
-                if s == scribe_actors::domain::Speaker::User {
-                    "User"
-                } else {
-                    "Coach"
-                }
-            });
-            println!(
-                "  {:>3} {who:>5}: {} [{}]",
-                line.sequence_number, line.text, line.status
-            );
-        }
-        println!("summary: {}", meeting.summary.unwrap_or_default());
-        println!(
-            "next meeting: {}",
-            meeting
-                .next_meeting_id
-                .map_or("-".to_owned(), |m| m.to_string())
-        );
+    if let Some(first) = first {
+        show_meeting(&demo.store, first).await?;
     }
     let _ = stop.send(());
     server.await.context("server task")??;
-    let failed = outcomes
-        .iter()
-        .filter(|o| o.lost + o.duplicated + o.misordered > 0 || !o.completed)
-        .count();
     if failed > 0 {
         bail!("{failed} call(s) lost lines or did not complete");
     }
     Ok(())
 }
 
-async fn drive_call(
-    id: &str,
-    turns: usize,
-    driver: &WebhookDriver,
-    peer: &SimRealtime,
-    store: &Store,
-    (talking, ended, analysed): (&ProgressBar, &ProgressBar, &ProgressBar),
-) -> anyhow::Result<Outcome> {
-    let meeting: MeetingId = id.parse()?;
-    let expected: Vec<SentLine> = Script::for_call(id, turns).expected_lines();
-    let call = SimCall::new(id);
-    driver.session_started(&call).await?.error_for_status()?;
-    let deadline = Duration::from_secs(600);
-    if !peer.wait_for_mark(&done_mark(id), deadline).await {
-        bail!("call {id} was not spoken within {deadline:?}");
-    }
-    let mut poll = tokio::time::interval(Duration::from_millis(50));
-    let started = tokio::time::Instant::now();
-    loop {
-        poll.tick().await;
-        if store.transcript(meeting).await?.len() >= expected.len() || started.elapsed() > deadline
-        {
-            break;
-        }
-    }
-    talking.inc(1);
-    driver.session_ended(&call).await?.error_for_status()?;
-    let mut was_ended = false;
-    let record = loop {
-        poll.tick().await;
-        let m = store.meeting(meeting).await?.context("meeting vanished")?;
-        if !was_ended && m.ended_at.is_some() {
-            was_ended = true;
-            ended.inc(1);
-        }
-        if matches!(m.status, MeetingStatus::Completed | MeetingStatus::Failed)
-            || started.elapsed() > deadline
-        {
-            break m;
-        }
+async fn run_path(demo: &Arc<Demo>, path: DemoPath, calls: usize) -> anyhow::Result<Vec<Outcome>> {
+    println!("\n{} path:", path.name());
+    let multi = MultiProgress::new();
+    let style = ProgressStyle::with_template("{prefix:>12} [{bar:40}] {pos}/{len} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let bar = |name: &str| {
+        let b = multi.add(ProgressBar::new(calls as u64));
+        b.set_style(style.clone());
+        b.set_prefix(name.to_owned());
+        b
     };
-    if !was_ended {
-        ended.inc(1);
+    let bars = Arc::new(Bars {
+        talking: bar("calls spoken"),
+        ended: bar("calls ended"),
+        analysed: bar("analysed"),
+    });
+    let mut tasks = Vec::new();
+    for n in 0..calls {
+        let (demo, bars) = (demo.clone(), bars.clone());
+        tasks.push(tokio::spawn(async move {
+            match path {
+                DemoPath::Sip => paths::sip_call(&demo, n, &bars).await,
+                DemoPath::Webrtc => paths::webrtc_call(&demo, n, &bars).await,
+                _ => paths::stream_call(&demo, n, &bars).await,
+            }
+        }));
     }
-    analysed.inc(1);
-    let stored = store.transcript(meeting).await?;
-    let Comparison {
-        lost,
-        duplicated,
-        misordered,
-    } = compare(&stored, &expected);
-    let ms = |a: Option<chrono::DateTime<chrono::Utc>>| {
-        a.zip(record.ended_at)
-            .map(|(a, e)| (a - e).num_microseconds().unwrap_or(0) as f64 / 1000.0)
-    };
-    Ok(Outcome {
-        meeting,
-        lost,
-        duplicated,
-        misordered,
-        stored: stored.len(),
-        completed: record.status == MeetingStatus::Completed,
-        end_to_processing_ms: ms(record.processing_started_at),
-        end_to_completed_ms: ms(record.completed_at),
-    })
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.context("a demo call panicked")??);
+    }
+    for b in [&bars.talking, &bars.ended, &bars.analysed] {
+        b.finish();
+    }
+    Ok(outcomes)
+}
+
+fn report(path: DemoPath, outcomes: &[Outcome]) {
+    let (mut to_processing, mut to_completed): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+    for o in outcomes {
+        to_processing.extend(o.end_to_processing_ms);
+        to_completed.extend(o.end_to_completed_ms);
+    }
+    let sum = |f: fn(&Outcome) -> usize| outcomes.iter().map(f).sum::<usize>();
+    let fmt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.0} ms"));
+    let row = |name: &str, value: String| println!("{name:<34} {value:>10}");
+    row("path", path.name().to_owned());
+    row("calls", outcomes.len().to_string());
+    row("lines stored", sum(|o| o.stored).to_string());
+    row(
+        "lost / duplicated / misordered",
+        format!(
+            "{}/{}/{}",
+            sum(|o| o.lost),
+            sum(|o| o.duplicated),
+            sum(|o| o.misordered)
+        ),
+    );
+    row(
+        "completed",
+        outcomes.iter().filter(|o| o.completed).count().to_string(),
+    );
+    row(
+        "call end -> processing p50",
+        fmt(percentile(&mut to_processing, 50.0)),
+    );
+    row(
+        "call end -> processing p99",
+        fmt(percentile(&mut to_processing, 99.0)),
+    );
+    row(
+        "call end -> completed p50",
+        fmt(percentile(&mut to_completed, 50.0)),
+    );
+    row(
+        "call end -> completed p99",
+        fmt(percentile(&mut to_completed, 99.0)),
+    );
+}
+
+async fn show_meeting(store: &Store, id: MeetingId) -> anyhow::Result<()> {
+    let meeting = store.meeting(id).await?.context("demo meeting")?;
+    println!("\nmeeting {} ({}):", meeting.id, meeting.status);
+    for line in store.transcript(id).await? {
+        let who = line.speaker.map_or("?", |s| {
+            if s == scribe_actors::domain::Speaker::User {
+                "User"
+            } else {
+                "Coach"
+            }
+        });
+        println!(
+            "  {:>3} {who:>5}: {} [{}]",
+            line.sequence_number, line.text, line.status
+        );
+    }
+    println!("summary: {}", meeting.summary.unwrap_or_default());
+    println!(
+        "next meeting: {}",
+        meeting
+            .next_meeting_id
+            .map_or("-".to_owned(), |m| m.to_string())
+    );
+    Ok(())
 }

@@ -5,11 +5,13 @@
 //! Both take the API token or the meeting page's capability
 //! (`X-Meeting-Token`).
 
+use std::time::Duration;
+
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use scribe_actors::domain::{MeetingStatus, Transport};
+use scribe_actors::domain::{EventKind, MeetingStatus, Transport};
 use scribe_actors::ids::MeetingId;
 use serde_json::json;
 
@@ -104,6 +106,9 @@ impl Drop for Creating<'_> {
     }
 }
 
+/// How long the answer to a browser waits for the sideband to attach.
+const ATTACH_BEFORE_ANSWER: Duration = Duration::from_secs(3);
+
 /// `POST /api/meetings/{id}/call`.
 pub async fn call(
     State(state): State<AppState>,
@@ -163,12 +168,30 @@ pub async fn call(
         meeting.id, state.page_base, meeting.id
     );
     let (calls, id) = (state.calls.clone(), meeting.id);
-    // The actor attaches after this answer.
+    let mut changes = state.store.changes().subscribe(id);
     tokio::spawn(async move {
         if let Err(error) = calls.start(id).await {
             tracing::error!(meeting = %id, %error, "call not attached");
         }
     });
+    // The browser sends no audio before it has the answer: answering once
+    // the sideband is attached means scribe hears the call from its first
+    // word. A slow attach delays the call by at most ATTACH_BEFORE_ANSWER.
+    let attached = tokio::time::timeout(ATTACH_BEFORE_ANSWER, async {
+        loop {
+            let log = state.store.events(id).await.unwrap_or_default();
+            if log.iter().any(|e| e.kind == EventKind::SocketConnected) {
+                return;
+            }
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    if attached.is_err() {
+        tracing::warn!(meeting = %id, "answering before the sideband attached: the call's first events may be missed");
+    }
     Ok((
         StatusCode::CREATED,
         [(header::CONTENT_TYPE, "application/sdp")],

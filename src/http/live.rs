@@ -193,6 +193,18 @@ fn entry_event(entry: FeedEvent) -> (&'static str, Value) {
             return ("line_status", change);
         }
         EventKind::CallEnded => ("ended", json!({ "lost_lines": entry.lost_lines })),
+        // Where lines may be missing (a re-attach could not know): the
+        // lines on either side and the time range, never a made-up count.
+        EventKind::PossibleGap => {
+            let hole = json!({
+                "after": entry.detail["after"],
+                "before": entry.detail["before"],
+                "from": entry.detail["from"],
+                "to": entry.detail["to"],
+                "at": entry.created_at,
+            });
+            return ("hole", hole);
+        }
         EventKind::StatusChanged => {
             let to = entry.detail["to"].clone();
             let mut change = json!({ "status": to });

@@ -10,6 +10,8 @@
 //! OpenAI does not document what attaching to an ended call answers; the
 //! simulator answers as [`EndedAnswer`] says, so that tests cover each.
 
+pub mod media;
+pub mod rest;
 pub mod sideband;
 
 use std::collections::HashMap;
@@ -17,13 +19,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Json;
-use axum::extract::{Multipart, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use super::realtime::config::{ConnectionInfo, SimRealtimeConfig};
 use super::realtime::play::{Chain, Names, Outgoing, play};
@@ -107,6 +106,12 @@ pub struct SimCallState {
     pub attaches: AtomicUsize,
     /// The SIP status it was rejected with.
     rejected_with: Mutex<Option<u16>>,
+    /// The meeting its first sideband named (simulated peers only).
+    meeting: Mutex<Option<String>>,
+    /// Stops the call's media endpoint (WebRTC calls).
+    media_stop: watch::Sender<bool>,
+    /// Packets the media endpoint sent and received.
+    pub media: watch::Sender<media::MediaCounts>,
 }
 
 impl SimCallState {
@@ -121,6 +126,9 @@ impl SimCallState {
             started: AtomicBool::new(false),
             attaches: AtomicUsize::new(0),
             rejected_with: Mutex::new(None),
+            meeting: Mutex::new(None),
+            media_stop: watch::channel(false).0,
+            media: watch::channel(media::MediaCounts::default()).0,
         })
     }
 
@@ -158,7 +166,16 @@ impl SimCallState {
     /// Ends the call: every sideband is closed.
     fn end(&self) {
         self.set_status(CallStatus::Ended);
+        self.media_stop.send_replace(true);
         let _ = self.frames.send(Outgoing::Close(1000));
+    }
+
+    /// Remembers the meeting a sideband named, for the call's script.
+    fn named(&self, meeting: Option<&String>) {
+        let mut named = self.meeting.lock().unwrap_or_else(PoisonError::into_inner);
+        if named.is_none() {
+            named.clone_from(&meeting.cloned());
+        }
     }
 }
 
@@ -363,224 +380,8 @@ fn remember_items(call: &SimCallState, frame: &str) {
     }
 }
 
-/// The calls REST routes, on the simulated OpenAI HTTP API.
-pub fn routes(calls: Arc<SimCalls>) -> axum::Router {
-    axum::Router::new()
-        .route("/v1/realtime/calls", post(create))
-        .route("/v1/realtime/calls/{id}/accept", post(accept))
-        .route("/v1/realtime/calls/{id}/reject", post(reject))
-        .route("/v1/realtime/calls/{id}/hangup", post(hangup))
-        .route("/v1/realtime/calls/{id}/refer", post(refer))
-        .route("/v1/realtime", axum::routing::get(sideband::attach))
-        .with_state(calls)
-}
-
+/// An error in OpenAI's shape.
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = json!({ "error": { "message": message, "type": "invalid_request_error", "param": null, "code": code } });
     (status, Json(body)).into_response()
-}
-
-/// The refusal of a request whose bearer key is not the configured one.
-fn unauthorized(calls: &SimCalls, headers: &HeaderMap) -> Option<Response> {
-    let key = calls.config().api_key.clone()?;
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    (presented != format!("Bearer {key}")).then(|| {
-        error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_api_key",
-            "Incorrect API key provided.",
-        )
-    })
-}
-
-#[derive(Deserialize)]
-struct CreateQuery {
-    model: Option<String>,
-}
-
-/// A minimal SDP answer for an offer (no media endpoint behind it).
-pub fn sdp_answer(call_id: &str) -> String {
-    format!(
-        "v=0\r\no=- {n} 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
-         m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendrecv\r\n\
-         a=rtpmap:111 opus/48000/2\r\na=ice-ufrag:{ufrag}\r\na=ice-pwd:simulatedpasswordsimulated\r\n\
-         a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
-         a=setup:passive\r\n",
-        n = call_id.len(),
-        ufrag = &call_id[call_id.len().saturating_sub(8)..]
-    )
-}
-
-/// `POST /v1/realtime/calls`: `sdp` and `session` parts, 201 with the SDP
-/// answer and `Location: /v1/realtime/calls/{id}`.
-async fn create(
-    State(calls): State<Arc<SimCalls>>,
-    Query(query): Query<CreateQuery>,
-    headers: HeaderMap,
-    mut form: Multipart,
-) -> Response {
-    if let Some(refused) = unauthorized(&calls, &headers) {
-        return refused;
-    }
-    if query.model.is_some() {
-        // As OpenAI: `?model=` on this URL is an empty 400.
-        return StatusCode::BAD_REQUEST.into_response();
-    }
-    let (mut sdp, mut session) = (None, None);
-    while let Ok(Some(field)) = form.next_field().await {
-        let name = field.name().unwrap_or_default().to_owned();
-        let text = field.text().await.unwrap_or_default();
-        match name.as_str() {
-            "sdp" => sdp = Some(text),
-            "session" => session = Some(text),
-            _ => {}
-        }
-    }
-    let Some(sdp) = sdp.filter(|s| s.starts_with("v=")) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_offer",
-            "The `sdp` part must be an SDP offer.",
-        );
-    };
-    let session: Value = match session.as_deref().map(serde_json::from_str) {
-        Some(Ok(session)) => session,
-        _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_session",
-                "The `session` part must be JSON.",
-            );
-        }
-    };
-    if session["type"] != "realtime" || !session["model"].is_string() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_session",
-            "`session.type` must be `realtime` and `session.model` is required.",
-        );
-    }
-    let config = calls.config();
-    let call = calls.register(CallKind::WebRtc, CallStatus::Live);
-    *call.session.lock().unwrap_or_else(PoisonError::into_inner) = session;
-    if config.start == StartOn::Answer {
-        calls.start(&call, None);
-    }
-    let _ = sdp;
-    let location = format!("/v1/realtime/calls/{}", call.id);
-    (
-        StatusCode::CREATED,
-        [
-            (header::CONTENT_TYPE, "application/sdp".to_owned()),
-            (header::LOCATION, location),
-        ],
-        sdp_answer(&call.id),
-    )
-        .into_response()
-}
-
-/// The 404 OpenAI answers for a call it does not know.
-fn not_found(id: &str) -> Response {
-    error(
-        StatusCode::NOT_FOUND,
-        "call_not_found",
-        &format!("Call {id} not found."),
-    )
-}
-
-async fn accept(
-    State(calls): State<Arc<SimCalls>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    Json(session): Json<Value>,
-) -> Response {
-    if let Some(refused) = unauthorized(&calls, &headers) {
-        return refused;
-    }
-    let Some(call) = calls.call(&id) else {
-        return not_found(&id);
-    };
-    if call.status() != CallStatus::Ringing {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "call_not_ringing",
-            "The call is not ringing.",
-        );
-    }
-    if session["type"] != "realtime" || !session["model"].is_string() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_session",
-            "A `realtime` session with a `model` is required.",
-        );
-    }
-    *call.session.lock().unwrap_or_else(PoisonError::into_inner) = session;
-    call.set_status(CallStatus::Live);
-    if calls.config().start == StartOn::Answer {
-        calls.start(&call, None);
-    }
-    calls.records.changed.notify_waiters();
-    StatusCode::OK.into_response()
-}
-
-async fn reject(
-    State(calls): State<Arc<SimCalls>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
-    if let Some(refused) = unauthorized(&calls, &headers) {
-        return refused;
-    }
-    let Some(call) = calls.call(&id) else {
-        return not_found(&id);
-    };
-    let status = body["status_code"].as_u64().unwrap_or(603);
-    *call
-        .rejected_with
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner) = u16::try_from(status).ok();
-    call.set_status(CallStatus::Rejected);
-    calls.records.changed.notify_waiters();
-    StatusCode::OK.into_response()
-}
-
-async fn hangup(
-    State(calls): State<Arc<SimCalls>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(refused) = unauthorized(&calls, &headers) {
-        return refused;
-    }
-    match calls.call(&id) {
-        Some(call) if call.status() != CallStatus::Ended => {
-            call.end();
-            calls.records.changed.notify_waiters();
-            StatusCode::OK.into_response()
-        }
-        Some(_) => error(
-            StatusCode::NOT_FOUND,
-            "call_not_found",
-            "The call has ended.",
-        ),
-        None => not_found(&id),
-    }
-}
-
-async fn refer(
-    State(calls): State<Arc<SimCalls>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(refused) = unauthorized(&calls, &headers) {
-        return refused;
-    }
-    match calls.call(&id) {
-        Some(_) => StatusCode::OK.into_response(),
-        None => not_found(&id),
-    }
 }

@@ -98,7 +98,7 @@ impl SimLlm {
         let app = Router::new()
             .route("/v1/chat/completions", post(complete))
             .with_state(shared.clone())
-            .merge(super::calls::routes(calls.clone()));
+            .merge(super::calls::rest::routes(calls.clone()));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

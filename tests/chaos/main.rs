@@ -7,6 +7,9 @@
 //! - [`actors`]: killed and panicking MeetingActors, AnalysisActors and the
 //!   CallSupervisor, one call at a time and 50 at once.
 //! - [`process`]: SIGKILL and SIGTERM of the real `scribe serve`.
+//! - [`attached`]: a call OpenAI carries (WebRTC), its sideband dropped,
+//!   its actor killed, the process SIGKILLed: what the re-attach recovers
+//!   and the holes it marks.
 //! - [`database`]: the database link refused, stalled and reset through a
 //!   fault-injecting proxy; SQLite locked by another writer.
 //! - [`socket`]: the realtime socket closed, broken, silent, flooded.
@@ -19,6 +22,7 @@ mod helpers;
 mod live;
 
 mod actors;
+mod attached;
 mod database;
 mod fleet;
 mod llm;

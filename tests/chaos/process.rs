@@ -128,7 +128,7 @@ async fn a_graceful_stop_finishes_calls_that_are_ending() {
 
 /// `scribe serve`, the real binary, as a child process of the test: its
 /// realtime peer and model are the test's simulated ones.
-struct ChildScribe {
+pub struct ChildScribe {
     child: tokio::process::Child,
     address: String,
     client: reqwest::Client,
@@ -149,6 +149,12 @@ impl Service for ChildScribe {
 
 impl ChildScribe {
     async fn start(database_url: &str, peer: &SimRealtime, llm: &SimLlm) -> Self {
+        Self::start_at(database_url, &peer.url(), llm).await
+    }
+
+    /// `scribe serve` whose OpenAI (model, calls, sidebands) is `llm` and
+    /// whose owned sessions go to `realtime_url`.
+    pub async fn start_at(database_url: &str, realtime_url: &str, llm: &SimLlm) -> Self {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scribe"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("DATABASE_URL", database_url)
@@ -156,7 +162,7 @@ impl ChildScribe {
             .env("SCRIBE_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("STREAM_API_SECRET", STREAM_SECRET)
             .env("SCRIBE_CHAOS", "1")
-            .env("SCRIBE_REALTIME_URL", peer.url())
+            .env("SCRIBE_REALTIME_URL", realtime_url)
             .env("SCRIBE_SIMULATED_PEER", "1")
             .env("OPENAI_BASE_URL", llm.base_url())
             .env("OPENAI_API_KEY", "sk-sim")
@@ -196,7 +202,7 @@ impl ChildScribe {
     }
 
     /// SIGKILL: no shutdown of any kind.
-    async fn kill(mut self) {
+    pub async fn kill(mut self) {
         self.child.start_kill().expect("SIGKILL sent");
         self.child.wait().await.expect("reaped");
     }

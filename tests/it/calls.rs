@@ -6,12 +6,14 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use scribe::sim::calls::media::{self, MediaCounts};
 use scribe::sim::calls::{CallStatus, CallsConfig, EndedAnswer, StartOn};
 use scribe::sim::openai_webhook::OpenAiWebhooks;
 use scribe::sim::realtime::SimRealtimeConfig;
 use scribe::sim::script::{Script, Step, Transcription, Turn};
 use scribe_actors::domain::MeetingStatus;
 use serde_json::{Value, json};
+use tokio::sync::watch;
 
 use crate::helpers::{
     ADMIN_TOKEN, API_TOKEN, TestApp, each_backend, expect_error, expect_json, live_settings,
@@ -25,12 +27,14 @@ use crate::live::{
 pub const OPENAI_KEY: &str = "sk-sim-calls";
 pub const WEBHOOK_SECRET: &str = "whsec_c2NyaWJlIHRlc3Qgd2ViaG9vayBzZWNyZXQ=";
 
-/// A browser's SDP offer (Chromium's shape, trimmed).
-pub const OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
-a=group:BUNDLE 0\r\na=msid-semantic: WMS\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126\r\n\
-c=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\na=ice-ufrag:Hx3v\r\na=ice-pwd:f5ez0Jd6PmpdqT3bZLDZ7J0C\r\n\
-a=fingerprint:sha-256 3B:4F:1E:3A:6C:39:1A:50:17:0F:9E:6B:55:1B:4E:1D:EC:2C:07:34:7A:D0:49:F6:47:9C:27:FE:56:2F:DF:79\r\n\
-a=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=rtpmap:111 opus/48000/2\r\n";
+/// A real offer (the simulator's WebRTC endpoint as the caller), for
+/// requests whose media never flows.
+pub async fn offer() -> String {
+    scribe::sim::calls::media::offer()
+        .await
+        .expect("an offer")
+        .0
+}
 
 fn turn(n: usize) -> Turn {
     Turn::numbered("call", n, Transcription::Before)
@@ -43,6 +47,16 @@ pub async fn calls_app(
     script: impl Fn(&scribe::sim::realtime::ConnectionInfo) -> Script + Send + Sync + 'static,
     ended: EndedAnswer,
 ) -> TestApp {
+    calls_app_starting(url, script, ended, StartOn::Attach).await
+}
+
+/// As [`calls_app`], the conversation starting on `start`.
+pub async fn calls_app_starting(
+    url: &str,
+    script: impl Fn(&scribe::sim::realtime::ConnectionInfo) -> Script + Send + Sync + 'static,
+    ended: EndedAnswer,
+    start: StartOn,
+) -> TestApp {
     let app = spawn_app_with(url, |s| {
         live_settings(s, "ws://127.0.0.1:9/v1/realtime?model=gpt-realtime");
         s.openai_api_key = Some(OPENAI_KEY.into());
@@ -51,7 +65,7 @@ pub async fn calls_app(
     .await;
     app.llm.calls().configure(CallsConfig {
         realtime: SimRealtimeConfig::scripted(script),
-        start: StartOn::Attach,
+        start,
         ended,
         api_key: Some(OPENAI_KEY.into()),
     });
@@ -82,6 +96,17 @@ pub fn bearer() -> Option<(&'static str, String)> {
     Some(("authorization", format!("Bearer {API_TOKEN}")))
 }
 
+/// Every sideband attached at the simulated OpenAI so far.
+fn sidebands(app: &TestApp) -> Vec<scribe::sim::realtime::ConnectionRecord> {
+    app.llm
+        .calls()
+        .records
+        .connections
+        .lock()
+        .expect("lock")
+        .clone()
+}
+
 async fn meeting_json(app: &TestApp, meeting: &str) -> Value {
     expect_json(
         app.get(&format!("/api/meetings/{meeting}")).await,
@@ -93,7 +118,9 @@ async fn meeting_json(app: &TestApp, meeting: &str) -> Value {
 #[tokio::test]
 async fn a_browser_call_is_created_at_openai_attached_recorded_and_hung_up() {
     each_backend(|_, url| async move {
-        let app = calls_app(
+        // The conversation starts when the caller's first audio packet
+        // reaches OpenAI's media endpoint (real ICE, DTLS and SRTP).
+        let app = calls_app_starting(
             &url,
             |_| Script {
                 steps: vec![
@@ -104,14 +131,23 @@ async fn a_browser_call_is_created_at_openai_attached_recorded_and_hung_up() {
                 ],
             },
             EndedAnswer::NotFound,
+            StartOn::Audio,
         )
         .await;
         let meeting = new_meeting(&app).await;
-        let answer = post_call(&app, &meeting, "application/sdp", OFFER, bearer()).await;
+        let (offer_sdp, offering) = media::offer().await.expect("an offer");
+        let answer = post_call(&app, &meeting, "application/sdp", &offer_sdp, bearer()).await;
         assert_eq!(answer.status(), StatusCode::CREATED);
         assert_eq!(answer.headers()["content-type"], "application/sdp");
         let sdp = answer.text().await.expect("body");
-        assert!(sdp.starts_with("v=0"), "{sdp}");
+        // The answer comes once the sideband is attached, so the call is
+        // heard from its first word.
+        let attached = sidebands(&app).len();
+        assert_eq!(attached, 1, "attached before the browser got its answer");
+        let caller = offering.accept(&sdp).expect("the answer fits the offer");
+        let (hang_up, stop) = watch::channel(false);
+        let (counts, mut heard) = watch::channel(MediaCounts::default());
+        let caller = tokio::spawn(caller.run(stop, None, Some(counts)));
 
         let record = meeting_json(&app, &meeting).await;
         assert_eq!(record["status"], "active");
@@ -160,14 +196,7 @@ async fn a_browser_call_is_created_at_openai_attached_recorded_and_hung_up() {
                 "call agent reply 2 with a few words"
             ]
         );
-        let connections = app
-            .llm
-            .calls()
-            .records
-            .connections
-            .lock()
-            .expect("lock")
-            .clone();
+        let connections = sidebands(&app);
         assert_eq!(connections.len(), 1, "one sideband");
         assert_eq!(
             connections[0].authorization.as_deref(),
@@ -186,6 +215,14 @@ async fn a_browser_call_is_created_at_openai_attached_recorded_and_hung_up() {
             json!({ "status": "processing" })
         );
         assert_eq!(call.status(), CallStatus::Ended, "hung up at OpenAI");
+        // Audio went both ways while the call was live.
+        tokio::time::timeout(DEADLINE, heard.wait_for(|c| c.sent > 0 && c.received > 0))
+            .await
+            .expect("audio both ways")
+            .expect("caller running");
+        assert!(call.media.borrow().received > 0, "OpenAI heard the caller");
+        hang_up.send_replace(true);
+        assert_eq!(caller.await.expect("caller"), media::PeerEnd::Stopped);
         wait_for_status(&app.store, &meeting, MeetingStatus::Completed).await;
         let again = app
             .client
@@ -208,7 +245,7 @@ async fn call_requests_get_their_exact_code_and_change_nothing() {
         let page_token =
             scribe::http::auth::meeting_token(&API_TOKEN.into(), meeting.parse().expect("id"));
 
-        let no_auth = post_call(&app, &meeting, "application/sdp", OFFER, None).await;
+        let no_auth = post_call(&app, &meeting, "application/sdp", &offer().await, None).await;
         expect_error(no_auth, StatusCode::UNAUTHORIZED, "bearer token").await;
         let other = scribe::http::auth::meeting_token(
             &API_TOKEN.into(),
@@ -218,19 +255,26 @@ async fn call_requests_get_their_exact_code_and_change_nothing() {
             &app,
             &meeting,
             "application/sdp",
-            OFFER,
+            &offer().await,
             Some(("x-meeting-token", other)),
         )
         .await;
         assert_eq!(wrong_page.status(), StatusCode::UNAUTHORIZED);
-        let text = post_call(&app, &meeting, "text/plain", OFFER, bearer()).await;
+        let text = post_call(&app, &meeting, "text/plain", &offer().await, bearer()).await;
         expect_error(text, StatusCode::UNSUPPORTED_MEDIA_TYPE, "application/sdp").await;
         let garbage = post_call(&app, &meeting, "application/sdp", "hello", bearer()).await;
         expect_error(garbage, StatusCode::BAD_REQUEST, "not an SDP offer").await;
         let unknown = uuid::Uuid::new_v4().to_string();
-        let missing = post_call(&app, &unknown, "application/sdp", OFFER, bearer()).await;
+        let missing = post_call(&app, &unknown, "application/sdp", &offer().await, bearer()).await;
         expect_error(missing, StatusCode::NOT_FOUND, "Meeting not found").await;
-        let malformed = post_call(&app, "not-a-uuid", "application/sdp", OFFER, bearer()).await;
+        let malformed = post_call(
+            &app,
+            "not-a-uuid",
+            "application/sdp",
+            &offer().await,
+            bearer(),
+        )
+        .await;
         assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
         assert!(app.llm.calls().all().is_empty(), "OpenAI was never asked");
         assert_eq!(
@@ -244,10 +288,25 @@ async fn call_requests_get_their_exact_code_and_change_nothing() {
             api_key: Some("sk-another-key".into()),
             ..CallsConfig::default()
         });
-        let refused = post_call(&app, &meeting, "application/sdp", OFFER, bearer()).await;
+        let refused = post_call(&app, &meeting, "application/sdp", &offer().await, bearer()).await;
         let message = expect_error(refused, StatusCode::BAD_GATEWAY, "HTTP 401").await;
         assert!(message.contains("Incorrect API key provided"), "{message}");
         assert!(!message.contains(OPENAI_KEY), "{message}");
+        assert_eq!(
+            status_of(&app.store, &meeting).await,
+            MeetingStatus::Upcoming
+        );
+        // An offer that looks like one to scribe but that OpenAI's media
+        // endpoint cannot answer (no ICE credentials, no fingerprint): 502
+        // with OpenAI's 400.
+        app.llm.calls().configure(CallsConfig {
+            api_key: Some(OPENAI_KEY.into()),
+            ..CallsConfig::default()
+        });
+        let hollow = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n";
+        let refused = post_call(&app, &meeting, "application/sdp", hollow, bearer()).await;
+        let message = expect_error(refused, StatusCode::BAD_GATEWAY, "HTTP 400").await;
+        assert!(message.contains("offer"), "{message}");
         assert_eq!(
             status_of(&app.store, &meeting).await,
             MeetingStatus::Upcoming
@@ -258,15 +317,16 @@ async fn call_requests_get_their_exact_code_and_change_nothing() {
         });
 
         // The page's own capability may start its call; two at once make one.
+        let (first, second) = (offer().await, offer().await);
         let (a, b) = tokio::join!(
             post_call(
                 &app,
                 &meeting,
                 "application/sdp",
-                OFFER,
+                &first,
                 Some(("x-meeting-token", page_token.clone()))
             ),
-            post_call(&app, &meeting, "application/sdp", OFFER, bearer()),
+            post_call(&app, &meeting, "application/sdp", &second, bearer()),
         );
         let mut codes = [a.status(), b.status()];
         codes.sort();
@@ -282,7 +342,7 @@ async fn call_requests_get_their_exact_code_and_change_nothing() {
             (live == 1).then_some(())
         })
         .await;
-        let again = post_call(&app, &meeting, "application/sdp", OFFER, bearer()).await;
+        let again = post_call(&app, &meeting, "application/sdp", &offer().await, bearer()).await;
         expect_error(again, StatusCode::CONFLICT, "Meeting is active").await;
 
         // Hang-up: the same auth; only an active meeting.
@@ -308,7 +368,14 @@ async fn call_requests_get_their_exact_code_and_change_nothing() {
         let keyless =
             spawn_app_with(&url, |s| live_settings(s, "ws://127.0.0.1:9/v1/realtime")).await;
         let meeting = new_meeting(&keyless).await;
-        let unconfigured = post_call(&keyless, &meeting, "application/sdp", OFFER, bearer()).await;
+        let unconfigured = post_call(
+            &keyless,
+            &meeting,
+            "application/sdp",
+            &offer().await,
+            bearer(),
+        )
+        .await;
         expect_error(
             unconfigured,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -337,7 +404,8 @@ async fn a_call_the_provider_ends_is_finalized_whatever_a_re_attach_answers() {
             )
             .await;
             let meeting = new_meeting(&app).await;
-            let answer = post_call(&app, &meeting, "application/sdp", OFFER, bearer()).await;
+            let answer =
+                post_call(&app, &meeting, "application/sdp", &offer().await, bearer()).await;
             assert_eq!(answer.status(), StatusCode::CREATED, "{ended:?}");
             assert!(app.llm.calls().wait_for_mark("spoken", DEADLINE).await);
             wait_for_lines(&app.store, &meeting, 2).await;
@@ -363,33 +431,15 @@ async fn a_call_the_provider_ends_is_finalized_whatever_a_re_attach_answers() {
     .await;
 }
 
-/// Plays turn 1, then waits at gate `two` (turn 2 is said while scribe
-/// cannot attach), then turn 3 at gate `three`.
-fn away_script() -> Script {
-    Script {
-        steps: vec![
-            Step::Turn(turn(1)),
-            Step::Mark("one".into()),
-            Step::Gate("two".into()),
-            Step::Turn(turn(2)),
-            Step::Mark("two".into()),
-            Step::Gate("three".into()),
-            Step::Turn(turn(3)),
-            Step::Mark("three".into()),
-            Step::Hold,
-        ],
-    }
-}
-
 /// What a re-attach recovers after `interrupt` takes scribe away while turn
 /// 2 is said: the agent's reply of turn 2 is fetched back and stored before
 /// turn 3, the user's words of turn 2 cannot be (a retrieved item names no
 /// predecessor): that hole is marked, never filled.
 async fn recover_after(url: &str, interrupt: &str) {
-    let app = calls_app(url, |_| away_script(), EndedAnswer::NotFound).await;
+    let app = calls_app(url, |_| crate::live::away_script(), EndedAnswer::NotFound).await;
     let calls = app.llm.calls().clone();
     let meeting = new_meeting(&app).await;
-    let answer = post_call(&app, &meeting, "application/sdp", OFFER, bearer()).await;
+    let answer = post_call(&app, &meeting, "application/sdp", &offer().await, bearer()).await;
     assert_eq!(answer.status(), StatusCode::CREATED);
     assert!(calls.wait_for_mark("one", DEADLINE).await);
     wait_for_lines(&app.store, &meeting, 2).await;
@@ -429,13 +479,7 @@ async fn recover_after(url: &str, interrupt: &str) {
     let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
     assert_eq!(
         texts,
-        [
-            "call user line 1",
-            "call agent reply 1 with a few words",
-            "call agent reply 2 with a few words",
-            "call user line 3",
-            "call agent reply 3 with a few words",
-        ],
+        crate::live::AWAY_LINES,
         "{interrupt}: the reply of turn 2 is fetched back and stored in its place"
     );
     let numbers: Vec<i64> = lines.iter().map(|l| l.sequence_number).collect();

@@ -284,6 +284,37 @@ pub fn one_turn() -> Script {
     }
 }
 
+/// Three turns: the first, then marks and gates (`one`, gate `two`, turn
+/// 2, `two`, gate `three`, turn 3, `three`), so a test can take scribe
+/// away while turn 2 is said.
+pub fn away_script() -> Script {
+    use scribe::sim::script::Step;
+    let turn = |n| Step::Turn(Turn::numbered("call", n, Transcription::Before));
+    Script {
+        steps: vec![
+            turn(1),
+            Step::Mark("one".into()),
+            Step::Gate("two".into()),
+            turn(2),
+            Step::Mark("two".into()),
+            Step::Gate("three".into()),
+            turn(3),
+            Step::Mark("three".into()),
+            Step::Hold,
+        ],
+    }
+}
+
+/// What [`away_script`] leaves stored when scribe was away during turn 2:
+/// turn 2's reply fetched back in its place, turn 2's user line missed.
+pub const AWAY_LINES: [&str; 5] = [
+    "call user line 1",
+    "call agent reply 1 with a few words",
+    "call agent reply 2 with a few words",
+    "call user line 3",
+    "call agent reply 3 with a few words",
+];
+
 /// Two turns with the gate `second` between them (so a test sees lines
 /// arrive while the call is live), then `spoken`.
 pub fn gated_call() -> Script {

@@ -1,7 +1,7 @@
 //! Attached sessions: scribe's sideband to a call that a browser (WebRTC)
 //! or a phone (SIP) carries. The call does not depend on scribe: when the
-//! sideband socket ends, scribe re-attaches to the same provider call with
-//! backoff (nothing is replayed: the session has its conversation), and the
+//! sideband socket ends, scribe re-attaches to the same provider call at
+//! once, then with backoff (nothing is replayed: the session has its conversation), and the
 //! provider ends the call.
 //!
 //! OpenAI does not document what a re-attach to a call that has ended
@@ -55,6 +55,7 @@ impl MeetingState {
         if heard || lasted {
             self.attach.empty = 0;
             self.attach.lost_since = Some(now);
+            self.attach.at_once = true;
         } else {
             self.attach.empty += 1;
             self.attach.lost_since.get_or_insert(now);

@@ -96,6 +96,9 @@ pub struct AttachWatch {
     pub lost_since: Option<Instant>,
     /// Sockets in a row that ended soon without one event from the service.
     pub empty: u32,
+    /// A live sideband was just lost: the first re-attach goes at once
+    /// (when the provider ended the call, it says so right away).
+    pub at_once: bool,
 }
 
 impl MeetingState {
@@ -204,6 +207,15 @@ impl MeetingState {
     ) {
         match self.attach_failed() {
             Some(over) => self.declare_call_over(myself, over),
+            None if std::mem::take(&mut self.attach.at_once) && floor.is_none() => {
+                self.socket_state = SocketState::Reconnecting;
+                metrics::counter!(crate::metrics::RECONNECTS).increment(1);
+                self.log(
+                    EventKind::SocketReconnecting,
+                    json!({ "delay_ms": 0, "reason": why }),
+                );
+                let _ = myself.cast(MeetingMsg::Connect);
+            }
             None => self.schedule_reconnect(myself, why, floor),
         }
     }

@@ -1,5 +1,7 @@
 // The meeting page: follows /api/meetings/{id}/events and shows the live
-// transcript, the real analysis stages, then the results or the error.
+// transcript, the real analysis stages, then the results or the error. An
+// upcoming meeting can be called from here: the browser carries the audio
+// to OpenAI (WebRTC) and scribe attaches to the call as its sideband.
 "use strict";
 // Script errors are kept here as well as in the console, so that a test
 // (or a person in the console) can check the page ran cleanly.
@@ -32,6 +34,15 @@ window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(
     completed: "Completed",
     failed: "Analysis failed",
   };
+  const CALL_TEXT = {
+    idle: "Not started",
+    connecting: "Connecting…",
+    connected: "Connected",
+    ended: "Ended",
+    failed: "Could not connect",
+  };
+  let peer = null;
+  let microphone = null;
   let source = null;
   let lastId = null;
   let processingSince = null;
@@ -96,6 +107,125 @@ window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(
     mark.textContent = " " + LINE_MARKS[status];
   }
 
+  // Lines may be missing here: scribe was away from the call and cannot
+  // know what it missed. It says so and where; it never makes up a line.
+  function addHole(hole) {
+    const key = "hole-" + hole.after + "-" + hole.before + "-" + hole.from;
+    if (document.getElementById(key)) return;
+    const li = document.createElement("li");
+    li.id = key;
+    li.className = "hole";
+    const at = hole.after != null ? hole.after + 0.5 : hole.before != null ? hole.before - 0.5 : Infinity;
+    li.dataset.sequence = at;
+    const time = (t) => (t ? new Date(t).toLocaleTimeString() : "?");
+    li.textContent = "Lines may be missing here: scribe was reconnecting to the call (" +
+      time(hole.from) + "–" + time(hole.to) + ")";
+    let before = null;
+    for (const other of transcript.children) {
+      if (Number(other.dataset.sequence) > at) { before = other; break; }
+    }
+    transcript.insertBefore(li, before);
+    $("transcript-empty").hidden = true;
+  }
+
+  function callState(state) {
+    $("call").dataset.state = state;
+    $("call-state").textContent = CALL_TEXT[state];
+  }
+
+  function callError(message) {
+    $("call-error").textContent = message;
+    $("call-error").hidden = !message;
+  }
+
+  function releaseCall() {
+    if (peer) peer.close();
+    if (microphone) for (const track of microphone.getTracks()) track.stop();
+    peer = null;
+    microphone = null;
+    $("hang-up").hidden = true;
+  }
+
+  // The offer is sent whole (OpenAI takes no trickled candidates): wait for
+  // the local candidates, at most 3 s.
+  function gathered(pc) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => { if (pc.iceGatheringState === "complete") resolve(); };
+      pc.addEventListener("icegatheringstatechange", done);
+      setTimeout(resolve, 3000);
+    });
+  }
+
+  async function startCall() {
+    $("start-call").disabled = true;
+    callError("");
+    callState("connecting");
+    try {
+      microphone = await navigator.mediaDevices.getUserMedia({ audio: true });
+      peer = new RTCPeerConnection();
+      const pc = peer;
+      pc.addEventListener("track", (e) => { $("agent-audio").srcObject = e.streams[0] || new MediaStream([e.track]); });
+      pc.addEventListener("connectionstatechange", () => {
+        if (pc !== peer) return;
+        if (pc.connectionState === "connected") callState("connected");
+        if (pc.connectionState === "failed") { releaseCall(); callState("failed"); callError("The audio connection failed."); }
+      });
+      for (const track of microphone.getTracks()) pc.addTrack(track, microphone);
+      await pc.setLocalDescription(await pc.createOffer());
+      await gathered(pc);
+      const answer = await fetch("/api/meetings/" + meeting + "/call", {
+        method: "POST",
+        headers: { "Content-Type": "application/sdp", "X-Meeting-Token": token },
+        body: pc.localDescription.sdp,
+      });
+      if (answer.status !== 201) {
+        const problem = await answer.json().catch(() => ({}));
+        throw new Error(problem.error || "the server answered " + answer.status);
+      }
+      await pc.setRemoteDescription({ type: "answer", sdp: await answer.text() });
+      $("start-call").hidden = true;
+      $("hang-up").hidden = false;
+      $("hang-up").disabled = false;
+    } catch (error) {
+      releaseCall();
+      callState("failed");
+      callError("Could not start the call: " + error.message);
+      $("start-call").disabled = false;
+    }
+  }
+
+  async function hangUp() {
+    $("hang-up").disabled = true;
+    try {
+      const answer = await fetch("/api/meetings/" + meeting + "/hangup", {
+        method: "POST",
+        headers: { "X-Meeting-Token": token },
+      });
+      if (!answer.ok && answer.status !== 409) {
+        const problem = await answer.json().catch(() => ({}));
+        throw new Error(problem.error || "the server answered " + answer.status);
+      }
+      releaseCall();
+      callState("ended");
+    } catch (error) {
+      callError("Could not hang up: " + error.message);
+      $("hang-up").disabled = false;
+    }
+  }
+
+  function showCall(status) {
+    const live = peer !== null;
+    if (live && status !== "upcoming" && status !== "active") {
+      // OpenAI ended the call (or another tab hung up).
+      releaseCall();
+      callState("ended");
+    }
+    const ended = $("call").dataset.state === "ended";
+    $("call").hidden = !(status === "upcoming" || live || ended);
+    $("start-call").hidden = status !== "upcoming" || live;
+  }
+
   function showProblem(error) {
     $("problem-text").textContent = error;
     $("problem").hidden = !error;
@@ -130,6 +260,7 @@ window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(
 
   function showStatus(data) {
     setStatus(data.status);
+    showCall(data.status);
     showProblem(data.status === "active" ? data.error : null);
     clockOffsetMs = data.now ? Date.parse(data.now) - Date.now() : 0;
     $("progress").hidden = data.status !== "processing";
@@ -185,6 +316,7 @@ window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(
       for (const line of JSON.parse(e.data).lost_lines || []) addLine(line);
     });
     source.addEventListener("status", (e) => showStatus(JSON.parse(e.data)));
+    source.addEventListener("hole", (e) => { track(e); addHole(JSON.parse(e.data)); });
     source.addEventListener("problem", (e) => {
       track(e);
       if (body.dataset.status === "active") showProblem(JSON.parse(e.data).error);
@@ -220,5 +352,12 @@ window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(
     }
   });
 
+  $("start-call").addEventListener("click", startCall);
+  $("hang-up").addEventListener("click", hangUp);
+  // A closed tab ends the call at OpenAI (the media stops); scribe then
+  // finalizes when OpenAI says the call is over.
+  window.addEventListener("pagehide", () => { if (peer) peer.close(); });
+
+  callState("idle");
   connect();
 })();

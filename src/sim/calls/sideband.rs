@@ -188,6 +188,7 @@ async fn serve<S>(
             }
             calls.records.changed.notify_waiters();
             let mut frames = call.frames.subscribe();
+            call.named(meeting.as_ref());
             if calls.config().start == StartOn::Attach {
                 calls.start(&call, meeting);
             }
