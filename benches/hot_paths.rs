@@ -150,6 +150,8 @@ fn writer(c: &mut Criterion) {
                             status: ChunkStatus::Completed,
                             item_id: None,
                             timestamp: Utc::now(),
+                            start_ms: None,
+                            end_ms: None,
                             ready_at: std::time::Instant::now(),
                         };
                         (meeting, line)

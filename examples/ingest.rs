@@ -164,6 +164,8 @@ async fn batched(store: Arc<dyn TranscriptSink>, calls: Vec<Vec<Row>>) -> anyhow
                             status: ChunkStatus::Completed,
                             item_id: None,
                             timestamp: row.timestamp,
+                            start_ms: None,
+                            end_ms: None,
                             ready_at: Instant::now(),
                         }],
                     };

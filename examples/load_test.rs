@@ -7,7 +7,13 @@
 //! cargo build --release --examples
 //! target/release/examples/load_test --calls 1000 --turns 4 --pace 1 --start-rate 100
 //! target/release/examples/load_test --calls 1000 --database-url postgres://postgres@127.0.0.1/load
+//! target/release/examples/load_test --calls 1000 --voice-api live
 //! ```
+//!
+//! With `--voice-api live` every call runs on GPT-Live: the same
+//! conversations as timed transcript fragments (user words transcribed late
+//! in two turns of three), owned sessions on the simulated OpenAI, each
+//! transcript checked against the timeline's lines.
 //!
 //! Every call is a GA conversation: a turn every few seconds at pace 1, the
 //! agent's audio deltas at the real byte rate while it speaks (8 KB/s of
@@ -29,6 +35,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use futures::StreamExt;
 use scribe::demo::percentile;
+use scribe::sim::calls::{CallsConfig, EndedAnswer, StartOn};
 use scribe::sim::llm::SimLlm;
 use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
 use scribe::sim::script::{Comparison, Script, compare, done_mark};
@@ -69,6 +76,9 @@ struct Args {
     /// Print only the JSON line.
     #[arg(long)]
     json: bool,
+    /// The voice API the server runs calls on: `realtime` or `live`.
+    #[arg(long, default_value = "realtime")]
+    voice_api: String,
 }
 
 /// What /proc says of the server process.
@@ -218,6 +228,23 @@ async fn main() -> anyhow::Result<()> {
         Duration::from_millis(args.llm_latency_ms),
     )
     .await?;
+    let live = match args.voice_api.as_str() {
+        "realtime" => false,
+        "live" => true,
+        other => bail!("--voice-api is `realtime` or `live`, not `{other}`"),
+    };
+    // GPT-Live sessions are OpenAI's (the simulated HTTP API's).
+    llm.calls().configure(CallsConfig {
+        realtime: SimRealtimeConfig {
+            pace: args.pace,
+            ..SimRealtimeConfig::scripted(move |c| {
+                Script::for_call(c.meeting.as_deref().unwrap_or_default(), turns)
+            })
+        },
+        start: StartOn::Attach,
+        ended: EndedAnswer::NotFound,
+        api_key: None,
+    });
 
     let mut child = tokio::process::Command::new(&args.scribe_bin)
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -229,6 +256,7 @@ async fn main() -> anyhow::Result<()> {
         .env("OPENAI_BASE_URL", llm.base_url())
         .env("OPENAI_API_KEY", "sk-load-test")
         .env("SCRIBE_ANALYSIS_CONCURRENCY", "64")
+        .env("SCRIBE_VOICE_API", &args.voice_api)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -338,7 +366,11 @@ async fn main() -> anyhow::Result<()> {
     while !talking.is_empty() {
         tick.tick().await;
         peak_rss = peak_rss.max(proc_stat(pid)?.rss_bytes);
-        let marks = peer.marks_since(seen_marks);
+        let marks = if live {
+            llm.calls().marks_since(seen_marks)
+        } else {
+            peer.marks_since(seen_marks)
+        };
         seen_marks += marks.len();
         finished.extend(marks.iter().filter_map(|mark| talking.remove(mark)));
         if Instant::now() > talk_deadline {
@@ -396,7 +428,12 @@ async fn main() -> anyhow::Result<()> {
     let (mut expected_lines, mut stored_lines, mut incomplete) = (0, 0, 0);
     let (mut to_processing, mut to_completed) = (Vec::new(), Vec::new());
     for (id, meeting) in ids.iter().zip(&meetings) {
-        let expected = Script::for_call(meeting, turns).expected_lines();
+        let script = Script::for_call(meeting, turns);
+        let expected = if live {
+            script.expected_live_lines()
+        } else {
+            script.expected_lines()
+        };
         let stored = store.transcript(*id).await?;
         let c = compare(&stored, &expected);
         total.lost += c.lost;
@@ -421,6 +458,7 @@ async fn main() -> anyhow::Result<()> {
     let lag =
         |q| histogram_quantile(&metrics_text, "scribe_commit_lag_seconds", q).map(|s| s * 1000.0);
     let report = json!({
+        "voice_api": args.voice_api,
         "calls": meetings.len(),
         "held_calls": held_calls,
         "turns": turns,

@@ -2,7 +2,10 @@
 //! for a script that plays every case it knows (turns with each
 //! transcription timing, transcription deltas then a failure, cancelled,
 //! failed and truncated replies, a non-fatal error, a session expiry) and
-//! for a refused `session.update`. `.ci/run` pipes them into
+//! for a refused `session.update`; then, after a line `--- live`, every
+//! frame a simulated GPT-Live session sends for the same script (as timed
+//! fragments, then `session.closed`) and for a refused `session.start`.
+//! `.ci/run` pipes them into
 //! `scripts/check_sim_shapes.py`, which validates each against OpenAI's own
 //! generated types (`openai` on PyPI): the simulator speaks the real shapes.
 //!
@@ -13,8 +16,12 @@
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use scribe::realtime::ws_base;
+use scribe::sim::calls::CallsConfig;
+use scribe::sim::llm::SimLlm;
 use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
 use scribe::sim::script::{Reply, Script, Step, Transcription, Turn};
+use scribe_actors::domain::Speaker;
 use tokio_tungstenite::tungstenite::Message;
 
 /// How long a quiet socket means the script has played out.
@@ -69,6 +76,39 @@ async fn record(config: SimRealtimeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Plays one owned GPT-Live session to the end and prints what it sent.
+async fn record_live(script: Script, refuse: Option<&str>) -> anyhow::Result<()> {
+    let llm = SimLlm::start(([127, 0, 0, 1], 0).into(), Duration::ZERO).await?;
+    let mut steps = script.steps;
+    steps.push(Step::SessionClosed("remote_hangup".into()));
+    llm.calls().configure(CallsConfig {
+        realtime: SimRealtimeConfig {
+            reject_session_update: refuse.map(str::to_owned),
+            ..SimRealtimeConfig::scripted(move |_| Script {
+                steps: steps.clone(),
+            })
+        },
+        ..CallsConfig::default()
+    });
+    let url = format!("{}/live/sessions", ws_base(&llm.base_url()));
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+    let start = scribe_actors::realtime::live::session_start(
+        "gpt-live-1.1",
+        "Be brief.",
+        "marin",
+        &[(Speaker::User, "Earlier words.".into())],
+    );
+    socket.send(Message::text(start)).await?;
+    while let Ok(Some(frame)) = tokio::time::timeout(QUIET, socket.next()).await {
+        match frame? {
+            Message::Text(text) => println!("{text}"),
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     record(SimRealtimeConfig {
@@ -82,5 +122,14 @@ async fn main() -> anyhow::Result<()> {
         ..SimRealtimeConfig::scripted(|_| Script::hold())
     })
     .await?;
+    println!("--- live");
+    let mut live = every_case();
+    live.steps.pop(); // the expiry ends the session; play it last
+    live.steps.push(Step::ExpireMidReply {
+        turn: Turn::numbered("sim", 10, Transcription::Before),
+        words_before_expiry: 2,
+    });
+    record_live(live, None).await?;
+    record_live(Script::hold(), Some("session.voice")).await?;
     Ok(())
 }

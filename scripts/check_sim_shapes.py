@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""Validates the simulated realtime peer's frames (one JSON object a line on
-stdin, from `cargo run --example sim_frames`) against OpenAI's own generated
-types: each frame against the member of
-`openai.types.realtime.RealtimeServerEvent` whose `type` it names (required
-fields present, values of the declared types). A frame whose type OpenAI
-does not define fails too. Exits non-zero on the first misfit, naming it."""
+"""Validates the simulated peers' frames (one JSON object a line on stdin,
+from `cargo run --example sim_frames`) against OpenAI's own generated types:
+each frame against the member of `openai.types.realtime.RealtimeServerEvent`
+(after a line `--- live`: of `openai.types.live.ServerEvent`) whose `type`
+it names (required fields present, values of the declared types). A frame
+whose type OpenAI does not define fails too. Exits non-zero on the first
+misfit, naming it."""
 import json
 import sys
 import typing
 
 from pydantic import TypeAdapter, ValidationError
+from openai.types.live import ServerEvent as LiveServerEvent
 from openai.types.realtime import RealtimeServerEvent
 
 
@@ -21,15 +23,25 @@ def members(tp):
     return args or (tp,)
 
 
-by_type = {}
-for model in members(RealtimeServerEvent):
-    for literal in typing.get_args(model.model_fields["type"].annotation):
-        by_type[literal] = TypeAdapter(model)
+def adapters(union):
+    out = {}
+    for model in members(union):
+        for literal in typing.get_args(model.model_fields["type"].annotation):
+            out[literal] = TypeAdapter(model)
+    return out
+
+
+api = "realtime"
+by_type = adapters(RealtimeServerEvent)
 
 seen = {}
 for n, line in enumerate(sys.stdin, 1):
     line = line.strip()
     if not line:
+        continue
+    if line == "--- live":
+        api = "live"
+        by_type = adapters(LiveServerEvent)
         continue
     frame = json.loads(line)
     kind = frame.get("type")
@@ -42,10 +54,10 @@ for n, line in enumerate(sys.stdin, 1):
     except ValidationError as error:
         print(f"frame {n} ({kind}) does not fit OpenAI's types:\n{error}\n{line}", file=sys.stderr)
         sys.exit(1)
-    seen[kind] = seen.get(kind, 0) + 1
+    seen[f"{api} {kind}"] = seen.get(f"{api} {kind}", 0) + 1
 if not seen:
     print("no frames read", file=sys.stderr)
     sys.exit(1)
 for kind, count in sorted(seen.items()):
     print(f"{count:5} {kind}")
-print(f"all {sum(seen.values())} frames fit openai.types.realtime.RealtimeServerEvent")
+print(f"all {sum(seen.values())} frames fit openai.types.realtime.RealtimeServerEvent and openai.types.live.ServerEvent")

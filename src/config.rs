@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::analysis::llm::RetryPolicy;
+use scribe_actors::domain::VoiceApi;
 use scribe_actors::meeting::deps::CallConfig;
 use scribe_actors::supervisor::budget::RestartBudget;
 use scribe_actors::supervisor::leases::LeaseConfig;
@@ -65,6 +66,22 @@ pub struct DemoArgs {
     /// demo's own WebRTC client as the caller), or each in turn.
     #[arg(long, value_enum, default_value_t = DemoPath::All)]
     pub path: DemoPath,
+}
+
+/// `--voice-api`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VoiceApiArg {
+    Realtime,
+    Live,
+}
+
+impl From<VoiceApiArg> for VoiceApi {
+    fn from(arg: VoiceApiArg) -> Self {
+        match arg {
+            VoiceApiArg::Realtime => VoiceApi::Realtime,
+            VoiceApiArg::Live => VoiceApi::Live,
+        }
+    }
 }
 
 /// Which call path `scribe demo` exercises.
@@ -134,9 +151,15 @@ pub struct ServeArgs {
     #[arg(long, env = "OPENAI_BASE_URL", default_value = DEFAULT_OPENAI_BASE_URL)]
     pub openai_base_url: String,
 
-    /// Realtime model of the calls scribe creates and accepts (WebRTC, SIP).
-    #[arg(long, env = "SCRIBE_REALTIME_MODEL", default_value = DEFAULT_REALTIME_MODEL)]
-    pub realtime_model: String,
+    /// The OpenAI voice API scribe opens, creates and accepts calls with:
+    /// `realtime` (OpenAI Realtime) or `live` (GPT-Live).
+    #[arg(long, env = "SCRIBE_VOICE_API", value_enum, default_value_t = VoiceApiArg::Realtime)]
+    pub voice_api: VoiceApiArg,
+
+    /// The voice model of the calls scribe opens, creates and accepts.
+    /// Default: `gpt-realtime` for Realtime, `gpt-live-1.1` for GPT-Live.
+    #[arg(long, env = "SCRIBE_REALTIME_MODEL")]
+    pub realtime_model: Option<String>,
 
     /// The voice the agent speaks with.
     #[arg(long, env = "SCRIBE_VOICE", default_value = DEFAULT_VOICE)]
@@ -229,7 +252,9 @@ pub struct Settings {
     pub openai_api_key: Option<SecretString>,
     pub openai_base_url: String,
     pub openai_webhook_secret: Option<SecretString>,
-    pub realtime_model: String,
+    pub voice_api: VoiceApi,
+    /// `None`: the voice API's default model.
+    pub realtime_model: Option<String>,
     pub voice: String,
     pub analysis_model: String,
     pub stream_api_key: Option<SecretString>,
@@ -257,6 +282,14 @@ pub enum TokenSource {
 }
 
 impl Settings {
+    /// The voice model of the calls: the configured one, else the voice
+    /// API's default.
+    pub fn model(&self) -> &str {
+        self.realtime_model
+            .as_deref()
+            .unwrap_or_else(|| self.voice_api.default_model())
+    }
+
     /// Resolves `serve` arguments; generates an API token when none was set.
     pub fn from_args(args: ServeArgs) -> (Self, TokenSource) {
         let non_empty = |s: Option<SecretString>| s.filter(|s| !s.expose_secret().is_empty());
@@ -272,7 +305,8 @@ impl Settings {
             openai_api_key: non_empty(args.openai_api_key),
             openai_base_url: args.openai_base_url,
             openai_webhook_secret: non_empty(args.openai_webhook_secret),
-            realtime_model: args.realtime_model,
+            voice_api: args.voice_api.into(),
+            realtime_model: args.realtime_model.filter(|m| !m.trim().is_empty()),
             voice: args.voice.clone(),
             analysis_model: args.analysis_model,
             stream_api_key: non_empty(args.stream_api_key),
@@ -318,7 +352,8 @@ impl Settings {
             openai_api_key: None,
             openai_base_url: DEFAULT_OPENAI_BASE_URL.into(),
             openai_webhook_secret: None,
-            realtime_model: DEFAULT_REALTIME_MODEL.into(),
+            voice_api: VoiceApi::Realtime,
+            realtime_model: None,
             voice: DEFAULT_VOICE.into(),
             analysis_model: DEFAULT_ANALYSIS_MODEL.into(),
             stream_api_key: None,

@@ -8,6 +8,11 @@
 //!   `call_type`, `call_id` and `api_key` in its query and a
 //!   `Stream-Authorization` JWT signed with the Stream secret.
 //!
+//! On GPT-Live (`--voice-api live`), an owned session opens at
+//! `{ws base}/live/sessions` and a sideband attaches at
+//! `{ws base}/live/sessions/{id}/attach`, the ws base being
+//! `OPENAI_BASE_URL`'s.
+//!
 //! Nothing scribe-specific goes on the wire to a real provider. Only when
 //! told that the endpoint is scribe's own simulated peer
 //! ([`RealtimeEndpoint::correlated`]: `--simulate`, the demo, tests, the load
@@ -15,7 +20,7 @@
 //! uses to give each call its script.
 
 use async_trait::async_trait;
-use scribe_actors::domain::Transport;
+use scribe_actors::domain::{Transport, VoiceApi};
 use scribe_actors::ports::{ConnectError, RealtimeConnector, RealtimeSession, SessionTarget};
 use scribe_actors::realtime::client::{MAX_MESSAGE_BYTES, bearer_request, open};
 use secrecy::{ExposeSecret, SecretString};
@@ -53,6 +58,8 @@ impl Provider {
 
 /// What attached sessions are called in errors.
 pub const SIDEBAND: &str = "OpenAI Realtime";
+/// What GPT-Live sessions are called in errors.
+pub const LIVE: &str = "GPT-Live";
 
 /// The largest message a sideband accepts: `conversation.item.retrieved`
 /// carries the item's audio, base64.
@@ -83,6 +90,8 @@ pub struct RealtimeEndpoint {
     correlate: bool,
     /// Where sidebands attach: `{ws base}/realtime?call_id=...`.
     sideband_base: String,
+    /// The voice API of calls that do not record one.
+    voice_api: VoiceApi,
 }
 
 impl RealtimeEndpoint {
@@ -108,6 +117,21 @@ impl RealtimeEndpoint {
             stream_api_secret,
             correlate: false,
             sideband_base: ws_base(crate::config::DEFAULT_OPENAI_BASE_URL),
+            voice_api: VoiceApi::Realtime,
+        }
+    }
+
+    /// Opens and attaches sessions of `api` for calls that record none.
+    pub fn speaking(mut self, api: VoiceApi) -> Self {
+        self.voice_api = api;
+        self
+    }
+
+    /// GPT-Live: the owned session's or the sideband's URL.
+    fn live_url(&self, call: &SessionTarget) -> String {
+        match &call.attach_to {
+            Some(id) => format!("{}/live/sessions/{id}/attach", self.sideband_base),
+            None => format!("{}/live/sessions", self.sideband_base),
         }
     }
 
@@ -160,10 +184,13 @@ impl RealtimeEndpoint {
 impl RealtimeConnector for RealtimeEndpoint {
     async fn connect(&self, target: &SessionTarget) -> Result<RealtimeSession, ConnectError> {
         let request = self.request(target)?;
+        let live = target.voice_api.unwrap_or(self.voice_api) == VoiceApi::Live;
         let Some(call) = &target.attach_to else {
-            return open(request, self.provider.name(), MAX_MESSAGE_BYTES).await;
+            let name = if live { LIVE } else { self.provider.name() };
+            return open(request, name, MAX_MESSAGE_BYTES).await;
         };
-        match open(request, SIDEBAND, MAX_SIDEBAND_MESSAGE_BYTES).await {
+        let name = if live { LIVE } else { SIDEBAND };
+        match open(request, name, MAX_SIDEBAND_MESSAGE_BYTES).await {
             // OpenAI has no such call: it is over.
             Err(ConnectError::Refused {
                 status: 404,
@@ -180,11 +207,18 @@ impl RealtimeConnector for RealtimeEndpoint {
 impl RealtimeEndpoint {
     /// The upgrade request for a call's session: URL, query and headers.
     pub fn request(&self, call: &SessionTarget) -> Result<Request, ConnectError> {
-        if let Some(call_id) = &call.attach_to {
-            // A sideband: OpenAI's own key, the provider call's id.
-            let url = format!("{}/realtime?call_id={call_id}", self.sideband_base);
+        let live = call.voice_api.unwrap_or(self.voice_api) == VoiceApi::Live;
+        let direct = match &call.attach_to {
+            _ if live => Some(self.live_url(call)),
+            Some(call_id) => Some(format!("{}/realtime?call_id={call_id}", self.sideband_base)),
+            None => None,
+        };
+        if let Some(url) = direct {
+            // A sideband, or a GPT-Live session: OpenAI's own key.
             let key = self.openai_api_key.as_ref().ok_or_else(|| {
-                ConnectError::Config("OPENAI_API_KEY is required to attach to a call".into())
+                ConnectError::Config(
+                    "OPENAI_API_KEY is required for GPT-Live and to attach to a call".into(),
+                )
             })?;
             let mut request = bearer_request(&url, Some(key.expose_secret()))?;
             if self.correlate
@@ -245,6 +279,7 @@ mod tests {
             call_id: Some("abc".into()),
             call_type: Some("default".into()),
             attach_to: None,
+            voice_api: None,
         }
     }
 

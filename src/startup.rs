@@ -10,8 +10,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use ractor::Actor;
 use scribe_actors::analysis::job::AnalysisDeps;
+use scribe_actors::domain::{Transport, VoiceApi};
 use scribe_actors::guardian::CallGuardian;
-use scribe_actors::meeting::deps::CallDeps;
+use scribe_actors::meeting::deps::{CallConfig, CallDeps};
 use scribe_actors::recovery::recover;
 use scribe_actors::supervisor::actor::SupervisorArgs;
 use scribe_actors::supervisor::calls::Calls;
@@ -51,7 +52,8 @@ impl Application {
         let url = settings.database_url.expose_secret();
         let store = Store::connect(url, PoolSize(settings.database_pool_size))
             .await
-            .with_context(|| format!("opening database {}", redact_url(url)))?;
+            .with_context(|| format!("opening database {}", redact_url(url)))?
+            .starting_calls_on(settings.voice_api);
         store
             .migrate()
             .await
@@ -83,8 +85,14 @@ impl Application {
             settings.stream_api_secret.clone(),
         )
         .correlated(settings.simulated_peer)
-        .attaching_at(&settings.openai_base_url);
-        let owned_transport = connector.provider().transport();
+        .attaching_at(&settings.openai_base_url)
+        .speaking(settings.voice_api);
+        // Stream's agent endpoint speaks Realtime only: GPT-Live sessions
+        // are OpenAI's.
+        let owned_transport = match settings.voice_api {
+            VoiceApi::Live => Transport::OpenAi,
+            VoiceApi::Realtime => connector.provider().transport(),
+        };
         let openai_webhook_key = settings
             .openai_webhook_secret
             .as_ref()
@@ -95,13 +103,18 @@ impl Application {
         let calls_api = settings
             .openai_api_key
             .clone()
-            .map(|key| CallsApi::new(&settings.openai_base_url, key));
+            .map(|key| CallsApi::new(&settings.openai_base_url, key).on(settings.voice_api));
         let deps = Arc::new(CallDeps {
             store: Arc::new(store.clone()),
             writer: writer.clone(),
             connector: Arc::new(connector),
-            config: settings.call.clone(),
+            config: CallConfig {
+                voice_api: settings.voice_api,
+                live_model: settings.model().to_owned(),
+                ..settings.call.clone()
+            },
         });
+        let model: Arc<str> = settings.model().into();
         let registry = Arc::new(CallRegistry::default());
         let current = Arc::new(CurrentSupervisor::default());
         let (_, guardian_task) = Actor::spawn(
@@ -145,7 +158,7 @@ impl Application {
                 owned_transport,
                 calls_api,
                 openai_webhook_key,
-                realtime_model: settings.realtime_model.as_str().into(),
+                realtime_model: model.clone(),
                 voice: settings.voice.as_str().into(),
                 creating: Arc::default(),
             },

@@ -141,6 +141,26 @@ impl Transport {
 }
 
 closed_set!(
+    /// The OpenAI voice API a call runs on. They are different protocols:
+    /// Realtime's transcript is items chained by `previous_item_id`;
+    /// GPT-Live's is timed fragments on one session clock.
+    VoiceApi, "voice API", {
+        Realtime => "realtime",
+        Live => "live",
+    }
+);
+
+impl VoiceApi {
+    /// The model a call runs on when none is configured.
+    pub const fn default_model(self) -> &'static str {
+        match self {
+            Self::Realtime => "gpt-realtime",
+            Self::Live => "gpt-live-1.1",
+        }
+    }
+}
+
+closed_set!(
     /// The kinds of entries in a meeting's event log.
     EventKind, "event kind", {
         ActorStarted => "actor_started",
@@ -170,6 +190,12 @@ closed_set!(
         /// The provider ended an attached call (it hung up, or the call no
         /// longer exists): the call is finalized.
         CallOver => "call_over",
+        /// A GPT-Live session closed (`reason`) in a way that does not end
+        /// the call.
+        SessionClosed => "session_closed",
+        /// A GPT-Live fragment arrived too late for its place on the
+        /// timeline; it was placed after the lines already numbered.
+        LateFragment => "late_fragment",
         TranscriptionOff => "transcription_off",
         LeaseLost => "lease_lost",
         OutOfOrderItem => "out_of_order_item",

@@ -22,6 +22,7 @@ pub mod deps;
 pub mod drain;
 pub mod msg;
 pub mod notices;
+pub mod open;
 pub mod reader;
 pub mod shared;
 pub mod state;

@@ -22,7 +22,7 @@ use futures::stream::BoxStream;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::domain::{AnalysisStage, EventKind, MeetingStatus, Speaker, Transport};
+use crate::domain::{AnalysisStage, EventKind, MeetingStatus, Speaker, Transport, VoiceApi};
 use crate::ids::MeetingId;
 use crate::transcript::Line;
 
@@ -83,6 +83,12 @@ pub struct CallContext {
     /// The item id of the highest-numbered stored line: where an attached
     /// conversation continues after a restart.
     pub last_item_id: Option<String>,
+    /// The voice API the call runs on (`None`: not recorded; the
+    /// configured one).
+    pub voice_api: Option<VoiceApi>,
+    /// Where the highest-numbered stored line ended on its session's clock
+    /// (GPT-Live): where an attached session's record stops.
+    pub last_end_ms: Option<i64>,
 }
 
 impl CallContext {
@@ -101,6 +107,7 @@ impl CallContext {
             call_id: self.call_id.clone(),
             call_type: self.call_type.clone(),
             attach_to: self.attached_to().map(str::to_owned),
+            voice_api: self.voice_api,
         }
     }
 }
@@ -330,6 +337,8 @@ pub struct SessionTarget {
     /// The provider call to attach a sideband to; `None` for an owned
     /// session (scribe opens a new one).
     pub attach_to: Option<String>,
+    /// The voice API of the session (`None`: the connector's own).
+    pub voice_api: Option<VoiceApi>,
 }
 
 /// Client events on their way to the realtime service.

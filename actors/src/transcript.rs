@@ -29,7 +29,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use crate::domain::{ChunkStatus, Speaker};
-use crate::realtime::event::{ErrorInfo, ItemInfo, OutputItem, ServerEvent};
+use crate::realtime::event::{ErrorInfo, ItemInfo, ServerEvent};
 
 /// Longest text kept for one line; deltas past it are dropped.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -43,6 +43,9 @@ pub struct Line {
     pub status: ChunkStatus,
     pub item_id: Option<String>,
     pub timestamp: DateTime<Utc>,
+    /// Where the line sits on its session's clock (GPT-Live), in ms.
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
     /// When its final event was read (for the commit-lag metric).
     pub ready_at: std::time::Instant,
 }
@@ -58,54 +61,6 @@ struct Slot {
     response: Option<String>,
     /// The user cut this agent line off: it ends `interrupted`.
     truncated: bool,
-}
-
-/// Something worth a line in the meeting's event log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notice {
-    /// An item arrived whose predecessor is not the end of the conversation.
-    OutOfOrderItem {
-        item_id: String,
-        previous_item_id: String,
-    },
-    /// A response ended without completing: its agent lines were closed as
-    /// `interrupted`.
-    ReplyInterrupted {
-        response_id: String,
-        status: String,
-        reason: Option<String>,
-        error: Option<String>,
-        lines: Vec<i64>,
-    },
-    /// The user cut an agent line off (`conversation.item.truncated`).
-    ReplyTruncated {
-        item_id: String,
-        audio_end_ms: Option<u64>,
-        sequence_number: Option<i64>,
-    },
-    /// A user transcription failed; the line keeps any text received.
-    TranscriptionFailed {
-        item_id: String,
-        sequence_number: i64,
-        error: ErrorInfo,
-    },
-    /// An attached conversation met an item it never saw: ask the service
-    /// for it (`conversation.item.retrieve`).
-    RetrieveItem { item_id: String },
-    /// A missed item was fetched back; its line (when it is a message) has
-    /// this number.
-    ItemRecovered {
-        item_id: String,
-        sequence_number: Option<i64>,
-    },
-    /// Lines may be missing between line `after` (none: the start) and
-    /// line `before`: scribe was away from `from` (when known) to `to`.
-    PossibleHole {
-        after: Option<i64>,
-        before: i64,
-        from: Option<DateTime<Utc>>,
-        to: DateTime<Utc>,
-    },
 }
 
 /// Events held while a missed predecessor is fetched back, at most (past it the newest are dropped).
@@ -154,6 +109,8 @@ pub struct Conversation {
     awaiting: Option<Awaiting>,
     /// When the sideband last went away.
     detached_at: Option<DateTime<Utc>>,
+    /// GPT-Live: the current session's timeline (see `timed`).
+    timed: timed::Timed,
 }
 
 impl Conversation {
@@ -176,6 +133,7 @@ impl Conversation {
             attached: false,
             awaiting: None,
             detached_at: None,
+            timed: timed::Timed::default(),
         }
     }
 
@@ -183,9 +141,10 @@ impl Conversation {
         self.next_sequence
     }
 
-    /// Lines read but not yet handed to the writer: pending slots and ready lines.
+    /// What was read but not yet handed to the writer: pending slots, ready
+    /// lines, GPT-Live fragments not sealed into lines yet.
     pub fn unflushed(&self) -> usize {
-        self.slots.len() + self.ready.len()
+        self.slots.len() + self.ready.len() + self.pending_fragments()
     }
 
     /// User lines still waiting for their transcription.
@@ -205,7 +164,10 @@ impl Conversation {
     /// transcription. An agent line left open after its response ended
     /// does not hold a rotation up (it is closed as `partial`).
     pub fn is_idle(&self) -> bool {
-        !self.speaking && self.active_responses.is_empty() && self.pending_user_lines() == 0
+        !self.speaking
+            && self.active_responses.is_empty()
+            && self.pending_user_lines() == 0
+            && self.timed_quiet(Utc::now())
     }
 
     /// Applies one server event.
@@ -306,6 +268,9 @@ impl Conversation {
             ServerEvent::ItemRetrieved { item, text } => {
                 self.recovered(item, text.as_deref(), now);
             }
+            ServerEvent::LiveFragment { .. }
+            | ServerEvent::LiveClosed { .. }
+            | ServerEvent::LiveStarted { .. } => self.apply_timed(event, now),
             ServerEvent::SessionCreated { .. }
             | ServerEvent::SessionUpdated { .. }
             | ServerEvent::Error(_)
@@ -321,6 +286,7 @@ impl Conversation {
     /// `transcription_failed` when nothing arrived. The next session starts
     /// a new chain.
     pub fn end_session(&mut self) {
+        self.end_timed();
         let mut open: Vec<(String, Slot)> = self.slots.drain().collect();
         open.sort_by_key(|(_, s)| s.sequence_number);
         for (item_id, mut slot) in open {
@@ -490,60 +456,6 @@ impl Conversation {
         self.emit(item_id, slot, status);
     }
 
-    /// Closes the open agent lines of a response that ended without
-    /// completing, as `interrupted`. Returns their numbers.
-    fn interrupt_response(&mut self, response_id: &str, output: &[OutputItem]) -> Vec<i64> {
-        let mut items: Vec<String> = self
-            .slots
-            .iter()
-            .filter(|(id, s)| {
-                s.speaker == Speaker::Agent
-                    && (s.response.as_deref() == Some(response_id)
-                        || output.iter().any(|o| &o.id == *id))
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        items.sort_by_key(|id| self.slots.get(id).map(|s| s.sequence_number));
-        let mut closed = Vec::new();
-        for item_id in items {
-            if let Some(mut slot) = self.slots.remove(&item_id) {
-                if let Some(transcript) = output
-                    .iter()
-                    .find(|o| o.id == item_id)
-                    .and_then(|o| o.transcript.as_deref())
-                    .filter(|t| !t.is_empty())
-                {
-                    slot.text = truncate(transcript);
-                }
-                closed.push(slot.sequence_number);
-                self.emit(&item_id, slot, ChunkStatus::Interrupted);
-            }
-        }
-        closed
-    }
-
-    /// The user cut an agent line off: it becomes `interrupted`, wherever
-    /// it is (open, ready, or already handed to the writer).
-    fn truncate_reply(&mut self, item_id: &str, audio_end_ms: Option<u64>) {
-        let sequence_number = if let Some(slot) = self.slots.get_mut(item_id) {
-            slot.truncated = slot.speaker == Speaker::Agent;
-            slot.truncated.then_some(slot.sequence_number)
-        } else if let Some(&n) = self.agent_lines.get(item_id) {
-            match self.ready.iter_mut().find(|l| l.sequence_number == n) {
-                Some(line) => line.status = ChunkStatus::Interrupted,
-                None => self.interrupted.push(n),
-            }
-            Some(n)
-        } else {
-            None
-        };
-        self.notices.push(Notice::ReplyTruncated {
-            item_id: item_id.to_owned(),
-            audio_end_ms,
-            sequence_number,
-        });
-    }
-
     fn emit(&mut self, item_id: &str, slot: Slot, status: ChunkStatus) {
         if slot.speaker == Speaker::Agent {
             self.agent_lines
@@ -556,6 +468,8 @@ impl Conversation {
             status,
             item_id: Some(item_id.to_owned()),
             timestamp: slot.timestamp,
+            start_ms: None,
+            end_ms: None,
             ready_at: std::time::Instant::now(),
         });
     }
@@ -594,7 +508,13 @@ fn truncate(text: &str) -> String {
 }
 
 mod backlog;
+mod cutoff;
+mod notice;
 mod recovery;
+mod timed;
+pub mod timeline;
+
+pub use notice::Notice;
 
 #[cfg(test)]
 mod tests;

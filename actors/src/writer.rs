@@ -304,6 +304,8 @@ mod tests {
                 status: ChunkStatus::Completed,
                 item_id: None,
                 timestamp: Utc::now(),
+                start_ms: None,
+                end_ms: None,
                 ready_at: std::time::Instant::now(),
             })
             .collect()

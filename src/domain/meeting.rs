@@ -1,7 +1,7 @@
 //! Meetings: one planned or held voice call and, once analysed, its results.
 
 use chrono::{DateTime, Utc};
-use scribe_actors::domain::{MeetingStatus, Transport};
+use scribe_actors::domain::{MeetingStatus, Transport, VoiceApi};
 use scribe_actors::ids::{AgentId, MeetingId};
 use serde::Serialize;
 use serde_json::Value;
@@ -35,6 +35,8 @@ pub struct Meeting {
     pub transport: Option<Transport>,
     /// OpenAI's own id of the call (`rtc_...`), for a browser or phone call.
     pub provider_call_id: Option<String>,
+    /// The voice API the call runs on (`realtime`, `live`), once it started.
+    pub voice_api: Option<VoiceApi>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

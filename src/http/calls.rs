@@ -218,7 +218,9 @@ pub async fn hangup(
     {
         match &state.calls_api {
             Some(api) => {
-                // A call OpenAI already ended is ended: finalize all the same.
+                // A call OpenAI already ended is ended: finalize all the
+                // same. The call is hung up on the API it was made with.
+                let api = api.clone().on(meeting.voice_api.unwrap_or(api.voice_api()));
                 if let Err(error) = api.hangup(call_id).await {
                     tracing::warn!(meeting = %meeting.id, %error, "hangup not confirmed by OpenAI");
                 }

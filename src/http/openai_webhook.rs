@@ -5,13 +5,16 @@
 //! `{"status":"accepted","meeting_id":...}`. A number no agent lists is
 //! rejected with SIP 404. The `webhook-id` and the call id de-duplicate
 //! retried and concurrent deliveries: one meeting and one accept per call.
+//! Under GPT-Live (`--voice-api live`) the same holds for
+//! `live.transport.incoming` (and its older name `live.call.incoming`,
+//! `data.session_id`); the other API's incoming call is `ignored`.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
-use scribe_actors::domain::Transport;
+use scribe_actors::domain::{Transport, VoiceApi};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
@@ -22,6 +25,8 @@ use crate::openai::webhook::{OpenAiEvent, verify};
 use crate::store::{AttachedStart, WebhookDelivery};
 
 pub const CALL_INCOMING: &str = "realtime.call.incoming";
+/// GPT-Live's incoming call (`data.session_id`), and its older name.
+pub const LIVE_INCOMING: [&str; 2] = ["live.transport.incoming", "live.call.incoming"];
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
@@ -69,11 +74,27 @@ pub async fn receive(
     }
     tracing::info!(kind = %event.kind, webhook_id, "openai webhook received");
     let outcome = match event.kind.as_str() {
-        CALL_INCOMING => incoming_call(&state, &event).await?,
+        // One SIP call can raise both a Realtime and a GPT-Live webhook; the
+        // first accept decides which API owns it. scribe accepts with the
+        // configured API only and leaves the other alone.
+        CALL_INCOMING if serves(&state, VoiceApi::Realtime) => {
+            incoming_call(&state, &event).await?
+        }
+        kind if LIVE_INCOMING.contains(&kind) && serves(&state, VoiceApi::Live) => {
+            incoming_call(&state, &event).await?
+        }
         _ => answer("ignored"),
     };
     state.store.record_delivery(&delivery).await?;
     Ok(outcome)
+}
+
+/// True when scribe accepts calls on `api` (its configured voice API).
+fn serves(state: &AppState, api: VoiceApi) -> bool {
+    state
+        .calls_api
+        .as_ref()
+        .map_or(api == VoiceApi::Realtime, |calls| calls.voice_api() == api)
 }
 
 async fn incoming_call(state: &AppState, event: &OpenAiEvent) -> Result<Json<Value>, ApiError> {

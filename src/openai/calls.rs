@@ -1,10 +1,17 @@
-//! The Realtime calls REST API: `POST {base}/realtime/calls` (multipart:
-//! the browser's SDP offer and the session config; 201 with the SDP answer
-//! and `Location: /v1/realtime/calls/{call_id}`), and `.../{call_id}/accept`
-//! (the session config, flat), `/reject` (`{"status_code": N}`), `/hangup`.
+//! OpenAI's calls REST API, for either voice API:
+//!
+//! - Realtime: `POST {base}/realtime/calls` (multipart: the browser's SDP
+//!   offer and the session config; 201 with the SDP answer and `Location:
+//!   /v1/realtime/calls/{call_id}`), and `.../{call_id}/accept` (the session
+//!   config, flat), `/reject` (`{"status_code": N}`), `/hangup`;
+//! - GPT-Live: `POST {base}/live/sessions` (JSON `{"session", "transport":
+//!   {"type":"webrtc","sdp"}}`; the session id and the SDP answer in the
+//!   JSON answer), and `/live/sessions/{id}/accept` (`{"session": {"type":
+//!   "live", ...}}`), `/reject`, `/hangup`.
 
 use std::time::Duration;
 
+use scribe_actors::domain::VoiceApi;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
@@ -32,6 +39,15 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
+    /// GPT-Live's session object (strict: only documented fields).
+    pub fn to_live_json(&self) -> Value {
+        json!({
+            "model": self.model,
+            "instructions": self.instructions,
+            "audio": { "output": { "voice": self.voice } },
+        })
+    }
+
     /// The session object, as `realtime/calls` and `accept` take it.
     pub fn to_json(&self) -> Value {
         let mut session =
@@ -54,6 +70,7 @@ pub struct CallsApi {
     http: reqwest::Client,
     base: String,
     key: SecretString,
+    api: VoiceApi,
 }
 
 impl std::fmt::Debug for CallsApi {
@@ -73,7 +90,64 @@ impl CallsApi {
                 .unwrap_or_default(),
             base: base.trim_end_matches('/').to_owned(),
             key,
+            api: VoiceApi::Realtime,
         }
+    }
+
+    /// Creates and accepts calls on `api`.
+    pub fn on(mut self, api: VoiceApi) -> Self {
+        self.api = api;
+        self
+    }
+
+    pub fn voice_api(&self) -> VoiceApi {
+        self.api
+    }
+
+    /// The REST path of one call (Realtime) or session (GPT-Live).
+    fn call_path(&self, call_id: &str) -> String {
+        match self.api {
+            VoiceApi::Realtime => format!("{}/realtime/calls/{call_id}", self.base),
+            VoiceApi::Live => format!("{}/live/sessions/{call_id}", self.base),
+        }
+    }
+
+    /// GPT-Live: the session and its WebRTC transport in one JSON request.
+    async fn create_live(
+        &self,
+        offer: &str,
+        session: &SessionConfig,
+    ) -> Result<CreatedCall, CallsApiError> {
+        let body = json!({
+            "session": session.to_live_json(),
+            "transport": { "type": "webrtc", "sdp": offer },
+        });
+        let response = self
+            .http
+            .post(format!("{}/live/sessions", self.base))
+            .bearer_auth(self.key.expose_secret())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| CallsApiError::Unreachable(e.without_url().to_string()))?;
+        let answer: Value = self
+            .ok(response)
+            .await?
+            .json()
+            .await
+            .map_err(|_| CallsApiError::Shape("its body is not JSON"))?;
+        let call_id = answer["session"]["id"]
+            .as_str()
+            .filter(|id| !id.is_empty())
+            .ok_or(CallsApiError::Shape("no `session.id` in its answer"))?;
+        let sdp = answer["transport"]["sdp"]
+            .as_str()
+            .filter(|sdp| sdp.starts_with("v="))
+            .ok_or(CallsApiError::Shape("no SDP answer in `transport.sdp`"))?;
+        Ok(CreatedCall {
+            call_id: call_id.to_owned(),
+            answer: sdp.to_owned(),
+        })
     }
 
     /// Creates a WebRTC call from a browser's SDP offer.
@@ -82,6 +156,9 @@ impl CallsApi {
         offer: &str,
         session: &SessionConfig,
     ) -> Result<CreatedCall, CallsApiError> {
+        if self.api == VoiceApi::Live {
+            return self.create_live(offer, session).await;
+        }
         let form = reqwest::multipart::Form::new()
             .text("sdp", offer.to_owned())
             .text("session", session.to_json().to_string());
@@ -118,7 +195,15 @@ impl CallsApi {
         call_id: &str,
         session: &SessionConfig,
     ) -> Result<(), CallsApiError> {
-        self.post(call_id, "accept", Some(session.to_json())).await
+        let body = match self.api {
+            VoiceApi::Realtime => session.to_json(),
+            VoiceApi::Live => {
+                let mut live = session.to_live_json();
+                live["type"] = json!("live");
+                json!({ "session": live })
+            }
+        };
+        self.post(call_id, "accept", Some(body)).await
     }
 
     /// Rejects an incoming call with a SIP status (404: nobody here).
@@ -144,7 +229,7 @@ impl CallsApi {
     ) -> Result<(), CallsApiError> {
         let mut request = self
             .http
-            .post(format!("{}/realtime/calls/{call_id}/{action}", self.base))
+            .post(format!("{}/{action}", self.call_path(call_id)))
             .bearer_auth(self.key.expose_secret());
         if let Some(body) = body {
             request = request.json(&body);

@@ -91,7 +91,8 @@ pub fn verify(
 pub struct OpenAiEvent {
     pub id: String,
     pub kind: String,
-    /// `data.call_id` of `realtime.call.incoming`.
+    /// `data.call_id` of `realtime.call.incoming`, or `data.session_id` of
+    /// GPT-Live's `live.transport.incoming` (opaque either way).
     pub call_id: Option<String>,
     /// `data.sip_headers`, by name (the first of each).
     pub sip_headers: Vec<(String, String)>,
@@ -126,7 +127,10 @@ impl OpenAiEvent {
         Ok(Self {
             id: raw.id,
             kind: raw.kind,
-            call_id: raw.data["call_id"].as_str().map(str::to_owned),
+            call_id: raw.data["call_id"]
+                .as_str()
+                .or_else(|| raw.data["session_id"].as_str())
+                .map(str::to_owned),
             sip_headers,
         })
     }

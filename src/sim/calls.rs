@@ -10,6 +10,7 @@
 //! OpenAI does not document what attaching to an ended call answers; the
 //! simulator answers as [`EndedAnswer`] says, so that tests cover each.
 
+pub mod live;
 pub mod media;
 pub mod rest;
 pub mod sideband;
@@ -21,6 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use scribe_actors::domain::VoiceApi;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -94,6 +96,10 @@ impl Default for CallsConfig {
 pub struct SimCallState {
     pub id: String,
     pub kind: CallKind,
+    /// The voice API the call was made or accepted on.
+    pub api: VoiceApi,
+    /// GPT-Live: the session clock, in ms.
+    clock: Mutex<u64>,
     status: Mutex<CallStatus>,
     /// The session config it was created or accepted with.
     session: Mutex<Value>,
@@ -115,10 +121,12 @@ pub struct SimCallState {
 }
 
 impl SimCallState {
-    fn new(id: String, kind: CallKind, status: CallStatus) -> Arc<Self> {
+    fn new(id: String, kind: CallKind, status: CallStatus, api: VoiceApi) -> Arc<Self> {
         Arc::new(Self {
             id,
             kind,
+            api,
+            clock: Mutex::new(0),
             status: Mutex::new(status),
             session: Mutex::new(Value::Null),
             frames: broadcast::channel(4096).0,
@@ -164,10 +172,48 @@ impl SimCallState {
     }
 
     /// Ends the call: every sideband is closed.
-    fn end(&self) {
+    /// The call is over: every sideband is closed.
+    fn finish(&self) {
         self.set_status(CallStatus::Ended);
         self.media_stop.send_replace(true);
         let _ = self.frames.send(Outgoing::Close(1000));
+    }
+
+    /// The call ends for `reason` (GPT-Live says why: `session.closed`).
+    fn end_with(&self, reason: &str) {
+        if self.api == VoiceApi::Live && self.status() != CallStatus::Ended {
+            let closed = live::play::closed(&self.id, reason).to_string();
+            let _ = self.frames.send(Outgoing::Frame(closed));
+        }
+        self.finish();
+    }
+
+    /// The caller hung up.
+    fn end(&self) {
+        self.end_with("remote_hangup");
+    }
+
+    /// The call was accepted with `session`: it is live; its conversation
+    /// starts now when calls start on answer.
+    fn answered(&self, calls: &SimCalls, call: &Arc<SimCallState>, session: Value) -> Response {
+        *self.session.lock().unwrap_or_else(PoisonError::into_inner) = session;
+        self.set_status(CallStatus::Live);
+        if calls.config().start == StartOn::Answer {
+            calls.start(call, None);
+        }
+        calls.records.changed.notify_waiters();
+        StatusCode::OK.into_response()
+    }
+
+    /// The call was rejected with SIP `status`.
+    fn rejected(&self, calls: &SimCalls, status: u64) -> Response {
+        *self
+            .rejected_with
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = u16::try_from(status).ok();
+        self.set_status(CallStatus::Rejected);
+        calls.records.changed.notify_waiters();
+        StatusCode::OK.into_response()
     }
 
     /// Remembers the meeting a sideband named, for the call's script.
@@ -238,12 +284,20 @@ impl SimCalls {
     }
 
     fn register(&self, kind: CallKind, status: CallStatus) -> Arc<SimCallState> {
+        self.register_on(kind, status, VoiceApi::Realtime)
+    }
+
+    fn register_on(&self, kind: CallKind, status: CallStatus, api: VoiceApi) -> Arc<SimCallState> {
         let n = self.created.fetch_add(1, Ordering::SeqCst) + 1;
+        let prefix = match api {
+            VoiceApi::Realtime => "rtc",
+            VoiceApi::Live => "live",
+        };
         let id = format!(
-            "rtc_{n:04}{}",
+            "{prefix}_{n:04}{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         );
-        let call = SimCallState::new(id.clone(), kind, status);
+        let call = SimCallState::new(id.clone(), kind, status, api);
         self.calls
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -256,6 +310,14 @@ impl SimCalls {
     /// [`super::openai_webhook::OpenAiWebhooks`]).
     pub fn ring(&self) -> String {
         self.register(CallKind::Sip, CallStatus::Ringing).id.clone()
+    }
+
+    /// A SIP call rings on GPT-Live (its webhook is
+    /// `live.transport.incoming`).
+    pub fn ring_live(&self) -> String {
+        self.register_on(CallKind::Sip, CallStatus::Ringing, VoiceApi::Live)
+            .id
+            .clone()
     }
 
     /// Drops every sideband attached to the call (the network between
@@ -282,6 +344,15 @@ impl SimCalls {
             gates.insert(name.to_owned());
         }
         self.records.changed.notify_waiters();
+    }
+
+    /// The marks scripts reached, from the `from`-th on.
+    pub fn marks_since(&self, from: usize) -> Vec<String> {
+        self.records
+            .marks
+            .lock()
+            .map(|m| m.get(from..).map(<[String]>::to_vec).unwrap_or_default())
+            .unwrap_or_default()
     }
 
     /// Waits until a script reached `Mark(name)`.
@@ -321,6 +392,19 @@ impl SimCalls {
         let records = self.records.clone();
         let player_call = call.clone();
         tokio::spawn(async move {
+            if player_call.api == VoiceApi::Live {
+                let clock = &player_call.clock;
+                live::play::play_live(
+                    &script,
+                    &config.realtime,
+                    &player_call.id,
+                    clock,
+                    &out,
+                    &records,
+                )
+                .await;
+                return;
+            }
             let names = Names::new(false);
             let chain = Mutex::new(Chain::default());
             let transcribes = AtomicBool::new(true);
@@ -345,7 +429,7 @@ impl SimCalls {
                         let _ = call.frames.send(Outgoing::Frame(text));
                     }
                     Outgoing::Close(_) | Outgoing::Abort => {
-                        call.end();
+                        call.finish();
                         return;
                     }
                     Outgoing::Ping | Outgoing::ClientGone => {}

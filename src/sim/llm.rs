@@ -98,7 +98,8 @@ impl SimLlm {
         let app = Router::new()
             .route("/v1/chat/completions", post(complete))
             .with_state(shared.clone())
-            .merge(super::calls::rest::routes(calls.clone()));
+            .merge(super::calls::rest::routes(calls.clone()))
+            .merge(super::calls::live::routes(calls.clone()));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

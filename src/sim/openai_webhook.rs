@@ -42,6 +42,26 @@ impl OpenAiWebhooks {
         })
     }
 
+    /// GPT-Live's incoming SIP call (`live.transport.incoming`).
+    pub fn incoming_live(session_id: &str, from: &str, to: &str) -> Value {
+        json!({
+            "object": "event",
+            "id": format!("evt_{}", uuid::Uuid::new_v4().simple()),
+            "type": "live.transport.incoming",
+            "created_at": chrono::Utc::now().timestamp(),
+            "data": {
+                "type": "sip",
+                "session_id": session_id,
+                "sip_media_security": "srtp",
+                "sip_headers": [
+                    { "name": "From", "value": format!("sip:{from}@example.com") },
+                    { "name": "To", "value": format!("sip:{to}@sip.api.openai.com;transport=tls") },
+                    { "name": "Call-ID", "value": format!("{session_id}@example.com") }
+                ]
+            }
+        })
+    }
+
     /// Posts `body` as delivery `webhook_id`, signed for `timestamp`.
     pub async fn post_at(
         &self,

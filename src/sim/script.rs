@@ -72,6 +72,10 @@ pub enum Step {
     Ping,
     /// A close frame with this code, then the connection ends.
     Close(u16),
+    /// GPT-Live: `session.closed` with this reason (`remote_hangup`,
+    /// `expired`, `content`, ...), then the connection ends. Realtime has no
+    /// such event: a close 1000.
+    SessionClosed(String),
     /// The TCP connection is dropped without a close frame.
     Abort,
     /// Stream's agent endpoint's refusal of a GA client, exactly as it is
@@ -247,6 +251,48 @@ impl Script {
         steps.push(Step::Mark(done_mark(meeting)));
         steps.push(Step::Hold);
         Self { steps }
+    }
+
+    /// The lines this script puts in a GPT-Live transcript: every word
+    /// said, each side's consecutive words one line (GPT-Live has no
+    /// transcription failures and no cut-off marks), in timeline order.
+    pub fn expected_live_lines(&self) -> Vec<SentLine> {
+        let mut lines: Vec<SentLine> = Vec::new();
+        let mut push = |speaker: Speaker, text: String| {
+            let text = text.trim().to_owned();
+            if text.is_empty() {
+                return;
+            }
+            match lines.last_mut() {
+                Some(last) if last.speaker == speaker => {
+                    last.text = format!("{} {text}", last.text);
+                }
+                _ => lines.push(SentLine {
+                    speaker,
+                    text,
+                    status: ChunkStatus::Completed,
+                }),
+            }
+        };
+        for step in &self.steps {
+            let (turn, cut) = match step {
+                Step::Turn(turn) => (turn, None),
+                Step::ExpireMidReply {
+                    turn,
+                    words_before_expiry,
+                } => (turn, Some(*words_before_expiry)),
+                _ => continue,
+            };
+            let said = cut
+                .unwrap_or(match turn.reply {
+                    Reply::Cancelled { words, .. } | Reply::Failed { words } => words,
+                    Reply::Completed | Reply::Truncated { .. } => turn.agent.len(),
+                })
+                .min(turn.agent.len());
+            push(Speaker::User, turn.user.clone());
+            push(Speaker::Agent, turn.agent[..said].concat());
+        }
+        lines
     }
 
     /// The lines this script puts in a transcript, in conversation order.

@@ -50,6 +50,7 @@ impl Store {
                 call_cid: None,
                 transport: Some(transport),
                 provider_call_id: Some(provider_call_id),
+                voice_api: Some(self.voice_api),
             };
             let outcome = match change_status(&mut *tx, meeting, change, at).await? {
                 Changed::Made { .. } => AttachedStart::Started,

@@ -38,6 +38,8 @@ struct ContextRow {
     end_requested_at: Option<DateTime<Utc>>,
     lease_owner: Option<String>,
     lease_expires_at: Option<DateTime<Utc>>,
+    voice_api: Option<String>,
+    last_end_ms: Option<i64>,
 }
 
 /// Consecutive numbers folded into inclusive ranges: [1,2,3,7] -> [(1,3),(7,7)].
@@ -60,7 +62,9 @@ impl Store {
         let row: Option<ContextRow> = on_pool!(self, |p| {
             sqlx::query_as(
                 "SELECT m.status, COALESCE(m.prompt, a.instructions) AS instructions, m.call_cid, \
-                 m.transport, m.provider_call_id, \
+                 m.transport, m.provider_call_id, m.voice_api, \
+                 (SELECT c.end_ms FROM transcript_chunks c WHERE c.meeting_id = m.id \
+                  ORDER BY c.sequence_number DESC LIMIT 1) AS last_end_ms, \
                  (SELECT c.item_id FROM transcript_chunks c WHERE c.meeting_id = m.id AND c.status <> 'lost' \
                   ORDER BY c.sequence_number DESC LIMIT 1) AS last_item_id, \
                  m.sequence_high_water, m.end_requested_at, m.lease_owner, m.lease_expires_at, \
@@ -100,6 +104,12 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(format!("meeting {meeting}: {e}")))?,
             provider_call_id: row.provider_call_id,
             last_item_id: row.last_item_id,
+            voice_api: row
+                .voice_api
+                .map(|v| v.parse())
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("meeting {meeting}: {e}")))?,
+            last_end_ms: row.last_end_ms,
         }))
     }
 

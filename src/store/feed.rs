@@ -85,10 +85,10 @@ struct EventRow {
     created_at: DateTime<Utc>,
 }
 
-const LINES_AFTER: &str = "SELECT sequence_number, speaker_type, text, status, item_id, timestamp \
+const LINES_AFTER: &str = "SELECT sequence_number, speaker_type, text, status, item_id, timestamp, start_ms, end_ms \
      FROM transcript_chunks WHERE meeting_id = $1 AND sequence_number > $2 AND status <> 'lost' \
      ORDER BY sequence_number";
-const LOST_LINES: &str = "SELECT sequence_number, speaker_type, text, status, item_id, timestamp \
+const LOST_LINES: &str = "SELECT sequence_number, speaker_type, text, status, item_id, timestamp, start_ms, end_ms \
      FROM transcript_chunks WHERE meeting_id = $1 AND status = 'lost' ORDER BY sequence_number";
 /// The log entries the stream shows: `$3`.. are [`STREAMED`].
 const EVENTS_AFTER: &str = "SELECT id, kind, detail, created_at FROM meeting_events \

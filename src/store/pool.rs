@@ -6,6 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::changes::Changes;
+use scribe_actors::domain::VoiceApi;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -147,9 +148,18 @@ pub(crate) enum Pool {
 pub struct Store {
     pub(crate) pool: Pool,
     pub(crate) changes: Changes,
+    /// The voice API the calls this instance starts run on (recorded on
+    /// each meeting as its call starts).
+    pub(crate) voice_api: VoiceApi,
 }
 
 impl Store {
+    /// Calls started from now on run on `api`.
+    pub fn starting_calls_on(mut self, api: VoiceApi) -> Self {
+        self.voice_api = api;
+        self
+    }
+
     /// Opens a pool for `url`. A SQLite file that does not exist yet is
     /// created. Connections are made lazily for PostgreSQL, at once for SQLite.
     pub async fn connect(url: &str, size: PoolSize) -> Result<Self, StoreError> {
@@ -184,6 +194,7 @@ impl Store {
         Ok(Self {
             pool,
             changes: Changes::default(),
+            voice_api: VoiceApi::Realtime,
         })
     }
 

@@ -37,7 +37,7 @@ impl From<AgentRow> for Agent {
 /// The columns every meeting query selects, `m` being `meetings`.
 pub(super) const MEETING_COLUMNS: &str = "m.id, m.name, m.user_id, m.agent_id, m.status, m.prompt, \
     m.progress, m.summary, m.error, m.started_at, m.ended_at, m.processing_started_at, \
-    m.completed_at, m.transcript_collected, m.previous_meeting_id, m.transport, m.provider_call_id, \
+    m.completed_at, m.transcript_collected, m.previous_meeting_id, m.transport, m.provider_call_id, m.voice_api, \
     (SELECT n.id FROM meetings n WHERE n.previous_meeting_id = m.id) AS next_meeting_id, \
     m.created_at, m.updated_at";
 
@@ -60,6 +60,7 @@ pub(super) struct MeetingRow {
     previous_meeting_id: Option<Uuid>,
     transport: Option<String>,
     provider_call_id: Option<String>,
+    voice_api: Option<String>,
     next_meeting_id: Option<Uuid>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -94,6 +95,11 @@ impl TryFrom<MeetingRow> for Meeting {
                 .transpose()
                 .map_err(|e| StoreError::Corrupt(format!("meeting {}: {e}", row.id)))?,
             provider_call_id: row.provider_call_id,
+            voice_api: row
+                .voice_api
+                .map(|v| v.parse())
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("meeting {}: {e}", row.id)))?,
             next_meeting_id: row.next_meeting_id.map(MeetingId::from_uuid),
             created_at: row.created_at,
             updated_at: row.updated_at,

@@ -7,7 +7,7 @@
 //! writes nothing.
 
 use chrono::{DateTime, Utc};
-use scribe_actors::domain::{EventKind, MeetingStatus, Transport};
+use scribe_actors::domain::{EventKind, MeetingStatus, Transport, VoiceApi};
 use scribe_actors::ids::MeetingId;
 use scribe_actors::lifecycle::{TransitionRefused, check};
 use serde_json::{Value, json};
@@ -25,6 +25,7 @@ pub enum StatusChange<'a> {
         call_cid: Option<&'a str>,
         transport: Option<Transport>,
         provider_call_id: Option<&'a str>,
+        voice_api: Option<VoiceApi>,
     },
     /// `active` -> `processing`: the call ended (`ended_at`,
     /// `processing_started_at`, `transcript_collected`, the final
@@ -64,7 +65,8 @@ impl StatusChange<'_> {
             Self::Start { .. } => {
                 "UPDATE meetings SET status = $3, updated_at = $4, started_at = COALESCE(started_at, $4), \
                  call_cid = COALESCE($5, call_cid), transport = COALESCE($6, transport), \
-                 provider_call_id = COALESCE($7, provider_call_id) WHERE id = $1 AND status = $2"
+                 provider_call_id = COALESCE($7, provider_call_id), \
+                 voice_api = COALESCE($8, voice_api) WHERE id = $1 AND status = $2"
             }
             Self::Finalize { .. } => {
                 "UPDATE meetings SET status = $3, updated_at = $4, ended_at = $5, processing_started_at = $4, \
@@ -151,10 +153,12 @@ pub async fn change_status(
                     call_cid,
                     transport,
                     provider_call_id,
+                    voice_api,
                 } => update
                     .bind(call_cid)
                     .bind(transport.map(Transport::as_str))
-                    .bind(provider_call_id),
+                    .bind(provider_call_id)
+                    .bind(voice_api.map(VoiceApi::as_str)),
                 StatusChange::Finalize {
                     ended_at,
                     high_water,

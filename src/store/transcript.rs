@@ -55,6 +55,12 @@ pub struct StoredChunk {
     pub status: ChunkStatus,
     pub item_id: Option<String>,
     pub timestamp: DateTime<Utc>,
+    /// Where a GPT-Live line sits on its session's clock, in ms (absent on
+    /// Realtime lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_ms: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -65,6 +71,8 @@ pub(super) struct ChunkRow {
     status: String,
     item_id: Option<String>,
     timestamp: DateTime<Utc>,
+    start_ms: Option<i64>,
+    end_ms: Option<i64>,
 }
 
 impl TryFrom<ChunkRow> for StoredChunk {
@@ -85,6 +93,8 @@ impl TryFrom<ChunkRow> for StoredChunk {
             status: row.status.parse().map_err(corrupt)?,
             item_id: row.item_id,
             timestamp: row.timestamp,
+            start_ms: row.start_ms,
+            end_ms: row.end_ms,
         })
     }
 }
@@ -119,7 +129,7 @@ impl Store {
     pub async fn transcript(&self, meeting_id: MeetingId) -> Result<Vec<StoredChunk>, StoreError> {
         let rows: Vec<ChunkRow> = on_pool!(self, |p| {
             sqlx::query_as(
-                "SELECT sequence_number, speaker_type, text, status, item_id, timestamp \
+                "SELECT sequence_number, speaker_type, text, status, item_id, timestamp, start_ms, end_ms \
                  FROM transcript_chunks WHERE meeting_id = $1 ORDER BY sequence_number",
             )
             .bind(meeting_id.as_uuid())
@@ -142,7 +152,7 @@ async fn write_batch_rows(
     for rows in batch.lines.chunks(ROWS_PER_STATEMENT) {
         let mut insert = QueryBuilder::new(
             "INSERT INTO transcript_chunks (meeting_id, sequence_number, speaker_type, \
-             text, status, item_id, timestamp, created_at) ",
+             text, status, item_id, timestamp, start_ms, end_ms, created_at) ",
         );
         insert.push_values(rows, |mut row, (meeting, line)| {
             row.push_bind(meeting.as_uuid())
@@ -152,6 +162,8 @@ async fn write_batch_rows(
                 .push_bind(line.status.as_str())
                 .push_bind(line.item_id.clone())
                 .push_bind(line.timestamp)
+                .push_bind(line.start_ms)
+                .push_bind(line.end_ms)
                 .push_bind(created_at);
         });
         insert.push(" ON CONFLICT (meeting_id, sequence_number) DO NOTHING");
@@ -247,6 +259,7 @@ async fn write_batch_arrays(
             Vec::with_capacity(n),
             Vec::with_capacity(n),
         );
+        let (mut starts, mut ends) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for (meeting, line) in rows {
             meetings.push(meeting.as_uuid());
             numbers.push(line.sequence_number);
@@ -255,12 +268,15 @@ async fn write_batch_arrays(
             statuses.push(line.status.as_str());
             items.push(line.item_id.as_deref());
             stamps.push(line.timestamp);
+            starts.push(line.start_ms);
+            ends.push(line.end_ms);
         }
         inserted += sqlx::query(
             "INSERT INTO transcript_chunks (meeting_id, sequence_number, speaker_type, text, \
-             status, item_id, timestamp, created_at) \
-             SELECT m, n, s, t, st, i, ts, $8 FROM unnest($1::uuid[], $2::int8[], $3::text[], \
-             $4::text[], $5::text[], $6::text[], $7::timestamptz[]) AS u(m, n, s, t, st, i, ts) \
+             status, item_id, timestamp, start_ms, end_ms, created_at) \
+             SELECT m, n, s, t, st, i, ts, sm, em, $10 FROM unnest($1::uuid[], $2::int8[], \
+             $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::int8[], \
+             $9::int8[]) AS u(m, n, s, t, st, i, ts, sm, em) \
              ON CONFLICT (meeting_id, sequence_number) DO NOTHING",
         )
         .bind(meetings)
@@ -270,6 +286,8 @@ async fn write_batch_arrays(
         .bind(statuses)
         .bind(items)
         .bind(stamps)
+        .bind(starts)
+        .bind(ends)
         .bind(created_at)
         .execute(&mut *tx)
         .await?

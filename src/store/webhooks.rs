@@ -117,6 +117,7 @@ impl Store {
                     call_cid: delivery.call_cid.as_deref(),
                     transport: Some(transport),
                     provider_call_id: None,
+                    voice_api: Some(self.voice_api),
                 };
                 match change_status(&mut *tx, meeting, change, at).await? {
                     Changed::Made { .. } => {}

@@ -20,6 +20,7 @@ use std::time::Duration;
 use fantoccini::wd::TimeoutConfiguration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use scribe::sim::llm::LlmFault;
+use scribe_actors::domain::VoiceApi;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -433,13 +434,35 @@ async fn a_session_problem_and_a_cut_off_reply_show_on_the_page() {
 /// the first audio packet), live lines, Hang up, then the analysis.
 #[tokio::test]
 async fn start_call_from_the_page_connects_shows_live_lines_and_hang_up_completes_it() {
+    page_call(VoiceApi::Realtime).await;
+}
+
+/// The same under GPT-Live: lines appear once sealed (a line's place is
+/// final when the other side has spoken after it), the rest at Hang up.
+#[tokio::test]
+async fn start_call_from_the_page_works_the_same_under_gpt_live() {
+    page_call(VoiceApi::Live).await;
+}
+
+async fn page_call(api: VoiceApi) {
     use scribe::sim::calls::{CallStatus, CallsConfig, EndedAnswer, StartOn};
     use scribe::sim::realtime::SimRealtimeConfig;
     use scribe::sim::script::{Script, Step, Transcription, Turn};
+    let shot = |name: &str| match api {
+        VoiceApi::Realtime => name.to_owned(),
+        VoiceApi::Live => format!("live-{name}"),
+    };
+    // Realtime stores each line as it ends; GPT-Live seals the second turn
+    // only when something follows it (here: Hang up).
+    let live_lines = match api {
+        VoiceApi::Realtime => 4,
+        VoiceApi::Live => 2,
+    };
     helpers::each_backend(|_, url| async move {
         let app = spawn_app_with(&url, |s| {
             live_settings(s, "ws://127.0.0.1:9/v1/realtime?model=gpt-realtime");
             s.openai_api_key = Some("sk-sim-browser".into());
+            s.voice_api = api;
         })
         .await;
         app.llm.calls().configure(CallsConfig {
@@ -469,7 +492,7 @@ async fn start_call_from_the_page_connects_shows_live_lines_and_hang_up_complete
             .await;
         assert_eq!(browser.text("call-state").await, "Not started");
         browser.assert_healthy().await;
-        browser.screenshot("7-start-call.png").await;
+        browser.screenshot(&shot("7-start-call.png")).await;
 
         browser.click("start-call").await;
         browser
@@ -481,11 +504,11 @@ async fn start_call_from_the_page_connects_shows_live_lines_and_hang_up_complete
         browser
             .until(
                 "the live lines",
-                "document.getElementById('line-4') !== null",
+                &format!("document.getElementById('line-{live_lines}') !== null"),
             )
             .await;
         assert!(browser.text("line-1").await.contains("call user line 1"));
-        assert!(browser.text("line-4").await.contains("call agent reply 2"));
+        assert!(browser.text("line-2").await.contains("call agent reply 1"));
         assert_eq!(browser.text("call-state").await, "Connected");
         // The agent's audio plays: a live remote track on the audio element.
         let playing = browser
@@ -496,6 +519,7 @@ async fn start_call_from_the_page_connects_shows_live_lines_and_hang_up_complete
         let record = app.get(&format!("/api/meetings/{meeting}")).await;
         let record: Value = record.json().await.expect("json");
         assert_eq!(record["transport"], "webrtc");
+        assert_eq!(record["voice_api"], api.as_str());
         let call_id = record["provider_call_id"]
             .as_str()
             .expect("call id")
@@ -506,7 +530,7 @@ async fn start_call_from_the_page_connects_shows_live_lines_and_hang_up_complete
             "OpenAI heard the microphone"
         );
         browser.assert_healthy().await;
-        browser.screenshot("8-call-connected.png").await;
+        browser.screenshot(&shot("8-call-connected.png")).await;
 
         browser.click("hang-up").await;
         browser
@@ -517,12 +541,19 @@ async fn start_call_from_the_page_connects_shows_live_lines_and_hang_up_complete
             .await;
         assert_eq!(call.status(), CallStatus::Ended, "hung up at OpenAI");
         assert_eq!(browser.text("call-state").await, "Ended");
-        browser.screenshot("9-call-ended.png").await;
+        browser.screenshot(&shot("9-call-ended.png")).await;
         browser.until("the results", &VISIBLE("results")).await;
         assert_eq!(
             browser.js("return document.body.dataset.status").await,
             json!("completed")
         );
+        browser
+            .until(
+                "all four lines",
+                "document.getElementById('line-4') !== null",
+            )
+            .await;
+        assert!(browser.text("line-4").await.contains("call agent reply 2"));
         browser.assert_healthy().await;
         browser.close().await;
         app.stop().await.expect("stopped");

@@ -472,6 +472,8 @@ async fn an_ended_call_without_a_live_actor_is_finalized_from_the_store() {
                     status: ChunkStatus::Completed,
                     item_id: None,
                     timestamp: scribe::domain::now(),
+                    start_ms: None,
+                    end_ms: None,
                     ready_at: std::time::Instant::now(),
                 },
             )

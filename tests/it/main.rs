@@ -19,4 +19,5 @@ mod live_calls;
 mod live_faults;
 mod llm;
 mod store_suite;
+mod voice_live;
 mod webhook;

@@ -44,6 +44,8 @@ fn chunk(meeting_id: MeetingId, seq: i64, speaker: Speaker, text: &str) -> (Meet
             status: ChunkStatus::Completed,
             item_id: Some(format!("item_{seq}")),
             timestamp: now(),
+            start_ms: None,
+            end_ms: None,
             ready_at: std::time::Instant::now(),
         },
     )

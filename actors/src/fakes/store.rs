@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::DEADLINE;
-use crate::domain::{EventKind, MeetingStatus, Speaker, Transport};
+use crate::domain::{EventKind, MeetingStatus, Speaker, Transport, VoiceApi};
 use crate::ids::MeetingId;
 use crate::lifecycle::check;
 use crate::ports::{
@@ -48,6 +48,8 @@ pub struct FakeMeeting {
     pub job: Option<FakeJob>,
     /// An attached call's transport and provider call id.
     pub attached: Option<(Transport, String)>,
+    /// The voice API the meeting's call runs on.
+    pub voice_api: Option<VoiceApi>,
 }
 
 impl FakeMeeting {
@@ -65,6 +67,7 @@ impl FakeMeeting {
                 attempt: 0,
             }),
             attached: None,
+            voice_api: None,
         }
     }
 
@@ -168,7 +171,10 @@ impl MemoryStore {
             }
         })
         .await;
-        found.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+        found.unwrap_or_else(|_| {
+            let state = self.read(|m| format!("{:#?}", m.meetings));
+            panic!("timed out waiting for {what}; the store holds {state}")
+        })
     }
 
     /// A new `active` meeting whose call a browser carries: its session is
@@ -177,6 +183,17 @@ impl MemoryStore {
         let id = MeetingId::new();
         let mut fake = FakeMeeting::new(MeetingStatus::Active);
         fake.attached = Some((Transport::WebRtc, call_id.to_owned()));
+        self.update(|m| m.meetings.insert(id, fake));
+        id
+    }
+
+    /// An active meeting whose call runs on GPT-Live: owned, or attached to
+    /// `call_id`.
+    pub fn add_live_meeting(&self, call_id: Option<&str>) -> MeetingId {
+        let id = MeetingId::new();
+        let mut fake = FakeMeeting::new(MeetingStatus::Active);
+        fake.attached = call_id.map(|c| (Transport::WebRtc, c.to_owned()));
+        fake.voice_api = Some(VoiceApi::Live);
         self.update(|m| m.meetings.insert(id, fake));
         id
     }
@@ -237,6 +254,13 @@ impl TranscriptSink for MemoryStore {
                     fake.events.push((event.kind, event.detail.clone()));
                 }
             }
+            for (meeting, error) in &batch.errors {
+                if let Some(fake) = m.meetings.get_mut(meeting)
+                    && fake.status == MeetingStatus::Active
+                {
+                    fake.error.clone_from(error);
+                }
+            }
             m.commits.push((batch.lines.len(), Instant::now()));
         });
         Ok(())
@@ -262,6 +286,8 @@ impl CallStore for MemoryStore {
                 transport: fake.attached.as_ref().map(|(t, _)| *t),
                 provider_call_id: fake.attached.as_ref().map(|(_, id)| id.clone()),
                 last_item_id: fake.lines.values().last().and_then(|l| l.item_id.clone()),
+                voice_api: fake.voice_api,
+                last_end_ms: fake.lines.values().last().and_then(|l| l.end_ms),
             })
         }))
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use serde_json::Value;
 
-use crate::domain::EventKind;
+use crate::domain::{EventKind, VoiceApi};
 use crate::ids::MeetingId;
 use crate::ports::{CallStore, RealtimeConnector};
 use crate::writer::ChunkWriter;
@@ -49,6 +49,10 @@ pub struct CallConfig {
     pub retrieve_timeout: Duration,
     /// The voice scribe asks for.
     pub voice: String,
+    /// The voice API of calls whose meeting does not record one.
+    pub voice_api: VoiceApi,
+    /// The model a GPT-Live session starts with (`session.start`).
+    pub live_model: String,
 }
 
 impl Default for CallConfig {
@@ -70,6 +74,8 @@ impl Default for CallConfig {
             reattach_window: Duration::from_secs(60),
             retrieve_timeout: Duration::from_secs(5),
             voice: "marin".into(),
+            voice_api: VoiceApi::Realtime,
+            live_model: VoiceApi::Live.default_model().into(),
         }
     }
 }

@@ -80,8 +80,20 @@ impl SocketEnd {
 /// What the reader tells the actor besides the end of the socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RealtimeNotice {
-    SessionCreated { expires_at: Option<i64> },
-    SessionUpdated { transcription_on: bool },
+    SessionCreated {
+        expires_at: Option<i64>,
+    },
+    SessionUpdated {
+        transcription_on: bool,
+    },
+    /// GPT-Live `session.started`.
+    LiveStarted {
+        expires_at: Option<i64>,
+    },
+    /// GPT-Live `session.closed`.
+    LiveClosed {
+        reason: Option<String>,
+    },
     Error(ErrorInfo),
     Transcript(Notice),
     GarbageFrame(String),

@@ -2,18 +2,15 @@
 //! confirmations, errors (a refused configuration, a provider's refusal,
 //! anything else), and the transcript model's notices for the event log.
 
-use std::time::Duration;
-
-use chrono::Utc;
 use ractor::ActorRef;
 use serde_json::json;
-use tokio::time::Instant;
 
 use super::msg::{MeetingMsg, RealtimeNotice};
 use super::state::MeetingState;
 use crate::domain::EventKind;
 use crate::realtime::client::SESSION_UPDATE_EVENT_ID;
 use crate::realtime::event::ErrorInfo;
+use crate::realtime::live::LIVE_START_EVENT_ID;
 use crate::transcript::Notice;
 
 /// The `event_id` prefix of scribe's `conversation.item.retrieve`s: an
@@ -35,16 +32,10 @@ impl MeetingState {
     pub fn on_notice(&mut self, myself: &ActorRef<MeetingMsg>, notice: RealtimeNotice) {
         match notice {
             RealtimeNotice::SessionCreated { expires_at } => {
-                if let (Some(expires_at), Some(socket)) = (expires_at, &self.socket) {
-                    let left = Duration::from_secs(
-                        u64::try_from(expires_at - Utc::now().timestamp()).unwrap_or(0),
-                    );
-                    self.expires = Some(Instant::now() + left);
-                    let delay = left.saturating_sub(self.deps.config.rotate_before_expiry);
-                    let epoch = socket.epoch;
-                    myself.send_after(delay, move || MeetingMsg::Rotate { epoch });
-                }
+                self.schedule_rotation(myself, expires_at);
             }
+            RealtimeNotice::LiveStarted { expires_at } => self.on_live_started(myself, expires_at),
+            RealtimeNotice::LiveClosed { reason } => self.on_live_closed(myself, reason),
             RealtimeNotice::SessionUpdated { transcription_on } => {
                 self.backoff = self.deps.reconnect_backoff();
                 self.configured = true;
@@ -85,6 +76,19 @@ impl MeetingState {
             for notice in self.call.retrieve_failed(item_id, &self.deps.writer) {
                 self.on_transcript_notice(myself, notice);
             }
+            return;
+        }
+        if error.event_id.as_deref() == Some(LIVE_START_EVENT_ID) {
+            // No session: GPT-Live refused the configuration. Not retried.
+            let field = error
+                .param
+                .as_deref()
+                .map(|p| format!(" for `{p}`"))
+                .unwrap_or_default();
+            let shown = format!("GPT-Live refused scribe's session (session.start): {code}{field}");
+            self.configuration_error = Some(format!("{code}: {}", error.message));
+            let log = json!({ "code": code, "param": error.param, "event": "session.start", "retry": false });
+            self.configuration_problem(shown, error.message, log);
             return;
         }
         if error.event_id.as_deref() == Some(SESSION_UPDATE_EVENT_ID) {
@@ -169,6 +173,29 @@ impl MeetingState {
                     "after": after, "before": before, "from": from, "to": to,
                     "reason": "scribe's sideband was away: items the call made meanwhile may be missing here (a retrieved item does not name its predecessor)",
                 }),
+            ),
+            Notice::TimedGap {
+                after,
+                before,
+                from,
+                to,
+                from_ms,
+                to_ms,
+            } => self.log(
+                EventKind::PossibleGap,
+                json!({
+                    "after": after, "before": before, "from": from, "to": to,
+                    "from_ms": from_ms, "to_ms": to_ms,
+                    "reason": "scribe's sideband was away: what was said meanwhile is not recorded (GPT-Live cannot give fragments back)",
+                }),
+            ),
+            Notice::LateFragment {
+                speaker,
+                start_ms,
+                placed_at_ms,
+            } => self.log(
+                EventKind::LateFragment,
+                json!({ "speaker": speaker, "start_ms": start_ms, "placed_at_ms": placed_at_ms }),
             ),
             Notice::OutOfOrderItem {
                 item_id,

@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::msg::{MeetingMsg, RealtimeNotice, SocketEnd};
 use super::shared::SharedCall;
 use crate::realtime::event::{ServerEvent, parse};
+use crate::realtime::live::parse_live;
 use crate::writer::ChunkWriter;
 
 pub struct ReaderContext {
@@ -23,6 +24,8 @@ pub struct ReaderContext {
     pub actor: ActorRef<MeetingMsg>,
     pub silence_timeout: Duration,
     pub backlog_retry: Duration,
+    /// The session speaks GPT-Live, not Realtime.
+    pub live: bool,
 }
 
 pub async fn read_socket(
@@ -45,7 +48,8 @@ pub async fn read_socket(
                 Ok(Some(Err(error))) => break SocketEnd::Error(error.to_string()),
                 Ok(Some(Ok(Message::Text(text)))) => {
                     frames.increment(1);
-                    match parse(&text) {
+                    let parsed = if cx.live { parse_live(&text) } else { parse(&text) };
+                    match parsed {
                         Ok(event) => {
                             let Some(notices) = cx.call.apply(cx.epoch, &event, &cx.writer) else {
                                 break SocketEnd::Superseded;
@@ -57,6 +61,8 @@ pub async fn read_socket(
                                 ServerEvent::SessionCreated { expires_at } => notify(RealtimeNotice::SessionCreated { expires_at }),
                                 ServerEvent::SessionUpdated { transcription_on } => notify(RealtimeNotice::SessionUpdated { transcription_on }),
                                 ServerEvent::Error(error) => notify(RealtimeNotice::Error(error)),
+                                ServerEvent::LiveStarted { expires_at } => notify(RealtimeNotice::LiveStarted { expires_at }),
+                                ServerEvent::LiveClosed { reason } => notify(RealtimeNotice::LiveClosed { reason }),
                                 _ => {}
                             }
                         }

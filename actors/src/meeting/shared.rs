@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use chrono::Utc;
 use tokio::sync::Notify;
 
-use crate::domain::EventKind;
+use crate::domain::{EventKind, VoiceApi};
 use crate::ids::MeetingId;
 use crate::ports::CallContext;
 use crate::realtime::event::ServerEvent;
@@ -42,7 +42,16 @@ impl SharedCall {
     /// call is attached.
     pub fn for_call(context: &CallContext) -> Self {
         let conversation = match context.attached_to() {
-            Some(_) => Conversation::attached(context.next_sequence, context.last_item_id.clone()),
+            Some(_) => {
+                let mut conversation =
+                    Conversation::attached(context.next_sequence, context.last_item_id.clone());
+                // A GPT-Live call recorded before (another process, another
+                // instance): what was said since its last stored line is gone.
+                if context.voice_api == Some(VoiceApi::Live) && context.next_sequence > 1 {
+                    conversation.resumed_timed(context.last_end_ms);
+                }
+                conversation
+            }
             None => Conversation::new(context.next_sequence),
         };
         Self::with(context.meeting_id, conversation)
@@ -172,6 +181,11 @@ impl SharedCall {
 
     pub fn pending_user_lines(&self) -> usize {
         self.lock().conversation.pending_user_lines()
+    }
+
+    /// GPT-Live fragments not sealed into lines yet.
+    pub fn pending_fragments(&self) -> usize {
+        self.lock().conversation.pending_fragments()
     }
 
     /// Waits until `predicate` holds or `deadline` passes; true if it held.

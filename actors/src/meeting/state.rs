@@ -20,16 +20,15 @@ use super::drain::{Verdict, end_call};
 use super::msg::{MeetingMsg, SocketEnd};
 use super::reader::{ReaderContext, read_socket};
 use super::shared::SharedCall;
-use crate::domain::{EventKind, Speaker};
+use crate::domain::EventKind;
 use crate::ids::MeetingId;
-use crate::ports::{CallContext, ConnectError, Finalized, Outbox, RealtimeSession, error_chain};
-use crate::realtime::client::{replay_item, session_update};
+use crate::ports::{CallContext, ConnectError, Finalized, Outbox, RealtimeSession};
 use crate::snapshot::{ActorKind, ActorSnapshot, ActorState, MeetingPhase, SocketState};
 
 /// The open session: what scribe sends on, and the task reading it.
 pub struct LiveSocket {
     pub(super) epoch: u64,
-    outbox: Outbox,
+    pub(super) outbox: Outbox,
     reader: JoinHandle<()>,
 }
 
@@ -326,6 +325,7 @@ impl MeetingState {
                 actor: myself.clone(),
                 silence_timeout: self.deps.config.silence_timeout,
                 backlog_retry: self.deps.config.backlog_retry,
+                live: self.is_live(),
             },
         ));
         let mut socket = LiveSocket {
@@ -335,36 +335,7 @@ impl MeetingState {
         };
         self.sessions += 1;
         self.errors_this_session = 0;
-        let mut replayed = 0;
-        let update = session_update(&self.context.instructions, &self.deps.config.voice);
-        let mut sent = socket
-            .outbox
-            .send(Message::Text(Utf8Bytes::from(update)))
-            .await;
-        myself.send_after(self.deps.config.session_update_timeout, move || {
-            MeetingMsg::SessionUpdateDeadline { epoch }
-        });
-        if sent.is_ok() && replay_before > 1 {
-            match self.replay_lines(replay_before).await {
-                Ok(lines) => {
-                    for (n, (speaker, text)) in lines.iter().enumerate() {
-                        let item = replay_item(n, *speaker, text);
-                        sent = socket
-                            .outbox
-                            .send(Message::Text(Utf8Bytes::from(item)))
-                            .await;
-                        if sent.is_err() {
-                            break;
-                        }
-                        replayed += 1;
-                    }
-                }
-                Err(error) => self.log(
-                    EventKind::RealtimeError,
-                    json!({ "error": format!("replay skipped: {error}") }),
-                ),
-            }
-        }
+        let (replayed, sent) = self.open_session(myself, &mut socket, replay_before).await;
         // A failed send means the socket is going away: its reader reports the end.
         if let Err(error) = sent {
             tracing::info!(meeting = %self.meeting(), %error, "socket failed while configuring the session");
@@ -395,19 +366,6 @@ impl MeetingState {
                 }
             }
         }
-    }
-
-    /// Stored lines numbered below `before`, once everything read so far is committed.
-    async fn replay_lines(&self, before: i64) -> Result<Vec<(Speaker, String)>, String> {
-        tokio::time::timeout(Duration::from_secs(10), self.deps.writer.flush())
-            .await
-            .map_err(|_| "the database did not take the pending lines within 10 s".to_owned())?
-            .map_err(|e| e.to_string())?;
-        self.deps
-            .store
-            .replay_lines(self.meeting(), before)
-            .await
-            .map_err(|e| error_chain(&e))
     }
 
     /// No `session.updated` confirmed session `epoch` in time.
@@ -476,6 +434,10 @@ impl MeetingState {
             );
             return;
         }
+        if self.socket_state == SocketState::ConfigurationError && self.problem.is_some() {
+            // Already shown in its own words (a refused `session.start`).
+            return;
+        }
         if end.is_configuration_error() || self.configuration_error.is_some() {
             let detail = self
                 .configuration_error
@@ -528,9 +490,7 @@ impl MeetingState {
     pub async fn finalize(&mut self, ended_at: DateTime<Utc>) -> Option<Finalized> {
         self.ending = true;
         let grace_deadline = Instant::now() + self.deps.config.finalize_grace;
-        self.call
-            .wait_until(grace_deadline, |c| c.pending_user_lines() == 0)
-            .await;
+        self.finish_session(grace_deadline).await;
         if let Some(socket) = self.socket.take() {
             socket.close().await;
         }

@@ -433,3 +433,5 @@ async fn a_call_the_provider_no_longer_has_is_finalized_and_analysed() {
         tree.stop();
     }
 }
+
+mod live;

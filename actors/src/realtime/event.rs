@@ -126,6 +126,23 @@ pub enum ServerEvent {
         transcript: String,
     },
     Error(ErrorInfo),
+    /// GPT-Live `session.started`: the session may be spoken to.
+    LiveStarted {
+        expires_at: Option<i64>,
+    },
+    /// A GPT-Live transcript fragment (`session.input_transcript.delta`
+    /// for the user, `session.output_transcript.delta` for the agent).
+    LiveFragment {
+        speaker: crate::domain::Speaker,
+        delta: String,
+        start_ms: u64,
+        end_ms: u64,
+    },
+    /// GPT-Live `session.closed` (`close_requested`, `expired`, `content`,
+    /// `remote_hangup`, `connection_lost`).
+    LiveClosed {
+        reason: Option<String>,
+    },
     /// Audio output: counted, never decoded.
     Audio,
     /// Any other type: ignored.
@@ -295,6 +312,8 @@ struct ErrorBody {
     code: Option<Value>,
     message: Option<String>,
     param: Option<String>,
+    /// GPT-Live names it `client_event_id`.
+    #[serde(alias = "client_event_id")]
     event_id: Option<String>,
 }
 

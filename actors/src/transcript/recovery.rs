@@ -37,6 +37,8 @@ impl Conversation {
     /// and the moment is remembered for a possible hole.
     pub fn detach(&mut self, now: DateTime<Utc>) {
         let (known, tail) = (std::mem::take(&mut self.known), self.tail.take());
+        // GPT-Live: the session clock goes on; remember where it was.
+        self.timed.away_from(self.timeline_reached());
         self.end_session();
         self.known = known;
         self.tail = tail;

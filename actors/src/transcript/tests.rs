@@ -2,6 +2,7 @@
 //! lines they must give.
 
 use super::*;
+use crate::realtime::event::OutputItem;
 
 fn user_item(id: &str) -> ItemInfo {
     ItemInfo {
@@ -284,6 +285,8 @@ fn a_backlog_over_its_bound_sheds_its_oldest_lines_and_keeps_their_numbers_reser
             status: ChunkStatus::Completed,
             item_id: None,
             timestamp: Utc::now(),
+            start_ms: None,
+            end_ms: None,
             ready_at: std::time::Instant::now(),
         });
     }

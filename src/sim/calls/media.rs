@@ -21,6 +21,8 @@ use tokio::sync::{oneshot, watch};
 const OPUS_SILENCE: [u8; 3] = [0xf8, 0xff, 0xfe];
 const FRAME: Duration = Duration::from_millis(20);
 const SAMPLES_PER_FRAME: u64 = 960;
+/// A caller that has not connected by then never will.
+pub const CONNECT_WITHIN: Duration = Duration::from_secs(60);
 
 /// Why a media endpoint stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +31,8 @@ pub enum PeerEnd {
     Stopped,
     /// The other side went away (ICE lost the peer: a closed tab).
     PeerGone,
+    /// The other side never connected within [`CONNECT_WITHIN`].
+    NeverConnected,
     Failed(String),
 }
 
@@ -146,7 +150,9 @@ impl Peer {
                     }
                     Ok(Output::Event(event)) => match event {
                         Event::Connected => connected = true,
-                        Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                        Event::IceConnectionStateChange(IceConnectionState::Disconnected)
+                            if connected =>
+                        {
                             return PeerEnd::PeerGone;
                         }
                         Event::MediaAdded(added) if added.kind == MediaKind::Audio => {
@@ -175,6 +181,9 @@ impl Peer {
                     }
                 }
                 _ = tick.tick() => {
+                    if !connected && started.elapsed() > CONNECT_WITHIN {
+                        return PeerEnd::NeverConnected;
+                    }
                     if connected && self.send_silence(started, tally.sent) {
                         tally.sent += 1;
                     }

@@ -14,7 +14,8 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::media::{self, PeerEnd};
-use super::{CallKind, CallStatus, SimCalls, StartOn, error, sideband};
+use super::{CallKind, CallStatus, SimCallState, SimCalls, StartOn, error, sideband};
+use scribe_actors::domain::VoiceApi;
 
 /// The calls REST routes, on the simulated OpenAI HTTP API.
 pub fn routes(calls: Arc<SimCalls>) -> axum::Router {
@@ -28,8 +29,52 @@ pub fn routes(calls: Arc<SimCalls>) -> axum::Router {
         .with_state(calls)
 }
 
+/// A WebRTC call on `api`: registered, its media endpoint running (a
+/// caller that goes away ends it), its conversation started as configured.
+pub(super) fn launch(
+    calls: &Arc<SimCalls>,
+    peer: media::Peer,
+    session: Value,
+    api: VoiceApi,
+) -> Arc<SimCallState> {
+    let config = calls.config();
+    let call = calls.register_on(CallKind::WebRtc, CallStatus::Live, api);
+    *call.session.lock().unwrap_or_else(PoisonError::into_inner) = session;
+    let (heard, first_audio) = oneshot::channel();
+    let media_call = call.clone();
+    let media_calls = calls.clone();
+    let stop = call.media_stop.subscribe();
+    let counts = call.media.clone();
+    tokio::spawn(async move {
+        // A caller that goes away (a closed tab), or never connects, ends the call.
+        let end = peer.run(stop, Some(heard), Some(counts)).await;
+        if matches!(end, PeerEnd::PeerGone | PeerEnd::NeverConnected) {
+            media_call.end_with("connection_lost");
+            media_calls.records.changed.notify_waiters();
+        }
+    });
+    match config.start {
+        StartOn::Answer => calls.start(&call, None),
+        StartOn::Audio => {
+            let (calls, call) = (calls.clone(), call.clone());
+            tokio::spawn(async move {
+                if first_audio.await.is_ok() {
+                    let meeting = call
+                        .meeting
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone();
+                    calls.start(&call, meeting);
+                }
+            });
+        }
+        StartOn::Attach => {}
+    }
+    call
+}
+
 /// The refusal of a request whose bearer key is not the configured one.
-fn unauthorized(calls: &SimCalls, headers: &HeaderMap) -> Option<Response> {
+pub(super) fn unauthorized(calls: &SimCalls, headers: &HeaderMap) -> Option<Response> {
     let key = calls.config().api_key.clone()?;
     let presented = headers
         .get(header::AUTHORIZATION)
@@ -109,38 +154,7 @@ async fn create(
         Ok(negotiated) => negotiated,
         Err(why) => return error(StatusCode::BAD_REQUEST, "invalid_offer", &why),
     };
-    let config = calls.config();
-    let call = calls.register(CallKind::WebRtc, CallStatus::Live);
-    *call.session.lock().unwrap_or_else(PoisonError::into_inner) = session;
-    let (heard, first_audio) = oneshot::channel();
-    let media_call = call.clone();
-    let media_calls = calls.clone();
-    let stop = call.media_stop.subscribe();
-    let counts = call.media.clone();
-    tokio::spawn(async move {
-        // A caller that goes away (a closed tab) ends the call.
-        if peer.run(stop, Some(heard), Some(counts)).await == PeerEnd::PeerGone {
-            media_call.end();
-            media_calls.records.changed.notify_waiters();
-        }
-    });
-    match config.start {
-        StartOn::Answer => calls.start(&call, None),
-        StartOn::Audio => {
-            let (calls, call) = (calls.clone(), call.clone());
-            tokio::spawn(async move {
-                if first_audio.await.is_ok() {
-                    let meeting = call
-                        .meeting
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .clone();
-                    calls.start(&call, meeting);
-                }
-            });
-        }
-        StartOn::Attach => {}
-    }
+    let call = launch(&calls, peer, session, VoiceApi::Realtime);
     let location = format!("/v1/realtime/calls/{}", call.id);
     (
         StatusCode::CREATED,
@@ -154,7 +168,7 @@ async fn create(
 }
 
 /// The call a request names, when its key is good and the call exists.
-fn known_call(
+pub(super) fn known_call(
     calls: &SimCalls,
     headers: &HeaderMap,
     id: &str,
@@ -194,13 +208,7 @@ async fn accept(
     if let Some(refused) = bad_session(&session) {
         return refused;
     }
-    *call.session.lock().unwrap_or_else(PoisonError::into_inner) = session;
-    call.set_status(CallStatus::Live);
-    if calls.config().start == StartOn::Answer {
-        calls.start(&call, None);
-    }
-    calls.records.changed.notify_waiters();
-    StatusCode::OK.into_response()
+    call.answered(&calls, &call, session)
 }
 
 async fn reject(
@@ -213,14 +221,7 @@ async fn reject(
         Ok(call) => call,
         Err(refused) => return *refused,
     };
-    let status = body["status_code"].as_u64().unwrap_or(603);
-    *call
-        .rejected_with
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner) = u16::try_from(status).ok();
-    call.set_status(CallStatus::Rejected);
-    calls.records.changed.notify_waiters();
-    StatusCode::OK.into_response()
+    call.rejected(&calls, body["status_code"].as_u64().unwrap_or(603))
 }
 
 async fn hangup(
@@ -233,7 +234,7 @@ async fn hangup(
     }
     match calls.call(&id) {
         Some(call) if call.status() != CallStatus::Ended => {
-            call.end();
+            call.end_with("close_requested");
             calls.records.changed.notify_waiters();
             StatusCode::OK.into_response()
         }

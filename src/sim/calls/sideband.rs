@@ -53,9 +53,8 @@ fn close(code: u16, reason: &'static str) -> Message {
 pub async fn attach(
     State(calls): State<Arc<SimCalls>>,
     Query(query): Query<AttachQuery>,
-    mut request: Request,
+    request: Request,
 ) -> Response {
-    let headers = request.headers();
     let Some(call_id) = query.call_id else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -63,27 +62,20 @@ pub async fn attach(
             "This simulator serves sidebands (`?call_id=`); owned sessions are on the realtime simulator.",
         );
     };
-    let upgrade = headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let Some(key) = headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .map(|k| derive_accept_key(k.as_bytes()))
-    else {
+    attach_call(calls, call_id, request)
+}
+
+/// A sideband to `call_id` (Realtime's `?call_id=`, GPT-Live's
+/// `/live/sessions/{id}/attach`).
+pub fn attach_call(calls: Arc<SimCalls>, call_id: String, mut request: Request) -> Response {
+    let headers = request.headers();
+    let Some(key) = websocket_key(headers) else {
         return error(
             StatusCode::BAD_REQUEST,
             "not_websocket",
             "A WebSocket upgrade is required.",
         );
     };
-    if !upgrade {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "not_websocket",
-            "A WebSocket upgrade is required.",
-        );
-    }
     if calls.attach_blocked.load(Ordering::SeqCst) {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -120,7 +112,31 @@ pub async fn attach(
         (None, _, EndedAnswer::Close) => Some(Refusal::Closed),
         (Some(_), false, _) => None,
     };
-    let on_upgrade = hyper::upgrade::on(&mut request);
+    accept(&mut request, key, move |ws| {
+        serve(ws, calls, call, refusal, meeting, authorization)
+    })
+}
+
+/// The `Sec-WebSocket-Accept` answer to a WebSocket upgrade request, or
+/// `None` when it is not one.
+pub fn websocket_key(headers: &axum::http::HeaderMap) -> Option<String> {
+    let upgrade = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|k| derive_accept_key(k.as_bytes()))?;
+    upgrade.then_some(key)
+}
+
+/// Answers 101 and runs `serve` on the socket once upgraded.
+pub fn accept<F, Fut>(request: &mut Request, key: String, serve: F) -> Response
+where
+    F: FnOnce(WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let on_upgrade = hyper::upgrade::on(request);
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
             return;
@@ -129,7 +145,7 @@ pub async fn attach(
         let ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
-        serve(ws, calls, call, refusal, meeting, authorization).await;
+        serve(ws).await;
     });
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -230,6 +246,11 @@ async fn serve<S>(
 /// The service's answer to a client event on the sideband.
 fn answer(call: &SimCallState, event: &Value) -> Option<Value> {
     match event["type"].as_str()? {
+        // GPT-Live: the application closes the session (the call ends).
+        "session.close" if call.api == scribe_actors::domain::VoiceApi::Live => {
+            call.end_with("close_requested");
+            None
+        }
         "session.update" => {
             let mut session = call.session();
             if let Some(update) = event["session"].as_object() {

@@ -77,7 +77,7 @@ impl Names {
     }
 }
 
-async fn pause(config: &SimRealtimeConfig, base: Duration) {
+pub(crate) async fn pause(config: &SimRealtimeConfig, base: Duration) {
     if config.pace > 0.0 {
         tokio::time::sleep(base.mul_f64(config.pace)).await;
     } else {
@@ -148,23 +148,16 @@ pub async fn play(
                 let _ = out.send(Outgoing::Close(*code));
                 return;
             }
+            Step::SessionClosed(_) => {
+                let _ = out.send(Outgoing::Close(1000));
+                return;
+            }
             Step::Abort => {
                 let _ = out.send(Outgoing::Abort);
                 return;
             }
-            Step::Mark(name) => {
-                if let Ok(mut marks) = shared.marks.lock() {
-                    marks.push(name.clone());
-                }
-                shared.changed.notify_waiters();
-            }
-            Step::Gate(name) => loop {
-                let notified = shared.changed.notified();
-                if shared.gates.lock().is_ok_and(|g| g.contains(name)) {
-                    break;
-                }
-                notified.await;
-            },
+            Step::Mark(name) => shared.mark(name),
+            Step::Gate(name) => shared.pass_gate(name).await,
             Step::Hold => return,
         }
         pause(config, Duration::from_secs(2)).await;

@@ -35,6 +35,27 @@ pub struct Shared {
     pub refused_upgrades: AtomicUsize,
 }
 
+impl Shared {
+    /// A script reached `Mark(name)`.
+    pub fn mark(&self, name: &str) {
+        if let Ok(mut marks) = self.marks.lock() {
+            marks.push(name.to_owned());
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Waits until the gate `name` is open.
+    pub async fn pass_gate(&self, name: &str) {
+        loop {
+            let notified = self.changed.notified();
+            if self.gates.lock().is_ok_and(|g| g.contains(name)) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 /// Changes one connection's record and wakes waiters.
 pub fn update_record(shared: &Shared, index: usize, f: impl FnOnce(&mut ConnectionRecord)) {
     if let Ok(mut all) = shared.connections.lock()
