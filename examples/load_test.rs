@@ -46,7 +46,7 @@ use scribe_actors::ids::MeetingId;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-const TOKEN: &str = "load-test-token";
+const TOKEN: &str = "load-test-token-0123456789abcdef0123456789";
 const SECRET: &str = "load-test-secret";
 
 #[derive(Debug, Parser)]
@@ -79,6 +79,15 @@ struct Args {
     /// The voice API the server runs calls on: `realtime` or `live`.
     #[arg(long, default_value = "realtime")]
     voice_api: String,
+    /// Keep this many idle connections (never a byte sent) open against the
+    /// server all along; each is opened again when the server drops it at
+    /// its 10 s header deadline.
+    #[arg(long, default_value_t = 0)]
+    idle_connections: usize,
+    /// Keep this many event streams open all along (20 on each meeting,
+    /// the per-meeting limit), read and dropped.
+    #[arg(long, default_value_t = 0)]
+    streams: usize,
 }
 
 /// What /proc says of the server process.
@@ -193,7 +202,7 @@ async fn main() -> anyhow::Result<()> {
     // Each call holds a socket here (the peer's end) and one in the server
     // (its client end), plus the HTTP connections of webhooks and the
     // model: raise the limit (the server inherits it).
-    let wanted = args.calls as u64 + 2048;
+    let wanted = (args.calls + 2 * (args.idle_connections + args.streams)) as u64 + 2048;
     let limit = rlimit::increase_nofile_limit(wanted).context("raising the open-file limit")?;
     if limit < wanted {
         say(format!(
@@ -321,6 +330,16 @@ async fn main() -> anyhow::Result<()> {
         args.calls,
         args.pace
     ));
+
+    // Pressure beside the calls (after the idle RSS was read), and
+    // `/healthz` timed every 100 ms all along.
+    let pressure = Pressure::start(&base, &meetings, args.idle_connections, args.streams).await?;
+    if args.idle_connections + args.streams > 0 {
+        say(format!(
+            "{} idle connections and {} event streams open",
+            args.idle_connections, args.streams
+        ));
+    }
 
     // Start the calls at the given rate, timing each webhook.
     let driver = Arc::new(WebhookDriver::new(&base, SECRET.as_bytes(), "load-key"));
@@ -452,6 +471,7 @@ async fn main() -> anyhow::Result<()> {
         to_processing.extend(ms(record.processing_started_at));
         to_completed.extend(ms(record.completed_at));
     }
+    let mut healthz_ms = pressure.stop().await;
     let after = proc_stat(pid)?;
     let peak = after.peak_rss_bytes.max(peak_rss);
     let frames = counter(&metrics_text, "scribe_realtime_frames_total");
@@ -488,6 +508,12 @@ async fn main() -> anyhow::Result<()> {
         "server_held_rss_per_call_bytes": held.rss_bytes.saturating_sub(idle.rss_bytes) / meetings.len().max(1) as u64,
         "server_cpu_seconds": after.cpu_seconds,
         "server_cpu_seconds_talking": during.cpu_seconds - idle.cpu_seconds,
+        "idle_connections": args.idle_connections,
+        "open_streams": args.streams,
+        "healthz_samples": healthz_ms.len(),
+        "healthz_p50_ms": percentile(&mut healthz_ms, 50.0),
+        "healthz_p99_ms": percentile(&mut healthz_ms, 99.0),
+        "healthz_max_ms": healthz_ms.last().copied(),
     });
     println!("{report}");
     child.start_kill()?;
@@ -501,4 +527,110 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Idle connections and event streams held open against the server while
+/// the calls run, and `/healthz` timed every 100 ms.
+struct Pressure {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    healthz: tokio::task::JoinHandle<Vec<f64>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Pressure {
+    async fn start(
+        base: &str,
+        meetings: &[String],
+        idle: usize,
+        streams: usize,
+    ) -> anyhow::Result<Self> {
+        let address = base.trim_start_matches("http://").to_owned();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        for _ in 0..idle {
+            let (address, mut stopped) = (address.clone(), stopped.clone());
+            tasks.push(tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                loop {
+                    let Ok(mut socket) = tokio::net::TcpStream::connect(&address).await else {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    };
+                    let mut byte = [0u8; 1];
+                    tokio::select! {
+                        _ = socket.read(&mut byte) => {}
+                        _ = stopped.changed() => return,
+                    }
+                }
+            }));
+        }
+        let streams_client = reqwest::Client::builder().build()?;
+        for n in 0..streams {
+            let Some(meeting) = meetings.get(n / 20) else {
+                bail!(
+                    "{streams} streams need {} meetings (20 each)",
+                    streams.div_ceil(20)
+                );
+            };
+            let mut answer = streams_client
+                .get(format!("{base}/api/meetings/{meeting}/events"))
+                .send()
+                .await?;
+            anyhow::ensure!(
+                answer.status().is_success(),
+                "stream {n} refused: {}",
+                answer.status()
+            );
+            let mut stopped = stopped.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        chunk = answer.chunk() => if !matches!(chunk, Ok(Some(_))) { return },
+                        _ = stopped.changed() => return,
+                    }
+                }
+            }));
+        }
+        let probe = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        let url = format!("{base}/healthz");
+        let mut stopped = stopped.clone();
+        let healthz = tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut every = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = stopped.changed() => return samples,
+                }
+                let sent = Instant::now();
+                if probe
+                    .get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+                {
+                    samples.push(sent.elapsed().as_secs_f64() * 1000.0);
+                } else {
+                    // A failed probe counts as the client's whole timeout.
+                    samples.push(10_000.0);
+                }
+            }
+        });
+        Ok(Self {
+            tasks,
+            healthz,
+            stop,
+        })
+    }
+
+    /// Closes everything; the `/healthz` times in ms.
+    async fn stop(self) -> Vec<f64> {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.healthz.await.unwrap_or_default()
+    }
 }

@@ -42,6 +42,10 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseArgs),
+    /// Replace the page-capability key kept in the database (when
+    /// SCRIBE_PAGE_SECRET is not set): every meeting page link issued so
+    /// far stops working once the instances restart.
+    RotatePageSecret(DatabaseArgs),
     /// Run the whole flow offline: a fresh SQLite file, the simulated
     /// realtime peer and LLM, N concurrent calls through the real HTTP
     /// server, webhooks and actors; then a report.
@@ -66,6 +70,18 @@ pub struct DemoArgs {
     /// demo's own WebRTC client as the caller), or each in turn.
     #[arg(long, value_enum, default_value_t = DemoPath::All)]
     pub path: DemoPath,
+    /// After the report, keep serving the demo's pages (and its API) until
+    /// Ctrl-C, so the printed links open; the demo database is removed
+    /// then. On by default when stdout is a terminal; `--serve=false` exits
+    /// at once.
+    #[arg(
+        long,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        require_equals = true,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub serve: Option<bool>,
 }
 
 /// `--voice-api`.
@@ -183,14 +199,22 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAM_API_SECRET", hide_env_values = true)]
     pub stream_api_secret: Option<SecretString>,
 
-    /// Bearer token required for API writes and listings. When unset, a
-    /// random token is generated at startup and printed once.
+    /// Bearer token required for API writes and listings (at least 32
+    /// characters). When unset, a random token is generated at startup and
+    /// printed once.
     #[arg(long, env = "SCRIBE_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<SecretString>,
 
     /// Bearer token for `/admin`. When unset, the admin endpoints answer 401.
+    /// At least 32 characters.
     #[arg(long, env = "SCRIBE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<SecretString>,
+
+    /// Key of the meeting pages' capabilities (at least 32 characters).
+    /// When unset, a random key is generated once and kept in the database,
+    /// so every instance agrees. Changing it revokes every capability.
+    #[arg(long, env = "SCRIBE_PAGE_SECRET", hide_env_values = true)]
+    pub page_secret: Option<SecretString>,
 
     /// Use the built-in simulated realtime peer and analyzer instead of
     /// OpenAI: the whole flow runs offline.
@@ -235,6 +259,25 @@ pub struct ServeArgs {
     #[arg(long, env = "SCRIBE_ANALYSIS_ATTEMPTS", default_value_t = 3)]
     pub analysis_attempts: u32,
 
+    /// Connections open at once, at most; past it new connections wait in
+    /// the accept queue.
+    #[arg(long, env = "SCRIBE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Requests handled at once, at most (the probes aside); past it 503
+    /// with `Retry-After`. An open event stream does not count.
+    #[arg(long, env = "SCRIBE_MAX_REQUESTS", default_value_t = 512)]
+    pub max_requests: usize,
+
+    /// Event streams open at once on this instance, at most; past it 503
+    /// with `Retry-After`.
+    #[arg(long, env = "SCRIBE_MAX_STREAMS", default_value_t = 5_000)]
+    pub max_streams: usize,
+
+    /// Event streams open at once on one meeting, at most.
+    #[arg(long, env = "SCRIBE_MAX_STREAMS_PER_MEETING", default_value_t = 20)]
+    pub max_streams_per_meeting: usize,
+
     /// This instance's name in call leases, when several instances share a
     /// database. Defaults to `<hostname>:<port>`, so a restarted instance
     /// takes its own calls back at once.
@@ -261,6 +304,8 @@ pub struct Settings {
     pub stream_api_secret: Option<SecretString>,
     pub api_token: SecretString,
     pub admin_token: Option<SecretString>,
+    /// `None`: the key generated once and kept in the database.
+    pub page_secret: Option<SecretString>,
     pub simulate: bool,
     /// The realtime endpoint is scribe's simulated peer: it may be told
     /// which meeting a session is for.
@@ -272,6 +317,28 @@ pub struct Settings {
     pub lease: LeaseConfig,
     pub analysis_concurrency: usize,
     pub analysis_policy: RetryPolicy,
+    pub http: HttpSettings,
+}
+
+/// What the HTTP server bounds (the header and body deadlines, 10 s each,
+/// are fixed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpSettings {
+    pub max_connections: usize,
+    pub max_requests: usize,
+    pub max_streams: usize,
+    pub max_streams_per_meeting: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_requests: 512,
+            max_streams: 5_000,
+            max_streams_per_meeting: 20,
+        }
+    }
 }
 
 /// Where the API token came from: given, or generated for this run.
@@ -291,12 +358,20 @@ impl Settings {
     }
 
     /// Resolves `serve` arguments; generates an API token when none was set.
-    pub fn from_args(args: ServeArgs) -> (Self, TokenSource) {
+    /// Refuses a configured token or page secret shorter than
+    /// [`MIN_SECRET_CHARS`].
+    pub fn from_args(args: ServeArgs) -> Result<(Self, TokenSource), WeakSecret> {
         let non_empty = |s: Option<SecretString>| s.filter(|s| !s.expose_secret().is_empty());
         let (api_token, source) = match non_empty(args.api_token) {
-            Some(token) => (token, TokenSource::Configured),
+            Some(token) => (strong("SCRIBE_API_TOKEN", token)?, TokenSource::Configured),
             None => (generate_token(), TokenSource::Generated),
         };
+        let admin_token = non_empty(args.admin_token)
+            .map(|t| strong("SCRIBE_ADMIN_TOKEN", t))
+            .transpose()?;
+        let page_secret = non_empty(args.page_secret)
+            .map(|t| strong("SCRIBE_PAGE_SECRET", t))
+            .transpose()?;
         let settings = Self {
             listen: args.listen,
             database_url: args.database.database_url,
@@ -312,7 +387,8 @@ impl Settings {
             stream_api_key: non_empty(args.stream_api_key),
             stream_api_secret: non_empty(args.stream_api_secret),
             api_token,
-            admin_token: non_empty(args.admin_token),
+            admin_token,
+            page_secret,
             simulate: args.simulate,
             simulated_peer: args.simulated_peer,
             chaos: args.chaos,
@@ -336,8 +412,14 @@ impl Settings {
                 attempts: args.analysis_attempts.max(1),
                 ..RetryPolicy::default()
             },
+            http: HttpSettings {
+                max_connections: args.max_connections.max(1),
+                max_requests: args.max_requests.max(1),
+                max_streams: args.max_streams.max(1),
+                max_streams_per_meeting: args.max_streams_per_meeting.max(1),
+            },
         };
-        (settings, source)
+        Ok((settings, source))
     }
 
     /// Settings for tests and embedding: every optional part off, the given
@@ -360,6 +442,7 @@ impl Settings {
             stream_api_secret: None,
             api_token: api_token.into(),
             admin_token: None,
+            page_secret: None,
             simulate: false,
             simulated_peer: false,
             chaos: false,
@@ -369,6 +452,7 @@ impl Settings {
             lease: LeaseConfig::new(format!("test-{}", uuid::Uuid::new_v4())),
             analysis_concurrency: 8,
             analysis_policy: RetryPolicy::default(),
+            http: HttpSettings::default(),
         }
     }
 }
@@ -382,6 +466,30 @@ fn default_instance_id(listen: SocketAddr) -> String {
     match (host, listen.port()) {
         (Some(host), port) if port != 0 => format!("{host}:{port}"),
         _ => format!("scribe-{}", uuid::Uuid::new_v4()),
+    }
+}
+
+/// The shortest API token, admin token or page secret `serve` accepts: a
+/// short token can be guessed, and the API token unlocks every listing.
+pub const MIN_SECRET_CHARS: usize = 32;
+
+/// A configured secret too short to be safe.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "{name} is {len} characters long; it must be at least {MIN_SECRET_CHARS} \
+     (for example: `openssl rand -hex 32`)"
+)]
+pub struct WeakSecret {
+    pub name: &'static str,
+    pub len: usize,
+}
+
+fn strong(name: &'static str, secret: SecretString) -> Result<SecretString, WeakSecret> {
+    let len = secret.expose_secret().trim().chars().count();
+    if len < MIN_SECRET_CHARS {
+        Err(WeakSecret { name, len })
+    } else {
+        Ok(secret)
     }
 }
 
@@ -442,16 +550,18 @@ mod tests {
             "--stream-api-secret",
             "marker-stream-secret",
             "--api-token",
-            "marker-api-token",
+            "marker-api-token-0123456789abcdef0123",
             "--admin-token",
-            "marker-admin-token",
+            "marker-admin-token-0123456789abcdef012",
+            "--page-secret",
+            "marker-page-secret-0123456789abcdef012",
             "--openai-webhook-secret",
             "whsec_marker-webhook",
             "--database-url",
             "postgres://u:marker-db-password@h/db",
         ])
         .expect("parses");
-        let (settings, source) = Settings::from_args(cli.serve);
+        let (settings, source) = Settings::from_args(cli.serve).expect("strong secrets");
         assert_eq!(source, TokenSource::Configured);
         let debug = format!("{settings:?}");
         assert!(
@@ -463,12 +573,35 @@ mod tests {
     #[test]
     fn generates_a_distinct_token_when_none_is_set() {
         let cli = Cli::try_parse_from(["scribe", "--api-token", ""]).expect("parses");
-        let (settings, source) = Settings::from_args(cli.serve);
+        let (settings, source) = Settings::from_args(cli.serve).expect("no secret set");
         assert_eq!(source, TokenSource::Generated);
         assert_eq!(settings.api_token.expose_secret().len(), 64);
         assert_ne!(
             generate_token().expose_secret(),
             settings.api_token.expose_secret()
         );
+    }
+
+    #[test]
+    fn short_tokens_and_page_secrets_are_refused_with_their_name() {
+        let strong = "0123456789abcdef0123456789abcdef";
+        for (flag, name) in [
+            ("--api-token", "SCRIBE_API_TOKEN"),
+            ("--admin-token", "SCRIBE_ADMIN_TOKEN"),
+            ("--page-secret", "SCRIBE_PAGE_SECRET"),
+        ] {
+            let settings = |value: &str| {
+                let mut argv = vec!["scribe", flag, value];
+                if flag != "--api-token" {
+                    argv.extend(["--api-token", strong]);
+                }
+                Settings::from_args(Cli::try_parse_from(argv).expect("parses").serve)
+            };
+            let error = settings("dev-token").expect_err("a 9-character secret");
+            assert_eq!(error, WeakSecret { name, len: 9 });
+            assert!(error.to_string().contains("at least 32"), "{error}");
+            assert_eq!(settings(&strong[1..]).expect_err("31 characters").len, 31);
+            assert!(settings(strong).is_ok(), "32 characters pass");
+        }
     }
 }

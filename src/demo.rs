@@ -1,9 +1,10 @@
 //! `scribe demo`: the whole flow offline. A fresh SQLite file, the
 //! simulated realtime peer, OpenAI (model, calls, sidebands) and Stream,
 //! and N concurrent calls over each call path (see [`paths`]) through the
-//! real HTTP server; then a report per path, one meeting's transcript and
-//! summary, and a non-zero exit if any call lost a line or did not
-//! complete.
+//! real HTTP server; then a report per path, one meeting's transcript,
+//! summary and page, and a non-zero exit if any call lost a line or did not
+//! complete. With `--serve` (the default on a terminal) the pages stay
+//! open until Ctrl-C.
 
 mod paths;
 mod world;
@@ -138,6 +139,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     if let Some(first) = first {
         show_meeting(&demo.store, first).await?;
+        println!("page: {}/meetings/{first}", demo.base);
+    }
+    let serve = args
+        .serve
+        .unwrap_or_else(|| std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    if serve {
+        if let Some(first) = first {
+            println!("\nOpen this first: {}/meetings/{first}", demo.base);
+        }
+        println!(
+            "scribe demo: serving {} until Ctrl-C (API token {TOKEN}); the demo database is removed then",
+            demo.base
+        );
+        crate::startup::shutdown_signal().await;
     }
     let _ = stop.send(());
     server.await.context("server task")??;

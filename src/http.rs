@@ -1,6 +1,6 @@
 //! The HTTP surface (axum): the router, its shared state, and the layers
 //! every request passes (request id, tracing span with the matched path,
-//! body limit).
+//! body limit, security headers).
 
 mod admin;
 mod agents;
@@ -8,23 +8,34 @@ pub mod auth;
 mod calls;
 mod error;
 mod extract;
-mod health;
+pub mod health;
+mod limits;
 mod live;
 mod meetings;
 mod openai_webhook;
+pub mod serve;
+pub mod streams;
 mod webhook;
 
 use std::sync::Arc;
 
-use axum::Router;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::HeaderName;
+use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{BoxError, Router};
 use secrecy::SecretString;
 use tower::ServiceBuilder;
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -47,6 +58,9 @@ pub struct AppState {
     pub store: Store,
     pub calls: Calls,
     pub api_token: Arc<SecretString>,
+    /// The key of the meeting pages' capabilities (`SCRIBE_PAGE_SECRET`,
+    /// else generated once and kept in the database).
+    pub page_key: Arc<SecretString>,
     pub admin_token: Option<Arc<SecretString>>,
     pub stream_api_secret: Option<Arc<SecretString>>,
     pub chaos: bool,
@@ -61,12 +75,27 @@ pub struct AppState {
     /// The model and voice of the calls scribe creates and accepts.
     pub realtime_model: Arc<str>,
     pub voice: Arc<str>,
+    /// Per-meeting limits on call creation and analysis retries.
+    pub limits: Arc<limits::MeetingLimits>,
+    /// Open event streams, against their bounds.
+    pub streams: Arc<streams::StreamLimits>,
+    /// What the background database check found (`/readyz`).
+    pub probe: Arc<health::Probe>,
+    /// Flips when the server stops: event streams end.
+    pub stopping: serve::Stopping,
+    /// Requests handled at once, at most (probes aside); past it 503.
+    pub max_requests: usize,
     /// Meetings whose WebRTC call is being created by this instance.
     pub creating: Arc<std::sync::Mutex<std::collections::HashSet<scribe_actors::ids::MeetingId>>>,
 }
 
+/// A whole request body must arrive within this, or the answer is 408 and
+/// the connection closes: a client trickling a body cannot hold a request.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
+
 /// The whole HTTP surface with its layers.
 pub fn router(state: AppState) -> Router {
+    let max_requests = state.max_requests.max(1);
     let api = Router::new()
         .route("/api/agents", get(agents::list).post(agents::create))
         .route("/api/agents/{id}", get(agents::show))
@@ -91,16 +120,30 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/admin/actors", get(admin::actors))
         .route("/admin/actors/{meeting_id}/kill", post(admin::kill))
+        .route("/admin/meetings/{meeting_id}", get(admin::meeting))
         .route("/admin/supervisor/kill", post(admin::kill_supervisor))
+        // Past `max_requests` in flight, 503 at once instead of a queue.
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(overloaded))
+                .load_shed()
+                .concurrency_limit(max_requests),
+        )
+        .layer(middleware::from_fn(body_within_deadline));
+    // The probes answer whatever the load.
+    let probes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
-        .route("/readyz", get(health::readyz))
+        .route("/readyz", get(health::readyz));
+    let all = Router::new()
+        .merge(api)
+        .merge(probes)
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
 
-    api.layer(
+    all.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(
@@ -108,8 +151,75 @@ pub fn router(state: AppState) -> Router {
                     .make_span_with(request_span)
                     .on_response(DefaultOnResponse::new().level(Level::INFO)),
             )
-            .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            // Every answer: never sniffed into another type, never leaks its
+            // address (a page's URL carries its meeting) to another site,
+            // never framed.
+            .layer(SetResponseHeaderLayer::overriding(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::X_FRAME_OPTIONS,
+                HeaderValue::from_static("DENY"),
+            )),
     )
+}
+
+/// The answer when `max_requests` are in flight.
+async fn overloaded(_: BoxError) -> ApiError {
+    metrics::counter!(crate::metrics::SHED_REQUESTS).increment(1);
+    ApiError::Busy {
+        message: "the server is at its limit of requests in flight: try again shortly".into(),
+        retry_after: 1,
+    }
+}
+
+/// Reads the whole request body within [`BODY_DEADLINE`] (at most the
+/// largest body any route takes) before the handler runs.
+async fn body_within_deadline(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let limit = webhook::MAX_WEBHOOK_BYTES;
+    match tokio::time::timeout(BODY_DEADLINE, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Ok(Err(error)) => {
+            let too_large =
+                std::iter::successors(Some(&error as &(dyn std::error::Error + 'static)), |e| {
+                    e.source()
+                })
+                .any(|e| e.is::<http_body_util::LengthLimitError>());
+            let (status, message) = if too_large {
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("length limit exceeded: the body is over {limit} bytes"),
+                )
+            } else {
+                (StatusCode::BAD_REQUEST, "the body could not be read".into())
+            };
+            ApiError::Rejected { status, message }.into_response()
+        }
+        Err(_) => {
+            let mut answer = ApiError::Rejected {
+                status: StatusCode::REQUEST_TIMEOUT,
+                message: format!(
+                    "the request body did not arrive within {} s",
+                    BODY_DEADLINE.as_secs()
+                ),
+            }
+            .into_response();
+            answer
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            answer
+        }
+    }
 }
 
 fn request_span(request: &Request) -> tracing::Span {

@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
     }
     match command {
         Command::Serve(args) => {
-            let (mut settings, token_source) = Settings::from_args(*args);
+            let (mut settings, token_source) = Settings::from_args(*args)?;
             // `--simulate`: the simulators run beside the server, on ports
             // of their own, until it stops; the server is told where.
             let simulators = if settings.simulate {
@@ -50,6 +50,22 @@ async fn main() -> anyhow::Result<()> {
             store.migrate().await.context("migrating the database")?;
             store.close().await;
             println!("migrations applied");
+            Ok(())
+        }
+        Command::RotatePageSecret(args) => {
+            let url = args.database_url.expose_secret();
+            let store = Store::connect(url, PoolSize(1))
+                .await
+                .context("opening the database")?;
+            store.migrate().await.context("migrating the database")?;
+            store
+                .rotate_page_secret()
+                .await
+                .context("replacing the page key")?;
+            store.close().await;
+            println!(
+                "page key replaced: restart every instance; meeting page links issued before no longer work"
+            );
             Ok(())
         }
     }

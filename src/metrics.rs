@@ -12,8 +12,16 @@ pub const LLM_ATTEMPTS: &str = "scribe_llm_attempts_total";
 /// Stream webhooks answered, by event `type` and `outcome` (the answer's
 /// status, or the HTTP status of an error).
 pub const WEBHOOKS: &str = "scribe_webhooks_total";
-/// Meetings in the database, by `status` (read at each scrape).
+/// Meetings in the database, by `status` (read by the background probe
+/// once a second, never by a scrape).
 pub const MEETINGS: &str = "scribe_meetings";
+/// Database checks made by the background probe (`/readyz` and `/metrics`
+/// make none).
+pub const PROBE_QUERIES: &str = "scribe_probe_queries_total";
+/// Event streams open now.
+pub const OPEN_STREAMS: &str = "scribe_event_streams";
+/// Requests refused because the server had its limit in flight.
+pub const SHED_REQUESTS: &str = "scribe_shed_requests_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -52,6 +60,9 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             metrics::describe_counter!(LLM_ATTEMPTS, "Model requests, by outcome");
             metrics::describe_counter!(WEBHOOKS, "Stream webhooks answered, by type and outcome");
             metrics::describe_gauge!(MEETINGS, "Meetings in the database, by status");
+            metrics::describe_counter!(PROBE_QUERIES, "Database checks by the background probe");
+            metrics::describe_gauge!(OPEN_STREAMS, "Event streams open now");
+            metrics::describe_counter!(SHED_REQUESTS, "Requests refused at the in-flight limit");
             Some(handle)
         })
         .as_ref()

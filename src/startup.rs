@@ -19,13 +19,16 @@ use scribe_actors::supervisor::calls::Calls;
 use scribe_actors::supervisor::current::CurrentSupervisor;
 use scribe_actors::supervisor::registry::CallRegistry;
 use scribe_actors::writer::ChunkWriter;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::analysis::analyzer::LlmAnalyzer;
 use crate::analysis::llm::LlmClient;
 use crate::config::Settings;
+use crate::http::health::Probe;
+use crate::http::serve::{ServeLimits, Stopping, serve};
+use crate::http::streams::{StreamBounds, StreamLimits};
 use crate::http::{AppState, router};
 use crate::openai::calls::CallsApi;
 use crate::realtime::RealtimeEndpoint;
@@ -33,6 +36,9 @@ use crate::store::{PoolSize, Store, redact_url};
 
 pub struct Application {
     listener: TcpListener,
+    serve_limits: ServeLimits,
+    stop_streams: tokio::sync::watch::Sender<bool>,
+    probe_task: JoinHandle<()>,
     local_addr: SocketAddr,
     state: AppState,
     writer: ChunkWriter,
@@ -58,6 +64,16 @@ impl Application {
             .migrate()
             .await
             .with_context(|| format!("migrating database {}", redact_url(url)))?;
+        // The meeting pages' capabilities: keyed by their own secret, never
+        // by the API token (a page's capability is public).
+        let page_key: SecretString = match settings.page_secret.clone() {
+            Some(secret) => secret,
+            None => store
+                .page_secret()
+                .await
+                .context("reading the page key from the database")?
+                .into(),
+        };
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
@@ -115,6 +131,11 @@ impl Application {
             },
         });
         let model: Arc<str> = settings.model().into();
+        // `/readyz` and `/metrics` read what this task finds, once a second.
+        let probe = Arc::new(Probe::default());
+        probe.check(&store).await;
+        let probe_task = tokio::spawn(probe.clone().run(store.clone()));
+        let (stop_streams, stopping) = Stopping::new();
         let registry = Arc::new(CallRegistry::default());
         let current = Arc::new(CurrentSupervisor::default());
         let (_, guardian_task) = Actor::spawn(
@@ -146,11 +167,18 @@ impl Application {
         tracing::info!(%local_addr, database = %redact_url(url), backend = ?store.backend(), adopted = recovered.adopted, resumed_analyses = recovered.analyses, "scribe ready");
         Ok(Self {
             listener,
+            serve_limits: ServeLimits {
+                max_connections: settings.http.max_connections,
+                ..ServeLimits::default()
+            },
+            stop_streams,
+            probe_task,
             local_addr,
             state: AppState {
                 store,
                 calls,
                 api_token: Arc::new(settings.api_token),
+                page_key: Arc::new(page_key),
                 admin_token: settings.admin_token.map(Arc::new),
                 stream_api_secret: settings.stream_api_secret.map(Arc::new),
                 chaos: settings.chaos,
@@ -161,6 +189,14 @@ impl Application {
                 realtime_model: model.clone(),
                 voice: settings.voice.as_str().into(),
                 creating: Arc::default(),
+                limits: Arc::default(),
+                streams: StreamLimits::new(StreamBounds {
+                    total: settings.http.max_streams,
+                    per_meeting: settings.http.max_streams_per_meeting,
+                }),
+                probe: probe.clone(),
+                stopping,
+                max_requests: settings.http.max_requests,
             },
             writer,
             writer_task,
@@ -187,6 +223,11 @@ impl Application {
         &self.state.store
     }
 
+    /// What `/readyz` and `/metrics` serve from.
+    pub fn probe(&self) -> &Arc<Probe> {
+        &self.state.probe
+    }
+
     /// Serves until `shutdown` resolves: then stops accepting, waits for the
     /// requests in flight, and closes the database pool.
     pub async fn run_until_stopped(
@@ -195,10 +236,16 @@ impl Application {
     ) -> anyhow::Result<()> {
         let store = self.state.store.clone();
         let calls = self.state.calls.clone();
-        let served = axum::serve(self.listener, router(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP");
+        let served = serve(
+            self.listener,
+            router(self.state),
+            self.serve_limits,
+            self.stop_streams,
+            shutdown,
+        )
+        .await
+        .context("serving HTTP");
+        self.probe_task.abort();
         tracing::info!("http server stopped; finishing call ends, then stopping calls");
         // Calls that already ended are finalized before anything stops.
         if let Err(error) = calls.settled(std::time::Duration::from_secs(30)).await {

@@ -21,6 +21,7 @@ mod leases;
 mod meetings;
 pub mod pool;
 mod rows;
+mod secrets;
 pub mod status;
 mod transcript;
 mod webhooks;

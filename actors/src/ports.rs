@@ -194,13 +194,27 @@ pub enum AnalysisResult {
     },
 }
 
-/// Why an analysis produced no result. Its text is what the meeting's
-/// `error` shows.
+/// Why an analysis produced no result. Its text, in scribe's words, is
+/// what the meeting's `error` shows publicly; [`AnalysisError::detail`] is
+/// the provider's own text, for the logs and `/admin` only.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AnalysisError {
     /// Every attempt at the model failed (or one that cannot be retried).
     #[error("the analysis model failed {attempts} attempt(s); last error: {last_error}")]
-    Model { attempts: u32, last_error: String },
+    Model {
+        attempts: u32,
+        last_error: String,
+        detail: String,
+    },
+}
+
+impl AnalysisError {
+    /// The provider's own words about the failure.
+    pub fn detail(&self) -> &str {
+        match self {
+            Self::Model { detail, .. } => detail,
+        }
+    }
 }
 
 /// What finalizing a call did.
@@ -304,7 +318,14 @@ pub trait AnalysisStore: Send + Sync + 'static {
     ) -> Result<Option<MeetingId>, PortError>;
 
     /// The meeting `failed` with `error`, the job `failed`.
-    async fn fail_analysis(&self, meeting: MeetingId, error: &str) -> Result<(), PortError>;
+    /// `error` is public (scribe's words); `detail`, the provider's own
+    /// text, is kept for `/admin` only.
+    async fn fail_analysis(
+        &self,
+        meeting: MeetingId,
+        error: &str,
+        detail: Option<&str>,
+    ) -> Result<(), PortError>;
 
     /// True when the meeting's analysis job waits to be run (a retry).
     async fn analysis_pending(&self, meeting: MeetingId) -> Result<bool, PortError>;

@@ -127,11 +127,17 @@ impl Analyzer for LlmAnalyzer {
             Attempt::Failed {
                 attempt,
                 error,
+                detail,
                 retry_in,
-            } => stage(
-                AnalysisStage::LlmAttemptFailed,
-                json!({ "attempt": attempt, "error": error, "retry_in_ms": retry_in.map(|d| d.as_millis() as u64) }),
-            ),
+            } => {
+                // The provider's words go to the log; the meeting's event
+                // log (public) gets scribe's.
+                tracing::warn!(attempt, %detail, "analysis attempt failed");
+                stage(
+                    AnalysisStage::LlmAttemptFailed,
+                    json!({ "attempt": attempt, "error": error, "retry_in_ms": retry_in.map(|d| d.as_millis() as u64) }),
+                )
+            }
             Attempt::Succeeded { attempt } => {
                 stage(AnalysisStage::AnswerReceived, json!({ "attempt": attempt }))
             }

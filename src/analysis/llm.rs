@@ -53,7 +53,10 @@ pub enum Attempt {
     },
     Failed {
         attempt: u32,
+        /// Scribe's words: public (the meeting's event log).
         error: String,
+        /// The provider's own text: logs and `/admin` only.
+        detail: String,
         retry_in: Option<Duration>,
     },
     Succeeded {
@@ -66,7 +69,10 @@ pub enum Attempt {
 #[error("the analysis model failed {attempts} attempt(s); last error: {last_error}")]
 pub struct LlmFailure {
     pub attempts: u32,
+    /// The last attempt's error in scribe's words.
     pub last_error: String,
+    /// The last attempt's error as the provider put it.
+    pub last_detail: String,
 }
 
 impl From<LlmFailure> for scribe_actors::ports::AnalysisError {
@@ -74,14 +80,28 @@ impl From<LlmFailure> for scribe_actors::ports::AnalysisError {
         Self::Model {
             attempts: failure.attempts,
             last_error: failure.last_error,
+            detail: failure.last_detail,
         }
     }
 }
 
-/// One attempt's error and whether another attempt may help.
+/// One attempt's error and whether another attempt may help: `public` is
+/// scribe's short words, `detail` the provider's own text (which can quote
+/// part of a key or name hosts) for the logs and `/admin`.
 struct AttemptError {
-    message: String,
+    public: String,
+    detail: String,
     retryable: bool,
+}
+
+impl AttemptError {
+    fn ours(public: String, retryable: bool) -> Self {
+        Self {
+            detail: public.clone(),
+            public,
+            retryable,
+        }
+    }
 }
 
 /// The plain transport, remembering the last `Retry-After` it saw.
@@ -166,7 +186,7 @@ impl LlmClient {
             .without_max_times()
             .build();
         let attempts = self.policy.attempts.max(1);
-        let mut last_error = String::new();
+        let (mut last_error, mut last_detail) = (String::new(), String::new());
         for attempt in 1..=attempts {
             on_attempt(Attempt::Started { attempt });
             let outcome = match tokio::time::timeout(
@@ -175,18 +195,17 @@ impl LlmClient {
             )
             .await
             {
-                Err(_) => Err(AttemptError {
-                    message: format!(
+                Err(_) => Err(AttemptError::ours(
+                    format!(
                         "no answer within {} s",
                         self.policy.attempt_timeout.as_secs_f32()
                     ),
-                    retryable: true,
-                }),
+                    true,
+                )),
                 Ok(Err(e)) => Err(e),
-                Ok(Ok(text)) => validate(&text).map_err(|e| AttemptError {
-                    message: format!("answer did not validate: {e}"),
-                    retryable: true,
-                }),
+                // The validation's words are scribe's own.
+                Ok(Ok(text)) => validate(&text)
+                    .map_err(|e| AttemptError::ours(format!("answer did not validate: {e}"), true)),
             };
             match outcome {
                 Ok(value) => {
@@ -197,7 +216,8 @@ impl LlmClient {
                 Err(error) => {
                     metrics::counter!(crate::metrics::LLM_ATTEMPTS, "outcome" => "error")
                         .increment(1);
-                    last_error = error.message.clone();
+                    last_error = error.public.clone();
+                    last_detail = error.detail.clone();
                     let more = error.retryable && attempt < attempts;
                     let retry_in = more.then(|| {
                         let after = self
@@ -210,7 +230,8 @@ impl LlmClient {
                     });
                     on_attempt(Attempt::Failed {
                         attempt,
-                        error: error.message,
+                        error: error.public,
+                        detail: error.detail,
                         retry_in,
                     });
                     match retry_in {
@@ -219,6 +240,7 @@ impl LlmClient {
                             return Err(LlmFailure {
                                 attempts: attempt,
                                 last_error,
+                                last_detail,
                             });
                         }
                     }
@@ -228,12 +250,14 @@ impl LlmClient {
         Err(LlmFailure {
             attempts,
             last_error,
+            last_detail,
         })
     }
 
     async fn once(&self, system: &str, user: &str, json: bool) -> Result<String, AttemptError> {
         let invalid = |e: OpenAIError| AttemptError {
-            message: format!("request could not be built: {e}"),
+            public: "the request to the model could not be built".into(),
+            detail: format!("request could not be built: {e}"),
             retryable: false,
         };
         let mut request = CreateChatCompletionRequestArgs::default();
@@ -255,26 +279,28 @@ impl LlmClient {
             .into_iter()
             .next()
             .and_then(|c| c.message.content)
-            .ok_or_else(|| AttemptError {
-                message: "the answer had no content".into(),
-                retryable: true,
-            })
+            .ok_or_else(|| AttemptError::ours("the answer had no content".into(), true))
     }
 }
 
 fn classify(error: OpenAIError) -> AttemptError {
-    let retryable = match &error {
+    let (public, retryable) = match &error {
         OpenAIError::ApiError(e) => {
             let status = e.status_code.as_u16();
-            status == 408 || status == 409 || status == 429 || status >= 500
+            (
+                format!("the model answered HTTP {status}"),
+                status == 408 || status == 409 || status == 429 || status >= 500,
+            )
         }
-        OpenAIError::Reqwest(_)
-        | OpenAIError::JSONDeserialize(..)
-        | OpenAIError::StreamError(_) => true,
-        _ => false,
+        OpenAIError::Reqwest(_) => ("the model could not be reached".to_owned(), true),
+        OpenAIError::JSONDeserialize(..) | OpenAIError::StreamError(_) => {
+            ("the model's answer could not be read".to_owned(), true)
+        }
+        _ => ("the request to the model failed".to_owned(), false),
     };
     AttemptError {
-        message: error.to_string(),
+        public,
+        detail: error.to_string(),
         retryable,
     }
 }

@@ -12,7 +12,7 @@ use crate::sim::webhook::WebhookDriver;
 use crate::store::Store;
 
 pub const SECRET: &str = "demo-stream-secret";
-pub const TOKEN: &str = "demo-api-token";
+pub const TOKEN: &str = "demo-api-token-0123456789abcdef0123";
 pub const OPENAI_KEY: &str = "sk-demo";
 /// `whsec_` and the base64 of "scribe demo webhook secret".
 pub const OPENAI_WEBHOOK_SECRET: &str = "whsec_c2NyaWJlIGRlbW8gd2ViaG9vayBzZWNyZXQ=";

@@ -1,4 +1,5 @@
-//! `/admin`: the live actors, and (with `SCRIBE_CHAOS`) killing one.
+//! `/admin`: the live actors, a meeting's full error story, and (with
+//! `SCRIBE_CHAOS`) killing an actor.
 
 use axum::Json;
 use axum::extract::FromRequestParts;
@@ -41,6 +42,34 @@ pub async fn actors(
     let mut actors = state.calls.snapshots().await.map_err(ApiError::Calls)?;
     actors.sort_by_key(|a| a.meeting_id);
     Ok(Json(ActorList { actors }))
+}
+
+/// `GET /admin/meetings/{meeting_id}`: what went wrong, in full: the
+/// public error, the provider's own words behind it, the analysis job and
+/// the whole event log with every detail (the stream shows scribe's words
+/// only).
+pub async fn meeting(
+    _: AdminCaller,
+    State(state): State<AppState>,
+    Path(meeting_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id: MeetingId = meeting_id.parse()?;
+    let meeting = state
+        .store
+        .meeting(id)
+        .await?
+        .ok_or_else(ApiError::meeting_not_found)?;
+    let detail = state.store.error_detail(id).await?;
+    let job = state.store.analysis_job(id).await?;
+    let events = state.store.events(id).await?;
+    Ok(Json(json!({
+        "meeting_id": id,
+        "status": meeting.status,
+        "error": meeting.error,
+        "error_detail": detail,
+        "analysis_job": job,
+        "events": events,
+    })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -31,21 +31,22 @@ pub const MEETING_TOKEN_HEADER: &str = "x-meeting-token";
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
-fn meeting_mac(api_token: &SecretString, meeting: MeetingId) -> HmacSha256 {
+fn meeting_mac(page_key: &SecretString, meeting: MeetingId) -> HmacSha256 {
     let mut mac =
-        <HmacSha256 as hmac::KeyInit>::new_from_slice(api_token.expose_secret().as_bytes())
+        <HmacSha256 as hmac::KeyInit>::new_from_slice(page_key.expose_secret().as_bytes())
             .expect("HMAC takes keys of any length");
     hmac::Mac::update(&mut mac, b"scribe meeting page v1:");
     hmac::Mac::update(&mut mac, meeting.to_string().as_bytes());
     mac
 }
 
-/// The capability a meeting's page embeds so that its "Try again" button
-/// works without the API token: an HMAC of the meeting id under the API
-/// token. It allows retrying that meeting's analysis and nothing else; it
-/// changes when the API token does.
-pub fn meeting_token(api_token: &SecretString, meeting: MeetingId) -> String {
-    hex::encode(hmac::Mac::finalize(meeting_mac(api_token, meeting)).into_bytes())
+/// The capability a meeting's page embeds so that its buttons (try again,
+/// start a call, hang up) work without the API token: an HMAC of the
+/// meeting id under the page key, a secret of its own. The page is public,
+/// so the capability is too: it reveals nothing about the API token, allows
+/// acting on that meeting only, and changes when the page key does.
+pub fn meeting_token(page_key: &SecretString, meeting: MeetingId) -> String {
+    hex::encode(hmac::Mac::finalize(meeting_mac(page_key, meeting)).into_bytes())
 }
 
 /// True when the request carries the API token, or this meeting's page
@@ -53,6 +54,7 @@ pub fn meeting_token(api_token: &SecretString, meeting: MeetingId) -> String {
 pub fn may_act_on_meeting(
     headers: &HeaderMap,
     api_token: &SecretString,
+    page_key: &SecretString,
     meeting: MeetingId,
 ) -> bool {
     if bearer_matches(headers, api_token) {
@@ -63,7 +65,7 @@ pub fn may_act_on_meeting(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| hex::decode(v.trim()).ok())
         .is_some_and(|presented| {
-            hmac::Mac::verify_slice(meeting_mac(api_token, meeting), &presented).is_ok()
+            hmac::Mac::verify_slice(meeting_mac(page_key, meeting), &presented).is_ok()
         })
 }
 

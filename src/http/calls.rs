@@ -62,7 +62,7 @@ async fn authorized_meeting(
     headers: &HeaderMap,
 ) -> Result<Meeting, ApiError> {
     let id: MeetingId = id.parse()?;
-    if !super::auth::may_act_on_meeting(headers, &state.api_token, id) {
+    if !super::auth::may_act_on_meeting(headers, &state.api_token, &state.page_key, id) {
         return Err(ApiError::Unauthorized);
     }
     state
@@ -143,6 +143,8 @@ pub async fn call(
         state: &state,
         meeting: meeting.id,
     };
+    // Only a request that would reach OpenAI counts against the meeting.
+    state.limits.call(meeting.id)?;
     let session = session_config(&state, &meeting).await?;
     let created = api.create(&offer, &session).await.map_err(refused)?;
     match state
@@ -247,10 +249,89 @@ pub async fn hangup(
 
 /// OpenAI's refusal, as the caller sees it: 502 naming OpenAI's status and
 /// message (never the key).
+/// OpenAI's own words go to the log; the answer (which a page shows) says
+/// what happened in scribe's.
 fn refused(error: CallsApiError) -> ApiError {
     tracing::warn!(%error, "OpenAI refused to create the call");
     ApiError::Rejected {
         status: StatusCode::BAD_GATEWAY,
-        message: format!("OpenAI refused the call: {error}"),
+        message: format!(
+            "OpenAI refused the call: {} (the server log has its words)",
+            error.public()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sdp_headers() -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/sdp"),
+        );
+        headers
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// Any body: no panic, and accepted only when it is SDP with an
+        /// origin and an audio section, within the size limit.
+        #[test]
+        fn the_offer_check_accepts_exactly_sdp_with_audio(
+            body in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..512),
+                "(v=0\\r\\n)?(o=- [0-9]{1,5} 2 IN IP4 127\\.0\\.0\\.1\\r\\n)?(s=-\\r\\n)?(m=(audio|video) 9 UDP/TLS/RTP/SAVPF 111\\r\\n)?[a-z=]{0,20}"
+                    .prop_map(String::into_bytes),
+            ]
+        ) {
+            let body = Bytes::from(body);
+            let verdict = sdp_offer(&sdp_headers(), &body);
+            let text = std::str::from_utf8(&body).ok();
+            let valid = text.is_some_and(|t| {
+                t.starts_with("v=0")
+                    && t.lines().any(|l| l.starts_with("m=audio "))
+                    && t.lines().any(|l| l.starts_with("o="))
+            });
+            prop_assert_eq!(verdict.is_ok(), valid);
+            if let Ok(offer) = verdict {
+                prop_assert_eq!(Some(offer.as_str()), text);
+            }
+        }
+
+        /// Anything but `application/sdp` is refused with 415, whatever the
+        /// body.
+        #[test]
+        fn another_type_is_refused_whatever_the_body(
+            kind in "[ -~]{0,40}",
+            body in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            prop_assume!(!kind.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/sdp"));
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = axum::http::HeaderValue::from_str(&kind) {
+                headers.insert(header::CONTENT_TYPE, value);
+            }
+            let refused = sdp_offer(&headers, &Bytes::from(body));
+            let unsupported = matches!(
+                refused,
+                Err(ApiError::Rejected { status, .. }) if status == StatusCode::UNSUPPORTED_MEDIA_TYPE
+            );
+            prop_assert!(unsupported, "{:?}", refused.map(|_| ()));
+        }
+    }
+
+    #[test]
+    fn an_oversized_offer_is_refused_with_413() {
+        let mut body = b"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\nm=audio 9 UDP 111\r\n".to_vec();
+        body.resize(MAX_OFFER_BYTES + 1, b'a');
+        let refused = sdp_offer(&sdp_headers(), &Bytes::from(body));
+        assert!(matches!(
+            refused,
+            Err(ApiError::Rejected { status, .. }) if status == StatusCode::PAYLOAD_TOO_LARGE
+        ));
     }
 }

@@ -41,6 +41,13 @@ pub enum ApiError {
     Unavailable(#[source] StoreError),
     #[error("the call supervisor is unavailable")]
     Calls(#[source] scribe_actors::supervisor::outcome::CallsError),
+    /// The server is at a limit (event streams, requests in flight): 503
+    /// with `Retry-After` in whole seconds.
+    #[error("{message}")]
+    Busy { message: String, retry_after: u64 },
+    /// Past a rate limit; `retry_after` in whole seconds.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
     #[error("internal error")]
     Store(#[from] StoreError),
 }
@@ -66,6 +73,8 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Unconfigured(_) | Self::Calls(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -82,10 +91,17 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let body = Json(json!({ "error": self.to_string() }));
-        if matches!(self, Self::Unauthorized) {
-            (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()
-        } else {
-            (status, body).into_response()
+        match self {
+            Self::Unauthorized => {
+                (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()
+            }
+            Self::TooManyRequests { retry_after, .. } | Self::Busy { retry_after, .. } => (
+                status,
+                [(header::RETRY_AFTER, retry_after.to_string())],
+                body,
+            )
+                .into_response(),
+            _ => (status, body).into_response(),
         }
     }
 }

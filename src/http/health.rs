@@ -1,5 +1,10 @@
-//! Liveness and readiness probes.
+//! Liveness and readiness probes, and the Prometheus scrape. Neither
+//! `/readyz` nor `/metrics` touches the database: a background task
+//! ([`Probe::run`]) checks it once a second and refreshes the meeting
+//! counts, and the handlers serve what it found.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Json;
@@ -7,27 +12,103 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
 use super::{ApiError, AppState};
+use crate::store::Store;
 
+/// How long the database has to answer a check.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the background task checks the database.
+pub const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// A check older than this means the checker itself is stuck: not ready.
+const STALE_AFTER: Duration = Duration::from_secs(5);
+
+/// What the last database check found.
+#[derive(Debug)]
+pub struct Probe {
+    ready: AtomicBool,
+    checked_at: Mutex<Option<Instant>>,
+    checks: AtomicU64,
+}
+
+impl Default for Probe {
+    fn default() -> Self {
+        Self {
+            ready: AtomicBool::new(false),
+            checked_at: Mutex::new(None),
+            checks: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Probe {
+    /// Checks the database and refreshes the meeting counts every
+    /// [`PROBE_EVERY`] (the first check is [`Probe::check`], made at
+    /// startup), until the task is dropped.
+    pub async fn run(self: Arc<Self>, store: Store) {
+        let mut every = tokio::time::interval_at(Instant::now() + PROBE_EVERY, PROBE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            self.check(&store).await;
+        }
+    }
+
+    /// Database checks made so far.
+    pub fn checks(&self) -> u64 {
+        self.checks.load(Ordering::Acquire)
+    }
+
+    /// One check: the database answers within two seconds; the meeting
+    /// counts are refreshed.
+    pub async fn check(&self, store: &Store) {
+        self.checks.fetch_add(1, Ordering::AcqRel);
+        metrics::counter!(crate::metrics::PROBE_QUERIES).increment(1);
+        let ready = matches!(
+            tokio::time::timeout(READY_TIMEOUT, store.ping()).await,
+            Ok(Ok(()))
+        );
+        if ready
+            && let Ok(Ok(counts)) =
+                tokio::time::timeout(READY_TIMEOUT, store.meeting_counts()).await
+        {
+            for (status, count) in counts {
+                metrics::gauge!(crate::metrics::MEETINGS, "status" => status).set(count as f64);
+            }
+        }
+        self.ready.store(ready, Ordering::Release);
+        *self
+            .checked_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+    }
+
+    /// Ready: the last check passed and is recent.
+    fn is_ready(&self) -> bool {
+        let fresh = self
+            .checked_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() <= STALE_AFTER);
+        fresh && self.ready.load(Ordering::Acquire)
+    }
+}
 
 /// The process is up and serving HTTP.
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /metrics`: Prometheus text. Meetings by status are read from the
-/// database at each scrape (one grouped count).
+/// `GET /metrics`: Prometheus text, meetings by status as of the last
+/// background check.
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let Some(handle) = crate::metrics::handle() else {
         return Err(ApiError::Unconfigured(
             "another metrics recorder is installed in this process",
         ));
     };
-    for (status, count) in state.store.meeting_counts().await? {
-        metrics::gauge!(crate::metrics::MEETINGS, "status" => status).set(count as f64);
-    }
+    metrics::gauge!(crate::metrics::OPEN_STREAMS).set(state.streams.open_now() as f64);
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -38,13 +119,15 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
         .into_response())
 }
 
-/// The database answers within two seconds.
+/// Ready when the last background check (at most 5 s old) reached the
+/// database within two seconds.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => Ok(Json(json!({ "status": "ready" }))),
-        Ok(Err(e)) => Err(ApiError::Unavailable(e)),
-        Err(_) => Err(ApiError::Unavailable(crate::store::StoreError::Database(
-            sqlx::Error::PoolTimedOut,
-        ))),
+    if state.probe.is_ready() {
+        Ok(Json(json!({ "status": "ready" })))
+    } else {
+        Err(ApiError::Busy {
+            message: "the database is unavailable".into(),
+            retry_after: PROBE_EVERY.as_secs().max(1),
+        })
     }
 }

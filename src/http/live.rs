@@ -70,6 +70,8 @@ pub async fn events(
             .map_err(|e| ApiError::BadRequest(format!("bad Last-Event-ID {text:?}: {e}")))?,
         None => FeedCursor::default(),
     };
+    // A place among the open streams, held until the stream ends.
+    let slot = state.streams.open(id)?;
     // Subscribe before the first read: a commit between the two still wakes us.
     let changes = state.store.changes().subscribe(id);
     let first = state
@@ -78,7 +80,17 @@ pub async fn events(
         .await?
         .ok_or_else(ApiError::meeting_not_found)?;
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(follow(state.store.clone(), id, cursor, first, changes, tx));
+    let stopping = state.stopping.clone();
+    tokio::spawn(async move {
+        let mut stopping = stopping;
+        tokio::select! {
+            () = follow(state.store.clone(), id, cursor, first, changes, tx) => {}
+            // The server stops: the stream ends (the reader reconnects
+            // elsewhere with its Last-Event-ID).
+            () = stopping.wait() => {}
+        }
+        drop(slot);
+    });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|event| (Ok(event), rx))
     });
@@ -89,7 +101,8 @@ fn terminal(status: MeetingStatus) -> bool {
     matches!(status, MeetingStatus::Completed | MeetingStatus::Failed)
 }
 
-/// Feeds one stream until its reader leaves or the meeting is done.
+/// Feeds one stream until its reader leaves or the meeting is done (or,
+/// in [`events`], the server stops).
 async fn follow(
     store: Store,
     id: MeetingId,
@@ -217,9 +230,28 @@ fn entry_event(entry: FeedEvent) -> (&'static str, Value) {
     };
     if let (Value::Object(data), Value::Object(detail)) = (&mut data, entry.detail) {
         data.extend(detail);
+        scrub(data);
         data.insert("at".into(), json!(entry.created_at));
     }
     (name, data)
+}
+
+/// Removes the provider's own text from what the public stream shows: its
+/// error `message`s (which can quote part of a key, or name hosts), at any
+/// depth. `/admin/meetings/{id}` keeps them.
+fn scrub(data: &mut serde_json::Map<String, Value>) {
+    data.remove("message");
+    for value in data.values_mut() {
+        match value {
+            Value::Object(inner) => scrub(inner),
+            Value::Array(items) => items.iter_mut().for_each(|item| {
+                if let Value::Object(inner) = item {
+                    scrub(inner);
+                }
+            }),
+            _ => {}
+        }
+    }
 }
 
 async fn send(tx: &mpsc::Sender<Event>, event: Result<Event, axum::Error>) -> bool {
@@ -261,6 +293,46 @@ const PAGE: &str = include_str!("page/meeting.html");
 const SCRIPT: &str = include_str!("page/meeting.js");
 const STYLE: &str = include_str!("page/meeting.css");
 
+/// The meeting page's `Content-Security-Policy`: its script and style come
+/// from this server only (no inline script or style), it talks to this
+/// server only (the API, the event stream; the call's media goes over
+/// WebRTC, which `connect-src` does not govern), plays the call's audio
+/// from its media stream, and no other site may frame it.
+pub const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     connect-src 'self'; media-src 'self' blob: mediastream:; img-src 'self' data:; \
+     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// Fills `{{KEY}}` placeholders in one pass over `template`: a value is
+/// copied as it is and never read again, so a value that looks like a
+/// placeholder (a meeting named `{{TOKEN}}`) stays text. Unknown
+/// placeholders are left as they are.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + 128);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let value = after.find("}}").and_then(|end| {
+            values
+                .iter()
+                .find(|(key, _)| *key == &after[..end])
+                .map(|(_, value)| (end, *value))
+        });
+        match value {
+            Some((end, value)) => {
+                out.push_str(value);
+                rest = &after[end + 2..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -286,14 +358,17 @@ pub async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Resp
     };
     match state.store.meeting(id).await {
         Ok(Some(meeting)) => {
-            let body = PAGE
-                .replace("{{NAME}}", &escape(&meeting.name))
-                .replace("{{MEETING_ID}}", &id.to_string())
-                .replace("{{TOKEN}}", &meeting_token(&state.api_token, id));
+            let name = escape(&meeting.name);
+            let token = meeting_token(&state.page_key, id);
+            let id = id.to_string();
+            let body = fill(
+                PAGE,
+                &[("NAME", &name), ("MEETING_ID", &id), ("TOKEN", &token)],
+            );
             (
                 [
+                    (header::CONTENT_SECURITY_POLICY, PAGE_POLICY),
                     (header::CACHE_CONTROL, "no-store"),
-                    (header::REFERRER_POLICY, "no-referrer"),
                 ],
                 Html(body),
             )
@@ -321,4 +396,41 @@ pub async fn script() -> impl IntoResponse {
 /// `GET /assets/meeting.css`.
 pub async fn style() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_is_never_read_as_a_placeholder() {
+        let page = fill(
+            "<t>{{NAME}}</t><b data-m=\"{{MEETING_ID}}\" data-t=\"{{TOKEN}}\">{{NAME}}{{OTHER}}",
+            &[
+                ("NAME", "{{TOKEN}} and {{MEETING_ID}"),
+                ("MEETING_ID", "m-1"),
+                ("TOKEN", "secret-capability"),
+            ],
+        );
+        assert_eq!(
+            page,
+            "<t>{{TOKEN}} and {{MEETING_ID}</t><b data-m=\"m-1\" data-t=\"secret-capability\">\
+             {{TOKEN}} and {{MEETING_ID}{{OTHER}}"
+        );
+        assert_eq!(page.matches("secret-capability").count(), 1);
+        assert_eq!(fill("{{", &[]), "{{");
+        assert_eq!(fill("a{{B", &[("B", "x")]), "a{{B");
+    }
+
+    #[test]
+    fn the_page_template_has_no_inline_script_or_style() {
+        assert!(!PAGE.contains("<script>"));
+        let handler = PAGE.split(" on").skip(1).find(|rest| {
+            let name: String = rest.chars().take_while(char::is_ascii_lowercase).collect();
+            !name.is_empty() && rest[name.len()..].starts_with('=')
+        });
+        assert_eq!(handler, None, "no inline event handler attributes");
+        assert!(!PAGE.contains("style="));
+        assert!(PAGE.contains("<script src=\"/assets/meeting.js\">"));
+    }
 }

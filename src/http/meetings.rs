@@ -168,9 +168,10 @@ pub async fn retry(
     headers: axum::http::HeaderMap,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let id: MeetingId = id.parse()?;
-    if !super::auth::may_act_on_meeting(&headers, &state.api_token, id) {
+    if !super::auth::may_act_on_meeting(&headers, &state.api_token, &state.page_key, id) {
         return Err(ApiError::Unauthorized);
     }
+    state.limits.retry(id)?;
     match state.store.retry_analysis(id).await? {
         RetryOutcome::NotFound => Err(ApiError::meeting_not_found()),
         RetryOutcome::NotFailed(status) => Err(ApiError::Conflict(format!(

@@ -145,7 +145,11 @@ async fn incoming_call(state: &AppState, event: &OpenAiEvent) -> Result<Json<Val
         tracing::warn!(call = call_id, %meeting, %error, "OpenAI refused the accept");
         state
             .store
-            .cancel_meeting(meeting, &format!("the call could not be accepted: {error}"))
+            .cancel_meeting(
+                meeting,
+                &format!("the call could not be accepted: {}", error.public()),
+                Some(&error.to_string()),
+            )
             .await?;
         return Ok(answer("rejected"));
     }

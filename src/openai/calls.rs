@@ -29,6 +29,18 @@ pub enum CallsApiError {
     Unreachable(String),
 }
 
+impl CallsApiError {
+    /// The error in scribe's words, without OpenAI's own text (which can
+    /// quote part of a key): what a meeting or a page may show.
+    pub fn public(&self) -> String {
+        match self {
+            Self::Refused { status, .. } => format!("OpenAI answered HTTP {status}"),
+            Self::Shape(_) => "OpenAI's answer has not the documented shape".into(),
+            Self::Unreachable(_) => "OpenAI could not be reached".into(),
+        }
+    }
+}
+
 /// What scribe asks of a realtime session: the model, the instructions,
 /// input transcription on with server VAD, and the voice.
 #[derive(Debug, Clone, PartialEq, Eq)]

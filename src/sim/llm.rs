@@ -38,6 +38,9 @@ pub enum LlmFault {
     Stall(Duration),
     /// A 200 whose content is not the JSON that was asked for.
     NotJson,
+    /// OpenAI's 401 for a key it does not know, which quotes part of the
+    /// key presented (`Incorrect API key provided: sk-abc***wxyz. ...`).
+    InvalidKey,
 }
 
 /// A request as the server saw it.
@@ -152,7 +155,27 @@ fn api_error(status: StatusCode, kind: &str, message: &str) -> Response {
         .into_response()
 }
 
-async fn complete(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
+/// The key as OpenAI quotes it back: its first 3 and last 4 characters.
+fn quoted_key(headers: &axum::http::HeaderMap) -> String {
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() < 8 {
+        return "***".into();
+    }
+    let head: String = chars[..3].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}***{tail}")
+}
+
+async fn complete(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     let _in_flight = InFlight::enter(&shared);
     shared
         .requests
@@ -199,6 +222,17 @@ async fn complete(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) ->
         Some(LlmFault::Stall(delay)) => {
             tokio::time::sleep(delay).await;
             answer(&user, wants_json)
+        }
+        Some(LlmFault::InvalidKey) => {
+            let message = format!(
+                "Incorrect API key provided: {}. You can find your API key at https://platform.openai.com/account/api-keys.",
+                quoted_key(&headers)
+            );
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({ "error": { "message": message, "type": "invalid_request_error", "param": null, "code": "invalid_api_key" } })),
+            )
+                .into_response();
         }
         Some(LlmFault::NotJson) => {
             "Sure! Here is the analysis you asked for: it went well.".to_owned()

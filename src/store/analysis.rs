@@ -180,11 +180,18 @@ impl Store {
         Ok(next_id.map(|(id,)| MeetingId::from_uuid(id)))
     }
 
-    pub async fn fail_analysis(&self, meeting: MeetingId, error: &str) -> Result<(), StoreError> {
+    /// Marks the analysis failed: `error` (scribe's words) on the meeting
+    /// for everyone, `detail` (the provider's) for `/admin` and the job.
+    pub async fn fail_analysis(
+        &self,
+        meeting: MeetingId,
+        error: &str,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
         let at = now();
         on_pool!(self, |p| {
             let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
-            let change = StatusChange::Fail { error };
+            let change = StatusChange::Fail { error, detail };
             if let Changed::Refused(refused) = change_status(&mut *tx, meeting, change, at).await? {
                 tracing::warn!(%meeting, %refused, "analysis failure refused");
                 return Ok(());
@@ -194,7 +201,7 @@ impl Store {
                  WHERE meeting_id = $1",
             )
             .bind(meeting.as_uuid())
-            .bind(error)
+            .bind(detail.unwrap_or(error))
             .bind(at)
             .execute(&mut *tx)
             .await?;

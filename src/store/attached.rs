@@ -112,18 +112,26 @@ impl Store {
         Ok(row.map(|(id,)| MeetingId::from_uuid(id)))
     }
 
-    /// `upcoming` -> `cancelled` with why (a call that could not be made).
-    /// False when the state machine refused it.
+    /// `upcoming` -> `cancelled` with why (a call that could not be made):
+    /// `error` public, `detail` for `/admin`. False when the state machine
+    /// refused it.
     pub async fn cancel_meeting(
         &self,
         meeting: MeetingId,
         error: &str,
+        detail: Option<&str>,
     ) -> Result<bool, StoreError> {
         let at = now();
         let cancelled = on_pool!(self, |p| {
             let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
             let made = matches!(
-                change_status(&mut *tx, meeting, StatusChange::Cancel { error }, at).await?,
+                change_status(
+                    &mut *tx,
+                    meeting,
+                    StatusChange::Cancel { error, detail },
+                    at
+                )
+                .await?,
                 Changed::Made { .. }
             );
             if made {

@@ -213,7 +213,10 @@ impl Store {
         let at = now();
         on_pool!(self, |p| {
             let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
-            let change = StatusChange::Fail { error };
+            let change = StatusChange::Fail {
+                error,
+                detail: None,
+            };
             if let Changed::Made { .. } = change_status(&mut *tx, meeting, change, at).await? {
                 tx.commit().await?;
             }
@@ -291,8 +294,13 @@ impl AnalysisStore for Store {
         Ok(Store::complete_analysis(self, meeting, result).await?)
     }
 
-    async fn fail_analysis(&self, meeting: MeetingId, error: &str) -> Result<(), PortError> {
-        Ok(Store::fail_analysis(self, meeting, error).await?)
+    async fn fail_analysis(
+        &self,
+        meeting: MeetingId,
+        error: &str,
+        detail: Option<&str>,
+    ) -> Result<(), PortError> {
+        Ok(Store::fail_analysis(self, meeting, error, detail).await?)
     }
 
     async fn analysis_pending(&self, meeting: MeetingId) -> Result<bool, PortError> {

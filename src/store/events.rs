@@ -60,4 +60,16 @@ impl Store {
         })?;
         Ok(events)
     }
+
+    /// Why the meeting failed or was cancelled, as the provider put it
+    /// (`/admin` only; the public `error` is scribe's words).
+    pub async fn error_detail(&self, meeting: MeetingId) -> Result<Option<String>, StoreError> {
+        let row: Option<(Option<String>,)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT error_detail FROM meetings WHERE id = $1")
+                .bind(meeting.as_uuid())
+                .fetch_optional(p)
+                .await
+        })?;
+        Ok(row.and_then(|(detail,)| detail))
+    }
 }

@@ -248,20 +248,49 @@ pub(crate) fn meeting_ids(rows: Vec<(uuid::Uuid,)>) -> Vec<scribe_actors::ids::M
 /// The URL with any password replaced, fit for logs and error messages.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        // A key/value connection string (`host=db password=x`).
+        return url
+            .split(' ')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if is_secret_key(key) => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
     };
     let (authority, tail) = match rest.find(['/', '?']) {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
-    match authority.rsplit_once('@') {
+    let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split(':').next().unwrap_or_default();
             let masked = if userinfo.contains(':') { ":***" } else { "" };
-            format!("{scheme}://{user}{masked}@{host}{tail}")
+            format!("{user}{masked}@{host}")
         }
-        None => url.to_owned(),
-    }
+        None => authority.to_owned(),
+    };
+    // Secrets given as query parameters (`?password=...`).
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if is_secret_key(key) => format!("{key}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// Connection parameters that carry a secret.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "pass", "pwd", "sslpassword", "secret", "token"].contains(&key.as_str())
 }
 
 #[cfg(test)]
@@ -293,6 +322,25 @@ mod tests {
             "postgres://app@db/scribe"
         );
         assert_eq!(redact_url("sqlite://scribe.db"), "sqlite://scribe.db");
+        assert_eq!(
+            redact_url("postgres://app@db/scribe?sslmode=require&password=s3cret&Sslpassword=k"),
+            "postgres://app@db/scribe?sslmode=require&password=***&Sslpassword=***"
+        );
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db?password=s3cret"),
+            "postgres://app:***@db?password=***"
+        );
+        assert_eq!(
+            redact_url("host=db user=app password=s3cret dbname=scribe"),
+            "host=db user=app password=*** dbname=scribe"
+        );
+        for url in [
+            "postgres://app:s3cret@db/x?password=s3cret",
+            "postgresql://u:s3cret@h:5432?pwd=s3cret&application_name=scribe",
+            "host=h password=s3cret",
+        ] {
+            assert!(!redact_url(url).contains("s3cret"), "{url}");
+        }
     }
 
     #[test]

@@ -39,12 +39,19 @@ pub enum StatusChange<'a> {
         summary: &'a str,
         progress: Option<&'a Value>,
     },
-    /// -> `failed`, with a human-readable error.
-    Fail { error: &'a str },
+    /// -> `failed`, with scribe's short public error and the provider's
+    /// own text (`/admin` only).
+    Fail {
+        error: &'a str,
+        detail: Option<&'a str>,
+    },
     /// `failed` -> `processing`: the analysis runs again.
     Retry,
-    /// `upcoming` -> `cancelled`, with why.
-    Cancel { error: &'a str },
+    /// `upcoming` -> `cancelled`, with why (as for `Fail`).
+    Cancel {
+        error: &'a str,
+        detail: Option<&'a str>,
+    },
 }
 
 impl StatusChange<'_> {
@@ -74,14 +81,16 @@ impl StatusChange<'_> {
             }
             Self::Complete { .. } => {
                 "UPDATE meetings SET status = $3, updated_at = $4, summary = $5, \
-                 progress = COALESCE($6, progress), error = NULL, completed_at = $4 \
+                 progress = COALESCE($6, progress), error = NULL, error_detail = NULL, completed_at = $4 \
                  WHERE id = $1 AND status = $2"
             }
             Self::Fail { .. } | Self::Cancel { .. } => {
-                "UPDATE meetings SET status = $3, updated_at = $4, error = $5 WHERE id = $1 AND status = $2"
+                "UPDATE meetings SET status = $3, updated_at = $4, error = $5, error_detail = $6 \
+                 WHERE id = $1 AND status = $2"
             }
             Self::Retry => {
-                "UPDATE meetings SET status = $3, updated_at = $4, error = NULL, processing_started_at = $4 \
+                "UPDATE meetings SET status = $3, updated_at = $4, error = NULL, error_detail = NULL, \
+                 processing_started_at = $4 \
                  WHERE id = $1 AND status = $2"
             }
         }
@@ -166,7 +175,9 @@ pub async fn change_status(
                 StatusChange::Complete { summary, progress } => {
                     update.bind(summary).bind(progress.map(Json))
                 }
-                StatusChange::Fail { error } | StatusChange::Cancel { error } => update.bind(error),
+                StatusChange::Fail { error, detail } | StatusChange::Cancel { error, detail } => {
+                    update.bind(error).bind(detail)
+                }
                 StatusChange::Retry => update,
             };
             update.execute(&mut *$c).await?;

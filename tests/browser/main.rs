@@ -36,6 +36,17 @@ struct Browser {
     _driver: tokio::process::Child,
 }
 
+/// Chromium's binary: `CHROME_BIN`, else Debian's or Ubuntu's.
+fn chromium() -> String {
+    std::env::var("CHROME_BIN").ok().unwrap_or_else(|| {
+        ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+            .into_iter()
+            .find(|path| std::path::Path::new(path).exists())
+            .expect("Chromium is installed (run the tests with scripts/test, which installs it)")
+            .to_owned()
+    })
+}
+
 impl Browser {
     /// Starts chromedriver on a port of the system's choosing (`--port=0`;
     /// it prints the one it took) and opens a session.
@@ -51,7 +62,7 @@ impl Browser {
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .expect("chromedriver runs (Debian: apt-get install chromium chromium-driver)");
+            .expect("chromedriver runs (run the tests with scripts/test, which installs it)");
         let mut lines = BufReader::new(driver.stdout.take().expect("stdout")).lines();
         let port = tokio::time::timeout(DEADLINE, async {
             while let Ok(Some(line)) = lines.next_line().await {
@@ -80,7 +91,7 @@ impl Browser {
         caps.insert(
             "goog:chromeOptions".into(),
             json!({
-                "binary": "/usr/bin/chromium",
+                "binary": chromium(),
                 "args": args,
                 // A phone: 390 x 844 CSS pixels, touch, a mobile user agent.
                 "mobileEmulation": {

@@ -23,7 +23,14 @@ async fn readyz_fails_when_the_database_is_gone_while_healthz_stays_up() {
     each_backend(|_, url| async move {
         let app = spawn_app(&url).await;
         app.store.close().await;
+        // The background check (once a second) finds it; the probe itself
+        // never queries.
+        crate::live::eventually("readyz says the database is gone", || async {
+            (app.get("/readyz").await.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(())
+        })
+        .await;
         let ready = app.get("/readyz").await;
+        assert!(ready.headers().contains_key("retry-after"));
         let body = expect_json(ready, StatusCode::SERVICE_UNAVAILABLE).await;
         assert_eq!(body, json!({ "error": "the database is unavailable" }));
         assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);

@@ -14,7 +14,7 @@ use crate::helpers::expect_json;
 const SECRET_MARKERS: [&str; 4] = [
     "sk-marker-openai-key",
     "marker-stream-secret",
-    "marker-admin-token",
+    "marker-admin-token-0123456789abcdef0123",
     "marker-stream-key",
 ];
 
@@ -233,4 +233,81 @@ async fn help_explains_every_flag_and_env_name() {
             "--help does not mention {name}:\n{help}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_short_api_token_is_refused_at_startup_with_a_clear_error() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let output = scribe(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SCRIBE_API_TOKEN", "dev-token")
+        .output()
+        .await
+        .expect("scribe runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("SCRIBE_API_TOKEN is 9 characters long; it must be at least 32"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("dev-token"),
+        "the token is not echoed: {stderr}"
+    );
+    assert!(
+        !dir.path().join("scribe.db").exists(),
+        "refused before anything was created"
+    );
+}
+
+#[tokio::test]
+async fn the_demo_keeps_serving_with_serve_so_its_links_open_until_sigterm() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let mut child = scribe(dir.path())
+        .env_remove("RUST_LOG")
+        .args([
+            "demo", "--calls", "1", "--turns", "1", "--pace", "0", "--path", "stream", "--serve",
+        ])
+        .spawn()
+        .expect("scribe runs");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut seen = Vec::new();
+    let url = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.expect("stdout readable") {
+            seen.push(line.clone());
+            if let Some(url) = line.strip_prefix("Open this first: ") {
+                return url.to_owned();
+            }
+        }
+        panic!("the demo exited without a link to open: {seen:?}");
+    })
+    .await
+    .expect("the demo reports within 120 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    // The link opens: the meeting's page, with its transcript reachable.
+    let page = reqwest::get(&url).await.expect("the page answers");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("html");
+    let id = url.rsplit('/').next().expect("meeting id");
+    assert!(html.contains(id), "the page is the meeting's");
+    let status = reqwest::get(url.replace("/meetings/", "/api/meetings/") + "/status")
+        .await
+        .expect("status answers");
+    assert_eq!(
+        expect_json(status, StatusCode::OK).await["status"],
+        "completed"
+    );
+    // Still serving after the report; SIGTERM stops it cleanly.
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().expect("pid").to_string()])
+        .status()
+        .await
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits within 30 s of SIGTERM")
+        .expect("exit status");
+    assert!(status.success(), "{status:?}");
 }

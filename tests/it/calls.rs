@@ -238,19 +238,56 @@ async fn a_browser_call_is_created_at_openai_attached_recorded_and_hung_up() {
 }
 
 #[tokio::test]
+async fn calls_created_for_one_meeting_are_rate_limited_with_retry_after() {
+    each_backend(|_, url| async move {
+        let app = calls_app(&url, |_| Script::hold(), EndedAnswer::NotFound).await;
+        // OpenAI refuses every call (the key), so the meeting stays
+        // upcoming and each request would reach OpenAI again.
+        app.llm.calls().configure(CallsConfig {
+            api_key: Some("sk-another-key".into()),
+            ..CallsConfig::default()
+        });
+        let meeting = new_meeting(&app).await;
+        for _ in 0..3 {
+            let refused =
+                post_call(&app, &meeting, "application/sdp", &offer().await, bearer()).await;
+            expect_error(refused, StatusCode::BAD_GATEWAY, "HTTP 401").await;
+        }
+        let limited = post_call(&app, &meeting, "application/sdp", &offer().await, bearer()).await;
+        let retry_after: u64 = limited
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("a Retry-After in seconds");
+        assert!((1..=20).contains(&retry_after), "{retry_after}");
+        expect_error(limited, StatusCode::TOO_MANY_REQUESTS, "too many calls").await;
+        assert_eq!(
+            status_of(&app.store, &meeting).await,
+            MeetingStatus::Upcoming
+        );
+        // Another meeting has its own bucket.
+        let other = new_meeting(&app).await;
+        let refused = post_call(&app, &other, "application/sdp", &offer().await, bearer()).await;
+        expect_error(refused, StatusCode::BAD_GATEWAY, "HTTP 401").await;
+        app.stop().await.expect("clean stop");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn call_requests_get_their_exact_code_and_change_nothing() {
     each_backend(|_, url| async move {
         let app = calls_app(&url, |_| Script::hold(), EndedAnswer::NotFound).await;
         let meeting = new_meeting(&app).await;
-        let page_token =
-            scribe::http::auth::meeting_token(&API_TOKEN.into(), meeting.parse().expect("id"));
+        let page_key: secrecy::SecretString =
+            app.store.page_secret().await.expect("page key").into();
+        let page_token = scribe::http::auth::meeting_token(&page_key, meeting.parse().expect("id"));
 
         let no_auth = post_call(&app, &meeting, "application/sdp", &offer().await, None).await;
         expect_error(no_auth, StatusCode::UNAUTHORIZED, "bearer token").await;
-        let other = scribe::http::auth::meeting_token(
-            &API_TOKEN.into(),
-            scribe_actors::ids::MeetingId::new(),
-        );
+        let other =
+            scribe::http::auth::meeting_token(&page_key, scribe_actors::ids::MeetingId::new());
         let wrong_page = post_call(
             &app,
             &meeting,
@@ -282,16 +319,17 @@ async fn call_requests_get_their_exact_code_and_change_nothing() {
             MeetingStatus::Upcoming
         );
 
-        // OpenAI refuses (here: the key): 502 naming OpenAI's status and
-        // words, never the key.
+        // OpenAI refuses (here: the key): 502 naming OpenAI's status in
+        // scribe's words; OpenAI's own (which quote part of the key) go to
+        // the log only.
         app.llm.calls().configure(CallsConfig {
             api_key: Some("sk-another-key".into()),
             ..CallsConfig::default()
         });
         let refused = post_call(&app, &meeting, "application/sdp", &offer().await, bearer()).await;
         let message = expect_error(refused, StatusCode::BAD_GATEWAY, "HTTP 401").await;
-        assert!(message.contains("Incorrect API key provided"), "{message}");
-        assert!(!message.contains(OPENAI_KEY), "{message}");
+        assert!(!message.contains("Incorrect API key provided"), "{message}");
+        assert!(!message.contains("sk-"), "{message}");
         assert_eq!(
             status_of(&app.store, &meeting).await,
             MeetingStatus::Upcoming
@@ -306,7 +344,10 @@ async fn call_requests_get_their_exact_code_and_change_nothing() {
         let hollow = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n";
         let refused = post_call(&app, &meeting, "application/sdp", hollow, bearer()).await;
         let message = expect_error(refused, StatusCode::BAD_GATEWAY, "HTTP 400").await;
-        assert!(message.contains("offer"), "{message}");
+        assert_eq!(
+            message,
+            "OpenAI refused the call: OpenAI answered HTTP 400 (the server log has its words)"
+        );
         assert_eq!(
             status_of(&app.store, &meeting).await,
             MeetingStatus::Upcoming

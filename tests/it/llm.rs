@@ -121,11 +121,14 @@ async fn all_attempts_failing_gives_a_readable_error() {
     let (answer, attempts) = run(&client(&sim, Duration::from_secs(10)), true).await;
     let failure = answer.expect_err("three failures");
     assert_eq!(failure.attempts, 3);
+    assert_eq!(
+        failure.to_string(),
+        "the analysis model failed 3 attempt(s); last error: the model answered HTTP 500"
+    );
     assert!(
-        failure
-            .to_string()
-            .starts_with("the analysis model failed 3 attempt(s); last error: 500"),
-        "{failure}"
+        failure.last_detail.contains("simulated server error"),
+        "the provider's words are kept aside: {}",
+        failure.last_detail
     );
     assert_eq!(sim.requests().len(), 3);
     let Some(Attempt::Failed { retry_in, .. }) = attempts.last() else {

@@ -12,12 +12,15 @@ mod event_stream;
 mod fidelity;
 #[path = "../support/harness.rs"]
 mod helpers;
+mod http_limits;
 mod instances;
 #[path = "../support/live.rs"]
 mod live;
 mod live_calls;
 mod live_faults;
 mod llm;
+mod properties;
+mod security;
 mod store_suite;
 mod voice_live;
 mod webhook;

@@ -790,7 +790,7 @@ async fn every_status_change_follows_the_state_machine_and_is_logged_once() {
             RetryOutcome::NotFailed(MeetingStatus::Processing)
         );
         store
-            .fail_analysis(meeting, "the model failed")
+            .fail_analysis(meeting, "the model failed", Some("HTTP 500: upstream"))
             .await
             .expect("fail");
         assert_eq!(
@@ -835,7 +835,7 @@ async fn two_retries_at_once_queue_the_analysis_once() {
         let meeting = active_meeting(&store).await;
         store.finalize(meeting, now()).await.expect("finalize");
         store
-            .fail_analysis(meeting, "the model failed")
+            .fail_analysis(meeting, "the model failed", Some("HTTP 500: upstream"))
             .await
             .expect("fail");
         let (a, b) = tokio::join!(store.retry_analysis(meeting), store.retry_analysis(meeting));

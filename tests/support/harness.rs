@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub const POSTGRES_ENV: &str = "SCRIBE_TEST_POSTGRES_URL";
-pub const API_TOKEN: &str = "test-api-token";
+pub const API_TOKEN: &str = "test-api-token-0123456789abcdef0123456789";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -136,6 +136,8 @@ pub struct TestApp {
     pub calls: scribe_actors::supervisor::calls::Calls,
     /// The simulated LLM the app's analyses talk to.
     pub llm: SimLlm,
+    /// What `/readyz` and `/metrics` serve from (its database checks).
+    pub probe: std::sync::Arc<scribe::http::health::Probe>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -145,7 +147,7 @@ pub async fn spawn_app(database_url: &str) -> TestApp {
 }
 
 pub const STREAM_SECRET: &str = "test-stream-secret";
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123456789";
 
 /// Settings for live calls against `realtime_url`: webhook secret, admin
 /// token and chaos on, short grace and reconnect delays.
@@ -177,6 +179,7 @@ pub async fn spawn_app_with(database_url: &str, configure: impl FnOnce(&mut Sett
     let address = format!("http://{}", app.local_addr());
     let store = app.store().clone();
     let calls = app.calls().clone();
+    let probe = app.probe().clone();
     let (tx, rx) = oneshot::channel();
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
@@ -190,6 +193,7 @@ pub async fn spawn_app_with(database_url: &str, configure: impl FnOnce(&mut Sett
         store,
         calls,
         llm,
+        probe,
         shutdown: Some(tx),
         server: Some(server),
     }

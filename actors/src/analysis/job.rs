@@ -107,8 +107,10 @@ impl Job {
                 finished("completed", began);
             }
             Err(error) => {
-                store.fail_analysis(meeting, &error.to_string()).await?;
-                tracing::warn!(%meeting, %error, "analysis failed");
+                store
+                    .fail_analysis(meeting, &error.to_string(), Some(error.detail()))
+                    .await?;
+                tracing::warn!(%meeting, %error, detail = error.detail(), "analysis failed");
                 finished("failed", began);
             }
         }

@@ -475,7 +475,12 @@ impl AnalysisStore for MemoryStore {
         Ok(None)
     }
 
-    async fn fail_analysis(&self, meeting: MeetingId, error: &str) -> Result<(), PortError> {
+    async fn fail_analysis(
+        &self,
+        meeting: MeetingId,
+        error: &str,
+        _detail: Option<&str>,
+    ) -> Result<(), PortError> {
         self.update(|m| {
             if let Some(fake) = m.meetings.get_mut(&meeting) {
                 if fake.change(MeetingStatus::Failed) {

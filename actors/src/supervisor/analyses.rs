@@ -90,7 +90,7 @@ impl SupervisorState {
             );
             let store = self.analysis.store.clone();
             self.spawn_task(async move {
-                if let Err(e) = store.fail_analysis(meeting, &error).await {
+                if let Err(e) = store.fail_analysis(meeting, &error, None).await {
                     tracing::error!(%meeting, error = %error_chain(&e), "could not mark the analysis failed");
                 }
             });

@@ -332,3 +332,4 @@ fn an_item_inserted_mid_conversation_is_noticed() {
 }
 
 mod endings;
+mod props;
