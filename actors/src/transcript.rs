@@ -91,6 +91,8 @@ pub struct Conversation {
     known: HashSet<String>,
     tail: Option<String>,
     slots: HashMap<String, Slot>,
+    /// Every item given a line in this call, across sessions.
+    numbered: HashSet<String>,
     /// What arrived for user items not placed yet.
     early_user: HashMap<String, EarlyUser>,
     active_responses: HashSet<String>,
@@ -123,6 +125,7 @@ impl Conversation {
             known: HashSet::new(),
             tail: None,
             slots: HashMap::new(),
+            numbered: HashSet::new(),
             early_user: HashMap::new(),
             active_responses: HashSet::new(),
             speaking: false,
@@ -381,6 +384,11 @@ impl Conversation {
     }
 
     fn open_slot(&mut self, item_id: &str, speaker: Speaker, now: DateTime<Utc>) {
+        // An item has one line for the whole call: a session that names an
+        // item again (a duplicate after a new session) never gets a second.
+        if !self.numbered.insert(item_id.to_owned()) {
+            return;
+        }
         let sequence_number = self.reserve();
         // An agent line belongs to the response being generated (one at a
         // time in practice; `response.done`'s output names it otherwise).

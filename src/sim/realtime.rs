@@ -306,7 +306,7 @@ async fn serve(
     ))
     .await?;
 
-    let conversation = Arc::new(Mutex::new(Chain::default()));
+    let conversation = Arc::new(Mutex::new(Chain::sharing(shared.item_ids.clone())));
     let session_ready = Arc::new(Notify::new());
 
     // Client events: record, answer session.update and item.create.

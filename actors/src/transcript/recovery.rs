@@ -111,6 +111,8 @@ impl Conversation {
             ("message", Some("assistant")) => Some(Speaker::Agent),
             _ => None,
         };
+        // An item already given a line keeps that one.
+        let speaker = speaker.filter(|_| self.numbered.insert(item.id.clone()));
         let sequence_number = speaker.map(|speaker| {
             let n = self.reserve();
             self.emit_recovered(&item.id, n, speaker, text.unwrap_or_default(), now);

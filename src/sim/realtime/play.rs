@@ -31,18 +31,31 @@ pub enum Outgoing {
     ClientGone,
 }
 
-/// The conversation's item chain as the peer tracks it.
+/// The conversation's item chain as the peer tracks it. Its ids come from
+/// a counter the peer's sessions share, so that no two sessions name the
+/// same item (OpenAI's ids are unique too).
 #[derive(Default)]
 pub struct Chain {
     last: Option<String>,
-    counter: usize,
+    counter: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Chain {
+    /// A chain whose ids continue `counter`'s.
+    pub fn sharing(counter: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        Self {
+            last: None,
+            counter,
+        }
+    }
+
     /// A fresh item id and the id it follows.
     pub fn next(&mut self, prefix: &str) -> (String, Option<String>) {
-        self.counter += 1;
-        let id = format!("{prefix}_{}", self.counter);
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let id = format!("{prefix}_{n}");
         let previous = self.last.replace(id.clone());
         (id, previous)
     }

@@ -33,6 +33,9 @@ pub struct Shared {
     pub accepted: AtomicUsize,
     /// Upgrades answered with an HTTP error instead of 101.
     pub refused_upgrades: AtomicUsize,
+    /// Item ids handed out by every session of this peer: ids are unique
+    /// across sessions, as the service's are.
+    pub item_ids: std::sync::Arc<AtomicUsize>,
 }
 
 impl Shared {

@@ -3,9 +3,9 @@
 //! never stores an item twice, and never leaves a number without its line
 //! (a line, once numbered, is never lost).
 //!
-//! Item ids are the service's, unique across sessions (OpenAI's are random
-//! `item_...` ids): each session here draws from a pool of its own. Within
-//! a session, anything goes: repeats, unknown predecessors, any order.
+//! Item ids come from one small pool for every session, so sessions name
+//! the same items again: anything goes (repeats, unknown predecessors, any
+//! order). An item keeps one line for the whole call.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -140,91 +140,6 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// `event` with its item ids made the `session`'s own.
-fn in_session(event: ServerEvent, session: usize) -> ServerEvent {
-    let own = |id: String| format!("s{session}_{id}");
-    let own_item = |mut item: ItemInfo| {
-        item.id = own(item.id);
-        item
-    };
-    match event {
-        ServerEvent::InputCommitted {
-            item_id,
-            previous_item_id,
-        } => ServerEvent::InputCommitted {
-            item_id: own(item_id),
-            previous_item_id: previous_item_id.map(own),
-        },
-        ServerEvent::ItemAdded {
-            previous_item_id,
-            item,
-        } => ServerEvent::ItemAdded {
-            previous_item_id: previous_item_id.map(own),
-            item: own_item(item),
-        },
-        ServerEvent::ItemDone {
-            previous_item_id,
-            item,
-        } => ServerEvent::ItemDone {
-            previous_item_id: previous_item_id.map(own),
-            item: own_item(item),
-        },
-        ServerEvent::UserTranscriptDelta { item_id, delta } => ServerEvent::UserTranscriptDelta {
-            item_id: own(item_id),
-            delta,
-        },
-        ServerEvent::UserTranscriptCompleted {
-            item_id,
-            transcript,
-        } => ServerEvent::UserTranscriptCompleted {
-            item_id: own(item_id),
-            transcript,
-        },
-        ServerEvent::UserTranscriptFailed { item_id, error } => ServerEvent::UserTranscriptFailed {
-            item_id: own(item_id),
-            error,
-        },
-        ServerEvent::AgentTranscriptDelta { item_id, delta } => ServerEvent::AgentTranscriptDelta {
-            item_id: own(item_id),
-            delta,
-        },
-        ServerEvent::AgentTranscriptDone {
-            item_id,
-            transcript,
-        } => ServerEvent::AgentTranscriptDone {
-            item_id: own(item_id),
-            transcript,
-        },
-        ServerEvent::ItemTruncated {
-            item_id,
-            audio_end_ms,
-        } => ServerEvent::ItemTruncated {
-            item_id: own(item_id),
-            audio_end_ms,
-        },
-        ServerEvent::ResponseDone {
-            response_id,
-            status,
-            reason,
-            error,
-            output,
-        } => ServerEvent::ResponseDone {
-            response_id,
-            status,
-            reason,
-            error,
-            output: output
-                .into_iter()
-                .map(|o| OutputItem {
-                    id: own(o.id),
-                    transcript: o.transcript,
-                })
-                .collect(),
-        },
-        other => other,
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -234,16 +149,12 @@ proptest! {
     ) {
         let mut model = Conversation::new(1);
         let mut emitted: Vec<Line> = Vec::new();
-        let mut session = 0;
         for step in steps {
             let event = match step {
-                Step::Event(event) => Some(in_session(event, session)),
-                Step::Frame(frame) => {
-                    parse(&frame.replace("item_", &format!("s{session}_item_"))).ok()
-                }
+                Step::Event(event) => Some(event),
+                Step::Frame(frame) => parse(&frame).ok(),
                 Step::EndSession => {
                     model.end_session();
-                    session += 1;
                     None
                 }
             };
