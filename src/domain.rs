@@ -19,6 +19,11 @@ pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
+/// A fresh random secret: 32 bytes, hex encoded (64 characters).
+pub fn random_secret() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
 /// Trims `value` and checks it is non-empty and at most `max` characters.
 pub(crate) fn required_text(
     field: &str,

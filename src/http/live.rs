@@ -80,9 +80,8 @@ pub async fn events(
         .await?
         .ok_or_else(ApiError::meeting_not_found)?;
     let (tx, rx) = mpsc::channel(64);
-    let stopping = state.stopping.clone();
+    let mut stopping = state.stopping.clone();
     tokio::spawn(async move {
-        let mut stopping = stopping;
         tokio::select! {
             () = follow(state.store.clone(), id, cursor, first, changes, tx) => {}
             // The server stops: the stream ends (the reader reconnects

@@ -1,7 +1,7 @@
 //! Secrets every instance on one database must agree on, generated once.
 
 use super::pool::{Store, StoreError, on_pool};
-use crate::domain::now;
+use crate::domain::{now, random_secret};
 
 /// The name of the page-capability key in `instance_secrets`.
 const PAGE: &str = "page";
@@ -12,7 +12,7 @@ impl Store {
     /// there is none yet. Instances racing to create it agree on the one
     /// that landed first.
     pub async fn page_secret(&self) -> Result<String, StoreError> {
-        let fresh = hex::encode(rand::random::<[u8; 32]>());
+        let fresh = random_secret();
         on_pool!(self, |p| {
             sqlx::query(
                 "INSERT INTO instance_secrets (name, value, created_at) VALUES ($1, $2, $3) \
@@ -38,7 +38,7 @@ impl Store {
     /// page's capability issued so far stops working (after the instances
     /// restart: each reads the key at startup).
     pub async fn rotate_page_secret(&self) -> Result<(), StoreError> {
-        let fresh = hex::encode(rand::random::<[u8; 32]>());
+        let fresh = random_secret();
         on_pool!(self, |p| {
             sqlx::query(
                 "INSERT INTO instance_secrets (name, value, created_at) VALUES ($1, $2, $3) \

@@ -355,14 +355,6 @@ async fn bad_stream_requests_get_a_clear_error() {
     .await;
 }
 
-fn page_token(html: &str) -> String {
-    html.split("data-token=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the page carries its token")
-        .to_owned()
-}
-
 #[tokio::test]
 async fn the_page_capability_retries_its_own_meeting_and_nothing_else() {
     each_backend(|_, url| async move {
@@ -389,7 +381,7 @@ async fn the_page_capability_retries_its_own_meeting_and_nothing_else() {
             !html.contains(crate::helpers::API_TOKEN),
             "the API token never reaches a page"
         );
-        let token = page_token(&html);
+        let token = crate::live::page_capability(&html);
         let other_html = app
             .get(&format!("/meetings/{other}"))
             .await
@@ -397,7 +389,7 @@ async fn the_page_capability_retries_its_own_meeting_and_nothing_else() {
             .await
             .expect("html");
         assert_ne!(
-            page_token(&other_html),
+            crate::live::page_capability(&other_html),
             token,
             "each meeting has its own capability"
         );
@@ -410,7 +402,7 @@ async fn the_page_capability_retries_its_own_meeting_and_nothing_else() {
         };
         // Another meeting's capability, garbage, nothing: refused, nothing changes.
         for bad in [
-            page_token(&other_html),
+            crate::live::page_capability(&other_html),
             "zz".into(),
             "00".repeat(32),
             String::new(),

@@ -7,17 +7,7 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use crate::helpers::{API_TOKEN, TestApp, each_backend, spawn_app, spawn_app_with};
-
-/// A meeting created through the API; its id.
-async fn new_meeting(app: &TestApp) -> String {
-    let agent = app
-        .create_agent(json!({ "name": "Coach", "instructions": "Help the user plan." }))
-        .await;
-    let meeting = app
-        .create_meeting(agent["id"].as_str().expect("agent id"), "user-1")
-        .await;
-    meeting["id"].as_str().expect("meeting id").to_owned()
-}
+use crate::live::new_meeting;
 
 /// The capability the meeting's page embeds.
 async fn page_token(app: &TestApp, meeting: &str) -> String {

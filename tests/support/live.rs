@@ -39,6 +39,15 @@ pub fn driver(app: &TestApp) -> WebhookDriver {
 }
 
 /// An agent and an `upcoming` meeting with a prompt; returns the meeting id.
+/// The capability a meeting page embeds (`data-token`).
+pub fn page_capability(html: &str) -> String {
+    html.split("data-token=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page carries its capability")
+        .to_owned()
+}
+
 pub async fn new_meeting(app: &TestApp) -> String {
     let agent = app
         .create_agent(json!({ "name": "Coach", "instructions": "Agent instructions." }))

@@ -1,0 +1,275 @@
+//! The command line: `scribe [serve]`, `scribe demo`, `scribe migrate`,
+//! `scribe rotate-page-secret`, with an environment fallback for every flag.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+use scribe_actors::domain::VoiceApi;
+use secrecy::SecretString;
+
+use super::{
+    DEFAULT_ANALYSIS_MODEL, DEFAULT_DATABASE_URL, DEFAULT_OPENAI_BASE_URL, DEFAULT_REALTIME_URL,
+    DEFAULT_VOICE,
+};
+
+/// scribe: an actor-based realtime session supervisor for AI voice calls.
+///
+/// With no subcommand, `scribe` serves (same as `scribe serve`).
+#[derive(Debug, Parser)]
+#[command(name = "scribe", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service and the call supervisor (the default).
+    Serve(Box<ServeArgs>),
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Replace the page-capability key kept in the database (when
+    /// SCRIBE_PAGE_SECRET is not set): every meeting page link issued so
+    /// far stops working once the instances restart.
+    RotatePageSecret(DatabaseArgs),
+    /// Run the whole flow offline: a fresh SQLite file, the simulated
+    /// realtime peer and LLM, N concurrent calls through the real HTTP
+    /// server, webhooks and actors; then a report.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Concurrent calls.
+    #[arg(long, default_value_t = 10)]
+    pub calls: usize,
+    /// Exchanges per call.
+    #[arg(long, default_value_t = 4)]
+    pub turns: usize,
+    /// Time scale of the simulated conversations: 1 is real time (a turn
+    /// every few seconds), 0 as fast as possible.
+    #[arg(long, default_value_t = 0.1)]
+    pub pace: f64,
+    /// The call path to run the calls over: Stream's webhooks with a
+    /// session scribe owns, a SIP call OpenAI carries (its signed
+    /// `realtime.call.incoming` webhook), a WebRTC call OpenAI carries (the
+    /// demo's own WebRTC client as the caller), or each in turn.
+    #[arg(long, value_enum, default_value_t = DemoPath::All)]
+    pub path: DemoPath,
+    /// After the report, keep serving the demo's pages (and its API) until
+    /// Ctrl-C, so the printed links open; the demo database is removed
+    /// then. On by default when stdout is a terminal; `--serve=false` exits
+    /// at once.
+    #[arg(
+        long,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        require_equals = true,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub serve: Option<bool>,
+}
+
+/// `--voice-api`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VoiceApiArg {
+    Realtime,
+    Live,
+}
+
+impl From<VoiceApiArg> for VoiceApi {
+    fn from(arg: VoiceApiArg) -> Self {
+        match arg {
+            VoiceApiArg::Realtime => VoiceApi::Realtime,
+            VoiceApiArg::Live => VoiceApi::Live,
+        }
+    }
+}
+
+/// Which call path `scribe demo` exercises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoPath {
+    Stream,
+    Sip,
+    Webrtc,
+    All,
+}
+
+impl DemoPath {
+    /// The paths to run, in order.
+    pub fn each(self) -> Vec<DemoPath> {
+        match self {
+            DemoPath::All => vec![DemoPath::Stream, DemoPath::Sip, DemoPath::Webrtc],
+            one => vec![one],
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DemoPath::Stream => "stream",
+            DemoPath::Sip => "sip",
+            DemoPath::Webrtc => "webrtc",
+            DemoPath::All => "all",
+        }
+    }
+}
+
+impl Cli {
+    /// The command to run, `serve` when none was given.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(Box::new(self.serve)))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Database to use: `sqlite://path.db` (created when missing) or
+    /// `postgres://user@host/db`. Defaults to `scribe.db` in the working
+    /// directory.
+    #[arg(long = "database-url", env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true, hide_default_value = false)]
+    pub database_url: SecretString,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address the HTTP server listens on (port 0 picks a free port).
+    #[arg(long, env = "SCRIBE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// WebSocket URL of the realtime service each call's agent connects to.
+    #[arg(long, env = "SCRIBE_REALTIME_URL", default_value = DEFAULT_REALTIME_URL)]
+    pub realtime_url: String,
+
+    /// OpenAI API key, used for the realtime socket and for analysis.
+    /// Prefer the environment variable: flags show up in process listings.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<SecretString>,
+
+    /// Base URL of the OpenAI-compatible API used for post-call analysis
+    /// (`/v1` included).
+    #[arg(long, env = "OPENAI_BASE_URL", default_value = DEFAULT_OPENAI_BASE_URL)]
+    pub openai_base_url: String,
+
+    /// The OpenAI voice API scribe opens, creates and accepts calls with:
+    /// `realtime` (OpenAI Realtime) or `live` (GPT-Live).
+    #[arg(long, env = "SCRIBE_VOICE_API", value_enum, default_value_t = VoiceApiArg::Realtime)]
+    pub voice_api: VoiceApiArg,
+
+    /// The voice model of the calls scribe opens, creates and accepts.
+    /// Default: `gpt-realtime` for Realtime, `gpt-live-1.1` for GPT-Live.
+    #[arg(long, env = "SCRIBE_REALTIME_MODEL")]
+    pub realtime_model: Option<String>,
+
+    /// The voice the agent speaks with.
+    #[arg(long, env = "SCRIBE_VOICE", default_value = DEFAULT_VOICE)]
+    pub voice: String,
+
+    /// Endpoint secret of OpenAI's webhooks (`whsec_...`): verifies
+    /// `POST /api/openai/webhook` (incoming SIP calls).
+    #[arg(long, env = "OPENAI_WEBHOOK_SECRET", hide_env_values = true)]
+    pub openai_webhook_secret: Option<SecretString>,
+
+    /// Chat-completions model that writes summaries and blueprint progress.
+    #[arg(long, env = "SCRIBE_ANALYSIS_MODEL", default_value = DEFAULT_ANALYSIS_MODEL)]
+    pub analysis_model: String,
+
+    /// Stream API key (sent by Stream as `X-Api-Key`, used for the agent
+    /// endpoint).
+    #[arg(long, env = "STREAM_API_KEY", hide_env_values = true)]
+    pub stream_api_key: Option<SecretString>,
+
+    /// Stream API secret: verifies webhook signatures and signs agent JWTs.
+    #[arg(long, env = "STREAM_API_SECRET", hide_env_values = true)]
+    pub stream_api_secret: Option<SecretString>,
+
+    /// Bearer token required for API writes and listings (at least 32
+    /// characters). When unset, a random token is generated at startup and
+    /// printed once.
+    #[arg(long, env = "SCRIBE_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<SecretString>,
+
+    /// Bearer token for `/admin`. When unset, the admin endpoints answer 401.
+    /// At least 32 characters.
+    #[arg(long, env = "SCRIBE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<SecretString>,
+
+    /// Key of the meeting pages' capabilities (at least 32 characters).
+    /// When unset, a random key is generated once and kept in the database,
+    /// so every instance agrees. Changing it revokes every capability.
+    #[arg(long, env = "SCRIBE_PAGE_SECRET", hide_env_values = true)]
+    pub page_secret: Option<SecretString>,
+
+    /// Use the built-in simulated realtime peer and analyzer instead of
+    /// OpenAI: the whole flow runs offline.
+    #[arg(long, env = "SCRIBE_SIMULATE", value_parser = clap::builder::BoolishValueParser::new())]
+    pub simulate: bool,
+
+    /// Tell the realtime endpoint which meeting each session is for
+    /// (`x-scribe-meeting-id`): only for scribe's own simulated peer (load
+    /// tests, chaos drills). Never set it against a real provider.
+    #[arg(long, env = "SCRIBE_SIMULATED_PEER", hide = true, value_parser = clap::builder::BoolishValueParser::new())]
+    pub simulated_peer: bool,
+
+    /// Enable the admin endpoint that kills actors abruptly (chaos drills).
+    /// Never set this in production.
+    #[arg(long, env = "SCRIBE_CHAOS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub chaos: bool,
+
+    /// At call end, how long to wait for user transcriptions still
+    /// outstanding before marking them `transcription_failed`.
+    #[arg(long, env = "SCRIBE_FINALIZE_GRACE_MS", default_value_t = 3000)]
+    pub finalize_grace_ms: u64,
+
+    /// Transcript lines per database batch, at most.
+    #[arg(long, env = "SCRIBE_BATCH_MAX_LINES", default_value_t = 500)]
+    pub batch_max_lines: usize,
+
+    /// How long a transcript batch may wait for more lines before it is
+    /// written.
+    #[arg(long, env = "SCRIBE_BATCH_MAX_DELAY_MS", default_value_t = 20)]
+    pub batch_max_delay_ms: u64,
+
+    /// Analyses running at once, at most; the rest wait their turn.
+    #[arg(long, env = "SCRIBE_ANALYSIS_CONCURRENCY", default_value_t = 8)]
+    pub analysis_concurrency: usize,
+
+    /// Database connections this instance opens at most. Plan PostgreSQL's
+    /// `max_connections` for every instance's pool.
+    #[arg(long, env = "SCRIBE_DATABASE_POOL_SIZE", default_value_t = 16)]
+    pub database_pool_size: u32,
+
+    /// Attempts per analysis (LLM request plus validation of its answer).
+    #[arg(long, env = "SCRIBE_ANALYSIS_ATTEMPTS", default_value_t = 3)]
+    pub analysis_attempts: u32,
+
+    /// Connections open at once, at most; past it new connections wait in
+    /// the accept queue.
+    #[arg(long, env = "SCRIBE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Requests handled at once, at most (the probes aside); past it 503
+    /// with `Retry-After`. An open event stream does not count.
+    #[arg(long, env = "SCRIBE_MAX_REQUESTS", default_value_t = 512)]
+    pub max_requests: usize,
+
+    /// Event streams open at once on this instance, at most; past it 503
+    /// with `Retry-After`.
+    #[arg(long, env = "SCRIBE_MAX_STREAMS", default_value_t = 5_000)]
+    pub max_streams: usize,
+
+    /// Event streams open at once on one meeting, at most.
+    #[arg(long, env = "SCRIBE_MAX_STREAMS_PER_MEETING", default_value_t = 20)]
+    pub max_streams_per_meeting: usize,
+
+    /// This instance's name in call leases, when several instances share a
+    /// database. Defaults to `<hostname>:<port>`, so a restarted instance
+    /// takes its own calls back at once.
+    #[arg(long, env = "SCRIBE_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+}

@@ -1,0 +1,201 @@
+//! [`Settings`]: the `serve` arguments resolved into what the application
+//! is built from.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use scribe_actors::domain::VoiceApi;
+use scribe_actors::meeting::deps::CallConfig;
+use scribe_actors::supervisor::budget::RestartBudget;
+use scribe_actors::supervisor::leases::LeaseConfig;
+use scribe_actors::writer::WriterConfig;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::args::ServeArgs;
+use super::secrets::{WeakSecret, generate_token, strong};
+use super::{DEFAULT_ANALYSIS_MODEL, DEFAULT_OPENAI_BASE_URL, DEFAULT_REALTIME_URL, DEFAULT_VOICE};
+use crate::analysis::llm::RetryPolicy;
+
+/// Everything `serve` needs, resolved: the API token is always present.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database_url: SecretString,
+    pub database_pool_size: u32,
+    pub realtime_url: String,
+    pub openai_api_key: Option<SecretString>,
+    pub openai_base_url: String,
+    pub openai_webhook_secret: Option<SecretString>,
+    pub voice_api: VoiceApi,
+    /// `None`: the voice API's default model.
+    pub realtime_model: Option<String>,
+    pub voice: String,
+    pub analysis_model: String,
+    pub stream_api_key: Option<SecretString>,
+    pub stream_api_secret: Option<SecretString>,
+    pub api_token: SecretString,
+    pub admin_token: Option<SecretString>,
+    /// `None`: the key generated once and kept in the database.
+    pub page_secret: Option<SecretString>,
+    pub simulate: bool,
+    /// The realtime endpoint is scribe's simulated peer: it may be told
+    /// which meeting a session is for.
+    pub simulated_peer: bool,
+    pub chaos: bool,
+    pub call: CallConfig,
+    pub writer: WriterConfig,
+    pub restart_budget: RestartBudget,
+    pub lease: LeaseConfig,
+    pub analysis_concurrency: usize,
+    pub analysis_policy: RetryPolicy,
+    pub http: HttpSettings,
+}
+
+/// What the HTTP server bounds (the header and body deadlines, 10 s each,
+/// are fixed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpSettings {
+    pub max_connections: usize,
+    pub max_requests: usize,
+    pub max_streams: usize,
+    pub max_streams_per_meeting: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_requests: 512,
+            max_streams: 5_000,
+            max_streams_per_meeting: 20,
+        }
+    }
+}
+
+/// Where the API token came from: given, or generated for this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    Configured,
+    Generated,
+}
+
+impl Settings {
+    /// The voice model of the calls: the configured one, else the voice
+    /// API's default.
+    pub fn model(&self) -> &str {
+        self.realtime_model
+            .as_deref()
+            .unwrap_or_else(|| self.voice_api.default_model())
+    }
+
+    /// Resolves `serve` arguments; generates an API token when none was set.
+    /// Refuses a configured token or page secret shorter than
+    /// [`MIN_SECRET_CHARS`].
+    pub fn from_args(args: ServeArgs) -> Result<(Self, TokenSource), WeakSecret> {
+        let non_empty = |s: Option<SecretString>| s.filter(|s| !s.expose_secret().is_empty());
+        let (api_token, source) = match non_empty(args.api_token) {
+            Some(token) => (strong("SCRIBE_API_TOKEN", token)?, TokenSource::Configured),
+            None => (generate_token(), TokenSource::Generated),
+        };
+        let admin_token = non_empty(args.admin_token)
+            .map(|t| strong("SCRIBE_ADMIN_TOKEN", t))
+            .transpose()?;
+        let page_secret = non_empty(args.page_secret)
+            .map(|t| strong("SCRIBE_PAGE_SECRET", t))
+            .transpose()?;
+        let settings = Self {
+            listen: args.listen,
+            database_url: args.database.database_url,
+            database_pool_size: args.database_pool_size.max(1),
+            realtime_url: args.realtime_url,
+            openai_api_key: non_empty(args.openai_api_key),
+            openai_base_url: args.openai_base_url,
+            openai_webhook_secret: non_empty(args.openai_webhook_secret),
+            voice_api: args.voice_api.into(),
+            realtime_model: args.realtime_model.filter(|m| !m.trim().is_empty()),
+            voice: args.voice.clone(),
+            analysis_model: args.analysis_model,
+            stream_api_key: non_empty(args.stream_api_key),
+            stream_api_secret: non_empty(args.stream_api_secret),
+            api_token,
+            admin_token,
+            page_secret,
+            simulate: args.simulate,
+            simulated_peer: args.simulated_peer,
+            chaos: args.chaos,
+            call: CallConfig {
+                finalize_grace: Duration::from_millis(args.finalize_grace_ms),
+                voice: args.voice,
+                ..CallConfig::default()
+            },
+            writer: WriterConfig {
+                max_batch_lines: args.batch_max_lines.max(1),
+                max_delay: Duration::from_millis(args.batch_max_delay_ms),
+                ..WriterConfig::default()
+            },
+            restart_budget: RestartBudget::default(),
+            lease: LeaseConfig::new(
+                args.instance_id
+                    .unwrap_or_else(|| default_instance_id(args.listen)),
+            ),
+            analysis_concurrency: args.analysis_concurrency.max(1),
+            analysis_policy: RetryPolicy {
+                attempts: args.analysis_attempts.max(1),
+                ..RetryPolicy::default()
+            },
+            http: HttpSettings {
+                max_connections: args.max_connections.max(1),
+                max_requests: args.max_requests.max(1),
+                max_streams: args.max_streams.max(1),
+                max_streams_per_meeting: args.max_streams_per_meeting.max(1),
+            },
+        };
+        Ok((settings, source))
+    }
+
+    /// Settings for tests and embedding: every optional part off, the given
+    /// database and API token, listening on a free loopback port. Reads no
+    /// environment variables.
+    pub fn for_database(database_url: &str, api_token: &str) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.into(),
+            database_pool_size: 16,
+            realtime_url: DEFAULT_REALTIME_URL.into(),
+            openai_api_key: None,
+            openai_base_url: DEFAULT_OPENAI_BASE_URL.into(),
+            openai_webhook_secret: None,
+            voice_api: VoiceApi::Realtime,
+            realtime_model: None,
+            voice: DEFAULT_VOICE.into(),
+            analysis_model: DEFAULT_ANALYSIS_MODEL.into(),
+            stream_api_key: None,
+            stream_api_secret: None,
+            api_token: api_token.into(),
+            admin_token: None,
+            page_secret: None,
+            simulate: false,
+            simulated_peer: false,
+            chaos: false,
+            call: CallConfig::default(),
+            writer: WriterConfig::default(),
+            restart_budget: RestartBudget::default(),
+            lease: LeaseConfig::new(format!("test-{}", uuid::Uuid::new_v4())),
+            analysis_concurrency: 8,
+            analysis_policy: RetryPolicy::default(),
+            http: HttpSettings::default(),
+        }
+    }
+}
+
+/// `<hostname>:<port>`, or a random name when the port is chosen by the OS.
+fn default_instance_id(listen: SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty());
+    match (host, listen.port()) {
+        (Some(host), port) if port != 0 => format!("{host}:{port}"),
+        _ => format!("scribe-{}", uuid::Uuid::new_v4()),
+    }
+}
