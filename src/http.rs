@@ -13,6 +13,7 @@ mod limits;
 mod live;
 mod meetings;
 mod openai_webhook;
+pub mod openapi;
 pub mod serve;
 pub mod streams;
 mod webhook;
@@ -28,8 +29,7 @@ use axum::http::StatusCode;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{BoxError, Router};
+use axum::{BoxError, Extension, Router};
 use secrecy::SecretString;
 use tower::ServiceBuilder;
 use tower_http::request_id::{
@@ -38,6 +38,9 @@ use tower_http::request_id::{
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
 pub use error::ApiError;
 
@@ -93,35 +96,64 @@ pub struct AppState {
 /// the connection closes: a client trickling a body cannot hold a request.
 pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
 
+/// A route whose bodies may be as large as a webhook's.
+fn webhook_sized(route: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> {
+    let (schemas, paths, method) = route;
+    (
+        schemas,
+        paths,
+        method.layer(DefaultBodyLimit::max(webhook::MAX_WEBHOOK_BYTES)),
+    )
+}
+
+/// Every route with its OpenAPI entry: each comes from its handler's
+/// `#[utoipa::path]`, so the router and the document cannot diverge.
+fn routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+    let (api, api_doc) = OpenApiRouter::new()
+        .routes(routes!(agents::list, agents::create))
+        .routes(routes!(agents::show))
+        .routes(routes!(meetings::list, meetings::create))
+        .routes(routes!(meetings::show))
+        .routes(routes!(meetings::status))
+        .routes(routes!(meetings::transcript))
+        .routes(routes!(meetings::retry))
+        .routes(routes!(calls::call))
+        .routes(routes!(calls::hangup))
+        .routes(routes!(live::events))
+        .routes(routes!(live::page))
+        .routes(routes!(live::script))
+        .routes(routes!(live::style))
+        .routes(webhook_sized(routes!(openai_webhook::receive)))
+        .routes(webhook_sized(routes!(webhook::receive)))
+        .routes(routes!(admin::actors))
+        .routes(routes!(admin::kill))
+        .routes(routes!(admin::meeting))
+        .routes(routes!(admin::kill_supervisor))
+        .routes(routes!(openapi::document))
+        .split_for_parts();
+    let (probes, probes_doc) = OpenApiRouter::new()
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::metrics))
+        .routes(routes!(health::readyz))
+        .split_for_parts();
+    let mut doc = openapi::ApiDoc::openapi();
+    doc.merge(api_doc);
+    doc.merge(probes_doc);
+    openapi::finish(&mut doc);
+    (api, probes, doc)
+}
+
+/// The OpenAPI document of the whole HTTP surface.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    routes().2
+}
+
 /// The whole HTTP surface with its layers.
 pub fn router(state: AppState) -> Router {
     let max_requests = state.max_requests.max(1);
-    let api = Router::new()
-        .route("/api/agents", get(agents::list).post(agents::create))
-        .route("/api/agents/{id}", get(agents::show))
-        .route("/api/meetings", get(meetings::list).post(meetings::create))
-        .route("/api/meetings/{id}", get(meetings::show))
-        .route("/api/meetings/{id}/status", get(meetings::status))
-        .route("/api/meetings/{id}/transcript", get(meetings::transcript))
-        .route("/api/meetings/{id}/retry", post(meetings::retry))
-        .route("/api/meetings/{id}/call", post(calls::call))
-        .route("/api/meetings/{id}/hangup", post(calls::hangup))
-        .route(
-            "/api/openai/webhook",
-            post(openai_webhook::receive).layer(DefaultBodyLimit::max(webhook::MAX_WEBHOOK_BYTES)),
-        )
-        .route("/api/meetings/{id}/events", get(live::events))
-        .route("/meetings/{id}", get(live::page))
-        .route("/assets/meeting.js", get(live::script))
-        .route("/assets/meeting.css", get(live::style))
-        .route(
-            "/api/webhook",
-            post(webhook::receive).layer(DefaultBodyLimit::max(webhook::MAX_WEBHOOK_BYTES)),
-        )
-        .route("/admin/actors", get(admin::actors))
-        .route("/admin/actors/{meeting_id}/kill", post(admin::kill))
-        .route("/admin/meetings/{meeting_id}", get(admin::meeting))
-        .route("/admin/supervisor/kill", post(admin::kill_supervisor))
+    let (api, probes, doc) = routes();
+    let json = doc.to_json().expect("the OpenAPI document serializes");
+    let api = api
         // Past `max_requests` in flight, 503 at once instead of a queue.
         .layer(
             ServiceBuilder::new()
@@ -131,16 +163,13 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(middleware::from_fn(body_within_deadline));
     // The probes answer whatever the load.
-    let probes = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/metrics", get(health::metrics))
-        .route("/readyz", get(health::readyz));
     let all = Router::new()
         .merge(api)
         .merge(probes)
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(Extension(openapi::OpenApiJson(json.into())))
         .with_state(state);
 
     all.layer(

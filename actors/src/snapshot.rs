@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::ids::MeetingId;
 
 /// One live actor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ActorSnapshot {
     pub kind: ActorKind,
     pub meeting_id: MeetingId,
@@ -21,7 +21,7 @@ pub struct ActorSnapshot {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActorKind {
     Meeting,
@@ -30,14 +30,14 @@ pub enum ActorKind {
 
 /// Where an actor is in its work: a meeting actor's phase or an analysis
 /// actor's, as one string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum ActorState {
     Meeting(MeetingPhase),
     Analysis(AnalysisPhase),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MeetingPhase {
     /// The call is live.
@@ -46,7 +46,7 @@ pub enum MeetingPhase {
     Finalizing,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AnalysisPhase {
     /// Started, its task not running yet.
@@ -73,7 +73,7 @@ impl AnalysisPhase {
 }
 
 /// The realtime socket of a meeting actor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SocketState {
     Connecting,

@@ -15,18 +15,45 @@ pub const MAX_GOALS_PER_SESSION: usize = 50;
 pub const MAX_GOAL_CHARS: usize = 1_000;
 
 /// A plan spread over several sessions (meetings) with the same agent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Blueprint {
+    #[schema(schema_with = sessions_schema)]
+    #[serde(deserialize_with = "super::object::each")]
     pub sessions: Vec<BlueprintSession>,
 }
 
 /// One session of a blueprint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BlueprintSession {
+    /// Not blank; unique within the blueprint.
+    #[schema(schema_with = session_name_schema)]
     pub session_name: String,
+    /// Each not blank, at most 1,000 characters.
+    #[schema(schema_with = goals_schema)]
     pub goals: Vec<String>,
+}
+
+fn sessions_schema() -> utoipa::openapi::Array {
+    utoipa::openapi::ArrayBuilder::new()
+        .items(utoipa::openapi::Ref::from_schema_name("BlueprintSession"))
+        .min_items(Some(1))
+        .max_items(Some(MAX_BLUEPRINT_SESSIONS))
+        .build()
+}
+
+fn session_name_schema() -> utoipa::openapi::Object {
+    super::text_schema(MAX_NAME_CHARS)
+}
+
+/// Goals as the API takes them: at most 50, each not blank and at most
+/// 1,000 characters.
+fn goals_schema() -> utoipa::openapi::Array {
+    utoipa::openapi::ArrayBuilder::new()
+        .items(super::text_schema(MAX_GOAL_CHARS))
+        .max_items(Some(MAX_GOALS_PER_SESSION))
+        .build()
 }
 
 impl Blueprint {
@@ -86,7 +113,7 @@ impl Blueprint {
 }
 
 /// An agent as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Agent {
     pub id: AgentId,
     pub name: String,

@@ -12,7 +12,7 @@ use super::{ValidationError, optional_text, required_text};
 pub const MAX_USER_ID_CHARS: usize = 200;
 
 /// A meeting as stored, with the id of the meeting it led to, if any.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Meeting {
     pub id: MeetingId,
     pub name: String,
@@ -62,9 +62,13 @@ impl NewMeeting {
         agent_id: AgentId,
         prompt: Option<&str>,
     ) -> Result<Self, ValidationError> {
-        let prompt = match prompt.map(str::trim) {
-            None | Some("") => None,
-            Some(p) => Some(optional_text("prompt", p, MAX_INSTRUCTIONS_CHARS)?.to_owned()),
+        // Bounded as sent (the API schema's bound); blank means none.
+        let prompt = match prompt {
+            None => None,
+            Some(p) => match optional_text("prompt", p, MAX_INSTRUCTIONS_CHARS)?.trim() {
+                "" => None,
+                p => Some(p.to_owned()),
+            },
         };
         Ok(Self {
             name: required_text("name", name, MAX_NAME_CHARS)?,

@@ -8,8 +8,9 @@ use serde::Serialize;
 use super::ValidationError;
 
 /// An E.164 number: `+`, a first digit 1-9, at most 15 digits in all.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, pattern = r"^\+[1-9][0-9]{1,14}$", example = "+14155550100")]
 pub struct PhoneNumber(String);
 
 impl PhoneNumber {

@@ -7,34 +7,82 @@ use scribe_actors::ids::AgentId;
 use serde::{Deserialize, Serialize};
 
 use super::auth::ApiCaller;
+use super::error::ErrorBody;
 use super::extract::{JsonBody, QueryParams};
 use super::{ApiError, AppState};
-use crate::domain::agent::{Agent, Blueprint, NewAgent};
+use crate::domain::agent::{
+    Agent, Blueprint, MAX_INSTRUCTIONS_CHARS, MAX_NAME_CHARS, MAX_PHONE_NUMBERS, NewAgent,
+};
+use crate::domain::phone::PhoneNumber;
+use crate::domain::text_schema;
 use crate::store::StoreError;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAgent {
+    /// Not blank.
+    #[schema(schema_with = name_schema)]
     name: String,
+    /// The agent's instructions to the model; not blank.
+    #[schema(schema_with = instructions_schema)]
     instructions: String,
-    #[serde(default)]
+    /// A plan over several sessions; session names must be unique.
+    #[serde(default, deserialize_with = "crate::domain::object::optional")]
     blueprint: Option<Blueprint>,
     /// E.164 numbers whose SIP calls reach this agent; each reaches one agent.
     #[serde(default)]
+    #[schema(schema_with = phone_numbers_schema)]
     phone_numbers: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+pub(super) fn name_schema() -> utoipa::openapi::Object {
+    text_schema(MAX_NAME_CHARS)
+}
+
+fn instructions_schema() -> utoipa::openapi::Object {
+    text_schema(MAX_INSTRUCTIONS_CHARS)
+}
+
+fn phone_numbers_schema() -> utoipa::openapi::Array {
+    utoipa::openapi::ArrayBuilder::new()
+        .items(<PhoneNumber as utoipa::PartialSchema>::schema())
+        .max_items(Some(MAX_PHONE_NUMBERS))
+        .unique_items(true)
+        .build()
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListAgents {
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500, nullable = false)]
     limit: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AgentList {
     agents: Vec<Agent>,
 }
 
+/// `POST /api/agents`: creates an agent.
+#[utoipa::path(
+    post,
+    path = "/api/agents",
+    tag = "agents",
+    operation_id = "create_agent",
+    security(("api_token" = [])),
+    request_body = CreateAgent,
+    responses(
+        (status = 201, description = "The agent as stored.", body = Agent,
+            links(("show" = (operation_id = "show_agent", parameters(("id" = "$response.body#/id")))))),
+        (status = 400, description = "The body is not JSON.", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API token.", body = ErrorBody),
+        (status = 409, description = "A phone number already reaches another agent.", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        (status = 422, description = "A field is missing, unknown, of the wrong type or out of bounds, or a session name repeats.", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     _: ApiCaller,
     State(state): State<AppState>,
@@ -52,6 +100,20 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(agent)))
 }
 
+/// `GET /api/agents`: the newest agents first.
+#[utoipa::path(
+    get,
+    path = "/api/agents",
+    tag = "agents",
+    operation_id = "list_agents",
+    security(("api_token" = [])),
+    params(ListAgents),
+    responses(
+        (status = 200, description = "The newest agents first.", body = AgentList),
+        (status = 400, description = "A query parameter is unknown or out of bounds.", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API token.", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     _: ApiCaller,
     State(state): State<AppState>,
@@ -62,6 +124,21 @@ pub async fn list(
     Ok(Json(AgentList { agents }))
 }
 
+/// `GET /api/agents/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/agents/{id}",
+    tag = "agents",
+    operation_id = "show_agent",
+    security(("api_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The agent's id.")),
+    responses(
+        (status = 200, description = "The agent.", body = Agent),
+        (status = 400, description = "The id is not a UUID.", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API token.", body = ErrorBody),
+        (status = 404, description = "No such agent.", body = ErrorBody),
+    ),
+)]
 pub async fn show(
     _: ApiCaller,
     State(state): State<AppState>,

@@ -7,21 +7,53 @@
 
 use std::time::Duration;
 
+use super::error::ErrorBody;
+use super::meetings::Processing;
+use super::{ApiError, AppState};
+use crate::domain::meeting::Meeting;
+use crate::openai::calls::{CallsApiError, SessionConfig};
+use crate::store::AttachedStart;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use scribe_actors::domain::{EventKind, MeetingStatus, Transport};
 use scribe_actors::ids::MeetingId;
-use serde_json::json;
-
-use super::{ApiError, AppState};
-use crate::domain::meeting::Meeting;
-use crate::openai::calls::{CallsApiError, SessionConfig};
-use crate::store::AttachedStart;
 
 /// The largest SDP offer accepted.
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;
+
+/// What the API takes as an offer, as the OpenAPI document states it: a
+/// first line `v=0`, then an origin (`o=`) line, then an audio section
+/// (`m=audio `). [`sdp_offer`] checks exactly this.
+pub const SDP_OFFER_PATTERN: &str =
+    r"^v=0\r?\n([^\n]*\n)*o=[^\n]*\n([^\n]*\n)*m=audio [^\n]*(\n[^\n]*)*$";
+
+/// The request body of `POST /api/meetings/{id}/call`, for the document.
+pub struct SdpOffer;
+
+impl utoipa::PartialSchema for SdpOffer {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(SDP_OFFER_PATTERN))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for SdpOffer {}
+
+/// True when `text` is an offer [`SDP_OFFER_PATTERN`] describes.
+fn is_offer(text: &str) -> bool {
+    let mut lines = text.lines();
+    if lines.next() != Some("v=0") {
+        return false;
+    }
+    let rest: Vec<&str> = lines.collect();
+    rest.iter()
+        .position(|l| l.starts_with("o="))
+        .is_some_and(|origin| rest[origin + 1..].iter().any(|l| l.starts_with("m=audio ")))
+}
 
 /// Checks the offer is SDP with an audio section; returns it as text.
 fn sdp_offer(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
@@ -44,10 +76,7 @@ fn sdp_offer(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
     }
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::BadRequest("the body is not an SDP offer: not UTF-8".into()))?;
-    let is_offer = text.starts_with("v=0")
-        && text.lines().any(|l| l.starts_with("m=audio "))
-        && text.lines().any(|l| l.starts_with("o="));
-    if !is_offer {
+    if !is_offer(text) {
         return Err(ApiError::BadRequest(
             "the body is not an SDP offer with an audio section".into(),
         ));
@@ -110,6 +139,33 @@ impl Drop for Creating<'_> {
 const ATTACH_BEFORE_ANSWER: Duration = Duration::from_secs(3);
 
 /// `POST /api/meetings/{id}/call`.
+#[utoipa::path(
+    post,
+    path = "/api/meetings/{id}/call",
+    tag = "calls",
+    operation_id = "start_call",
+    security(("api_token" = []), ("meeting_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The meeting's id.")),
+    request_body(
+        description = "The browser's SDP offer, with an audio section.",
+        content((SdpOffer = "application/sdp")),
+    ),
+    responses(
+        (status = 201, description = "OpenAI's SDP answer; the meeting is `active` and scribe attached.",
+            body = String, content_type = "application/sdp"),
+        (status = 400, description = "The id is not a UUID, or the body is not an SDP offer with audio.", body = ErrorBody),
+        (status = 401, description = "Neither the API token nor this meeting's capability.", body = ErrorBody),
+        (status = 404, description = "No such meeting.", body = ErrorBody),
+        (status = 409, description = "The meeting is not `upcoming`, or its call is being created.", body = ErrorBody),
+        (status = 413, description = "The offer is over 64 KiB.", body = ErrorBody),
+        (status = 415, description = "The body is not `application/sdp`.", body = ErrorBody),
+        (status = 422, description = "OpenAI refused the offer.", body = ErrorBody),
+        (status = 429, description = "Too many calls created for this meeting: 3, then one every 20 s.", body = ErrorBody,
+            headers(("retry-after" = u64, description = "Seconds to wait."))),
+        (status = 502, description = "OpenAI refused the call for another reason, or could not be reached.", body = ErrorBody),
+        (status = 503, description = "`OPENAI_API_KEY` is not set, or the call supervisor is unavailable.", body = ErrorBody),
+    ),
+)]
 pub async fn call(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -203,11 +259,26 @@ pub async fn call(
 }
 
 /// `POST /api/meetings/{id}/hangup`.
+#[utoipa::path(
+    post,
+    path = "/api/meetings/{id}/hangup",
+    tag = "calls",
+    operation_id = "hang_up",
+    security(("api_token" = []), ("meeting_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The meeting's id.")),
+    responses(
+        super::openapi::MeetingLookup,
+        (status = 202, description = "The call ended; its analysis runs.", body = Processing),
+        (status = 401, description = "Neither the API token nor this meeting's capability.", body = ErrorBody),
+        (status = 409, description = "The meeting is not `active`.", body = ErrorBody),
+        (status = 503, description = "The call supervisor is unavailable.", body = ErrorBody),
+    ),
+)]
 pub async fn hangup(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<(StatusCode, axum::Json<Processing>), ApiError> {
     let meeting = authorized_meeting(&state, &id, &headers).await?;
     if meeting.status != MeetingStatus::Active {
         return Err(ApiError::Conflict(format!(
@@ -240,19 +311,24 @@ pub async fn hangup(
         .end(meeting.id, ended_at)
         .await
         .map_err(ApiError::Calls)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(json!({ "status": "processing" })),
-    )
-        .into_response())
+    Ok((StatusCode::ACCEPTED, Processing::now()))
 }
 
-/// OpenAI's refusal, as the caller sees it: 502 naming OpenAI's status and
-/// message (never the key).
-/// OpenAI's own words go to the log; the answer (which a page shows) says
-/// what happened in scribe's.
+/// OpenAI's refusal, as the caller sees it. OpenAI's own words go to the
+/// log; the answer (which a page shows) says what happened in scribe's. An
+/// offer OpenAI found invalid (400, 422) is the caller's: 422; anything
+/// else (a bad key, a limit, OpenAI down) is 502.
 fn refused(error: CallsApiError) -> ApiError {
     tracing::warn!(%error, "OpenAI refused to create the call");
+    if let CallsApiError::Refused {
+        status: 400 | 422, ..
+    } = error
+    {
+        return ApiError::Unprocessable(format!(
+            "OpenAI refused the offer: {} (the server log has its words)",
+            error.public()
+        ));
+    }
     ApiError::Rejected {
         status: StatusCode::BAD_GATEWAY,
         message: format!(
@@ -287,16 +363,17 @@ mod tests {
                 proptest::collection::vec(any::<u8>(), 0..512),
                 "(v=0\\r\\n)?(o=- [0-9]{1,5} 2 IN IP4 127\\.0\\.0\\.1\\r\\n)?(s=-\\r\\n)?(m=(audio|video) 9 UDP/TLS/RTP/SAVPF 111\\r\\n)?[a-z=]{0,20}"
                     .prop_map(String::into_bytes),
+                // Lines in any order, either line ending, a bare \r.
+                "(v=0\r?\n)?((o=x|m=audio 9|m=audio|m=video 9|s=-|a=[a-z]{0,3}|v=0)\r{0,2}\n){0,5}(m=audio 1)?"
+                    .prop_map(String::into_bytes),
             ]
         ) {
             let body = Bytes::from(body);
             let verdict = sdp_offer(&sdp_headers(), &body);
             let text = std::str::from_utf8(&body).ok();
-            let valid = text.is_some_and(|t| {
-                t.starts_with("v=0")
-                    && t.lines().any(|l| l.starts_with("m=audio "))
-                    && t.lines().any(|l| l.starts_with("o="))
-            });
+            // Exactly what the OpenAPI document's pattern says.
+            let pattern = regex::Regex::new(SDP_OFFER_PATTERN).expect("the pattern compiles");
+            let valid = text.is_some_and(|t| pattern.is_match(t));
             prop_assert_eq!(verdict.is_ok(), valid);
             if let Ok(offer) = verdict {
                 prop_assert_eq!(Some(offer.as_str()), text);

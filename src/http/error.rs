@@ -8,10 +8,17 @@ use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use scribe_actors::ids::InvalidId;
 use scribe_actors::ports::error_chain;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::domain::ValidationError;
 use crate::store::StoreError;
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, in scribe's words.
+    pub error: String,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -90,7 +97,9 @@ impl IntoResponse for ApiError {
             Self::Calls(source) => tracing::error!(error = %error_chain(source), "request failed"),
             _ => {}
         }
-        let body = Json(json!({ "error": self.to_string() }));
+        let body = Json(ErrorBody {
+            error: self.to_string(),
+        });
         match self {
             Self::Unauthorized => {
                 (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()

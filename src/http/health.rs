@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
 use tokio::time::Instant;
 
 use super::{ApiError, AppState};
@@ -95,13 +95,38 @@ impl Probe {
     }
 }
 
+/// A probe's answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProbeAnswer {
+    /// `ok` (alive) or `ready`.
+    status: &'static str,
+}
+
 /// The process is up and serving HTTP.
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "probes",
+    operation_id = "healthz",
+    responses((status = 200, description = "The process is up.", body = ProbeAnswer)),
+)]
+pub async fn healthz() -> Json<ProbeAnswer> {
+    Json(ProbeAnswer { status: "ok" })
 }
 
 /// `GET /metrics`: Prometheus text, meetings by status as of the last
 /// background check.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "probes",
+    operation_id = "metrics",
+    responses(
+        (status = 200, description = "Prometheus text exposition.", body = String, content_type = "text/plain"),
+        (status = 503, description = "Another metrics recorder is installed in this process (only when scribe is a library).",
+            body = super::error::ErrorBody),
+    ),
+)]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let Some(handle) = crate::metrics::handle() else {
         return Err(ApiError::Unconfigured(
@@ -121,9 +146,20 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
 
 /// Ready when the last background check (at most 5 s old) reached the
 /// database within two seconds.
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "probes",
+    operation_id = "readyz",
+    responses(
+        (status = 200, description = "The last background check reached the database.", body = ProbeAnswer),
+        (status = 503, description = "The database did not answer the last check, or the check is stale.",
+            body = super::error::ErrorBody, headers(("retry-after" = u64, description = "Seconds to wait."))),
+    ),
+)]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<ProbeAnswer>, ApiError> {
     if state.probe.is_ready() {
-        Ok(Json(json!({ "status": "ready" })))
+        Ok(Json(ProbeAnswer { status: "ready" }))
     } else {
         Err(ApiError::Busy {
             message: "the database is unavailable".into(),

@@ -46,13 +46,70 @@ const POLL: Duration = Duration::from_secs(3);
 /// Keep-alive comments, so proxies keep an idle stream open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
+    /// Where to resume, as the `Last-Event-ID` header (which wins when both
+    /// are given): the id of the last event received.
+    #[param(pattern = r"^[0-9]{1,18}-[0-9]{1,18}$", nullable = false)]
     last_event_id: Option<String>,
 }
 
+/// One server-sent event of a meeting's stream (the wire format, for the
+/// OpenAPI document).
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "describes the stream's wire format; never built")]
+pub struct MeetingEvent {
+    event: StreamEventName,
+    /// JSON; for `end`, the final status as text.
+    data: String,
+    /// Where to resume after this event (lines and log entries).
+    #[schema(pattern = r"^[0-9]{1,18}-[0-9]{1,18}$")]
+    id: Option<String>,
+}
+
+/// What a stream event is: a transcript `line`, the meeting's `status`, an
+/// analysis `stage`, the call `ended` (with any lost lines), a `hole` where
+/// lines may be missing, a `problem` with the realtime session (scribe's
+/// words), a `line_status` change (a reply cut off), and `end` when the
+/// meeting is `completed` or `failed`.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[expect(dead_code, reason = "describes the stream's wire format; never built")]
+enum StreamEventName {
+    Line,
+    Status,
+    Stage,
+    Ended,
+    Hole,
+    Problem,
+    LineStatus,
+    End,
+}
+
 /// `GET /api/meetings/{id}/events`.
+#[utoipa::path(
+    get,
+    path = "/api/meetings/{id}/events",
+    tag = "meetings",
+    operation_id = "meeting_events",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The meeting's id."),
+        EventsQuery,
+        ("last-event-id" = Option<String>, Header, nullable = false, pattern = r"^[0-9]{1,18}-[0-9]{1,18}$",
+            description = "The id of the last event received: the stream resumes after it."),
+    ),
+    responses(
+        (status = 200, description = "Server-sent events: `status`, `line`, `event` and `results`, each with an id to resume from; \
+                                      the stream ends once the meeting is `completed` or `failed`, or the server stops.",
+            body = MeetingEvent, content_type = "text/event-stream"),
+        (status = 400, description = "The id is not a UUID, or the resume id is malformed.", body = super::error::ErrorBody),
+        (status = 404, description = "No such meeting.", body = super::error::ErrorBody),
+        (status = 503, description = "Too many event streams, on this meeting (20) or in all (5,000).", body = super::error::ErrorBody,
+            headers(("retry-after" = u64, description = "Seconds to wait."))),
+    ),
+)]
 pub async fn events(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -60,16 +117,17 @@ pub async fn events(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let id: MeetingId = id.parse()?;
-    let presented = headers
-        .get("last-event-id")
-        .map(|v| v.to_str().map(str::to_owned).unwrap_or_default())
-        .or(query.last_event_id);
-    let cursor = match presented {
-        Some(text) => text
-            .parse::<FeedCursor>()
-            .map_err(|e| ApiError::BadRequest(format!("bad Last-Event-ID {text:?}: {e}")))?,
-        None => FeedCursor::default(),
+    // Either may carry the cursor (the header wins); each must be one.
+    let read = |text: &str| {
+        text.parse::<FeedCursor>()
+            .map_err(|e| ApiError::BadRequest(format!("bad Last-Event-ID {text:?}: {e}")))
     };
+    let from_query = query.last_event_id.as_deref().map(read).transpose()?;
+    let from_header = headers
+        .get("last-event-id")
+        .map(|v| read(v.to_str().unwrap_or_default()))
+        .transpose()?;
+    let cursor = from_header.or(from_query).unwrap_or_default();
     // A place among the open streams, held until the stream ends.
     let slot = state.streams.open(id)?;
     // Subscribe before the first read: a commit between the two still wakes us.
@@ -351,6 +409,20 @@ fn not_found_page(message: &str, status: StatusCode) -> Response {
 }
 
 /// `GET /meetings/{id}`: the meeting's page.
+#[utoipa::path(
+    get,
+    path = "/meetings/{id}",
+    tag = "pages",
+    operation_id = "meeting_page",
+    params(("id" = uuid::Uuid, Path, description = "The meeting's id.")),
+    responses(
+        (status = 200, description = "The page: status, live transcript, results; its buttons carry the meeting's capability.",
+            body = String, content_type = "text/html"),
+        (status = 400, description = "The id is not a UUID.", body = String, content_type = "text/html"),
+        (status = 404, description = "No such meeting.", body = String, content_type = "text/html"),
+        (status = 503, description = "The database is unavailable.", body = String, content_type = "text/html"),
+    ),
+)]
 pub async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let Ok(id) = id.parse::<MeetingId>() else {
         return not_found_page("That is not a meeting id.", StatusCode::BAD_REQUEST);
@@ -385,6 +457,13 @@ pub async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Resp
 }
 
 /// `GET /assets/meeting.js`.
+#[utoipa::path(
+    get,
+    path = "/assets/meeting.js",
+    tag = "pages",
+    operation_id = "page_script",
+    responses((status = 200, description = "The page's script.", body = String, content_type = "text/javascript")),
+)]
 pub async fn script() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
@@ -393,6 +472,13 @@ pub async fn script() -> impl IntoResponse {
 }
 
 /// `GET /assets/meeting.css`.
+#[utoipa::path(
+    get,
+    path = "/assets/meeting.css",
+    tag = "pages",
+    operation_id = "page_style",
+    responses((status = 200, description = "The page's style.", body = String, content_type = "text/css")),
+)]
 pub async fn style() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE)
 }

@@ -10,40 +10,76 @@ use scribe_actors::ids::{AgentId, MeetingId};
 use serde::{Deserialize, Serialize};
 
 use super::auth::ApiCaller;
+use super::error::ErrorBody;
 use super::extract::{JsonBody, QueryParams};
 use super::{ApiError, AppState};
-use crate::domain::meeting::{Meeting, MeetingFilter, NewMeeting};
+use crate::domain::agent::MAX_INSTRUCTIONS_CHARS;
+use crate::domain::meeting::{MAX_USER_ID_CHARS, Meeting, MeetingFilter, NewMeeting};
+use crate::domain::text_schema;
 use crate::store::{RetryOutcome, StoreError, StoredChunk, TranscriptHole};
 
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 500;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateMeeting {
+    /// Not blank.
+    #[schema(schema_with = super::agents::name_schema)]
     name: String,
+    /// An existing agent's id.
     agent_id: AgentId,
+    /// Your own id of the person who talks with the agent; not blank.
+    #[schema(schema_with = user_id_schema)]
     user_id: String,
+    /// Instructions for this meeting's call instead of the agent's; blank
+    /// means none.
     #[serde(default)]
+    #[schema(schema_with = prompt_schema)]
     prompt: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+fn user_id_schema() -> utoipa::openapi::Object {
+    text_schema(MAX_USER_ID_CHARS)
+}
+
+fn prompt_schema() -> utoipa::openapi::schema::Schema {
+    let text = utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            utoipa::openapi::schema::Type::String,
+            utoipa::openapi::schema::Type::Null,
+        ]))
+        .max_length(Some(MAX_INSTRUCTIONS_CHARS))
+        .pattern(Some(crate::domain::NO_NUL_PATTERN))
+        .build();
+    text.into()
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListMeetings {
+    /// Only meetings in this status.
+    #[param(value_type = Option<MeetingStatus>, nullable = false)]
     status: Option<String>,
+    /// Only this user's meetings.
+    #[param(nullable = false, pattern = r"^[^\u0000]*$")]
     user_id: Option<String>,
+    /// Only this agent's meetings.
+    #[param(value_type = Option<uuid::Uuid>, nullable = false)]
     agent_id: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500, nullable = false)]
     limit: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MeetingList {
     meetings: Vec<Meeting>,
 }
 
 /// The polling shape of the original design, kept exactly.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MeetingStatusView {
     status: MeetingStatus,
@@ -53,7 +89,7 @@ pub struct MeetingStatusView {
     transcript_collected: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TranscriptView {
     meeting_id: MeetingId,
     chunks: Vec<StoredChunk>,
@@ -61,6 +97,21 @@ pub struct TranscriptView {
     /// or a process stopped without a shutdown): between line `after` and
     /// line `before`.
     holes: Vec<TranscriptHole>,
+}
+
+/// The answer of a request that started the meeting's analysis (a retry,
+/// a hang-up): the meeting is now `processing`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Processing {
+    pub status: MeetingStatus,
+}
+
+impl Processing {
+    pub fn now() -> Json<Self> {
+        Json(Self {
+            status: MeetingStatus::Processing,
+        })
+    }
 }
 
 /// The page size a listing asked for, checked against the bounds.
@@ -74,6 +125,34 @@ pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     }
 }
 
+/// `POST /api/meetings`: plans a meeting with an agent (status `upcoming`).
+#[utoipa::path(
+    post,
+    path = "/api/meetings",
+    tag = "meetings",
+    operation_id = "create_meeting",
+    security(("api_token" = [])),
+    request_body = CreateMeeting,
+    responses(
+        (status = 201, description = "The meeting as stored.", body = Meeting,
+            links(
+                ("show" = (operation_id = "show_meeting", parameters(("id" = "$response.body#/id")))),
+                ("status" = (operation_id = "meeting_status", parameters(("id" = "$response.body#/id")))),
+                ("transcript" = (operation_id = "meeting_transcript", parameters(("id" = "$response.body#/id")))),
+                ("events" = (operation_id = "meeting_events", parameters(("id" = "$response.body#/id")))),
+                ("page" = (operation_id = "meeting_page", parameters(("id" = "$response.body#/id")))),
+                ("call" = (operation_id = "start_call", parameters(("id" = "$response.body#/id")))),
+                ("hang_up" = (operation_id = "hang_up", parameters(("id" = "$response.body#/id")))),
+                ("retry" = (operation_id = "retry_analysis", parameters(("id" = "$response.body#/id")))),
+                ("admin" = (operation_id = "admin_meeting", parameters(("meeting_id" = "$response.body#/id")))),
+                ("kill" = (operation_id = "admin_kill_actor", parameters(("meeting_id" = "$response.body#/id")))),
+            )),
+        (status = 400, description = "The body is not JSON.", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API token.", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        (status = 422, description = "A field is missing, unknown, of the wrong type or out of bounds, or `agent_id` names no agent.", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     _: ApiCaller,
     State(state): State<AppState>,
@@ -95,6 +174,20 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(meeting)))
 }
 
+/// `GET /api/meetings`: the newest meetings first.
+#[utoipa::path(
+    get,
+    path = "/api/meetings",
+    tag = "meetings",
+    operation_id = "list_meetings",
+    security(("api_token" = [])),
+    params(ListMeetings),
+    responses(
+        (status = 200, description = "The newest meetings first.", body = MeetingList),
+        (status = 400, description = "A query parameter is unknown, malformed or out of bounds.", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API token.", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     _: ApiCaller,
     State(state): State<AppState>,
@@ -106,7 +199,14 @@ pub async fn list(
             .map(|s| s.parse::<MeetingStatus>())
             .transpose()
             .map_err(|e| ApiError::BadRequest(format!("`status`: {e}")))?,
-        user_id: query.user_id,
+        user_id: match query.user_id {
+            Some(user) if !crate::domain::storable(&user) => {
+                return Err(ApiError::BadRequest(
+                    "`user_id` must not contain the character U+0000".into(),
+                ));
+            }
+            user => user,
+        },
         agent_id: query.agent_id.map(|a| a.parse()).transpose()?,
         limit: page_limit(query.limit)?,
     };
@@ -123,6 +223,18 @@ async fn load(state: &AppState, id: &str) -> Result<Meeting, ApiError> {
         .ok_or_else(ApiError::meeting_not_found)
 }
 
+/// `GET /api/meetings/{id}`: no token: the meeting id is unguessable.
+#[utoipa::path(
+    get,
+    path = "/api/meetings/{id}",
+    tag = "meetings",
+    operation_id = "show_meeting",
+    params(("id" = uuid::Uuid, Path, description = "The meeting's id.")),
+    responses(
+        super::openapi::MeetingLookup,
+        (status = 200, description = "The meeting, its results once analysed.", body = Meeting),
+    ),
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -130,6 +242,18 @@ pub async fn show(
     Ok(Json(load(&state, &id).await?))
 }
 
+/// `GET /api/meetings/{id}/status`: the polling shape.
+#[utoipa::path(
+    get,
+    path = "/api/meetings/{id}/status",
+    tag = "meetings",
+    operation_id = "meeting_status",
+    params(("id" = uuid::Uuid, Path, description = "The meeting's id.")),
+    responses(
+        super::openapi::MeetingLookup,
+        (status = 200, description = "Where the meeting is.", body = MeetingStatusView),
+    ),
+)]
 pub async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -144,6 +268,19 @@ pub async fn status(
     }))
 }
 
+/// `GET /api/meetings/{id}/transcript`: every line stored so far, in
+/// conversation order, and where lines may be missing.
+#[utoipa::path(
+    get,
+    path = "/api/meetings/{id}/transcript",
+    tag = "meetings",
+    operation_id = "meeting_transcript",
+    params(("id" = uuid::Uuid, Path, description = "The meeting's id.")),
+    responses(
+        super::openapi::MeetingLookup,
+        (status = 200, description = "The lines in order, and the holes.", body = TranscriptView),
+    ),
+)]
 pub async fn transcript(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -162,11 +299,27 @@ pub async fn transcript(
 ///
 /// Allowed with the API token, or with the meeting's page capability
 /// (`X-Meeting-Token`, see [`super::auth::meeting_token`]).
+#[utoipa::path(
+    post,
+    path = "/api/meetings/{id}/retry",
+    tag = "meetings",
+    operation_id = "retry_analysis",
+    security(("api_token" = []), ("meeting_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The meeting's id.")),
+    responses(
+        super::openapi::MeetingLookup,
+        (status = 202, description = "The analysis runs again.", body = Processing),
+        (status = 401, description = "Neither the API token nor this meeting's capability.", body = ErrorBody),
+        (status = 409, description = "The meeting's analysis has not failed.", body = ErrorBody),
+        (status = 429, description = "Too many retries of this meeting: 3, then one a minute.", body = ErrorBody,
+            headers(("retry-after" = u64, description = "Seconds to wait."))),
+    ),
+)]
 pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: axum::http::HeaderMap,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<Processing>), ApiError> {
     let id: MeetingId = id.parse()?;
     if !super::auth::may_act_on_meeting(&headers, &state.api_token, &state.page_key, id) {
         return Err(ApiError::Unauthorized);
@@ -180,10 +333,7 @@ pub async fn retry(
         RetryOutcome::Queued => {
             state.calls.analyze(id).await.map_err(ApiError::Calls)?;
             tracing::info!(meeting_id = %id, "analysis retried");
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(serde_json::json!({ "status": "processing" })),
-            ))
+            Ok((StatusCode::ACCEPTED, Processing::now()))
         }
     }
 }

@@ -15,8 +15,9 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use scribe_actors::domain::{Transport, VoiceApi};
-use serde_json::{Value, json};
 
+use super::error::ErrorBody;
+use super::webhook::{WebhookAnswer, answer};
 use super::{ApiError, AppState};
 use crate::domain::meeting::NewMeeting;
 use crate::domain::phone::PhoneNumber;
@@ -32,16 +33,36 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn answer(status: &str) -> Json<Value> {
-    Json(json!({ "status": status }))
-}
-
 /// `POST /api/openai/webhook`.
+#[utoipa::path(
+    post,
+    path = "/api/openai/webhook",
+    tag = "webhooks",
+    operation_id = "openai_webhook",
+    security(("openai_signature" = [])),
+    params(
+        ("webhook-id" = Option<String>, Header, nullable = false, description = "The delivery's id (signed): a repeated delivery is answered `duplicate`."),
+        ("webhook-timestamp" = Option<String>, Header, nullable = false, pattern = "^[0-9]{1,12}$",
+            description = "Seconds since the epoch (signed); at most 5 minutes away from now."),
+    ),
+    request_body(
+        description = "An OpenAI event: `realtime.call.incoming`, `live.call.incoming` and \
+                       `live.transport.incoming` are acted on, any other is ignored (at most 1 MiB).",
+        content((crate::openai::webhook::Raw = "application/json")),
+    ),
+    responses(
+        (status = 200, description = "Verified and handled.", body = WebhookAnswer),
+        (status = 400, description = "Signed, but not an OpenAI event, or an incoming call without `data.call_id`.", body = ErrorBody),
+        (status = 401, description = "Missing or invalid signature headers, or a timestamp too far from now.", body = ErrorBody),
+        (status = 404, description = "The agent the number reaches no longer exists.", body = ErrorBody),
+        (status = 503, description = "`OPENAI_WEBHOOK_SECRET` or `OPENAI_API_KEY` is not set, or the call supervisor is unavailable.", body = ErrorBody),
+    ),
+)]
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookAnswer>, ApiError> {
     let body = body.map_err(|r| ApiError::Rejected {
         status: r.status(),
         message: r.body_text(),
@@ -97,7 +118,10 @@ fn serves(state: &AppState, api: VoiceApi) -> bool {
         .map_or(api == VoiceApi::Realtime, |calls| calls.voice_api() == api)
 }
 
-async fn incoming_call(state: &AppState, event: &OpenAiEvent) -> Result<Json<Value>, ApiError> {
+async fn incoming_call(
+    state: &AppState,
+    event: &OpenAiEvent,
+) -> Result<Json<WebhookAnswer>, ApiError> {
     let call_id = event
         .call_id
         .as_deref()
@@ -174,5 +198,8 @@ async fn incoming_call(state: &AppState, event: &OpenAiEvent) -> Result<Json<Val
             tracing::error!(%meeting, %error, "call not attached");
         }
     });
-    Ok(Json(json!({ "status": "accepted", "meeting_id": meeting })))
+    Ok(Json(WebhookAnswer {
+        status: "accepted",
+        meeting_id: Some(meeting),
+    }))
 }

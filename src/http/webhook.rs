@@ -14,8 +14,9 @@ use axum::http::{HeaderMap, StatusCode};
 use flate2::read::GzDecoder;
 use scribe_actors::ids::MeetingId;
 use secrecy::ExposeSecret;
-use serde_json::{Value, json};
+use serde::Serialize;
 
+use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::store::{SessionStart, WebhookDelivery};
 use crate::stream::event::{SESSION_ENDED, SESSION_STARTED, WebhookEvent};
@@ -44,16 +45,61 @@ fn inflate(body: &[u8]) -> Result<Vec<u8>, ApiError> {
     Ok(out)
 }
 
+/// What a webhook delivery did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WebhookAnswer {
+    /// Stream: `started`, `ending`, `duplicate`, `ignored` (not a session
+    /// event) or `unroutable` (no meeting of ours named). OpenAI:
+    /// `accepted`, `rejected` (no agent for the number), `duplicate` or
+    /// `ignored`.
+    pub status: &'static str,
+    /// The meeting an accepted phone call records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meeting_id: Option<MeetingId>,
+}
+
+/// The answer `status`, for no meeting in particular.
+pub fn answer(status: &'static str) -> Json<WebhookAnswer> {
+    Json(WebhookAnswer {
+        status,
+        meeting_id: None,
+    })
+}
+
 /// `POST /api/webhook`, counted by event type and outcome.
+#[utoipa::path(
+    post,
+    path = "/api/webhook",
+    tag = "webhooks",
+    operation_id = "stream_webhook",
+    security(("stream_signature" = [])),
+    params(
+        ("x-webhook-id" = Option<String>, Header, nullable = false, description = "Stream's delivery id: a repeated delivery is answered `duplicate`."),
+        ("x-api-key" = Option<String>, Header, nullable = false, description = "Stream's API key (not checked: the signature is)."),
+    ),
+    request_body(
+        description = "A Stream event (`call.session_started`, `call.session_ended`, or any other, ignored), \
+                       as JSON or gzip-compressed JSON (at most 1 MiB either way).",
+        content((crate::stream::event::Raw = "application/json")),
+    ),
+    responses(
+        (status = 200, description = "Verified and handled.", body = WebhookAnswer),
+        (status = 400, description = "Signed, but not a Stream event (or a gzip body that does not inflate).", body = ErrorBody),
+        (status = 401, description = "Missing or invalid `X-Signature`.", body = ErrorBody),
+        (status = 404, description = "The event names a meeting that does not exist or cannot start.", body = ErrorBody),
+        (status = 413, description = "The body, or its inflated form, is over 1 MiB.", body = ErrorBody),
+        (status = 503, description = "`STREAM_API_SECRET` is not set, or the call supervisor is unavailable.", body = ErrorBody),
+    ),
+)]
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookAnswer>, ApiError> {
     let mut kind = "unverified";
     let answer = handle(state, headers, body, &mut kind).await;
     let outcome = match &answer {
-        Ok(Json(body)) => body["status"].as_str().unwrap_or("ok").to_owned(),
+        Ok(Json(body)) => body.status.to_owned(),
         Err(error) => error.status().as_u16().to_string(),
     };
     metrics::counter!(crate::metrics::WEBHOOKS, "type" => kind, "outcome" => outcome).increment(1);
@@ -65,7 +111,7 @@ async fn handle(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
     kind: &mut &'static str,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookAnswer>, ApiError> {
     let body = body.map_err(|r| ApiError::Rejected {
         status: r.status(),
         message: r.body_text(),
@@ -162,8 +208,4 @@ async fn handle(
         let fresh = state.store.record_delivery(&delivery).await?;
         Ok(answer(if fresh { "ending" } else { "duplicate" }))
     }
-}
-
-fn answer(status: &'static str) -> Json<Value> {
-    Json(json!({ "status": status }))
 }

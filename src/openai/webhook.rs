@@ -98,18 +98,36 @@ pub struct OpenAiEvent {
     pub sip_headers: Vec<(String, String)>,
 }
 
-#[derive(Deserialize)]
-struct Raw {
+/// An OpenAI event as scribe reads it (the OpenAPI document's request body
+/// of `POST /api/openai/webhook`).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = OpenAiWebhookEvent)]
+pub(crate) struct Raw {
+    #[schema(pattern = r"^[^\u0000]*$")]
     id: String,
     #[serde(rename = "type")]
+    #[schema(pattern = r"^[^\u0000]*$")]
     kind: String,
+    /// `call_id` (or GPT-Live's `session_id`) and `sip_headers` are read.
     #[serde(default)]
     data: Value,
 }
 
 impl OpenAiEvent {
     pub fn parse(body: &[u8]) -> Result<Self, serde_json::Error> {
-        let raw: Raw = serde_json::from_slice(body)?;
+        let raw: Raw = crate::domain::object::from_slice(body)?;
+        let call_id = raw.data["call_id"]
+            .as_str()
+            .or_else(|| raw.data["session_id"].as_str());
+        if ![Some(raw.id.as_str()), Some(raw.kind.as_str()), call_id]
+            .into_iter()
+            .flatten()
+            .all(crate::domain::storable)
+        {
+            return Err(serde::de::Error::custom(
+                "a field holds the character U+0000",
+            ));
+        }
         let sip_headers = raw.data["sip_headers"]
             .as_array()
             .map(|headers| {

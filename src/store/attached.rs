@@ -25,7 +25,7 @@ pub enum AttachedStart {
 
 /// Lines may be missing here: between line `after` (none: the start of
 /// the call) and line `before` (none: not known), while scribe was away.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TranscriptHole {
     pub after: Option<i64>,
     pub before: Option<i64>,

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::pool::{Store, StoreError, on_pool};
 
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct StoredEvent {
     pub id: i64,
     #[sqlx(try_from = "String")]
@@ -20,7 +20,7 @@ pub struct StoredEvent {
 }
 
 /// A meeting's durable analysis job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AnalysisJob {
     pub state: String,
     pub attempt: i32,

@@ -40,15 +40,27 @@ impl fmt::Display for FeedCursor {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("an event id is two numbers joined by '-', e.g. 12-40")]
+#[error("an event id is two numbers of 1 to 18 digits joined by '-', e.g. 12-40")]
 pub struct BadCursor;
+
+/// Digits a cursor's number has at most (any such number fits an i64).
+const CURSOR_DIGITS: usize = 18;
 
 impl FromStr for FeedCursor {
     type Err = BadCursor;
 
+    /// Exactly `<digits>-<digits>`, 1 to 18 digits each (the pattern the
+    /// OpenAPI document states): no sign, no space.
     fn from_str(s: &str) -> Result<Self, BadCursor> {
-        let (line, event) = s.trim().split_once('-').ok_or(BadCursor)?;
-        let parse = |v: &str| v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or(BadCursor);
+        let (line, event) = s.split_once('-').ok_or(BadCursor)?;
+        let parse = |v: &str| {
+            let digits =
+                (1..=CURSOR_DIGITS).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit());
+            digits
+                .then(|| v.parse::<i64>().ok())
+                .flatten()
+                .ok_or(BadCursor)
+        };
         Ok(Self {
             line: parse(line)?,
             event: parse(event)?,

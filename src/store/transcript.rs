@@ -46,7 +46,7 @@ macro_rules! apply_updates {
 const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// A transcript line as stored, in the API's shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StoredChunk {
     pub sequence_number: i64,
     /// `None` only for a `lost` line.

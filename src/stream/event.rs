@@ -22,29 +22,43 @@ pub struct WebhookEvent {
 #[error("webhook body is not a Stream event: {0}")]
 pub struct EventError(#[from] serde_json::Error);
 
-#[derive(Deserialize)]
-struct Raw {
+/// A Stream event as scribe reads it (the OpenAPI document's request body
+/// of `POST /api/webhook`): any other field is accepted and ignored.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = StreamWebhookEvent)]
+pub(crate) struct Raw {
+    /// `call.session_started` and `call.session_ended` are acted on.
     #[serde(rename = "type")]
+    #[schema(pattern = r"^[^\u0000]*$")]
     kind: String,
+    #[schema(pattern = r"^[^\u0000]*$")]
     call_cid: Option<String>,
+    #[schema(pattern = r"^[^\u0000]*$")]
     session_id: Option<String>,
+    #[serde(default, deserialize_with = "crate::domain::object::optional")]
     call: Option<RawCall>,
     created_at: Option<Timestamp>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = StreamWebhookCall)]
 struct RawCall {
+    #[schema(pattern = r"^[^\u0000]*$")]
     cid: Option<String>,
+    /// `meetingId` names the meeting.
     #[serde(default)]
     custom: Value,
 }
 
-/// RFC 3339 (nanoseconds allowed) or integer nanoseconds.
-#[derive(Deserialize)]
+/// RFC 3339 (nanoseconds allowed) or nanoseconds since the epoch. A time
+/// scribe cannot read is no time: the event is handled without it.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
+#[schema(as = StreamWebhookTime)]
 enum Timestamp {
     Text(String),
-    Nanos(i64),
+    #[schema(value_type = f64)]
+    Nanos(serde_json::Number),
 }
 
 impl Timestamp {
@@ -53,14 +67,37 @@ impl Timestamp {
             Self::Text(s) => DateTime::parse_from_rfc3339(s)
                 .ok()
                 .map(|d| d.with_timezone(&Utc)),
-            Self::Nanos(n) => Some(Utc.timestamp_nanos(*n)),
+            Self::Nanos(n) => n
+                .as_i64()
+                .or_else(|| {
+                    // An integral number written with a fraction (`1.0`).
+                    let f = n.as_f64()?;
+                    (f.fract() == 0.0 && f.abs() < 9.2e18).then_some(f as i64)
+                })
+                .map(|n| Utc.timestamp_nanos(n)),
         }
     }
 }
 
 impl WebhookEvent {
     pub fn parse(body: &[u8]) -> Result<Self, EventError> {
-        let raw: Raw = serde_json::from_slice(body)?;
+        let raw: Raw = crate::domain::object::from_slice(body)?;
+        let texts = [
+            Some(&raw.kind),
+            raw.call_cid.as_ref(),
+            raw.session_id.as_ref(),
+        ];
+        let nested = raw.call.as_ref().and_then(|c| c.cid.as_ref());
+        if !texts
+            .into_iter()
+            .chain([nested])
+            .flatten()
+            .all(|t| crate::domain::storable(t))
+        {
+            return Err(EventError(serde::de::Error::custom(
+                "a field holds the character U+0000",
+            )));
+        }
         let call_cid = raw
             .call_cid
             .or_else(|| raw.call.as_ref().and_then(|c| c.cid.clone()));

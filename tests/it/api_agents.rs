@@ -111,7 +111,15 @@ async fn bad_agent_bodies_get_a_clear_error_and_store_nothing() {
         };
         let cases = [
             ("{\"name\":", StatusCode::BAD_REQUEST, "EOF"),
-            ("42", StatusCode::UNPROCESSABLE_ENTITY, "expected struct CreateAgent"),
+            ("42", StatusCode::UNPROCESSABLE_ENTITY, "expected a map"),
+            // serde would read the struct from an array by field order.
+            ("[\"A\",\"B\"]", StatusCode::UNPROCESSABLE_ENTITY, "expected a map"),
+            (
+                "{\"name\":\"A\",\"instructions\":\"B\",\"blueprint\":[[[\"S\",[]]]]}",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "blueprint: invalid type: sequence, expected a map",
+            ),
+            ("{\"name\":\"A\\u0000\",\"instructions\":\"B\"}", StatusCode::UNPROCESSABLE_ENTITY, "U+0000"),
             ("{\"name\":\"A\"}", StatusCode::UNPROCESSABLE_ENTITY, "missing field `instructions`"),
             (
                 "{\"name\":\"A\",\"instructions\":\"B\",\"colour\":1}",

@@ -335,18 +335,18 @@ async fn call_requests_get_their_exact_code_and_change_nothing() {
             MeetingStatus::Upcoming
         );
         // An offer that looks like one to scribe but that OpenAI's media
-        // endpoint cannot answer (no ICE credentials, no fingerprint): 502
-        // with OpenAI's 400.
+        // endpoint cannot answer (no ICE credentials, no fingerprint): the
+        // caller's offer is at fault, 422 naming OpenAI's 400.
         app.llm.calls().configure(CallsConfig {
             api_key: Some(OPENAI_KEY.into()),
             ..CallsConfig::default()
         });
         let hollow = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n";
         let refused = post_call(&app, &meeting, "application/sdp", hollow, bearer()).await;
-        let message = expect_error(refused, StatusCode::BAD_GATEWAY, "HTTP 400").await;
+        let message = expect_error(refused, StatusCode::UNPROCESSABLE_ENTITY, "HTTP 400").await;
         assert_eq!(
             message,
-            "OpenAI refused the call: OpenAI answered HTTP 400 (the server log has its words)"
+            "OpenAI refused the offer: OpenAI answered HTTP 400 (the server log has its words)"
         );
         assert_eq!(
             status_of(&app.store, &meeting).await,

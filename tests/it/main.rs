@@ -19,6 +19,7 @@ mod live;
 mod live_calls;
 mod live_faults;
 mod llm;
+mod openapi;
 mod properties;
 mod security;
 mod store_suite;
