@@ -11,7 +11,7 @@ mod tests;
 
 pub use args::{Cli, Command, DatabaseArgs, DemoArgs, DemoPath, ServeArgs, VoiceApiArg};
 pub use secrets::{MIN_SECRET_CHARS, WeakSecret, generate_token};
-pub use settings::{HttpSettings, Settings, TokenSource};
+pub use settings::{HttpSettings, Settings, SettingsError, TokenSource};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://scribe.db";
 pub const DEFAULT_REALTIME_URL: &str = "wss://api.openai.com/v1/realtime?model=gpt-realtime";

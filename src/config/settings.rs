@@ -13,6 +13,18 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::args::ServeArgs;
 use super::secrets::{WeakSecret, generate_token, strong};
+
+/// Settings that cannot start the service.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error(transparent)]
+    WeakSecret(#[from] WeakSecret),
+    #[error(
+        "SCRIBE_LEASE_RENEW_MS ({renew_ms} ms) must be above 0 and at most a third of \
+         SCRIBE_LEASE_MS ({lease_ms} ms): a lease renewed less often lapses under a live call"
+    )]
+    LeaseTiming { lease_ms: u64, renew_ms: u64 },
+}
 use super::{DEFAULT_ANALYSIS_MODEL, DEFAULT_OPENAI_BASE_URL, DEFAULT_REALTIME_URL, DEFAULT_VOICE};
 use crate::analysis::llm::RetryPolicy;
 
@@ -91,7 +103,13 @@ impl Settings {
     /// Resolves `serve` arguments; generates an API token when none was set.
     /// Refuses a configured token or page secret shorter than
     /// [`MIN_SECRET_CHARS`].
-    pub fn from_args(args: ServeArgs) -> Result<(Self, TokenSource), WeakSecret> {
+    pub fn from_args(args: ServeArgs) -> Result<(Self, TokenSource), SettingsError> {
+        if args.lease_renew_ms == 0 || args.lease_renew_ms.saturating_mul(3) > args.lease_ms {
+            return Err(SettingsError::LeaseTiming {
+                lease_ms: args.lease_ms,
+                renew_ms: args.lease_renew_ms,
+            });
+        }
         let non_empty = |s: Option<SecretString>| s.filter(|s| !s.expose_secret().is_empty());
         let (api_token, source) = match non_empty(args.api_token) {
             Some(token) => (strong("SCRIBE_API_TOKEN", token)?, TokenSource::Configured),
@@ -134,10 +152,14 @@ impl Settings {
                 ..WriterConfig::default()
             },
             restart_budget: RestartBudget::default(),
-            lease: LeaseConfig::new(
-                args.instance_id
-                    .unwrap_or_else(|| default_instance_id(args.listen)),
-            ),
+            lease: LeaseConfig {
+                ttl: Duration::from_millis(args.lease_ms),
+                renew_every: Duration::from_millis(args.lease_renew_ms),
+                ..LeaseConfig::new(
+                    args.instance_id
+                        .unwrap_or_else(|| default_instance_id(args.listen)),
+                )
+            },
             analysis_concurrency: args.analysis_concurrency.max(1),
             analysis_policy: RetryPolicy {
                 attempts: args.analysis_attempts.max(1),

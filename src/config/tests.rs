@@ -91,9 +91,46 @@ fn short_tokens_and_page_secrets_are_refused_with_their_name() {
             Settings::from_args(Cli::try_parse_from(argv).expect("parses").serve)
         };
         let error = settings("dev-token").expect_err("a 9-character secret");
-        assert_eq!(error, WeakSecret { name, len: 9 });
+        assert_eq!(
+            error,
+            SettingsError::WeakSecret(WeakSecret { name, len: 9 })
+        );
         assert!(error.to_string().contains("at least 32"), "{error}");
-        assert_eq!(settings(&strong[1..]).expect_err("31 characters").len, 31);
+        assert_eq!(
+            settings(&strong[1..]).expect_err("31 characters"),
+            SettingsError::WeakSecret(WeakSecret { name, len: 31 })
+        );
         assert!(settings(strong).is_ok(), "32 characters pass");
+    }
+}
+
+#[test]
+fn the_lease_and_its_renewal_are_settings_and_a_renewal_slower_than_a_third_is_refused() {
+    let strong = "0123456789abcdef0123456789abcdef";
+    let settings = |extra: &[&str]| {
+        let mut argv = vec!["scribe", "--api-token", strong];
+        argv.extend(extra);
+        Settings::from_args(Cli::try_parse_from(argv).expect("parses").serve).map(|(s, _)| s)
+    };
+    let defaults = settings(&[]).expect("the defaults");
+    assert_eq!(defaults.lease.ttl, std::time::Duration::from_secs(30));
+    assert_eq!(
+        defaults.lease.renew_every,
+        std::time::Duration::from_secs(10)
+    );
+    let short = settings(&["--lease-ms", "6000", "--lease-renew-ms", "2000"]).expect("a third");
+    assert_eq!(short.lease.ttl, std::time::Duration::from_secs(6));
+    assert_eq!(short.lease.renew_every, std::time::Duration::from_secs(2));
+    for (lease, renew) in [("6000", "2001"), ("6000", "0"), ("0", "0")] {
+        let error =
+            settings(&["--lease-ms", lease, "--lease-renew-ms", renew]).expect_err("refused");
+        assert!(
+            matches!(error, SettingsError::LeaseTiming { .. }),
+            "{lease}/{renew}: {error}"
+        );
+        assert!(
+            error.to_string().contains("SCRIBE_LEASE_RENEW_MS"),
+            "{error}"
+        );
     }
 }
