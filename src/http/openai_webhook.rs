@@ -17,7 +17,7 @@ use axum::http::HeaderMap;
 use scribe_actors::domain::{Transport, VoiceApi};
 
 use super::error::ErrorBody;
-use super::webhook::{WebhookAnswer, answer};
+use super::webhook::{WebhookAnswer, WebhookOutcome, answer};
 use super::{ApiError, AppState};
 use crate::domain::meeting::NewMeeting;
 use crate::domain::phone::PhoneNumber;
@@ -91,7 +91,7 @@ pub async fn receive(
         session_id: None,
     };
     if state.store.delivery_seen(&delivery).await? {
-        return Ok(answer("duplicate"));
+        return Ok(answer(WebhookOutcome::Duplicate));
     }
     tracing::info!(kind = %event.kind, webhook_id, "openai webhook received");
     let outcome = match event.kind.as_str() {
@@ -104,7 +104,7 @@ pub async fn receive(
         kind if LIVE_INCOMING.contains(&kind) && serves(&state, VoiceApi::Live) => {
             incoming_call(&state, &event).await?
         }
-        _ => answer("ignored"),
+        _ => answer(WebhookOutcome::Ignored),
     };
     state.store.record_delivery(&delivery).await?;
     Ok(outcome)
@@ -127,7 +127,7 @@ async fn incoming_call(
         .as_deref()
         .ok_or_else(|| ApiError::BadRequest("`data.call_id` is missing".into()))?;
     if state.store.meeting_for_call(call_id).await?.is_some() {
-        return Ok(answer("duplicate"));
+        return Ok(answer(WebhookOutcome::Duplicate));
     }
     let Some(api) = state.calls_api.clone() else {
         return Err(ApiError::Unconfigured(
@@ -145,7 +145,7 @@ async fn incoming_call(
         if let Err(error) = api.reject(call_id, 404).await {
             tracing::warn!(call = call_id, %error, "reject not confirmed by OpenAI");
         }
-        return Ok(answer("rejected"));
+        return Ok(answer(WebhookOutcome::Rejected));
     };
     let from = event
         .sip_header("From")
@@ -153,7 +153,7 @@ async fn incoming_call(
         .map_or_else(|| "an unknown number".to_owned(), |n| n.to_string());
     let new = NewMeeting::parse(&format!("Call from {from}"), &from, agent_id, None)?;
     let Some(meeting) = state.store.insert_sip_meeting(new, call_id).await? else {
-        return Ok(answer("duplicate"));
+        return Ok(answer(WebhookOutcome::Duplicate));
     };
     let agent = state
         .store
@@ -175,7 +175,7 @@ async fn incoming_call(
                 Some(&error.to_string()),
             )
             .await?;
-        return Ok(answer("rejected"));
+        return Ok(answer(WebhookOutcome::Rejected));
     }
     match state
         .store
@@ -185,7 +185,7 @@ async fn incoming_call(
         AttachedStart::Started => {}
         other => {
             tracing::error!(call = call_id, %meeting, ?other, "accepted call's meeting did not start");
-            return Ok(answer("duplicate"));
+            return Ok(answer(WebhookOutcome::Duplicate));
         }
     }
     println!(
@@ -199,7 +199,7 @@ async fn incoming_call(
         }
     });
     Ok(Json(WebhookAnswer {
-        status: "accepted",
+        status: WebhookOutcome::Accepted,
         meeting_id: Some(meeting),
     }))
 }

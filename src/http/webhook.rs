@@ -48,18 +48,45 @@ fn inflate(body: &[u8]) -> Result<Vec<u8>, ApiError> {
 /// What a webhook delivery did.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WebhookAnswer {
-    /// Stream: `started`, `ending`, `duplicate`, `ignored` (not a session
-    /// event) or `unroutable` (no meeting of ours named). OpenAI:
-    /// `accepted`, `rejected` (no agent for the number), `duplicate` or
-    /// `ignored`.
-    pub status: &'static str,
+    pub status: WebhookOutcome,
     /// The meeting an accepted phone call records.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meeting_id: Option<MeetingId>,
 }
 
+/// Stream: `started`, `ending`, `duplicate`, `ignored` (not a session
+/// event) or `unroutable` (no meeting of ours named). OpenAI: `accepted`,
+/// `rejected` (no agent for the number, or OpenAI refused the accept),
+/// `duplicate` or `ignored`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookOutcome {
+    Started,
+    Ending,
+    Duplicate,
+    Ignored,
+    Unroutable,
+    Accepted,
+    Rejected,
+}
+
+impl WebhookOutcome {
+    /// The spelling on the wire and in the metrics' `outcome` label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Started => "started",
+            Self::Ending => "ending",
+            Self::Duplicate => "duplicate",
+            Self::Ignored => "ignored",
+            Self::Unroutable => "unroutable",
+            Self::Accepted => "accepted",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
 /// The answer `status`, for no meeting in particular.
-pub fn answer(status: &'static str) -> Json<WebhookAnswer> {
+pub fn answer(status: WebhookOutcome) -> Json<WebhookAnswer> {
     Json(WebhookAnswer {
         status,
         meeting_id: None,
@@ -99,7 +126,7 @@ pub async fn receive(
     let mut kind = "unverified";
     let answer = handle(state, headers, body, &mut kind).await;
     let outcome = match &answer {
-        Ok(Json(body)) => body.status.to_owned(),
+        Ok(Json(body)) => body.status.as_str().to_owned(),
         Err(error) => error.status().as_u16().to_string(),
     };
     metrics::counter!(crate::metrics::WEBHOOKS, "type" => kind, "outcome" => outcome).increment(1);
@@ -144,17 +171,17 @@ async fn handle(
 
     let is_session_event = event.kind == SESSION_STARTED || event.kind == SESSION_ENDED;
     if !is_session_event {
-        return Ok(answer("ignored"));
+        return Ok(answer(WebhookOutcome::Ignored));
     }
     let Some(raw_meeting) = event.meeting_id.as_deref() else {
         tracing::info!(kind = %event.kind, "webhook without call.custom.meetingId ignored");
-        return Ok(answer("unroutable"));
+        return Ok(answer(WebhookOutcome::Unroutable));
     };
     // A meeting id that is not a UUID cannot name one of ours. Answered 2xx:
     // Stream would retry anything else for nothing.
     let Ok(meeting) = raw_meeting.parse::<MeetingId>() else {
         tracing::info!(kind = %event.kind, "webhook whose meetingId is not one of ours ignored");
-        return Ok(answer("unroutable"));
+        return Ok(answer(WebhookOutcome::Unroutable));
     };
     let delivery = WebhookDelivery {
         webhook_id,
@@ -169,7 +196,7 @@ async fn handle(
             .start_session(&delivery, meeting, state.owned_transport)
             .await?
         {
-            SessionStart::Duplicate => Ok(answer("duplicate")),
+            SessionStart::Duplicate => Ok(answer(WebhookOutcome::Duplicate)),
             SessionStart::NotFound => Err(ApiError::meeting_not_found()),
             SessionStart::NotStartable(status) => Err(ApiError::NotFound(format!(
                 "Meeting is {status} and cannot start a call"
@@ -186,7 +213,7 @@ async fn handle(
                         tracing::error!(%meeting, %error, "call not started");
                     }
                 });
-                Ok(answer("started"))
+                Ok(answer(WebhookOutcome::Started))
             }
         }
     } else {
@@ -206,6 +233,10 @@ async fn handle(
             .await
             .map_err(ApiError::Calls)?;
         let fresh = state.store.record_delivery(&delivery).await?;
-        Ok(answer(if fresh { "ending" } else { "duplicate" }))
+        Ok(answer(if fresh {
+            WebhookOutcome::Ending
+        } else {
+            WebhookOutcome::Duplicate
+        }))
     }
 }
