@@ -109,7 +109,7 @@ fn webhook_sized(route: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppS
 /// Every route with its OpenAPI entry: each comes from its handler's
 /// `#[utoipa::path]`, so the router and the document cannot diverge.
 fn routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
-    let (api, api_doc) = OpenApiRouter::new()
+    let (api, mut api_doc) = OpenApiRouter::new()
         .routes(routes!(agents::list, agents::create))
         .routes(routes!(agents::show))
         .routes(routes!(meetings::list, meetings::create))
@@ -136,16 +136,12 @@ fn routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(health::metrics))
         .routes(routes!(health::readyz))
         .split_for_parts();
+    // The answers the API's layers add, on the API's routes only.
+    openapi::add_common_answers(&mut api_doc);
     let mut doc = openapi::ApiDoc::openapi();
     doc.merge(api_doc);
     doc.merge(probes_doc);
-    openapi::finish(&mut doc);
     (api, probes, doc)
-}
-
-/// The OpenAPI document of the whole HTTP surface.
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    routes().2
 }
 
 /// The whole HTTP surface with its layers.

@@ -88,14 +88,6 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The paths outside the API's layers (no body deadline, no load shedding).
-const PROBES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
-
-/// Every API route passes the body deadline, the body bound and the
-/// requests-in-flight bound, and most read the database: those answers are
-/// added to each of their operations here, once.
-struct CommonAnswers;
-
 fn error_answer(description: &str, retry_after: bool) -> RefOr<utoipa::openapi::Response> {
     let mut answer = ResponseBuilder::new().description(description).content(
         "application/json",
@@ -115,59 +107,52 @@ fn error_answer(description: &str, retry_after: bool) -> RefOr<utoipa::openapi::
     RefOr::T(answer.build())
 }
 
-impl Modify for CommonAnswers {
-    fn modify(&self, openapi: &mut Document) {
-        for (path, item) in &mut openapi.paths.paths {
-            if PROBES.contains(&path.as_str()) {
-                continue;
-            }
-            let operations = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.delete,
-                &mut item.patch,
-            ];
-            for operation in operations.into_iter().flatten() {
-                let answers = &mut operation.responses.responses;
-                let mut add = |status: &str, answer: RefOr<utoipa::openapi::Response>| {
-                    answers.entry(status.to_owned()).or_insert(answer);
-                };
+/// Every API route (the probes are outside these layers) passes the body
+/// deadline, the body bound and the requests-in-flight bound, and most read
+/// the database: those answers are added to each operation of `api`, once.
+pub fn add_common_answers(api: &mut Document) {
+    for (path, item) in &mut api.paths.paths {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let answers = &mut operation.responses.responses;
+            let mut add = |status: &str, answer: RefOr<utoipa::openapi::Response>| {
+                answers.entry(status.to_owned()).or_insert(answer);
+            };
+            add(
+                "408",
+                error_answer("The request body did not arrive within 10 s.", false),
+            );
+            add(
+                "413",
+                error_answer("The request body is over the route's limit.", false),
+            );
+            let reads_database = (path.starts_with("/api/") && path != "/api/openapi.json")
+                || path.starts_with("/admin/");
+            if reads_database {
                 add(
-                    "408",
-                    error_answer("The request body did not arrive within 10 s.", false),
-                );
-                add(
-                    "413",
-                    error_answer("The request body is over the route's limit.", false),
-                );
-                let reads_database = (path.starts_with("/api/") && path != "/api/openapi.json")
-                    || path.starts_with("/admin/");
-                if reads_database {
-                    add(
-                        "500",
-                        error_answer(
-                            "The database failed; the cause is in the server log.",
-                            false,
-                        ),
-                    );
-                }
-                add(
-                    "503",
+                    "500",
                     error_answer(
-                        "The server is at its limit of requests in flight, or a part it needs \
-                         is unavailable.",
-                        true,
+                        "The database failed; the cause is in the server log.",
+                        false,
                     ),
                 );
             }
+            add(
+                "503",
+                error_answer(
+                    "The server is at its limit of requests in flight, or a part it needs \
+                     is unavailable.",
+                    true,
+                ),
+            );
         }
     }
-}
-
-/// Completes the document once every route's entry is in it.
-pub fn finish(document: &mut Document) {
-    CommonAnswers.modify(document);
 }
 
 /// `GET /api/openapi.json`.

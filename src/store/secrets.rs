@@ -12,19 +12,7 @@ impl Store {
     /// there is none yet. Instances racing to create it agree on the one
     /// that landed first.
     pub async fn page_secret(&self) -> Result<String, StoreError> {
-        let fresh = random_secret();
-        on_pool!(self, |p| {
-            sqlx::query(
-                "INSERT INTO instance_secrets (name, value, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(PAGE)
-            .bind(&fresh)
-            .bind(now())
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+        self.store_page_secret(false).await?;
         let (value,): (String,) = on_pool!(self, |p| {
             sqlx::query_as("SELECT value FROM instance_secrets WHERE name = $1")
                 .bind(PAGE)
@@ -38,18 +26,29 @@ impl Store {
     /// page's capability issued so far stops working (after the instances
     /// restart: each reads the key at startup).
     pub async fn rotate_page_secret(&self) -> Result<(), StoreError> {
+        self.store_page_secret(true).await
+    }
+
+    /// Stores a fresh random page key: in place of the one there is
+    /// (`replace`), or only when there is none.
+    async fn store_page_secret(&self, replace: bool) -> Result<(), StoreError> {
+        let statement = if replace {
+            "INSERT INTO instance_secrets (name, value, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, created_at = excluded.created_at"
+        } else {
+            "INSERT INTO instance_secrets (name, value, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING"
+        };
         let fresh = random_secret();
         on_pool!(self, |p| {
-            sqlx::query(
-                "INSERT INTO instance_secrets (name, value, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, created_at = excluded.created_at",
-            )
-            .bind(PAGE)
-            .bind(&fresh)
-            .bind(now())
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected())
+            sqlx::query(statement)
+                .bind(PAGE)
+                .bind(&fresh)
+                .bind(now())
+                .execute(p)
+                .await
+                // The backends' result types differ; nothing is read of them.
+                .map(|_| ())
         })?;
         Ok(())
     }

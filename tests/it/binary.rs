@@ -38,23 +38,39 @@ fn scribe(dir: &Path) -> Command {
 
 /// Reads stdout lines until the listening line, collecting them.
 async fn read_until_listening(child: &mut Child, stdout_seen: &mut Vec<String>) -> String {
+    read_until(
+        child,
+        "scribe listening on ",
+        Duration::from_secs(60),
+        stdout_seen,
+    )
+    .await
+}
+
+/// Reads the child's stdout until a line starts with `prefix` and returns
+/// the rest of that line; keeps draining stdout afterwards so the child
+/// never blocks on a full pipe.
+async fn read_until(
+    child: &mut Child,
+    prefix: &str,
+    deadline: Duration,
+    stdout_seen: &mut Vec<String>,
+) -> String {
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
-    let deadline = Duration::from_secs(60);
-    let address = tokio::time::timeout(deadline, async {
+    let found = tokio::time::timeout(deadline, async {
         while let Some(line) = lines.next_line().await.expect("stdout readable") {
             stdout_seen.push(line.clone());
-            if let Some(address) = line.strip_prefix("scribe listening on ") {
-                return address.to_owned();
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return rest.to_owned();
             }
         }
-        panic!("scribe exited before listening; stdout: {stdout_seen:?}");
+        panic!("scribe exited before printing {prefix:?}; stdout: {stdout_seen:?}");
     })
     .await
-    .expect("scribe listens within 60 s");
-    // Keep draining stdout so the child never blocks on a full pipe.
+    .unwrap_or_else(|_| panic!("scribe prints {prefix:?} within {deadline:?}"));
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    address
+    found
 }
 
 #[tokio::test]
@@ -270,21 +286,14 @@ async fn the_demo_keeps_serving_with_serve_so_its_links_open_until_sigterm() {
         ])
         .spawn()
         .expect("scribe runs");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
     let mut seen = Vec::new();
-    let url = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(line) = lines.next_line().await.expect("stdout readable") {
-            seen.push(line.clone());
-            if let Some(url) = line.strip_prefix("Open this first: ") {
-                return url.to_owned();
-            }
-        }
-        panic!("the demo exited without a link to open: {seen:?}");
-    })
-    .await
-    .expect("the demo reports within 120 s");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let url = read_until(
+        &mut child,
+        "Open this first: ",
+        Duration::from_secs(120),
+        &mut seen,
+    )
+    .await;
     // The link opens: the meeting's page, with its transcript reachable.
     let page = reqwest::get(&url).await.expect("the page answers");
     assert_eq!(page.status(), StatusCode::OK);
