@@ -19,6 +19,7 @@ mod events;
 mod feed;
 mod leases;
 mod meetings;
+mod news;
 pub mod pool;
 mod rows;
 mod secrets;

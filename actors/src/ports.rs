@@ -123,6 +123,24 @@ pub struct LeaseReport {
     pub orphaned: Vec<MeetingId>,
 }
 
+/// What another instance tells this one at once (PostgreSQL's
+/// `LISTEN/NOTIFY`), ahead of the lease renewal that would read the same
+/// from the database, which stays the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseNews {
+    /// A call this instance holds ended at another instance (its end is
+    /// recorded): finalize it now.
+    EndRequested {
+        meeting: MeetingId,
+        at: DateTime<Utc>,
+    },
+    /// An instance freed its leases (it is stopping): take its calls over now.
+    Released,
+    /// News may have been missed (the link that carries it was lost and is
+    /// back): renew now, which reads whatever was missed.
+    Missed,
+}
+
 /// Lines, counter reservations and event-log entries for one or more
 /// meetings, written in one transaction. Lines are idempotent: writing the
 /// same batch twice stores each line once.
@@ -298,6 +316,17 @@ pub trait LeaseStore: Send + Sync + 'static {
 
     /// Frees every lease `owner` holds (graceful shutdown).
     async fn release_leases(&self, owner: &str) -> Result<(), PortError>;
+
+    /// Active meetings whose lease is free or expired: to be taken over.
+    /// Cheaper than a renewal, so read more often.
+    async fn orphaned_calls(&self, ttl: Duration) -> Result<Vec<MeetingId>, PortError>;
+
+    /// News for `owner` as other instances make it, where the store can
+    /// push it; `None` where it cannot (the lease renewal carries the same,
+    /// later). The news stop when the receiver is dropped.
+    fn lease_news(&self, _owner: &str) -> Option<tokio::sync::mpsc::Receiver<LeaseNews>> {
+        None
+    }
 }
 
 /// The durable analysis job of an ended call.

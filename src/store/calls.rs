@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use scribe_actors::domain::{EventKind, MeetingStatus, Speaker};
 use scribe_actors::ids::MeetingId;
 use scribe_actors::ports::{
-    AnalysisInput, AnalysisResult, AnalysisStore, CallContext, CallStore, Finalized, LeaseReport,
-    LeaseStore, PortError, TranscriptSink, WriteBatch,
+    AnalysisInput, AnalysisResult, AnalysisStore, CallContext, CallStore, Finalized, LeaseNews,
+    LeaseReport, LeaseStore, PortError, TranscriptSink, WriteBatch,
 };
 use serde_json::{Value, json};
 use sqlx::types::Json;
@@ -329,6 +329,14 @@ impl LeaseStore for Store {
 
     async fn release_leases(&self, owner: &str) -> Result<(), PortError> {
         Ok(Store::release_leases(self, owner).await?)
+    }
+
+    async fn orphaned_calls(&self, ttl: Duration) -> Result<Vec<MeetingId>, PortError> {
+        Ok(Store::orphaned_calls(self, ttl).await?)
+    }
+
+    fn lease_news(&self, owner: &str) -> Option<tokio::sync::mpsc::Receiver<LeaseNews>> {
+        Store::lease_news(self, owner)
     }
 }
 

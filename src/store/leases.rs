@@ -9,7 +9,7 @@ use scribe_actors::ids::MeetingId;
 use scribe_actors::ports::LeaseReport;
 use uuid::Uuid;
 
-use super::pool::{Store, StoreError, on_pool};
+use super::pool::{Pool, Store, StoreError, on_pool};
 use crate::domain::now;
 
 /// An owned meeting and when another instance asked it to end.
@@ -19,7 +19,31 @@ fn until(ttl: Duration) -> DateTime<Utc> {
     now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::seconds(30))
 }
 
+/// Active meetings nobody holds: the lease expired (`$1` is now), or no
+/// instance ever took it. A call that just became active has no owner for
+/// a moment, while the instance that took its webhook starts it: those
+/// (updated after `$2`) are left alone.
+const ORPHANED: &str = "SELECT id FROM meetings WHERE status = 'active' \
+     AND ((lease_owner IS NULL AND updated_at < $2) OR lease_expires_at < $1) ORDER BY started_at";
+
+fn settle_before(at: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
+    at - chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::seconds(30))
+}
+
 impl Store {
+    /// Active meetings whose lease is free or expired: to be taken over.
+    pub async fn orphaned_calls(&self, ttl: Duration) -> Result<Vec<MeetingId>, StoreError> {
+        let at = now();
+        let rows: Vec<(Uuid,)> = on_pool!(self, |p| {
+            sqlx::query_as(ORPHANED)
+                .bind(at)
+                .bind(settle_before(at, ttl))
+                .fetch_all(p)
+                .await
+        })?;
+        Ok(super::pool::meeting_ids(rows))
+    }
+
     pub async fn acquire_lease(
         &self,
         meeting: MeetingId,
@@ -65,16 +89,11 @@ impl Store {
             .bind(owner)
             .fetch_all(p)
             .await?;
-            // A call that just became active has no owner for a moment, while
-            // the instance that took its webhook starts it: leave those alone.
-            let orphaned = sqlx::query_as(
-                "SELECT id FROM meetings WHERE status = 'active' \
-                 AND ((lease_owner IS NULL AND updated_at < $2) OR lease_expires_at < $1) ORDER BY started_at",
-            )
-            .bind(at)
-            .bind(at - chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::seconds(30)))
-            .fetch_all(p)
-            .await?;
+            let orphaned = sqlx::query_as(ORPHANED)
+                .bind(at)
+                .bind(settle_before(at, ttl))
+                .fetch_all(p)
+                .await?;
             Ok::<_, sqlx::Error>((owned, orphaned))
         })?;
         Ok(LeaseReport {
@@ -93,14 +112,22 @@ impl Store {
     /// Frees `owner`'s leases so that another instance may take the calls
     /// over at once (the lease reads as expired).
     pub async fn release_leases(&self, owner: &str) -> Result<(), StoreError> {
-        on_pool!(self, |p| {
-            sqlx::query("UPDATE meetings SET lease_expires_at = $2 WHERE lease_owner = $1")
+        let released = on_pool!(self, |p| {
+            sqlx::query("UPDATE meetings SET lease_expires_at = $2 WHERE lease_owner = $1 AND status = 'active'")
                 .bind(owner)
                 .bind(DateTime::<Utc>::UNIX_EPOCH)
                 .execute(p)
                 .await
-                .map(|_| ())
+                .map(|r| r.rows_affected())
         })?;
+        if let (Pool::Postgres(pool), 1..) = (&self.pool, released) {
+            // The others take the calls over now, not at their next look.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(super::news::CHANNEL)
+                .bind(super::news::released(owner))
+                .execute(pool)
+                .await?;
+        }
         Ok(())
     }
 
@@ -126,26 +153,42 @@ impl Store {
         Ok(())
     }
 
+    /// When another live instance (not `me`) holds the meeting's lease,
+    /// records that the call ended and returns true. On PostgreSQL the
+    /// owner hears of it at once (a `NOTIFY` in the same statement, sent
+    /// when it commits); elsewhere at its next renewal.
     pub async fn request_end(
         &self,
         meeting: MeetingId,
         me: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let flagged = on_pool!(self, |p| {
-            sqlx::query(
-                "UPDATE meetings SET end_requested_at = COALESCE(end_requested_at, $3) \
-                 WHERE id = $1 AND status = 'active' AND lease_owner IS NOT NULL \
-                 AND lease_owner <> $2 AND lease_expires_at > $4",
-            )
+        const FLAG: &str = "UPDATE meetings SET end_requested_at = COALESCE(end_requested_at, $3) \
+             WHERE id = $1 AND status = 'active' AND lease_owner IS NOT NULL \
+             AND lease_owner <> $2 AND lease_expires_at > $4";
+        let flagged = match &self.pool {
+            Pool::Sqlite(p) => sqlx::query(FLAG)
+                .bind(meeting.as_uuid())
+                .bind(me)
+                .bind(at)
+                .bind(now())
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())?,
+            Pool::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "WITH flagged AS ({FLAG} RETURNING id, lease_owner, end_requested_at) \
+                 SELECT flagged.id FROM flagged CROSS JOIN LATERAL pg_notify($5, \
+                 json_build_object('kind', 'end', 'owner', lease_owner, 'meeting', id, 'at', end_requested_at)::text) AS sent"
+            )))
             .bind(meeting.as_uuid())
             .bind(me)
             .bind(at)
             .bind(now())
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+            .bind(super::news::CHANNEL)
+            .fetch_all(p)
+            .await?
+            .len() as u64,
+        };
         Ok(flagged == 1)
     }
 }

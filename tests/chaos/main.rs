@@ -7,6 +7,8 @@
 //! - [`actors`]: killed and panicking MeetingActors, AnalysisActors and the
 //!   CallSupervisor, one call at a time and 50 at once.
 //! - [`process`]: SIGKILL and SIGTERM of the real `scribe serve`.
+//! - [`instances`]: three instances of the binary on one PostgreSQL
+//!   database, one SIGKILLed with 100 calls: the others take them over.
 //! - [`attached`]: a call OpenAI carries (WebRTC), its sideband dropped,
 //!   its actor killed, the process SIGKILLed: what the re-attach recovers
 //!   and the holes it marks.
@@ -25,6 +27,7 @@ mod actors;
 mod attached;
 mod database;
 mod fleet;
+mod instances;
 mod llm;
 mod process;
 mod proxy;

@@ -155,7 +155,18 @@ impl ChildScribe {
     /// `scribe serve` whose OpenAI (model, calls, sidebands) is `llm` and
     /// whose owned sessions go to `realtime_url`.
     pub async fn start_at(database_url: &str, realtime_url: &str, llm: &SimLlm) -> Self {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scribe"))
+        Self::start_with(database_url, realtime_url, llm, &[]).await
+    }
+
+    /// As [`Self::start_at`], with `env` set last (over the defaults).
+    pub async fn start_with(
+        database_url: &str,
+        realtime_url: &str,
+        llm: &SimLlm,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_scribe"));
+        command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("DATABASE_URL", database_url)
             .env("SCRIBE_API_TOKEN", API_TOKEN)
@@ -171,12 +182,12 @@ impl ChildScribe {
             .env("SCRIBE_FINALIZE_GRACE_MS", "500")
             .env("SCRIBE_ANALYSIS_CONCURRENCY", "16")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("scribe starts");
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("scribe starts");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
         let address = tokio::time::timeout(Duration::from_secs(60), async {

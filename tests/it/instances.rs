@@ -155,3 +155,114 @@ async fn a_dead_instances_calls_are_taken_over_when_its_lease_expires() {
     })
     .await;
 }
+
+/// PostgreSQL: an end (webhook or hang-up) that reaches an instance which
+/// does not own the call reaches the owner at once (`LISTEN/NOTIFY`), not
+/// at its next lease renewal: here renewals are 200 s apart, so every call
+/// reaching `processing` within the test's deadline went by notification.
+/// 200 calls run on A, each ended at B; the call end to `processing` times
+/// are printed (figures for the README come from release runs).
+#[tokio::test]
+async fn postgres_an_end_at_another_instance_reaches_the_owner_at_once() {
+    use crate::helpers::{Backend, TestDb, backends, init_test_log};
+    use futures::StreamExt;
+    use futures::future::join_all;
+    use scribe_actors::domain::MeetingStatus;
+
+    const CALLS: usize = 200;
+    const HUNG_UP: usize = 20;
+    init_test_log();
+    if !backends().contains(&Backend::Postgres) {
+        // CI sets the URL and fails without it (`store_suite::postgres_suite_is_enabled_under_ci`).
+        eprintln!("no PostgreSQL configured: notifications are PostgreSQL's");
+        return;
+    }
+    let db = TestDb::create(Backend::Postgres).await;
+    let script = Script {
+        steps: vec![Step::Turn(turn(1)), Step::Hold],
+    };
+    let expected = script.expected_lines();
+    let peer = sim(move |_| script.clone()).await;
+    let slow_renewal = |name: &'static str| {
+        let realtime = peer.url();
+        move |s: &mut scribe::config::Settings| {
+            live_settings(s, &realtime);
+            s.lease.owner = name.into();
+            s.lease.ttl = Duration::from_secs(600);
+            s.lease.renew_every = Duration::from_secs(200);
+        }
+    };
+    let a = spawn_app_with(&db.url, slow_renewal("instance-a")).await;
+    let b = spawn_app_with(&db.url, slow_renewal("instance-b")).await;
+    let meetings = join_all((0..CALLS).map(|_| new_meeting(&a))).await;
+    let calls = join_all(meetings.iter().map(|m| start_call(&a, m))).await;
+    join_all(meetings.iter().map(|m| wait_for_lines(&a.store, m, 2))).await;
+    assert!(
+        b.calls.snapshots().await.expect("B answers").is_empty(),
+        "no actor in B"
+    );
+
+    // Every end reaches B, a few at a time as calls end in real life: a
+    // hang-up for the first few, Stream's webhook for the rest. B forwards
+    // each; A finalizes.
+    futures::stream::iter(calls.iter().enumerate().map(|(i, call)| {
+        let b = &b;
+        async move {
+            if i < HUNG_UP {
+                let path = format!("/api/meetings/{}/hangup", call.meeting_id);
+                expect_json(
+                    b.post_json(&path, &serde_json::json!({})).await,
+                    StatusCode::ACCEPTED,
+                )
+                .await;
+            } else {
+                let ended = expect_json(
+                    driver(b).session_ended(call).await.expect("sent"),
+                    StatusCode::OK,
+                )
+                .await;
+                assert_eq!(ended["status"], "ending");
+            }
+        }
+    }))
+    .buffer_unordered(4)
+    .collect::<Vec<()>>()
+    .await;
+    join_all(meetings.iter().map(|m| wait_until_ended(&a.store, m))).await;
+
+    let mut to_processing = Vec::new();
+    for meeting in &meetings {
+        let record = a
+            .store
+            .meeting(meeting.parse().expect("id"))
+            .await
+            .expect("read")
+            .expect("meeting");
+        assert_ne!(record.status, MeetingStatus::Active);
+        let (ended, processing) = (
+            record.ended_at.expect("ended_at"),
+            record.processing_started_at.expect("processing_started_at"),
+        );
+        to_processing.push((processing - ended).num_microseconds().expect("µs") as f64 / 1000.0);
+        assert_transcript(&transcript(&a.store, meeting).await, &expected);
+        let kinds: Vec<String> = events(&a.store, meeting)
+            .await
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "actor_started").count(),
+            1,
+            "the call ran in A alone: {kinds:?}"
+        );
+    }
+    println!(
+        "{CALLS} calls ended at the other instance: call end to processing p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (debug build)",
+        scribe::demo::percentile(&mut to_processing, 50.0).expect("p50"),
+        scribe::demo::percentile(&mut to_processing, 99.0).expect("p99"),
+        to_processing.last().expect("max"),
+    );
+    b.stop().await.expect("clean stop");
+    a.stop().await.expect("clean stop");
+    db.destroy().await;
+}

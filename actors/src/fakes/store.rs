@@ -396,6 +396,10 @@ impl LeaseStore for MemoryStore {
         }))
     }
 
+    async fn orphaned_calls(&self, _ttl: Duration) -> Result<Vec<MeetingId>, PortError> {
+        Ok(Vec::new())
+    }
+
     async fn renew_leases(&self, owner: &str, _ttl: Duration) -> Result<LeaseReport, PortError> {
         Ok(self.update(|m| {
             *m.renewals.entry(owner.to_owned()).or_default() += 1;

@@ -8,7 +8,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use super::budget::{RestartBudget, Restarts};
 use super::current::CurrentSupervisor;
-use super::leases::{LeaseConfig, renew_leases};
+use super::leases::{LeaseConfig, forward_news, renew_leases};
 use super::msg::SupervisorMsg;
 use super::registry::CallRegistry;
 use super::state::{ChildKind, SupervisorState};
@@ -51,7 +51,11 @@ impl Actor for CallSupervisor {
             args.lease.owner.clone(),
             args.lease.ttl,
         );
-        state.spawn_task(renew_leases(args.leases, args.lease, myself));
+        if let Some(news) = args.leases.lease_news(&args.lease.owner) {
+            state.spawn_task(forward_news(news, myself.clone()));
+        }
+        let renew_now = state.renew_now.clone();
+        state.spawn_task(renew_leases(args.leases, args.lease, myself, renew_now));
         Ok(state)
     }
 
@@ -107,6 +111,8 @@ impl Actor for CallSupervisor {
             SupervisorMsg::LeasesRenewed { report, began } => {
                 state.leases_renewed(&myself, report, began).await;
             }
+            SupervisorMsg::Orphaned(meetings) => state.take_over(&myself, meetings).await,
+            SupervisorMsg::LeaseNews(news) => state.lease_news(&myself, news),
             SupervisorMsg::WhenSettled(reply) => {
                 if state.finalizing.is_empty() {
                     let _ = reply.send(());

@@ -6,15 +6,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use ractor::ActorRef;
 use serde_json::json;
+use tokio::sync::Notify;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::msg::SupervisorMsg;
 use super::state::SupervisorState;
 use crate::domain::EventKind;
 use crate::ids::MeetingId;
-use crate::ports::{LeaseReport, LeaseStore, error_chain};
+use crate::ports::{LeaseNews, LeaseReport, LeaseStore, error_chain};
 
 /// How this instance holds calls: its name in the leases, how long a lease
 /// lasts, and how often leases are renewed (and orphans looked for).
@@ -35,31 +37,72 @@ impl LeaseConfig {
     }
 }
 
-/// Renews `config.owner`'s leases every `renew_every`, one renewal at a
-/// time, and reports each to the supervisor. Ends when the supervisor does.
+/// How often calls nobody holds are looked for (at most; never less often
+/// than leases are renewed): a dead instance's calls are taken over within
+/// their lease plus this.
+pub const ORPHAN_SCAN: Duration = Duration::from_secs(1);
+
+/// Renews `config.owner`'s leases every `renew_every`, and looks for calls
+/// nobody holds every [`ORPHAN_SCAN`] in between, one query at a time;
+/// `renew_now` asks for a renewal at once. Reports each to the supervisor.
+/// Ends when the supervisor does.
 pub async fn renew_leases(
     store: Arc<dyn LeaseStore>,
     config: LeaseConfig,
     supervisor: ActorRef<SupervisorMsg>,
+    renew_now: Arc<Notify>,
 ) {
-    let mut tick = tokio::time::interval(config.renew_every);
+    let scan = config.renew_every.min(ORPHAN_SCAN);
+    // Every so many looks is a renewal.
+    let looks_per_renewal = (config.renew_every.as_millis() / scan.as_millis().max(1)).max(1);
+    let mut tick = tokio::time::interval(scan);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // The first tick is immediate: the supervisor has just started calls.
     tick.tick().await;
+    let mut looks = 0;
     loop {
-        tick.tick().await;
+        let asked = tokio::select! {
+            _ = tick.tick() => false,
+            () = renew_now.notified() => true,
+        };
+        looks += 1;
         let began = Instant::now();
-        match store.renew_leases(&config.owner, config.ttl).await {
-            Ok(report) => {
-                if supervisor
-                    .cast(SupervisorMsg::LeasesRenewed { report, began })
-                    .is_err()
-                {
-                    return;
+        let message = if asked || looks >= looks_per_renewal {
+            match store.renew_leases(&config.owner, config.ttl).await {
+                Ok(report) => {
+                    looks = 0;
+                    SupervisorMsg::LeasesRenewed { report, began }
+                }
+                // The next tick tries again, well within the lease.
+                Err(error) => {
+                    tracing::warn!(error = %error_chain(&error), "leases not renewed");
+                    continue;
                 }
             }
-            // The next tick tries again, well within the lease.
-            Err(error) => tracing::warn!(error = %error_chain(&error), "leases not renewed"),
+        } else {
+            match store.orphaned_calls(config.ttl).await {
+                Ok(orphaned) if orphaned.is_empty() => continue,
+                Ok(orphaned) => SupervisorMsg::Orphaned(orphaned),
+                Err(error) => {
+                    tracing::debug!(error = %error_chain(&error), "no look for calls nobody holds");
+                    continue;
+                }
+            }
+        };
+        if supervisor.cast(message).is_err() {
+            return;
+        }
+    }
+}
+
+/// Passes what other instances tell this one to the supervisor, as it comes.
+pub async fn forward_news(
+    mut news: tokio::sync::mpsc::Receiver<LeaseNews>,
+    supervisor: ActorRef<SupervisorMsg>,
+) {
+    while let Some(item) = news.recv().await {
+        if supervisor.cast(SupervisorMsg::LeaseNews(item)).is_err() {
+            return;
         }
     }
 }
@@ -93,14 +136,39 @@ impl SupervisorState {
             }
         }
         for (meeting, ended_at) in report.end_requested {
-            if !self.end_live(meeting, ended_at)
-                && !self.live.contains_key(&meeting)
-                && !self.finalizing.contains(&meeting)
-            {
-                self.finalize_without_actor(myself, meeting, ended_at);
-            }
+            self.ended_elsewhere(myself, meeting, ended_at);
         }
-        for meeting in report.orphaned {
+        self.take_over(myself, report.orphaned).await;
+    }
+
+    /// What another instance said, acted on at once.
+    pub fn lease_news(&mut self, myself: &ActorRef<SupervisorMsg>, news: LeaseNews) {
+        tracing::debug!(owner = %self.owner, ?news, "lease news");
+        match news {
+            LeaseNews::EndRequested { meeting, at } => self.ended_elsewhere(myself, meeting, at),
+            LeaseNews::Released | LeaseNews::Missed => self.renew_now.notify_one(),
+        }
+    }
+
+    /// A call this instance holds ended at another instance: its actor
+    /// finalizes it, or, with none live here, the store does.
+    fn ended_elsewhere(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        meeting: MeetingId,
+        ended_at: DateTime<Utc>,
+    ) {
+        if !self.end_live(meeting, ended_at)
+            && !self.live.contains_key(&meeting)
+            && !self.finalizing.contains(&meeting)
+        {
+            self.finalize_without_actor(myself, meeting, ended_at);
+        }
+    }
+
+    /// Starts the calls nobody holds here (another instance may win each).
+    pub async fn take_over(&mut self, myself: &ActorRef<SupervisorMsg>, orphaned: Vec<MeetingId>) {
+        for meeting in orphaned {
             if self.live.contains_key(&meeting) || self.finalizing.contains(&meeting) {
                 continue;
             }

@@ -9,7 +9,7 @@ use super::outcome::{EndOutcome, StartError, StartOutcome};
 use crate::analysis::AnalysisMsg;
 use crate::ids::MeetingId;
 use crate::meeting::msg::MeetingMsg;
-use crate::ports::LeaseReport;
+use crate::ports::{LeaseNews, LeaseReport};
 
 /// Every live actor: meeting actors, then analysis actors.
 pub type LiveActors = (Vec<ActorRef<MeetingMsg>>, Vec<ActorRef<AnalysisMsg>>);
@@ -57,6 +57,11 @@ pub enum SupervisorMsg {
         report: LeaseReport,
         began: Instant,
     },
+    /// Calls nobody holds (from the renewal task's scan between renewals):
+    /// take them over.
+    Orphaned(Vec<MeetingId>),
+    /// What another instance said (an end, freed leases), as it came.
+    LeaseNews(LeaseNews),
     /// Chaos: kill the meeting's actor abruptly. Replies whether one was live.
     Kill {
         meeting: MeetingId,

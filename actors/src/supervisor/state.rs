@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{ActorId, ActorRef, RpcReplyPort};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -64,6 +65,8 @@ pub struct SupervisorState {
     pub finalizing: HashSet<MeetingId>,
     /// Waiting for `finalizing` to become empty (graceful shutdown).
     pub settled_waiters: Vec<RpcReplyPort<()>>,
+    /// Asks the lease renewal task to renew at once.
+    pub renew_now: Arc<Notify>,
     /// Work the supervisor started off its handlers (lease renewal,
     /// finalizations without an actor, verdicts). Dropped, and so aborted,
     /// with the supervisor's state, however the supervisor ends.
@@ -93,6 +96,7 @@ impl SupervisorState {
             by_actor: HashMap::new(),
             finalizing: HashSet::new(),
             settled_waiters: Vec::new(),
+            renew_now: Arc::new(Notify::new()),
             tasks: JoinSet::new(),
         }
     }
