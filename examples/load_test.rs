@@ -8,7 +8,17 @@
 //! target/release/examples/load_test --calls 1000 --turns 4 --pace 1 --start-rate 100
 //! target/release/examples/load_test --calls 1000 --database-url postgres://postgres@127.0.0.1/load
 //! target/release/examples/load_test --calls 1000 --voice-api live
+//! target/release/examples/load_test --calls 900 --instances 3 --kill-one-at 20 \
+//!     --database-url postgres://postgres@127.0.0.1/load
 //! ```
+//!
+//! With `--instances N` the servers share one PostgreSQL database; each
+//! call's `call.session_started` goes to instance `n % N` and its
+//! `call.session_ended` to the next one, so every end lands at an
+//! instance that does not own the call. `--kill-one-at` SIGKILLs the first
+//! instance mid-run; the run waits until the others hold its calls, then
+//! reports the takeover times and each instance's share (`fleet`). The
+//! servers inherit the environment (`SCRIBE_LEASE_MS=5000 load_test ...`).
 //!
 //! With `--voice-api live` every call runs on GPT-Live: the same
 //! conversations as timed transcript fragments (user words transcribed late
@@ -27,7 +37,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,17 +46,23 @@ use futures::StreamExt;
 use scribe::demo::percentile;
 use scribe::sim::calls::{CallsConfig, EndedAnswer, StartOn};
 use scribe::sim::llm::SimLlm;
+use scribe::sim::realtime::ConnectionInfo;
 use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
-use scribe::sim::script::{Comparison, Script, compare, done_mark};
+use scribe::sim::script::{Comparison, Script, Step, compare, done_mark};
 use scribe::sim::webhook::{SimCall, WebhookDriver};
 use scribe::store::{PoolSize, Store};
 use scribe_actors::domain::MeetingStatus;
 use scribe_actors::ids::MeetingId;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
+#[path = "load_test/fleet.rs"]
+mod fleet;
+#[path = "load_test/measure.rs"]
+mod measure;
 #[path = "load_test/pressure.rs"]
 mod pressure;
+use fleet::{Fleet, Launch};
+use measure::{counter, gauge_sum, histogram_quantile, scrape};
 use pressure::Pressure;
 
 const TOKEN: &str = "load-test-token-0123456789abcdef0123456789";
@@ -92,112 +107,46 @@ struct Args {
     /// the per-meeting limit), read and dropped.
     #[arg(long, default_value_t = 0)]
     streams: usize,
+    /// Run this many `scribe serve` processes on one PostgreSQL database
+    /// (`--database-url`), Stream's webhooks spread over all of them: each
+    /// call's end goes to another instance than its start.
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
+    /// SIGKILL the first instance this many seconds after the first call
+    /// started (with `--instances` 2 or more): the others take its calls over.
+    #[arg(long)]
+    kill_one_at: Option<f64>,
 }
 
-/// What /proc says of the server process.
-struct ProcStat {
-    rss_bytes: u64,
-    peak_rss_bytes: u64,
-    cpu_seconds: f64,
-}
-
-fn proc_stat(pid: u32) -> anyhow::Result<ProcStat> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib = |key: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-            * 1024
-    };
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces): utime is the
-    // 14th field overall, stime the 15th; both in clock ticks (100 a second).
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Ok(ProcStat {
-        rss_bytes: kib("VmRSS:"),
-        peak_rss_bytes: kib("VmHWM:"),
-        cpu_seconds: (ticks(11) + ticks(12)) as f64 / 100.0,
-    })
-}
-
-/// A quantile of a Prometheus histogram, interpolated within its bucket.
-fn histogram_quantile(metrics: &str, name: &str, q: f64) -> Option<f64> {
-    let mut buckets: Vec<(f64, f64)> = metrics
-        .lines()
-        .filter(|l| l.starts_with(&format!("{name}_bucket")))
-        .filter_map(|l| {
-            let le = l.split("le=\"").nth(1)?.split('"').next()?;
-            let le = if le == "+Inf" {
-                f64::INFINITY
-            } else {
-                le.parse().ok()?
-            };
-            let count: f64 = l.rsplit(' ').next()?.parse().ok()?;
-            Some((le, count))
-        })
-        .collect();
-    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let total = buckets.last()?.1;
-    if total == 0.0 {
-        return None;
+/// What a connection says: the call's conversation on its first session;
+/// on a later one (a takeover after `--kill-one-at`) nothing new, only
+/// the mark that the call is done talking.
+fn session_script(c: &ConnectionInfo, turns: usize) -> Script {
+    let meeting = c.meeting.as_deref().unwrap_or_default();
+    if c.session > 1 {
+        return Script {
+            steps: vec![Step::Mark(done_mark(meeting)), Step::Hold],
+        };
     }
-    let rank = q * total;
-    let mut previous = (0.0, 0.0);
-    for &(le, count) in &buckets {
-        if count >= rank {
-            if le.is_infinite() {
-                return Some(previous.0);
-            }
-            let share = if count > previous.1 {
-                (rank - previous.1) / (count - previous.1)
-            } else {
-                0.0
-            };
-            return Some(previous.0 + share * (le - previous.0));
-        }
-        previous = (le, count);
-    }
-    None
-}
-
-/// The value of one exact series (name and labels) of a gauge.
-fn gauge(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
-async fn scrape(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
-    Ok(http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?)
-}
-
-fn counter(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    Script::for_call(meeting, turns)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let instances = args.instances.max(1);
+    let postgres = args
+        .database_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("postgres"));
+    if instances > 1 && !postgres {
+        bail!(
+            "--instances {instances} needs a shared PostgreSQL database (--database-url postgres://...)"
+        );
+    }
+    if args.kill_one_at.is_some() && instances < 2 {
+        bail!("--kill-one-at needs --instances 2 or more (someone must take the calls over)");
+    }
     let say = |line: String| {
         if !args.json {
             eprintln!("{line}");
@@ -229,9 +178,7 @@ async fn main() -> anyhow::Result<()> {
                 // at pace 1, two frames of 1,000 characters each.
                 audio_frames_per_word: 2,
                 audio_frame_bytes: 1000,
-                ..SimRealtimeConfig::scripted(move |c| {
-                    Script::for_call(c.meeting.as_deref().unwrap_or_default(), turns)
-                })
+                ..SimRealtimeConfig::scripted(move |c| session_script(c, turns))
             },
         )
         .await?,
@@ -250,49 +197,35 @@ async fn main() -> anyhow::Result<()> {
     llm.calls().configure(CallsConfig {
         realtime: SimRealtimeConfig {
             pace: args.pace,
-            ..SimRealtimeConfig::scripted(move |c| {
-                Script::for_call(c.meeting.as_deref().unwrap_or_default(), turns)
-            })
+            ..SimRealtimeConfig::scripted(move |c| session_script(c, turns))
         },
         start: StartOn::Attach,
         ended: EndedAnswer::NotFound,
         api_key: None,
     });
 
-    let mut child = tokio::process::Command::new(&args.scribe_bin)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("DATABASE_URL", &database_url)
-        .env("SCRIBE_API_TOKEN", TOKEN)
-        .env("STREAM_API_SECRET", SECRET)
-        .env("SCRIBE_REALTIME_URL", peer.url())
-        .env("SCRIBE_SIMULATED_PEER", "1")
-        .env("OPENAI_BASE_URL", llm.base_url())
-        .env("OPENAI_API_KEY", "sk-load-test")
-        .env("SCRIBE_ANALYSIS_CONCURRENCY", "64")
-        .env("SCRIBE_VOICE_API", &args.voice_api)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {} (cargo build --release first)", args.scribe_bin))?;
-    let pid = child.id().context("server pid")?;
-    let mut lines = BufReader::new(child.stdout.take().context("server stdout")?).lines();
-    let base = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(address) = line.strip_prefix("scribe listening on ") {
-                return Some(address.to_owned());
-            }
-        }
+    let launch = Launch {
+        bin: &args.scribe_bin,
+        env: vec![
+            ("DATABASE_URL", database_url.clone()),
+            ("SCRIBE_API_TOKEN", TOKEN.into()),
+            ("STREAM_API_SECRET", SECRET.into()),
+            ("SCRIBE_REALTIME_URL", peer.url()),
+            ("SCRIBE_SIMULATED_PEER", "1".into()),
+            ("OPENAI_BASE_URL", llm.base_url()),
+            ("OPENAI_API_KEY", "sk-load-test".into()),
+            ("SCRIBE_ANALYSIS_CONCURRENCY", "64".into()),
+            ("SCRIBE_VOICE_API", args.voice_api.clone()),
+            ("RUST_LOG", "warn".into()),
+        ],
+    };
+    let mut fleet = Fleet::start(&launch, instances).await?;
+    let base = fleet.base().to_owned();
+    let pg = if postgres {
+        Some(sqlx::PgPool::connect(&database_url).await?)
+    } else {
         None
-    })
-    .await
-    .ok()
-    .flatten()
-    .context("the server did not start")?;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-
+    };
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .timeout(Duration::from_secs(60))
@@ -327,9 +260,9 @@ async fn main() -> anyhow::Result<()> {
         .await
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
-    let idle = proc_stat(pid)?;
+    let idle = fleet.stat()?;
     say(format!(
-        "scribe on {base} (pid {pid}), idle RSS {} KiB; {} calls of {turns} turns at pace {}",
+        "scribe on {base} ({instances} instance(s)), idle RSS {} KiB; {} calls of {turns} turns at pace {}",
         idle.rss_bytes / 1024,
         args.calls,
         args.pace
@@ -337,7 +270,10 @@ async fn main() -> anyhow::Result<()> {
 
     // Pressure beside the calls (after the idle RSS was read), and
     // `/healthz` timed every 100 ms all along.
-    let pressure = Pressure::start(&base, &meetings, args.idle_connections, args.streams).await?;
+    // On the last instance, which `--kill-one-at` leaves alive.
+    let watched = fleet.servers.last().context("a server")?.base.clone();
+    let pressure =
+        Pressure::start(&watched, &meetings, args.idle_connections, args.streams).await?;
     if args.idle_connections + args.streams > 0 {
         say(format!(
             "{} idle connections and {} event streams open",
@@ -346,15 +282,23 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // Start the calls at the given rate, timing each webhook.
-    let driver = Arc::new(WebhookDriver::new(&base, SECRET.as_bytes(), "load-key"));
+    // One driver per instance; each webhook goes where `Fleet::for_call` says.
+    let drivers: HashMap<String, Arc<WebhookDriver>> = fleet
+        .servers
+        .iter()
+        .map(|s| {
+            let driver = WebhookDriver::new(&s.base, SECRET.as_bytes(), "load-key");
+            (s.base.clone(), Arc::new(driver))
+        })
+        .collect();
     let started_at = Instant::now();
     let mut webhook_ms = Vec::new();
     let mut starts = tokio::time::interval(Duration::from_secs_f64(1.0 / args.start_rate.max(0.1)));
     // Each webhook in a task of its own, so its time is its own.
     let mut pending = Vec::new();
-    for meeting in &meetings {
+    for (n, meeting) in meetings.iter().enumerate() {
         starts.tick().await;
-        let driver = driver.clone();
+        let driver = drivers[fleet.for_call(n, false)].clone();
         let call = SimCall::new(meeting);
         pending.push(tokio::spawn(async move {
             let sent = Instant::now();
@@ -381,14 +325,32 @@ async fn main() -> anyhow::Result<()> {
         .map(|m| (done_mark(m), SimCall::new(m)))
         .collect();
     let mut finished = Vec::with_capacity(meetings.len());
+    let mut killed = None;
     let mut seen_marks = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut peak_rss = 0;
     let talk_deadline = Instant::now()
         + Duration::from_secs_f64(600.0 + args.turns as f64 * 10.0 * args.pace.max(0.01));
-    while !talking.is_empty() {
+    // With `--kill-one-at`, also until the dead instance's calls are all
+    // held by the others again.
+    let mut orphans = 0;
+    while !talking.is_empty() || (args.kill_one_at.is_some() && (killed.is_none() || orphans > 0)) {
         tick.tick().await;
-        peak_rss = peak_rss.max(proc_stat(pid)?.rss_bytes);
+        if let (Some(at), None, Some(pg)) = (args.kill_one_at, &killed, &pg)
+            && started_at.elapsed().as_secs_f64() >= at
+        {
+            let dead = fleet.kill_first(pg).await?;
+            say(format!(
+                "{} SIGKILLed holding {} calls",
+                dead.name,
+                dead.held.len()
+            ));
+            killed = Some(dead);
+        }
+        if let (Some(dead), Some(pg)) = (&killed, &pg) {
+            orphans = dead.still_held(pg).await?;
+        }
+        peak_rss = peak_rss.max(fleet.stat()?.rss_bytes);
         let marks = if live {
             llm.calls().marks_since(seen_marks)
         } else {
@@ -400,23 +362,26 @@ async fn main() -> anyhow::Result<()> {
             bail!("{} calls did not finish talking in time", talking.len());
         }
     }
-    let held_calls = gauge(
-        &scrape(&http, &base).await?,
-        "scribe_live_actors{kind=\"meeting\"}",
-    );
+    let held_calls = gauge_sum(&http, &fleet, "scribe_live_actors{kind=\"meeting\"}").await?;
     let talked = started_at.elapsed().as_secs_f64();
-    let held = proc_stat(pid)?;
+    let held = fleet.stat()?;
     peak_rss = peak_rss.max(held.rss_bytes);
     say(format!(
         "{held_calls} calls live at once, RSS {} KiB; ending them",
         held.rss_bytes / 1024
     ));
     let mut ends = Vec::with_capacity(finished.len());
+    let order: HashMap<&str, usize> = meetings
+        .iter()
+        .enumerate()
+        .map(|(n, m)| (m.as_str(), n))
+        .collect();
     let mut end_ticks =
         tokio::time::interval(Duration::from_secs_f64(1.0 / args.start_rate.max(0.1)));
     for call in finished {
         end_ticks.tick().await;
-        let driver = driver.clone();
+        let n = order[call.meeting_id.as_str()];
+        let driver = drivers[fleet.for_call(n, true)].clone();
         ends.push(tokio::spawn(async move {
             let sent = Instant::now();
             let answer = driver.session_ended(&call).await;
@@ -428,8 +393,13 @@ async fn main() -> anyhow::Result<()> {
         webhook_ms.push(took.as_secs_f64() * 1000.0);
         anyhow::ensure!(status?.is_success(), "a session_ended webhook failed");
     }
-    let metrics_text = scrape(&http, &base).await?;
-    let during = proc_stat(pid)?;
+    // Counters summed over the live instances; the commit lag is the
+    // first live instance's.
+    let mut metrics_text = String::new();
+    for server in fleet.alive() {
+        metrics_text.push_str(&scrape(&http, &server.base).await?);
+    }
+    let during = fleet.stat()?;
 
     // Wait for every analysis, then check every transcript.
     let store = Store::connect(&database_url, PoolSize(8)).await?;
@@ -449,6 +419,14 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut total = Comparison::default();
     let (mut expected_lines, mut stored_lines, mut incomplete) = (0, 0, 0);
+    // Lines a SIGKILLed instance's calls never stored: said and not yet
+    // committed when it died, or never said (an owned session dies with
+    // its socket; the new one does not say them again).
+    let mut cut_by_kill = 0;
+    let held_by_dead: std::collections::HashSet<MeetingId> = killed
+        .as_ref()
+        .map(|k| k.held.iter().copied().collect())
+        .unwrap_or_default();
     let (mut to_processing, mut to_completed) = (Vec::new(), Vec::new());
     for (id, meeting) in ids.iter().zip(&meetings) {
         let script = Script::for_call(meeting, turns);
@@ -459,7 +437,11 @@ async fn main() -> anyhow::Result<()> {
         };
         let stored = store.transcript(*id).await?;
         let c = compare(&stored, &expected);
-        total.lost += c.lost;
+        if held_by_dead.contains(id) {
+            cut_by_kill += c.lost;
+        } else {
+            total.lost += c.lost;
+        }
         total.duplicated += c.duplicated;
         total.misordered += c.misordered;
         expected_lines += expected.len();
@@ -476,7 +458,30 @@ async fn main() -> anyhow::Result<()> {
         to_completed.extend(ms(record.completed_at));
     }
     let mut healthz_ms = pressure.stop().await;
-    let after = proc_stat(pid)?;
+    let instances_report = match &pg {
+        Some(pg) if instances > 1 => {
+            let mut takeover = match &killed {
+                Some(k) => k.takeover_ms(&store).await?,
+                None => Vec::new(),
+            };
+            json!({
+                "instances": instances,
+                "calls_per_instance": fleet::shares(pg, &ids).await?,
+                "killed": killed.as_ref().map(|k| json!({
+                    "instance": k.name,
+                    "at_seconds": args.kill_one_at,
+                    "calls_held": k.held.len(),
+                    "taken_over": takeover.len(),
+                    "takeover_p50_ms": percentile(&mut takeover, 50.0),
+                    "takeover_p99_ms": percentile(&mut takeover, 99.0),
+                    "takeover_max_ms": takeover.last().copied(),
+                    "lines_cut_by_kill": cut_by_kill,
+                })),
+            })
+        }
+        _ => Value::Null,
+    };
+    let after = fleet.stat()?;
     let peak = after.peak_rss_bytes.max(peak_rss);
     let frames = counter(&metrics_text, "scribe_realtime_frames_total");
     let lag =
@@ -508,8 +513,9 @@ async fn main() -> anyhow::Result<()> {
         "server_idle_rss_bytes": idle.rss_bytes,
         "server_peak_rss_bytes": peak,
         "server_held_rss_bytes": held.rss_bytes,
-        "server_rss_per_call_bytes": peak.saturating_sub(idle.rss_bytes) / meetings.len().max(1) as u64,
-        "server_held_rss_per_call_bytes": held.rss_bytes.saturating_sub(idle.rss_bytes) / meetings.len().max(1) as u64,
+        // Per call on one instance only (several share the calls; a killed one's memory is gone).
+        "server_rss_per_call_bytes": (instances == 1).then(|| peak.saturating_sub(idle.rss_bytes) / meetings.len().max(1) as u64),
+        "server_held_rss_per_call_bytes": (instances == 1).then(|| held.rss_bytes.saturating_sub(idle.rss_bytes) / meetings.len().max(1) as u64),
         "server_cpu_seconds": after.cpu_seconds,
         "server_cpu_seconds_talking": during.cpu_seconds - idle.cpu_seconds,
         "idle_connections": args.idle_connections,
@@ -518,10 +524,10 @@ async fn main() -> anyhow::Result<()> {
         "healthz_p50_ms": percentile(&mut healthz_ms, 50.0),
         "healthz_p99_ms": percentile(&mut healthz_ms, 99.0),
         "healthz_max_ms": healthz_ms.last().copied(),
+        "fleet": instances_report,
     });
     println!("{report}");
-    child.start_kill()?;
-    let _ = child.wait().await;
+    fleet.stop().await;
     if total.lost + total.duplicated + total.misordered + incomplete > 0 {
         bail!(
             "{} lost, {} duplicated, {} misordered, {incomplete} not completed",

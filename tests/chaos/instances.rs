@@ -4,33 +4,44 @@
 //! stored lines replayed, numbering continued), nothing is lost or
 //! duplicated, and every call ends.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::future::join_all;
+use scribe::sim::calls::{CallsConfig, EndedAnswer, StartOn, media};
 use scribe::sim::llm::SimLlm;
+use scribe::sim::realtime::SimRealtimeConfig;
 use scribe_actors::domain::EventKind;
 
 use crate::fleet::{
     Service, check_chaotic_transcript, done_mark, fleet_meetings, fleet_peer, session_script,
     start_calls, webhooks,
 };
-use crate::helpers::{Backend, TestDb, backends, expect_json, init_test_log};
-use crate::live::{DEADLINE, transcript, wait_until_ended};
+use crate::helpers::{API_TOKEN, Backend, TestDb, backends, expect_json, init_test_log};
+use crate::live::{
+    DEADLINE, assert_transcript, eventually, gated_call, transcript, wait_for_lines,
+    wait_until_ended,
+};
 use crate::process::ChildScribe;
 
 const INSTANCES: usize = 3;
+/// Attached calls (browser calls OpenAI carries) on the instance that dies.
+const ATTACHED: usize = 10;
 const CALLS_EACH: usize = 100;
 /// Short leases so that the takeover comes within the test's deadlines:
 /// the figures for the defaults come from release runs (README).
 const LEASE_MS: u64 = 3_000;
 const RENEW_MS: u64 = 1_000;
 
-/// Three instances hold 100 calls each; one is SIGKILLed. Its calls are
+/// Three instances hold 100 calls each (and the first 10 more, attached
+/// to browser calls OpenAI carries); the first is SIGKILLed. Its calls are
 /// taken over by the two others (each call by exactly one), within the
-/// lease plus the one-second look for calls nobody holds, each with a new
-/// realtime session that plays on; then every call is ended, each at an
+/// lease plus the one-second look for calls nobody holds: each owned call
+/// with a new realtime session (the stored lines replayed) that plays on,
+/// each attached call attached again to the same call at OpenAI, whose
+/// next turn is stored after the first with the numbering continued; then every call is ended, each at an
 /// instance picked round the fleet (mostly not its owner), and every
 /// transcript holds both sessions in order, gapless, with nothing lost or
 /// duplicated. The takeover times are printed (not asserted: figures come
@@ -48,6 +59,15 @@ async fn a_sigkilled_instances_calls_are_taken_over_by_the_others_with_nothing_l
     let llm = SimLlm::start(([127, 0, 0, 1], 0).into(), Duration::ZERO)
         .await
         .expect("sim llm starts");
+    // Browser calls OpenAI carries, scribe attached: turn 1, then turn 2
+    // once the test opens the gate (after the takeover).
+    let openai = llm.calls().clone();
+    openai.configure(CallsConfig {
+        realtime: SimRealtimeConfig::scripted(|_| gated_call()),
+        start: StartOn::Attach,
+        ended: EndedAnswer::NotFound,
+        api_key: None,
+    });
     let (lease, renew) = (LEASE_MS.to_string(), RENEW_MS.to_string());
     let names: Vec<String> = (0..INSTANCES).map(|i| format!("fleet-{i}")).collect();
     let mut fleet = Vec::new();
@@ -75,23 +95,66 @@ async fn a_sigkilled_instances_calls_are_taken_over_by_the_others_with_nothing_l
         .collect();
     // Every first session said and stored in full.
     join_all(all.iter().map(|m| stored_in_full(&fleet[1], &peer, m, 1))).await;
+    // And a few attached calls, on the instance that dies.
+    let attached = fleet_meetings(&fleet[0], ATTACHED).await;
+    let mut callers = Vec::new();
+    for meeting in &attached {
+        let (offer, caller) = media::offer().await.expect("an offer");
+        callers.push(caller);
+        let created = fleet[0]
+            .client()
+            .post(format!(
+                "{}/api/meetings/{meeting}/call",
+                fleet[0].address()
+            ))
+            .bearer_auth(API_TOKEN)
+            .header("content-type", "application/sdp")
+            .body(offer)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    }
+    join_all(
+        attached
+            .iter()
+            .map(|m| wait_for_lines(fleet[1].store(), m, 2)),
+    )
+    .await;
 
     let dead = fleet.remove(0);
     let killed_at = Utc::now();
     dead.kill().await;
     let orphans: Vec<String> = shares[0].iter().map(|c| c.meeting_id.clone()).collect();
-    // Each orphan plays a second session at its new owner.
+    // Each orphan plays a second session at its new owner; each attached
+    // call is attached again to the same call at OpenAI, then goes on.
     join_all(
         orphans
             .iter()
             .map(|m| stored_in_full(&fleet[0], &peer, m, 2)),
     )
     .await;
+    eventually("every attached call attached again", || async {
+        let again = openai
+            .all()
+            .iter()
+            .filter(|c| c.attaches.load(Ordering::SeqCst) >= 2)
+            .count();
+        (again == ATTACHED).then_some(())
+    })
+    .await;
+    openai.open_gate("second");
+    join_all(
+        attached
+            .iter()
+            .map(|m| wait_for_lines(fleet[0].store(), m, 4)),
+    )
+    .await;
 
     let store = fleet[0].store();
     let mut takeover_ms = Vec::new();
     let mut owners = std::collections::HashMap::<String, usize>::new();
-    for meeting in &orphans {
+    for meeting in orphans.iter().chain(&attached) {
         let log = store
             .events(meeting.parse().expect("id"))
             .await
@@ -114,12 +177,15 @@ async fn a_sigkilled_instances_calls_are_taken_over_by_the_others_with_nothing_l
             .next()
             .expect("a new session after the kill");
         takeover_ms.push((reconnected - killed_at).num_milliseconds() as f64);
-        assert_eq!(peer.connections_for(meeting).len(), 2, "one new session");
+        if orphans.contains(meeting) {
+            assert_eq!(peer.connections_for(meeting).len(), 2, "one new session");
+        }
     }
 
     let mut sorted = takeover_ms.clone();
     println!(
-        "{CALLS_EACH} calls of a SIGKILLed instance taken over ({owners:?}) with a {LEASE_MS} ms lease renewed every {RENEW_MS} ms: kill to new session p50 {:.0} ms, p99 {:.0} ms (debug build)",
+        "{} calls ({ATTACHED} attached) of a SIGKILLed instance taken over ({owners:?}) with a {LEASE_MS} ms lease renewed every {RENEW_MS} ms: kill to new session p50 {:.0} ms, p99 {:.0} ms (debug build)",
+        CALLS_EACH + ATTACHED,
         scribe::demo::percentile(&mut sorted, 50.0).expect("p50"),
         scribe::demo::percentile(&mut sorted, 99.0).expect("p99"),
     );
@@ -137,6 +203,23 @@ async fn a_sigkilled_instances_calls_are_taken_over_by_the_others_with_nothing_l
         .buffer_unordered(16)
         .collect::<Vec<()>>()
         .await;
+    // The attached calls are hung up, each at an instance that is not its owner or is.
+    for (i, meeting) in attached.iter().enumerate() {
+        let at = &fleet[i % fleet.len()];
+        let hung_up = at
+            .client()
+            .post(format!("{}/api/meetings/{meeting}/hangup", at.address()))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(hung_up.status(), reqwest::StatusCode::ACCEPTED);
+        wait_until_ended(at.store(), meeting).await;
+        assert_transcript(
+            &transcript(store, meeting).await,
+            &gated_call().expected_lines(),
+        );
+    }
     for meeting in &all {
         let sessions = if orphans.contains(meeting) { 2 } else { 1 };
         check_chaotic_transcript(meeting, &transcript(store, meeting).await, sessions, false);
@@ -163,7 +246,7 @@ async fn stored_in_full(
     let want: usize = (1..=session)
         .map(|s| session_script(meeting, s).expected_lines().len())
         .sum();
-    crate::live::eventually("the session's lines stored", || async {
+    eventually("the session's lines stored", || async {
         (transcript(at.store(), meeting).await.len() >= want).then_some(())
     })
     .await;
