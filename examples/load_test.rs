@@ -116,6 +116,11 @@ struct Args {
     /// started (with `--instances` 2 or more): the others take its calls over.
     #[arg(long)]
     kill_one_at: Option<f64>,
+    /// SIGKILL the first instance this many seconds after the first call
+    /// started and start it again at once (same name, same address): it
+    /// adopts its calls back. Reports the time to re-adopt them.
+    #[arg(long, conflicts_with = "kill_one_at")]
+    restart_at: Option<f64>,
 }
 
 /// What a connection says: the call's conversation on its first session;
@@ -146,6 +151,10 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.kill_one_at.is_some() && instances < 2 {
         bail!("--kill-one-at needs --instances 2 or more (someone must take the calls over)");
+    }
+    let kill_at = args.kill_one_at.or(args.restart_at);
+    if kill_at.is_some() && args.voice_api != "realtime" {
+        bail!("--kill-one-at and --restart-at run with --voice-api realtime");
     }
     let say = |line: String| {
         if !args.json {
@@ -260,6 +269,10 @@ async fn main() -> anyhow::Result<()> {
         .await
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
+    let ids: Vec<MeetingId> = meetings
+        .iter()
+        .map(|m| m.parse())
+        .collect::<Result<_, _>>()?;
     let idle = fleet.stat()?;
     say(format!(
         "scribe on {base} ({instances} instance(s)), idle RSS {} KiB; {} calls of {turns} turns at pace {}",
@@ -331,24 +344,33 @@ async fn main() -> anyhow::Result<()> {
     let mut peak_rss = 0;
     let talk_deadline = Instant::now()
         + Duration::from_secs_f64(600.0 + args.turns as f64 * 10.0 * args.pace.max(0.01));
-    // With `--kill-one-at`, also until the dead instance's calls are all
-    // held by the others again.
+    // With `--kill-one-at` or `--restart-at`, also until the dead
+    // instance's calls all have a new session (taken over or adopted).
     let mut orphans = 0;
-    while !talking.is_empty() || (args.kill_one_at.is_some() && (killed.is_none() || orphans > 0)) {
+    while !talking.is_empty() || (kill_at.is_some() && (killed.is_none() || orphans > 0)) {
         tick.tick().await;
-        if let (Some(at), None, Some(pg)) = (args.kill_one_at, &killed, &pg)
+        if let (Some(at), None) = (kill_at, &killed)
             && started_at.elapsed().as_secs_f64() >= at
         {
-            let dead = fleet.kill_first(pg).await?;
+            let dead = match &pg {
+                Some(pg) if args.kill_one_at.is_some() => fleet.kill_first(pg).await?,
+                // Restarted: every call was live (none ends before all talked).
+                _ => fleet.restart_first(&launch, ids.clone()).await?,
+            };
             say(format!(
-                "{} SIGKILLed holding {} calls",
+                "{} SIGKILLed holding {} calls{}",
                 dead.name,
-                dead.held.len()
+                dead.held.len(),
+                if args.restart_at.is_some() {
+                    "; started again"
+                } else {
+                    ""
+                }
             ));
             killed = Some(dead);
         }
-        if let (Some(dead), Some(pg)) = (&killed, &pg) {
-            orphans = dead.still_held(pg).await?;
+        if let Some(dead) = &killed {
+            orphans = dead.pending(&peer);
         }
         peak_rss = peak_rss.max(fleet.stat()?.rss_bytes);
         let marks = if live {
@@ -403,10 +425,6 @@ async fn main() -> anyhow::Result<()> {
 
     // Wait for every analysis, then check every transcript.
     let store = Store::connect(&database_url, PoolSize(8)).await?;
-    let ids: Vec<MeetingId> = meetings
-        .iter()
-        .map(|m| m.parse())
-        .collect::<Result<_, _>>()?;
     let analysis_deadline = Instant::now() + Duration::from_secs(600);
     loop {
         tick.tick().await;
@@ -481,6 +499,21 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => Value::Null,
     };
+    let restart_report = match (&killed, args.restart_at) {
+        (Some(k), Some(at)) => {
+            let mut adopted = k.takeover_ms(&store).await?;
+            json!({
+                "at_seconds": at,
+                "calls_held": k.held.len(),
+                "readopted": adopted.len(),
+                "readopt_p50_ms": percentile(&mut adopted, 50.0),
+                "readopt_p99_ms": percentile(&mut adopted, 99.0),
+                "readopt_max_ms": adopted.last().copied(),
+                "lines_cut_by_kill": cut_by_kill,
+            })
+        }
+        _ => Value::Null,
+    };
     let after = fleet.stat()?;
     let peak = after.peak_rss_bytes.max(peak_rss);
     let frames = counter(&metrics_text, "scribe_realtime_frames_total");
@@ -525,6 +558,7 @@ async fn main() -> anyhow::Result<()> {
         "healthz_p99_ms": percentile(&mut healthz_ms, 99.0),
         "healthz_max_ms": healthz_ms.last().copied(),
         "fleet": instances_report,
+        "restart": restart_report,
     });
     println!("{report}");
     fleet.stop().await;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use scribe::sim::realtime::SimRealtime;
 use scribe_actors::domain::EventKind;
 use scribe_actors::ids::MeetingId;
 use serde_json::{Value, json};
@@ -32,9 +33,9 @@ pub struct Launch<'a> {
 }
 
 impl Server {
-    async fn start(launch: &Launch<'_>, name: String) -> anyhow::Result<Self> {
+    async fn start(launch: &Launch<'_>, name: String, listen: &str) -> anyhow::Result<Self> {
         let mut child = tokio::process::Command::new(launch.bin)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", listen])
             .envs(launch.env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("SCRIBE_INSTANCE_ID", &name)
             .stdin(Stdio::null())
@@ -78,7 +79,7 @@ impl Fleet {
     pub async fn start(launch: &Launch<'_>, n: usize) -> anyhow::Result<Self> {
         let mut servers = Vec::with_capacity(n);
         for i in 0..n {
-            servers.push(Server::start(launch, format!("load-{i}")).await?);
+            servers.push(Server::start(launch, format!("load-{i}"), "127.0.0.1:0").await?);
         }
         Ok(Self { servers })
     }
@@ -116,7 +117,29 @@ impl Fleet {
         Ok(sum)
     }
 
-    /// SIGKILLs the first server; returns when, and the calls it held.
+    /// `--restart-at`: SIGKILLs the first server and starts it again, same
+    /// name, same address; `held` are the calls it held. Returns from the
+    /// moment the new process was started.
+    pub async fn restart_first(
+        &mut self,
+        launch: &Launch<'_>,
+        held: Vec<MeetingId>,
+    ) -> anyhow::Result<Killed> {
+        let server = &mut self.servers[0];
+        server.child.start_kill()?;
+        server.child.wait().await?;
+        let at = Utc::now();
+        let listen = server.base.trim_start_matches("http://").to_owned();
+        *server = Server::start(launch, server.name.clone(), &listen).await?;
+        Ok(Killed {
+            name: server.name.clone(),
+            at,
+            held,
+        })
+    }
+
+    /// `--kill-one-at`: SIGKILLs the first server; returns when, and the
+    /// calls it held.
     pub async fn kill_first(&mut self, db: &PgPool) -> anyhow::Result<Killed> {
         let server = &mut self.servers[0];
         server.child.start_kill()?;
@@ -146,26 +169,22 @@ impl Fleet {
     }
 }
 
-/// The instance `--kill-one-at` killed.
+/// The instance `--kill-one-at` killed (or `--restart-at` restarted).
 pub struct Killed {
     pub name: String,
+    /// When it died (or its successor was started).
     pub at: DateTime<Utc>,
     /// Its live calls when it died.
     pub held: Vec<MeetingId>,
 }
 
 impl Killed {
-    /// How many of the calls it held are not yet held by another instance.
-    pub async fn still_held(&self, db: &PgPool) -> anyhow::Result<i64> {
-        let ids: Vec<uuid::Uuid> = self.held.iter().map(|m| m.as_uuid()).collect();
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT count(*) FROM meetings WHERE id = ANY($1) AND status = 'active' AND lease_owner = $2",
-        )
-        .bind(&ids)
-        .bind(&self.name)
-        .fetch_one(db)
-        .await?;
-        Ok(n)
+    /// How many of the calls it held have no new realtime session yet.
+    pub fn pending(&self, peer: &SimRealtime) -> usize {
+        self.held
+            .iter()
+            .filter(|m| peer.connections_for(&m.to_string()).len() < 2)
+            .count()
     }
 
     /// Kill to the first new session of each call it held (from the

@@ -275,14 +275,15 @@ pub struct ServeArgs {
 
     /// How long a call's lease lasts unrenewed, in ms: a dead instance's
     /// calls are taken over this long after its last renewal (and within
-    /// one renewal interval more). Shorter takes over sooner; longer
+    /// a second more: calls nobody holds are looked for every second). Shorter takes over sooner; longer
     /// forgives a slower database or a paused process before a live call is
     /// taken from its owner.
     #[arg(long, env = "SCRIBE_LEASE_MS", default_value_t = 30_000)]
     pub lease_ms: u64,
 
-    /// How often this instance renews its leases and looks for calls nobody
-    /// holds, in ms; at most a third of the lease, so two renewals can fail
+    /// How often this instance renews its leases (and reads ends recorded
+    /// for its calls, should a notification have been missed), in ms; at
+    /// most a third of the lease, so two renewals can fail
     /// before a lease lapses. Shorter costs one database round trip more
     /// per interval.
     #[arg(long, env = "SCRIBE_LEASE_RENEW_MS", default_value_t = 10_000)]
