@@ -78,9 +78,13 @@ impl Store {
             // own, and a transaction around all three would hold every live
             // call's row lock while the reads run, stalling the writer's
             // high-water updates and finalizations behind it.
+            // A released lease (expiry at the epoch) stays released until
+            // the call is adopted: renewing it would make the adoption read
+            // it as a crash's and log a `possible_gap` that is not there.
             sqlx::query(super::pool::renew_leases_sql(p))
                 .bind(owner)
                 .bind(until(ttl))
+                .bind(DateTime::<Utc>::UNIX_EPOCH)
                 .execute(p)
                 .await?;
             let owned = sqlx::query_as(

@@ -51,7 +51,7 @@ impl Dialect for SqlitePool {
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
     const READ_SNAPSHOT: &'static str = "BEGIN";
     const RENEW_LEASES: &'static str = "UPDATE meetings SET lease_expires_at = $2 \
-         WHERE lease_owner = $1 AND status = 'active'";
+         WHERE lease_owner = $1 AND status = 'active' AND lease_expires_at > $3";
 }
 
 impl Dialect for PgPool {
@@ -59,7 +59,7 @@ impl Dialect for PgPool {
     const READ_SNAPSHOT: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
     const RENEW_LEASES: &'static str = "UPDATE meetings SET lease_expires_at = $2 \
          WHERE id IN (SELECT id FROM meetings WHERE lease_owner = $1 AND status = 'active' \
-         FOR UPDATE SKIP LOCKED)";
+         AND lease_expires_at > $3 FOR UPDATE SKIP LOCKED)";
 }
 
 /// The statement that begins a write transaction on `pool`'s backend.
