@@ -97,8 +97,9 @@ impl Fleet {
     /// end one further along than the start (so that with several
     /// instances every end lands at one that does not own the call).
     pub fn for_call(&self, n: usize, end: bool) -> &str {
-        let alive: Vec<&Server> = self.alive().collect();
-        &alive[(n + usize::from(end)) % alive.len()].base
+        let live = self.alive().count();
+        let server = self.alive().nth((n + usize::from(end)) % live);
+        &server.expect("a live server").base
     }
 
     /// /proc figures summed over the live servers.

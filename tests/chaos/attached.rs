@@ -14,13 +14,13 @@
 use std::sync::atomic::Ordering;
 
 use reqwest::StatusCode;
-use scribe::sim::calls::{CallsConfig, EndedAnswer, StartOn, media};
+use scribe::sim::calls::{CallsConfig, EndedAnswer, StartOn};
 use scribe::sim::llm::SimLlm;
 use scribe::sim::realtime::SimRealtimeConfig;
 use scribe_actors::domain::MeetingStatus;
 use serde_json::Value;
 
-use crate::fleet::{Service, fleet_meetings};
+use crate::fleet::{Service, fleet_meetings, start_browser_call};
 use crate::helpers::{ADMIN_TOKEN, API_TOKEN, each_backend, expect_json};
 use crate::live::{DEADLINE, events, eventually, transcript, wait_for_lines, wait_for_status};
 use crate::process::ChildScribe;
@@ -55,17 +55,7 @@ async fn run(url: &str, interruption: Interruption) {
     let unused_realtime = "ws://127.0.0.1:9/v1/realtime?model=gpt-realtime";
     let scribe = ChildScribe::start_at(url, unused_realtime, &llm).await;
     let meeting = fleet_meetings(&scribe, 1).await.remove(0);
-    let (offer, _caller) = media::offer().await.expect("an offer");
-    let created = scribe
-        .client()
-        .post(format!("{}/api/meetings/{meeting}/call", scribe.address()))
-        .bearer_auth(API_TOKEN)
-        .header("content-type", "application/sdp")
-        .body(offer)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(created.status(), StatusCode::CREATED);
+    let _caller = start_browser_call(&scribe, &meeting).await;
     assert!(calls.wait_for_mark("one", DEADLINE).await);
     wait_for_lines(scribe.store(), &meeting, 2).await;
     let call_id = calls.all().last().expect("the call").id.clone();

@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use scribe::sim::calls::media;
 use scribe::sim::llm::SimLlm;
 use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
 use scribe::sim::script::{Script, SentLine, Step, Transcription, Turn};
@@ -249,6 +250,24 @@ pub async fn fleet_meetings(app: &impl Service, n: usize) -> Vec<String> {
         }
     }))
     .await
+}
+
+/// Starts a browser call on `meeting` at OpenAI through scribe (`POST
+/// /api/meetings/{id}/call` with a real SDP offer); returns the caller's
+/// side, to be kept while the call runs.
+pub async fn start_browser_call(app: &impl Service, meeting: &str) -> media::Offering {
+    let (offer, caller) = media::offer().await.expect("an offer");
+    let created = app
+        .client()
+        .post(format!("{}/api/meetings/{meeting}/call", app.address()))
+        .bearer_auth(API_TOKEN)
+        .header("content-type", "application/sdp")
+        .body(offer)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    caller
 }
 
 pub fn webhooks(app: &impl Service) -> WebhookDriver {

@@ -10,14 +10,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::future::join_all;
-use scribe::sim::calls::{CallsConfig, EndedAnswer, StartOn, media};
+use scribe::sim::calls::{CallsConfig, EndedAnswer, StartOn};
 use scribe::sim::llm::SimLlm;
 use scribe::sim::realtime::SimRealtimeConfig;
 use scribe_actors::domain::EventKind;
 
 use crate::fleet::{
     Service, check_chaotic_transcript, done_mark, fleet_meetings, fleet_peer, session_script,
-    start_calls, webhooks,
+    start_browser_call, start_calls, webhooks,
 };
 use crate::helpers::{API_TOKEN, Backend, TestDb, backends, expect_json, init_test_log};
 use crate::live::{
@@ -99,21 +99,7 @@ async fn a_sigkilled_instances_calls_are_taken_over_by_the_others_with_nothing_l
     let attached = fleet_meetings(&fleet[0], ATTACHED).await;
     let mut callers = Vec::new();
     for meeting in &attached {
-        let (offer, caller) = media::offer().await.expect("an offer");
-        callers.push(caller);
-        let created = fleet[0]
-            .client()
-            .post(format!(
-                "{}/api/meetings/{meeting}/call",
-                fleet[0].address()
-            ))
-            .bearer_auth(API_TOKEN)
-            .header("content-type", "application/sdp")
-            .body(offer)
-            .send()
-            .await
-            .expect("sent");
-        assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+        callers.push(start_browser_call(&fleet[0], meeting).await);
     }
     join_all(
         attached
