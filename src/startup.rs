@@ -18,7 +18,7 @@ use scribe_actors::supervisor::actor::SupervisorArgs;
 use scribe_actors::supervisor::calls::Calls;
 use scribe_actors::supervisor::current::CurrentSupervisor;
 use scribe_actors::supervisor::registry::CallRegistry;
-use scribe_actors::writer::ChunkWriter;
+use scribe_actors::writer::{ChunkWriter, WriterConfig};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -32,7 +32,11 @@ use crate::http::streams::{StreamBounds, StreamLimits};
 use crate::http::{AppState, router};
 use crate::openai::calls::CallsApi;
 use crate::realtime::RealtimeEndpoint;
-use crate::store::{PoolSize, Store, redact_url};
+use crate::store::{Backend, PoolSize, Store, redact_url};
+
+/// Transactions a full writer batch is split into on PostgreSQL
+/// (`examples/ingest` measures one against two).
+pub const WRITER_LANES: usize = 2;
 
 pub struct Application {
     listener: TcpListener,
@@ -87,7 +91,14 @@ impl Application {
             &settings.analysis_model,
             settings.analysis_policy.clone(),
         ));
-        let (writer, writer_task) = ChunkWriter::spawn(Arc::new(store.clone()), settings.writer);
+        let writer_config = WriterConfig {
+            lanes: match store.backend() {
+                Backend::Postgres => WRITER_LANES,
+                Backend::Sqlite => 1,
+            },
+            ..settings.writer
+        };
+        let (writer, writer_task) = ChunkWriter::spawn(Arc::new(store.clone()), writer_config);
         let analysis = Arc::new(AnalysisDeps {
             store: Arc::new(store.clone()),
             analyzer: Arc::new(analyzer),

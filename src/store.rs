@@ -15,6 +15,7 @@ mod analysis;
 mod attached;
 mod calls;
 pub mod changes;
+mod copy;
 mod events;
 mod feed;
 mod leases;
@@ -30,6 +31,7 @@ mod webhooks;
 pub use analysis::RetryOutcome;
 pub use attached::{AttachedStart, TranscriptHole};
 pub use changes::Changes;
+pub use copy::PgLines;
 pub use events::{AnalysisJob, StoredEvent};
 pub use feed::{FeedCursor, FeedEvent, FeedRead};
 pub use pool::{

@@ -22,3 +22,18 @@ use std::time::Duration;
 
 /// How long a test waits, in virtual time, for what it expects.
 pub const DEADLINE: Duration = Duration::from_secs(600);
+
+/// A finished user line, ready for the writer.
+pub fn user_line(sequence_number: i64, text: impl Into<String>) -> crate::transcript::Line {
+    crate::transcript::Line {
+        sequence_number,
+        speaker: crate::domain::Speaker::User,
+        text: text.into(),
+        status: crate::domain::ChunkStatus::Completed,
+        item_id: None,
+        timestamp: chrono::Utc::now(),
+        start_ms: None,
+        end_ms: None,
+        ready_at: std::time::Instant::now(),
+    }
+}

@@ -33,14 +33,22 @@ pub struct WriterConfig {
     pub max_delay: Duration,
     /// Submissions queued at most (each carries one call's ready lines).
     pub queue_capacity: usize,
+    /// Transactions a full batch (one closed at `max_batch_lines`, so the
+    /// writer is behind) is split into and committed at once, each on its
+    /// own connection, a meeting always in the same one (so its lines,
+    /// marks and events keep their order). A batch closed by its delay is
+    /// written whole. 1 always writes whole batches (SQLite has one writer
+    /// at a time anyway).
+    pub lanes: usize,
 }
 
 impl Default for WriterConfig {
     fn default() -> Self {
         Self {
-            max_batch_lines: 500,
+            max_batch_lines: 2000,
             max_delay: Duration::from_millis(20),
             queue_capacity: 4096,
+            lanes: 1,
         }
     }
 }
@@ -180,20 +188,11 @@ async fn run(
 ) {
     while let Some(first) = rx.recv().await {
         let mut batch = WriteBatch::default();
-        let mut high: HashMap<MeetingId, i64> = HashMap::new();
+        let mut marks = Marks::default();
         let mut barriers = Vec::new();
         let mut take = |s: Submission, batch: &mut WriteBatch| match s {
             Submission::Lines { meeting, handoff } => {
-                let top = handoff
-                    .lines
-                    .iter()
-                    .map(|l| l.sequence_number)
-                    .chain(handoff.high_water)
-                    .max();
-                if let Some(top) = top {
-                    let entry = high.entry(meeting).or_insert(top);
-                    *entry = (*entry).max(top);
-                }
+                marks.note(meeting, &handoff);
                 batch
                     .lines
                     .extend(handoff.lines.into_iter().map(|l| (meeting, l)));
@@ -234,11 +233,49 @@ async fn run(
                 Err(_) => break,
             }
         }
-        batch.high_water = high.into_iter().collect();
-        commit(store.as_ref(), &batch).await;
+        batch.high_water = marks.uncovered();
+        if config.lanes > 1 && batch.lines.len() >= config.max_batch_lines {
+            let parts = batch.split(config.lanes);
+            futures::future::join_all(parts.iter().map(|part| commit(store.as_ref(), part))).await;
+        } else {
+            commit(store.as_ref(), &batch).await;
+        }
         for done in barriers {
             let _ = done.send(());
         }
+    }
+}
+
+/// The counter marks a batch must store. Every reader takes a meeting's
+/// top number as the larger of its stored mark and its highest stored
+/// line, so a mark that a line of the same batch reaches is already
+/// stored by that line; only a number handed out ahead of its line (a
+/// turn still being spoken, lines shed under backpressure) needs the
+/// `meetings` row updated. In a steady stream of finished lines that is
+/// one UPDATE per batch saved for every meeting in it.
+#[derive(Default)]
+struct Marks {
+    /// Per meeting: the highest line in the batch, the highest mark.
+    top: HashMap<MeetingId, (i64, i64)>,
+}
+
+impl Marks {
+    fn note(&mut self, meeting: MeetingId, handoff: &Handoff) {
+        let line = handoff.lines.iter().map(|l| l.sequence_number).max();
+        if line.is_none() && handoff.high_water.is_none() {
+            return;
+        }
+        let entry = self.top.entry(meeting).or_insert((0, 0));
+        entry.0 = entry.0.max(line.unwrap_or(0));
+        entry.1 = entry.1.max(handoff.high_water.unwrap_or(0));
+    }
+
+    fn uncovered(self) -> Vec<(MeetingId, i64)> {
+        self.top
+            .into_iter()
+            .filter(|(_, (line, mark))| mark > line)
+            .map(|(meeting, (_, mark))| (meeting, mark))
+            .collect()
     }
 }
 
@@ -288,26 +325,16 @@ async fn commit(store: &dyn TranscriptSink, batch: &WriteBatch) {
 
 #[cfg(test)]
 mod tests {
-    use chrono::Utc;
     use tokio::time::Instant;
 
     use super::*;
-    use crate::domain::{ChunkStatus, MeetingStatus, Speaker};
+    use crate::domain::MeetingStatus;
     use crate::fakes::store::MemoryStore;
+    use crate::fakes::user_line;
 
     fn lines(from: i64, n: i64) -> Vec<Line> {
         (from..from + n)
-            .map(|sequence_number| Line {
-                sequence_number,
-                speaker: Speaker::User,
-                text: format!("line {sequence_number}"),
-                status: ChunkStatus::Completed,
-                item_id: None,
-                timestamp: Utc::now(),
-                start_ms: None,
-                end_ms: None,
-                ready_at: std::time::Instant::now(),
-            })
+            .map(|n| user_line(n, format!("line {n}")))
             .collect()
     }
 
@@ -324,6 +351,7 @@ mod tests {
             max_batch_lines,
             max_delay: Duration::from_millis(max_delay_ms),
             queue_capacity,
+            lanes: 1,
         }
     }
 
@@ -378,10 +406,104 @@ mod tests {
         let (lines, high) = store.read(|m| {
             (
                 m.meeting(meeting).lines.len(),
-                m.meeting(meeting).high_water,
+                m.meeting(meeting).top_number(),
             )
         });
         assert_eq!((lines, high), (1, 1));
+    }
+
+    /// Meetings of the two lanes: four whose uuid is even, four odd.
+    fn meetings_of_two_lanes(store: &MemoryStore) -> Vec<MeetingId> {
+        let (mut even, mut odd) = (Vec::new(), Vec::new());
+        while even.len() < 4 || odd.len() < 4 {
+            let id = store.add_meeting(MeetingStatus::Active);
+            let lane = if id.as_uuid().as_u128().is_multiple_of(2) {
+                &mut even
+            } else {
+                &mut odd
+            };
+            if lane.len() < 4 {
+                lane.push(id);
+            }
+        }
+        even.into_iter().chain(odd).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_batch_goes_as_two_transactions_by_meeting_and_a_late_one_whole() {
+        let store = MemoryStore::new();
+        let meetings = meetings_of_two_lanes(&store);
+        let two_lanes = WriterConfig {
+            lanes: 2,
+            ..config(16, 1_000, 64)
+        };
+        let (writer, _task) = ChunkWriter::spawn(store.clone(), two_lanes);
+        // Eight meetings of two lines fill the batch: it goes at once, in
+        // two transactions of one lane's four meetings each.
+        for meeting in &meetings {
+            writer
+                .try_submit(*meeting, handoff(lines(1, 2), Some(3)))
+                .expect("queued");
+        }
+        let commits = store
+            .wait_for("both lanes", |m| {
+                (m.commits.len() == 2).then(|| m.commits.clone())
+            })
+            .await;
+        assert_eq!(commits.iter().map(|c| c.0).collect::<Vec<_>>(), [8, 8]);
+        // Each meeting's lines and its mark (ahead of them) are stored.
+        for meeting in &meetings {
+            let (lines, mark) = store.read(|m| {
+                let meeting = m.meeting(*meeting);
+                (meeting.lines.len(), meeting.high_water)
+            });
+            assert_eq!((lines, mark), (2, 3));
+        }
+        // Two meetings, one per lane, with one line each: the delay closes
+        // the batch before it is full, and it goes whole.
+        for meeting in [meetings[0], meetings[7]] {
+            writer
+                .try_submit(meeting, handoff(lines(3, 1), None))
+                .expect("queued");
+        }
+        writer.flush().await.expect("flushed");
+        let commits = store.read(|m| m.commits.clone());
+        assert_eq!(commits.len(), 3, "the short batch is one transaction");
+        assert_eq!(commits[2].0, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_mark_ahead_of_the_batchs_lines_is_written_as_a_mark() {
+        let store = MemoryStore::new();
+        let (covered, ahead, alone) = (
+            store.add_meeting(MeetingStatus::Active),
+            store.add_meeting(MeetingStatus::Active),
+            store.add_meeting(MeetingStatus::Active),
+        );
+        let (writer, _task) = ChunkWriter::spawn(store.clone(), config(500, 20, 16));
+        // Lines 1-3 with their numbers handed out one by one: the lines
+        // store the top number themselves.
+        for n in 1..=3 {
+            writer
+                .try_submit(covered, handoff(lines(n, 1), Some(n)))
+                .expect("queued");
+        }
+        // Lines 1-2 while number 4 is already handed out (a turn being
+        // spoken), and a number with no line at all.
+        writer
+            .try_submit(ahead, handoff(lines(1, 2), Some(4)))
+            .expect("queued");
+        writer
+            .try_submit(alone, handoff(Vec::new(), Some(7)))
+            .expect("queued");
+        writer.flush().await.expect("flushed");
+        let marks = store.read(|m| {
+            [covered, ahead, alone].map(|id| {
+                let meeting = m.meeting(id);
+                (meeting.high_water, meeting.top_number())
+            })
+        });
+        assert_eq!(marks, [(0, 3), (4, 4), (7, 7)]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -227,7 +227,7 @@ pub struct ServeArgs {
     pub finalize_grace_ms: u64,
 
     /// Transcript lines per database batch, at most.
-    #[arg(long, env = "SCRIBE_BATCH_MAX_LINES", default_value_t = 500)]
+    #[arg(long, env = "SCRIBE_BATCH_MAX_LINES", default_value_t = 2000)]
     pub batch_max_lines: usize,
 
     /// How long a transcript batch may wait for more lines before it is

@@ -151,12 +151,25 @@ pub struct Store {
     /// The voice API the calls this instance starts run on (recorded on
     /// each meeting as its call starts).
     pub(crate) voice_api: VoiceApi,
+    /// How transcript lines reach PostgreSQL.
+    pub(crate) pg_lines: super::PgLines,
 }
+
+/// SQLite's page cache per connection, as its pragma takes it (negative:
+/// KiB).
+const SQLITE_CACHE_KIB: &str = "-512";
 
 impl Store {
     /// Calls started from now on run on `api`.
     pub fn starting_calls_on(mut self, api: VoiceApi) -> Self {
         self.voice_api = api;
+        self
+    }
+
+    /// Transcript lines go to PostgreSQL this way (the ingest example
+    /// compares them; the default is the one it found fastest).
+    pub fn writing_lines_by(mut self, how: super::PgLines) -> Self {
+        self.pg_lines = how;
         self
     }
 
@@ -173,7 +186,12 @@ impl Store {
                     // or power loss can drop the last commits.
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
-                    .foreign_keys(true);
+                    .foreign_keys(true)
+                    // Each connection keeps its own page cache (2 MiB by
+                    // default, 32 MiB over a pool of 16): 512 KiB each
+                    // keeps what the queries touch, and the file's pages
+                    // stay in the kernel's cache behind it.
+                    .pragma("cache_size", SQLITE_CACHE_KIB);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(size.0.max(1))
                     .connect_with(options)
@@ -195,6 +213,7 @@ impl Store {
             pool,
             changes: Changes::default(),
             voice_api: VoiceApi::Realtime,
+            pg_lines: super::PgLines::default(),
         })
     }
 

@@ -9,6 +9,7 @@ use scribe_actors::transcript::Line;
 use serde::Serialize;
 use sqlx::QueryBuilder;
 
+use super::copy::{PgLines, copy_lines};
 use super::pool::{Pool, Store, StoreError, on_pool};
 use crate::domain::now;
 
@@ -40,10 +41,6 @@ macro_rules! apply_updates {
         }
     }};
 }
-
-/// Rows per INSERT statement; keeps every statement well under both
-/// backends' bind-parameter limits (SQLite 32,766; PostgreSQL 65,535).
-const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// A transcript line as stored, in the API's shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -110,7 +107,7 @@ impl Store {
         }
         let created_at = now();
         let inserted = match &self.pool {
-            Pool::Postgres(p) => write_batch_arrays(p, batch, created_at).await,
+            Pool::Postgres(p) => write_batch_pg(p, batch, created_at, self.pg_lines).await,
             Pool::Sqlite(p) => write_batch_rows(p, batch, created_at).await,
         }?;
         self.changes.touch_all(
@@ -140,6 +137,31 @@ impl Store {
     }
 }
 
+/// Row counts of the multi-row statements on SQLite. Each row count is a
+/// statement of its own, kept prepared on every connection that ran it:
+/// any count up to 1,000 (the earlier cut) left a pool of 16 connections
+/// holding 17 MB of statement programs, the largest fixed cost in the heap
+/// profile. Three shapes keep that small, for a lower ingest ceiling
+/// (`ingest`: 71,000 lines a second against 91,000 with statements of up
+/// to 1,000 rows, and 65,000 with none kept prepared), still twice
+/// SQLite's own best.
+const SQLITE_SHAPES: [usize; 3] = [100, 10, 1];
+
+/// Cuts `items` into statements of [`SQLITE_SHAPES`] rows, largest first.
+fn sqlite_statements<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        let n = SQLITE_SHAPES
+            .into_iter()
+            .find(|&n| n <= items.len())
+            .unwrap_or(items.len());
+        (n > 0).then(|| {
+            let (rows, rest) = items.split_at(n);
+            items = rest;
+            rows
+        })
+    })
+}
+
 /// SQLite: multi-row statements (SQLite parses them fast and has no
 /// array parameters).
 async fn write_batch_rows(
@@ -149,7 +171,7 @@ async fn write_batch_rows(
 ) -> Result<u64, sqlx::Error> {
     let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
     let mut inserted = 0;
-    for rows in batch.lines.chunks(ROWS_PER_STATEMENT) {
+    for rows in sqlite_statements(&batch.lines) {
         let mut insert = QueryBuilder::new(
             "INSERT INTO transcript_chunks (meeting_id, sequence_number, speaker_type, \
              text, status, item_id, timestamp, start_ms, end_ms, created_at) ",
@@ -169,7 +191,7 @@ async fn write_batch_rows(
         insert.push(" ON CONFLICT (meeting_id, sequence_number) DO NOTHING");
         inserted += insert.build().execute(&mut *tx).await?.rows_affected();
     }
-    for events in batch.events.chunks(ROWS_PER_STATEMENT) {
+    for events in sqlite_statements(&batch.events) {
         let mut insert =
             QueryBuilder::new("INSERT INTO meeting_events (meeting_id, kind, detail, created_at) ");
         insert.push_values(events, |mut row, event| {
@@ -233,20 +255,77 @@ fn statement_groups(lines: &[(MeetingId, Line)]) -> Vec<&[(MeetingId, Line)]> {
     groups
 }
 
-/// PostgreSQL: one statement per table per 14 KiB of rows, each row's
-/// columns sent as binary array parameters and unpacked by `unnest`, and
-/// one UPDATE for all the high-water marks. The ingest example measured
-/// this at 0.6 of `COPY`'s rate; the multi-row VALUES it replaced (eight
-/// parameters a row, one UPDATE per meeting, whole batches hitting the
-/// stall described at [`STATEMENT_BYTES`]) ran at 0.07.
-async fn write_batch_arrays(
+/// PostgreSQL: the lines as [`PgLines`] says (by default one statement
+/// per 14 KiB of rows, each row's columns sent as binary array parameters
+/// and unpacked by `unnest`), the events likewise, and one UPDATE for all
+/// the high-water marks. The ingest example measured the arrays at 0.76 of
+/// `COPY`'s rate one batch at a time and 0.93 with two in flight; the
+/// multi-row VALUES they replaced (eight parameters a row, one UPDATE per
+/// meeting, whole batches hitting the stall described at
+/// [`STATEMENT_BYTES`]) ran at 0.07.
+async fn write_batch_pg(
     p: &sqlx::PgPool,
     batch: &WriteBatch,
     created_at: DateTime<Utc>,
+    how: PgLines,
 ) -> Result<u64, sqlx::Error> {
     let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
+    let inserted = match how {
+        _ if batch.lines.is_empty() => 0,
+        PgLines::Arrays => insert_arrays(&mut tx, &batch.lines, created_at).await?,
+        PgLines::CopyText => copy_lines(&mut tx, &batch.lines, created_at, false).await?,
+        PgLines::CopyBinary => copy_lines(&mut tx, &batch.lines, created_at, true).await?,
+    };
+    if !batch.events.is_empty() {
+        let meetings: Vec<_> = batch.events.iter().map(|e| e.meeting.as_uuid()).collect();
+        let kinds: Vec<_> = batch.events.iter().map(|e| e.kind.as_str()).collect();
+        let details: Vec<_> = batch
+            .events
+            .iter()
+            .map(|e| sqlx::types::Json(&e.detail))
+            .collect();
+        let stamps: Vec<_> = batch.events.iter().map(|e| e.at).collect();
+        sqlx::query(
+            "INSERT INTO meeting_events (meeting_id, kind, detail, created_at) \
+             SELECT m, k, d, c FROM unnest($1::uuid[], $2::text[], $3::jsonb[], \
+             $4::timestamptz[]) WITH ORDINALITY AS u(m, k, d, c, o) ORDER BY o",
+        )
+        .bind(meetings)
+        .bind(kinds)
+        .bind(details)
+        .bind(stamps)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !batch.high_water.is_empty() {
+        let (meetings, marks): (Vec<_>, Vec<_>) = batch
+            .high_water
+            .iter()
+            .map(|(meeting, mark)| (meeting.as_uuid(), *mark))
+            .unzip();
+        sqlx::query(
+            "UPDATE meetings SET sequence_high_water = u.mark \
+             FROM unnest($1::uuid[], $2::int8[]) AS u(id, mark) \
+             WHERE meetings.id = u.id AND meetings.sequence_high_water < u.mark",
+        )
+        .bind(meetings)
+        .bind(marks)
+        .execute(&mut *tx)
+        .await?;
+    }
+    apply_updates!(tx, batch, created_at);
+    tx.commit().await?;
+    Ok(inserted)
+}
+
+/// The lines as array parameters, one statement per [`STATEMENT_BYTES`].
+async fn insert_arrays(
+    tx: &mut sqlx::PgConnection,
+    lines: &[(MeetingId, Line)],
+    created_at: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
     let mut inserted = 0;
-    for rows in statement_groups(&batch.lines) {
+    for rows in statement_groups(lines) {
         let n = rows.len();
         let (mut meetings, mut numbers, mut speakers, mut texts) = (
             Vec::with_capacity(n),
@@ -293,44 +372,25 @@ async fn write_batch_arrays(
         .await?
         .rows_affected();
     }
-    if !batch.events.is_empty() {
-        let meetings: Vec<_> = batch.events.iter().map(|e| e.meeting.as_uuid()).collect();
-        let kinds: Vec<_> = batch.events.iter().map(|e| e.kind.as_str()).collect();
-        let details: Vec<_> = batch
-            .events
-            .iter()
-            .map(|e| sqlx::types::Json(&e.detail))
-            .collect();
-        let stamps: Vec<_> = batch.events.iter().map(|e| e.at).collect();
-        sqlx::query(
-            "INSERT INTO meeting_events (meeting_id, kind, detail, created_at) \
-             SELECT m, k, d, c FROM unnest($1::uuid[], $2::text[], $3::jsonb[], \
-             $4::timestamptz[]) WITH ORDINALITY AS u(m, k, d, c, o) ORDER BY o",
-        )
-        .bind(meetings)
-        .bind(kinds)
-        .bind(details)
-        .bind(stamps)
-        .execute(&mut *tx)
-        .await?;
-    }
-    if !batch.high_water.is_empty() {
-        let (meetings, marks): (Vec<_>, Vec<_>) = batch
-            .high_water
-            .iter()
-            .map(|(meeting, mark)| (meeting.as_uuid(), *mark))
-            .unzip();
-        sqlx::query(
-            "UPDATE meetings SET sequence_high_water = u.mark \
-             FROM unnest($1::uuid[], $2::int8[]) AS u(id, mark) \
-             WHERE meetings.id = u.id AND meetings.sequence_high_water < u.mark",
-        )
-        .bind(meetings)
-        .bind(marks)
-        .execute(&mut *tx)
-        .await?;
-    }
-    apply_updates!(tx, batch, created_at);
-    tx.commit().await?;
     Ok(inserted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_statements;
+
+    #[test]
+    fn sqlite_batches_are_cut_into_three_statement_shapes() {
+        let sizes = |n: usize| {
+            let items: Vec<usize> = (0..n).collect();
+            let parts: Vec<&[usize]> = sqlite_statements(&items).collect();
+            assert_eq!(parts.concat(), items, "every item once, in order");
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(234), [100, 100, 10, 10, 10, 1, 1, 1, 1]);
+        assert_eq!(sizes(2_000), [100; 20]);
+        assert_eq!(sizes(16), [10, 1, 1, 1, 1, 1, 1]);
+        assert_eq!(sizes(1), [1]);
+        assert!(sizes(0).is_empty());
+    }
 }

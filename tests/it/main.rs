@@ -13,6 +13,7 @@ mod fidelity;
 #[path = "../support/harness.rs"]
 mod helpers;
 mod http_limits;
+mod ingest_paths;
 mod instances;
 #[path = "../support/live.rs"]
 mod live;

@@ -71,6 +71,14 @@ impl FakeMeeting {
         }
     }
 
+    /// The highest number handed out that the store knows of: the stored
+    /// mark or a stored line above it, as every reader of the real store
+    /// takes it.
+    pub fn top_number(&self) -> i64 {
+        self.high_water
+            .max(self.lines.keys().last().copied().unwrap_or(0))
+    }
+
     /// The entries of one kind in the event log.
     pub fn logged(&self, kind: EventKind) -> Vec<&Value> {
         self.events
@@ -277,10 +285,7 @@ impl CallStore for MemoryStore {
                 instructions: "Be brief.".into(),
                 call_id: None,
                 call_type: None,
-                next_sequence: fake
-                    .high_water
-                    .max(fake.lines.keys().last().copied().unwrap_or(0))
-                    + 1,
+                next_sequence: fake.top_number() + 1,
                 end_requested_at: fake.end_requested_at,
                 lease_unreleased: false,
                 transport: fake.attached.as_ref().map(|(t, _)| *t),
@@ -316,9 +321,7 @@ impl CallStore for MemoryStore {
                 .meetings
                 .get_mut(&meeting)
                 .ok_or_else(|| Self::refused("no such meeting"))?;
-            let top = fake
-                .high_water
-                .max(fake.lines.keys().last().copied().unwrap_or(0));
+            let top = fake.top_number();
             let lost: Vec<i64> = (1..=top).filter(|n| !fake.lines.contains_key(n)).collect();
             let transitioned = fake.change(MeetingStatus::Processing);
             if transitioned {

@@ -103,7 +103,7 @@ async fn a_turn_read_from_the_session_is_stored_in_conversation_order() {
             ),
         ]
     );
-    let high = tree.store.read(|m| m.meeting(meeting).high_water);
+    let high = tree.store.read(|m| m.meeting(meeting).top_number());
     assert_eq!(high, 2);
     tree.stop();
 }
@@ -366,7 +366,7 @@ async fn an_item_the_service_cannot_give_back_leaves_a_marked_hole_and_no_made_u
         (hole["after"].clone(), hole["before"].clone()),
         (2.into(), 3.into())
     );
-    let high = tree.store.read(|m| m.meeting(meeting).high_water);
+    let high = tree.store.read(|m| m.meeting(meeting).top_number());
     assert_eq!(
         high, 4,
         "no number handed out for the item that could not be fetched"

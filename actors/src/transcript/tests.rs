@@ -278,17 +278,7 @@ fn transcription_before_the_item_is_kept_until_it_is_placed() {
 fn a_backlog_over_its_bound_sheds_its_oldest_lines_and_keeps_their_numbers_reserved() {
     let mut c = Conversation::new(1);
     for n in 1..=4 {
-        c.ready.push(Line {
-            sequence_number: n,
-            speaker: Speaker::User,
-            text: "x".repeat(10),
-            status: ChunkStatus::Completed,
-            item_id: None,
-            timestamp: Utc::now(),
-            start_ms: None,
-            end_ms: None,
-            ready_at: std::time::Instant::now(),
-        });
+        c.ready.push(crate::fakes::user_line(n, "x".repeat(10)));
     }
     let _ = c.take_high_water();
     assert_eq!(c.shed_backlog(40), Vec::<i64>::new(), "within the bound");
