@@ -17,6 +17,7 @@ use scribe_actors::domain::{ChunkStatus, Speaker};
 use scribe_actors::ids::MeetingId;
 use scribe_actors::ports::{TranscriptSink, WriteBatch};
 use scribe_actors::realtime::event::parse;
+use scribe_actors::realtime::live::parse_live;
 use scribe_actors::transcript::{Conversation, Line};
 use serde_json::json;
 
@@ -78,6 +79,48 @@ fn frames(c: &mut Criterion) {
             }
             conversation.take_ready()
         });
+    });
+    group.finish();
+}
+
+/// One second of a GPT-Live sideband as the service sends it (`type`
+/// first): the caller's audio (`session.input_audio.append`, 24 kHz PCM16
+/// in 20 ms chunks: 50 frames of 1,280 base64 characters, 64 KB/s), the
+/// agent's audio at the same rate, and five transcript fragments a side.
+fn sideband_second() -> Vec<String> {
+    let chunk = "A".repeat(1_280);
+    let mut frames = Vec::new();
+    for n in 0..50u64 {
+        frames.push(format!(
+            r#"{{"type":"session.input_audio.append","audio":"{chunk}"}}"#
+        ));
+        frames.push(format!(
+            r#"{{"type":"session.output_audio.delta","event_id":"event_{n}","delta":"{chunk}"}}"#
+        ));
+        if n % 10 == 0 {
+            for side in ["input", "output"] {
+                frames.push(format!(
+                    r#"{{"type":"session.{side}_transcript.delta","event_id":"event_{n}{side}","delta":" word","start_ms":{},"end_ms":{}}}"#,
+                    n * 20,
+                    n * 20 + 200
+                ));
+            }
+        }
+    }
+    frames
+}
+
+fn live_sideband(c: &mut Criterion) {
+    let second = sideband_second();
+    let append = second[0].clone();
+    let mut group = c.benchmark_group("parse (GPT-Live sideband)");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("caller audio (session.input_audio.append)", |b| {
+        b.iter(|| parse_live(&append))
+    });
+    group.throughput(Throughput::Elements(second.len() as u64));
+    group.bench_function("one second: caller and agent audio, fragments", |b| {
+        b.iter(|| second.iter().filter_map(|f| parse_live(f).ok()).count())
     });
     group.finish();
 }
@@ -169,5 +212,5 @@ fn writer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, frames, ordering, writer);
+criterion_group!(benches, frames, live_sideband, ordering, writer);
 criterion_main!(benches);

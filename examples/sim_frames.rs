@@ -4,7 +4,8 @@
 //! failed and truncated replies, a non-fatal error, a session expiry) and
 //! for a refused `session.update`; then, after a line `--- live`, every
 //! frame a simulated GPT-Live session sends for the same script (as timed
-//! fragments, then `session.closed`) and for a refused `session.start`.
+//! fragments, then `session.closed`), for a refused `session.start`, and
+//! on a GPT-Live SIP call's sideband (the audio reflected to it too).
 //! `.ci/run` pipes them into
 //! `scripts/check_sim_shapes.py`, which validates each against OpenAI's own
 //! generated types (`openai` on PyPI): the simulator speaks the real shapes.
@@ -64,7 +65,11 @@ fn every_case() -> Script {
 async fn record(config: SimRealtimeConfig) -> anyhow::Result<()> {
     let peer = SimRealtime::start(([127, 0, 0, 1], 0).into(), config).await?;
     let (mut socket, _) = tokio_tungstenite::connect_async(peer.url()).await?;
-    let update = scribe_actors::realtime::client::session_update("Be brief.", "marin");
+    let update = scribe_actors::realtime::client::session_update(
+        "Be brief.",
+        "marin",
+        scribe_actors::realtime::client::DEFAULT_TRANSCRIPTION_MODEL,
+    );
     socket.send(Message::text(update)).await?;
     while let Ok(Some(frame)) = tokio::time::timeout(QUIET, socket.next()).await {
         match frame? {
@@ -109,6 +114,42 @@ async fn record_live(script: Script, refuse: Option<&str>) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Plays a GPT-Live SIP call to the end and prints what its sideband heard
+/// (the transcript and both sides' audio).
+async fn record_live_sideband(script: Script) -> anyhow::Result<()> {
+    let llm = SimLlm::start(([127, 0, 0, 1], 0).into(), Duration::ZERO).await?;
+    let mut steps = script.steps;
+    steps.push(Step::SessionClosed("remote_hangup".into()));
+    llm.calls().configure(CallsConfig {
+        realtime: SimRealtimeConfig {
+            audio_frames_per_word: 1,
+            audio_frame_bytes: 8,
+            ..SimRealtimeConfig::scripted(move |_| Script {
+                steps: steps.clone(),
+            })
+        },
+        ..CallsConfig::default()
+    });
+    let id = llm.calls().ring_live();
+    reqwest::Client::new()
+        .post(format!("{}/live/sessions/{id}/accept", llm.base_url()))
+        .json(&serde_json::json!({"session":{"type":"live","model":"gpt-live-1.1","instructions":"Be brief."}}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let url = format!("{}/live/sessions/{id}/attach", ws_base(&llm.base_url()));
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+    while let Ok(Some(frame)) = tokio::time::timeout(QUIET, socket.next()).await {
+        match frame? {
+            Message::Text(text) => println!("{text}"),
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    socket.close(None).await.ok();
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     record(SimRealtimeConfig {
@@ -131,5 +172,6 @@ async fn main() -> anyhow::Result<()> {
     });
     record_live(live, None).await?;
     record_live(Script::hold(), Some("session.voice")).await?;
+    record_live_sideband(every_case()).await?;
     Ok(())
 }

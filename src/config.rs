@@ -14,8 +14,13 @@ pub use secrets::{MIN_SECRET_CHARS, WeakSecret, generate_token};
 pub use settings::{HttpSettings, Settings, SettingsError, TokenSource};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://scribe.db";
-pub const DEFAULT_REALTIME_URL: &str = "wss://api.openai.com/v1/realtime?model=gpt-realtime";
+// The default models are ones OpenAI's generated types (`openai` 3.57)
+// list without an announced shutdown; `crate::openai::models` has the
+// announced ones and warns at startup when one is configured.
+pub const DEFAULT_REALTIME_URL: &str = "wss://api.openai.com/v1/realtime?model=gpt-realtime-2.1";
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
-pub const DEFAULT_ANALYSIS_MODEL: &str = "gpt-4o";
-pub const DEFAULT_REALTIME_MODEL: &str = "gpt-realtime";
+pub const DEFAULT_ANALYSIS_MODEL: &str = "gpt-6-luna";
+pub const DEFAULT_REALTIME_MODEL: &str = "gpt-realtime-2.1";
+pub const DEFAULT_TRANSCRIPTION_MODEL: &str =
+    scribe_actors::realtime::client::DEFAULT_TRANSCRIPTION_MODEL;
 pub const DEFAULT_VOICE: &str = "marin";

@@ -75,9 +75,9 @@ pub struct AppState {
     pub calls_api: Option<CallsApi>,
     /// The key of `OPENAI_WEBHOOK_SECRET` (`None` when unset).
     pub openai_webhook_key: Option<Arc<Vec<u8>>>,
-    /// The model and voice of the calls scribe creates and accepts.
-    pub realtime_model: Arc<str>,
-    pub voice: Arc<str>,
+    /// What the calls scribe creates and accepts ask of OpenAI (the
+    /// instructions aside): model, voice, transcription.
+    pub session: Arc<crate::openai::calls::SessionConfig>,
     /// Per-meeting limits on call creation and analysis retries.
     pub limits: Arc<limits::MeetingLimits>,
     /// Open event streams, against their bounds.

@@ -4,7 +4,9 @@
 //! Webhooks).
 //!
 //! - [`calls`]: the REST client.
+//! - [`models`]: announced model shutdowns, warned of at startup.
 //! - [`webhook`]: signature verification and the events scribe acts on.
 
 pub mod calls;
+pub mod models;
 pub mod webhook;

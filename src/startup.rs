@@ -30,7 +30,7 @@ use crate::http::health::Probe;
 use crate::http::serve::{ServeLimits, Stopping, serve};
 use crate::http::streams::{StreamBounds, StreamLimits};
 use crate::http::{AppState, router};
-use crate::openai::calls::CallsApi;
+use crate::openai::calls::{CallsApi, SessionConfig};
 use crate::realtime::RealtimeEndpoint;
 use crate::store::{Backend, PoolSize, Store, redact_url};
 
@@ -135,13 +135,22 @@ impl Application {
             store: Arc::new(store.clone()),
             writer: writer.clone(),
             connector: Arc::new(connector),
+            control: calls_api
+                .clone()
+                .map(|api| Arc::new(api) as Arc<dyn scribe_actors::ports::CallControl>),
             config: CallConfig {
                 voice_api: settings.voice_api,
                 live_model: settings.model().to_owned(),
                 ..settings.call.clone()
             },
         });
-        let model: Arc<str> = settings.model().into();
+        let session = Arc::new(SessionConfig {
+            model: settings.model().to_owned(),
+            instructions: String::new(),
+            voice: settings.voice.clone(),
+            transcription: settings.call.transcription_model.clone(),
+        });
+        crate::openai::models::warn_of_retirements(&settings);
         // `/readyz` and `/metrics` read what this task finds, once a second.
         let probe = Arc::new(Probe::default());
         probe.check(&store).await;
@@ -197,8 +206,7 @@ impl Application {
                 owned_transport,
                 calls_api,
                 openai_webhook_key,
-                realtime_model: model.clone(),
-                voice: settings.voice.as_str().into(),
+                session,
                 creating: Arc::default(),
                 limits: Arc::default(),
                 streams: StreamLimits::new(StreamBounds {

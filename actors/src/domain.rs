@@ -154,7 +154,7 @@ impl VoiceApi {
     /// The model a call runs on when none is configured.
     pub const fn default_model(self) -> &'static str {
         match self {
-            Self::Realtime => "gpt-realtime",
+            Self::Realtime => "gpt-realtime-2.1",
             Self::Live => "gpt-live-1.1",
         }
     }
@@ -182,6 +182,9 @@ closed_set!(
         ReplyTruncated => "reply_truncated",
         /// A user transcription failed (the service's error).
         TranscriptionFailed => "transcription_failed",
+        /// A user turn whose transcription completed empty (silence, an
+        /// idle-timeout nudge's empty audio): no line was stored.
+        Silence => "silence",
         /// A session rotation went ahead mid-turn, its session about to expire.
         RotationForced => "rotation_forced",
         /// An item the sideband missed was fetched back
@@ -190,6 +193,9 @@ closed_set!(
         /// The provider ended an attached call (it hung up, or the call no
         /// longer exists): the call is finalized.
         CallOver => "call_over",
+        /// scribe ended an attached call at the provider (`how`:
+        /// `session.close` on the sideband, or the REST `hangup`).
+        HungUp => "hung_up",
         /// A GPT-Live session closed (`reason`) in a way that does not end
         /// the call.
         SessionClosed => "session_closed",

@@ -8,6 +8,7 @@
 //!   analysis until released, counting calls.
 //! - [`connector::FakeConnector`]: opens in-memory sessions (channels) that
 //!   the test drives: frames in, client events out, drops.
+//! - [`control::FakeControl`]: the provider's hang-up, recorded.
 //! - [`tree::TestTree`]: the real actor tree on these ports.
 //!
 //! Tests run in paused tokio time: waits have a deadline in virtual time,
@@ -15,6 +16,7 @@
 
 pub mod analyzer;
 pub mod connector;
+pub mod control;
 pub mod store;
 pub mod tree;
 

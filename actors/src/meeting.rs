@@ -144,7 +144,10 @@ impl Actor for MeetingActor {
             }
             MeetingMsg::Finalize { ended_at } => {
                 if !state.ending {
-                    let done = Box::pin(state.finalize(ended_at)).await;
+                    // An attached call ends because scribe was told to
+                    // end it (its hang-up): the provider's call ends too.
+                    let hang_up = state.is_attached();
+                    let done = Box::pin(state.finalize(ended_at, hang_up)).await;
                     if let Some(done) = done {
                         tracing::info!(meeting = %state.meeting(), lines = done.lines, lost = done.lost.len(), "call finalized");
                     }

@@ -11,6 +11,7 @@
 //! | [`AnalysisStore`] | AnalysisActor, the supervisor, recovery |
 //! | [`Analyzer`] | AnalysisActor |
 //! | [`RealtimeConnector`] | MeetingActor |
+//! | [`CallControl`] | MeetingActor (scribe hangs up a call it attaches to) |
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -299,10 +300,16 @@ pub trait CallStore: Send + Sync + 'static {
     /// `active` meeting to `processing` with `ended_at`,
     /// `processing_started_at` and `transcript_collected`, creating its
     /// pending analysis job.
+    ///
+    /// `handed_out`: the highest number the call's own conversation handed
+    /// out, when this process holds it. A stored mark above it is a number
+    /// the conversation gave back (a user turn that was silence), not a
+    /// lost line; without it the stored mark counts.
     async fn finalize(
         &self,
         meeting: MeetingId,
         ended_at: DateTime<Utc>,
+        handed_out: Option<i64>,
     ) -> Result<Finalized, PortError>;
 
     /// Marks the meeting `failed` with a human-readable error, when the
@@ -456,6 +463,13 @@ pub enum ConnectError {
 #[async_trait]
 pub trait RealtimeConnector: Send + Sync + 'static {
     async fn connect(&self, target: &SessionTarget) -> Result<RealtimeSession, ConnectError>;
+}
+
+/// The provider's control of a call scribe attaches to: its REST hang-up
+/// (OpenAI's `/realtime/calls/{id}/hangup`, `/live/sessions/{id}/hangup`).
+#[async_trait]
+pub trait CallControl: Send + Sync + 'static {
+    async fn hang_up(&self, api: VoiceApi, call_id: &str) -> Result<(), PortError>;
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@
 //! - user: `completed` with the final transcription; `partial` with the
 //!   transcription deltas received when the transcription fails or the
 //!   session ends first; `transcription_failed` (empty) when nothing arrived;
+//!   no line at all when the transcription completes empty (silence: see
+//!   `silence`);
 //! - agent: `completed` with the final transcript; `interrupted` when its
 //!   response ends `cancelled`, `failed` or `incomplete` (the transcript in
 //!   `response.done`'s output, else the deltas received) or when the user
@@ -74,6 +76,13 @@ struct Awaiting {
     held: Vec<ServerEvent>,
 }
 
+/// An agent line already closed: its number and the response it belongs to.
+#[derive(Debug, Clone)]
+struct AgentLine {
+    sequence_number: i64,
+    response: Option<String>,
+}
+
 /// What arrived for a user item before its place in the conversation was known.
 #[derive(Debug, Clone, Default)]
 struct EarlyUser {
@@ -98,9 +107,10 @@ pub struct Conversation {
     active_responses: HashSet<String>,
     /// The user is speaking (`speech_started`, not yet stopped or committed).
     speaking: bool,
-    /// Agent lines of this session already ready or handed over, by item:
-    /// a later truncation marks them.
-    agent_lines: HashMap<String, i64>,
+    /// Agent lines of this session already ready or handed over, by item,
+    /// with the response each belongs to: a later truncation, or a
+    /// `response.done` that says the reply did not complete, marks them.
+    agent_lines: HashMap<String, AgentLine>,
     ready: Vec<Line>,
     /// Lines already handed to the writer that must become `interrupted`.
     interrupted: Vec<i64>,
@@ -113,6 +123,11 @@ pub struct Conversation {
     detached_at: Option<DateTime<Utc>>,
     /// GPT-Live: the current session's timeline (see `timed`).
     timed: timed::Timed,
+    /// User items the service committed as silence (an idle timeout), and
+    /// the next number when each took its place in the chain.
+    silent: HashMap<String, Option<i64>>,
+    /// The highest number of a line handed to the writer so far.
+    handed_high: i64,
 }
 
 impl Conversation {
@@ -137,6 +152,8 @@ impl Conversation {
             awaiting: None,
             detached_at: None,
             timed: timed::Timed::default(),
+            silent: HashMap::new(),
+            handed_high: 0,
         }
     }
 
@@ -181,13 +198,14 @@ impl Conversation {
         match event {
             ServerEvent::SpeechStarted => self.speaking = true,
             ServerEvent::SpeechStopped => self.speaking = false,
+            ServerEvent::InputTimeout { item_id } => self.timed_out(item_id),
             ServerEvent::InputCommitted {
                 item_id,
                 previous_item_id,
             } => {
                 self.speaking = false;
                 if self.place(item_id, previous_item_id.as_deref()) {
-                    self.open_slot(item_id, Speaker::User, now);
+                    self.open_user_slot(item_id, now);
                 }
             }
             ServerEvent::ItemAdded {
@@ -198,10 +216,12 @@ impl Conversation {
                 previous_item_id,
                 item,
             } => {
-                if self.place(&item.id, previous_item_id.as_deref())
-                    && let Some(speaker) = self.live_speaker(item)
-                {
-                    self.open_slot(&item.id, speaker, now);
+                if self.place(&item.id, previous_item_id.as_deref()) {
+                    match self.live_speaker(item) {
+                        Some(Speaker::User) => self.open_user_slot(&item.id, now),
+                        Some(Speaker::Agent) => self.open_slot(&item.id, Speaker::Agent, now),
+                        None => {}
+                    }
                 }
             }
             ServerEvent::UserTranscriptDelta { item_id, delta } => self.user_delta(item_id, delta),
@@ -303,6 +323,7 @@ impl Conversation {
         self.known.clear();
         self.tail = None;
         self.early_user.clear();
+        self.silent.clear();
         self.active_responses.clear();
         self.agent_lines.clear();
         self.speaking = false;
@@ -436,6 +457,10 @@ impl Conversation {
                 }
             }
             Some(_) => {}
+            // Announced as silence and placed: settled without a slot.
+            None if self.silent.get(item_id).is_some_and(Option::is_some) => {
+                self.settle_silent(item_id, outcome);
+            }
             None if !self.known.contains(item_id) => {
                 self.early_user
                     .entry(item_id.to_owned())
@@ -448,6 +473,14 @@ impl Conversation {
 
     fn emit_user(&mut self, item_id: &str, mut slot: Slot, outcome: Result<String, ErrorInfo>) {
         let status = match outcome {
+            Ok(text) if text.trim().is_empty() => {
+                if self.silence(item_id, slot.sequence_number) {
+                    return;
+                }
+                // A later line already went out: the place keeps a line.
+                slot.text.clear();
+                ChunkStatus::TranscriptionFailed
+            }
             Ok(text) => {
                 slot.text = truncate(text.trim());
                 ChunkStatus::Completed
@@ -466,8 +499,13 @@ impl Conversation {
 
     fn emit(&mut self, item_id: &str, slot: Slot, status: ChunkStatus) {
         if slot.speaker == Speaker::Agent {
-            self.agent_lines
-                .insert(item_id.to_owned(), slot.sequence_number);
+            self.agent_lines.insert(
+                item_id.to_owned(),
+                AgentLine {
+                    sequence_number: slot.sequence_number,
+                    response: slot.response.clone(),
+                },
+            );
         }
         self.ready.push(Line {
             sequence_number: slot.sequence_number,
@@ -519,6 +557,7 @@ mod backlog;
 mod cutoff;
 mod notice;
 mod recovery;
+mod silence;
 mod timed;
 pub mod timeline;
 

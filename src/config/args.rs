@@ -9,7 +9,7 @@ use secrecy::SecretString;
 
 use super::{
     DEFAULT_ANALYSIS_MODEL, DEFAULT_DATABASE_URL, DEFAULT_OPENAI_BASE_URL, DEFAULT_REALTIME_URL,
-    DEFAULT_VOICE,
+    DEFAULT_TRANSCRIPTION_MODEL, DEFAULT_VOICE,
 };
 
 /// scribe: an actor-based realtime session supervisor for AI voice calls.
@@ -161,10 +161,16 @@ pub struct ServeArgs {
     #[arg(long, env = "SCRIBE_VOICE_API", value_enum, default_value_t = VoiceApiArg::Realtime)]
     pub voice_api: VoiceApiArg,
 
-    /// The voice model of the calls scribe opens, creates and accepts.
-    /// Default: `gpt-realtime` for Realtime, `gpt-live-1.1` for GPT-Live.
+    /// The voice model of the calls scribe creates and accepts (an owned
+    /// Realtime session's model is the one in `--realtime-url`).
+    /// Default: `gpt-realtime-2.1` for Realtime, `gpt-live-1.1` for GPT-Live.
     #[arg(long, env = "SCRIBE_REALTIME_MODEL")]
     pub realtime_model: Option<String>,
+
+    /// The model that transcribes the caller in Realtime sessions
+    /// (GPT-Live transcribes both sides itself).
+    #[arg(long, env = "SCRIBE_TRANSCRIPTION_MODEL", default_value = DEFAULT_TRANSCRIPTION_MODEL)]
+    pub transcription_model: String,
 
     /// The voice the agent speaks with.
     #[arg(long, env = "SCRIBE_VOICE", default_value = DEFAULT_VOICE)]

@@ -144,6 +144,7 @@ impl Settings {
             call: CallConfig {
                 finalize_grace: Duration::from_millis(args.finalize_grace_ms),
                 voice: args.voice,
+                transcription_model: args.transcription_model,
                 ..CallConfig::default()
             },
             writer: WriterConfig {

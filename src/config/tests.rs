@@ -14,7 +14,8 @@ fn no_subcommand_means_serve_with_defaults() {
         panic!("expected serve");
     };
     assert_eq!(args.listen.to_string(), "127.0.0.1:8080");
-    assert_eq!(args.analysis_model, "gpt-4o");
+    assert_eq!(args.analysis_model, "gpt-6-luna");
+    assert_eq!(args.transcription_model, "gpt-live-transcribe");
 }
 
 #[test]

@@ -17,8 +17,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use scribe_actors::domain::{EventKind, MeetingStatus, Transport};
+use scribe_actors::domain::{EventKind, MeetingStatus, Transport, VoiceApi};
 use scribe_actors::ids::MeetingId;
+use scribe_actors::supervisor::outcome::EndOutcome;
 
 /// The largest SDP offer accepted.
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;
@@ -113,9 +114,8 @@ async fn session_config(state: &AppState, meeting: &Meeting) -> Result<SessionCo
             .ok_or_else(ApiError::agent_not_found)?,
     };
     Ok(SessionConfig {
-        model: state.realtime_model.to_string(),
         instructions,
-        voice: state.voice.to_string(),
+        ..(*state.session).clone()
     })
 }
 
@@ -286,32 +286,46 @@ pub async fn hangup(
             meeting.status
         )));
     }
-    if let (Some(transport), Some(call_id)) = (meeting.transport, &meeting.provider_call_id)
-        && transport.is_attached()
-    {
-        match &state.calls_api {
-            Some(api) => {
-                // A call OpenAI already ended is ended: finalize all the
-                // same. The call is hung up on the API it was made with.
-                let api = api.clone().on(meeting.voice_api.unwrap_or(api.voice_api()));
-                if let Err(error) = api.hangup(call_id).await {
-                    tracing::warn!(meeting = %meeting.id, %error, "hangup not confirmed by OpenAI");
-                }
-            }
-            None => {
-                tracing::warn!(meeting = %meeting.id, "no OPENAI_API_KEY: the call is not hung up at OpenAI")
-            }
-        }
-    }
-    // The same path as `call.session_ended`.
+    // The same path as `call.session_ended`. The call's actor (here or on
+    // the instance that owns it) ends an attached call at OpenAI the way
+    // its path ends, after it stopped listening for the sideband's end:
+    // nothing re-attaches.
     let ended_at = crate::domain::now();
     state.store.mark_end_requested(meeting.id, ended_at).await?;
-    state
+    let outcome = state
         .calls
         .end(meeting.id, ended_at)
         .await
         .map_err(ApiError::Calls)?;
+    if outcome == EndOutcome::FinalizingFromStore {
+        hang_up_without_actor(&state, &meeting).await;
+    }
     Ok((StatusCode::ACCEPTED, Processing::now()))
+}
+
+/// An attached call no actor holds anywhere (none runs it, no instance
+/// owns it): OpenAI's REST hang-up, best effort. A GPT-Live WebRTC session
+/// ends only with `session.close` on a sideband, which nobody holds: it
+/// ends when its caller leaves.
+async fn hang_up_without_actor(state: &AppState, meeting: &Meeting) {
+    let (Some(transport), Some(call_id)) = (meeting.transport, &meeting.provider_call_id) else {
+        return;
+    };
+    if !transport.is_attached() {
+        return;
+    }
+    let Some(api) = &state.calls_api else {
+        tracing::warn!(meeting = %meeting.id, "no OPENAI_API_KEY: the call is not hung up at OpenAI");
+        return;
+    };
+    let voice_api = meeting.voice_api.unwrap_or(api.voice_api());
+    if voice_api == VoiceApi::Live && transport == Transport::WebRtc {
+        tracing::warn!(meeting = %meeting.id, "no sideband holds this GPT-Live WebRTC session: it ends when its caller leaves");
+        return;
+    }
+    if let Err(error) = api.clone().on(voice_api).hangup(call_id).await {
+        tracing::warn!(meeting = %meeting.id, %error, "hangup not confirmed by OpenAI");
+    }
 }
 
 /// OpenAI's refusal, as the caller sees it. OpenAI's own words go to the

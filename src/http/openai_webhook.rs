@@ -52,7 +52,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     ),
     responses(
         (status = 200, description = "Verified and handled.", body = WebhookAnswer),
-        (status = 400, description = "Signed, but not an OpenAI event, or an incoming call without `data.call_id`.", body = ErrorBody),
+        (status = 400, description = "Signed, but not an OpenAI event, or an incoming call without its id (`data.call_id` for Realtime, `data.session_id` for GPT-Live).", body = ErrorBody),
         (status = 401, description = "Missing or invalid signature headers, or a timestamp too far from now.", body = ErrorBody),
         (status = 404, description = "The agent the number reaches no longer exists.", body = ErrorBody),
         (status = 503, description = "`OPENAI_WEBHOOK_SECRET` or `OPENAI_API_KEY` is not set, or the call supervisor is unavailable.", body = ErrorBody),
@@ -125,7 +125,7 @@ async fn incoming_call(
     let call_id = event
         .call_id
         .as_deref()
-        .ok_or_else(|| ApiError::BadRequest("`data.call_id` is missing".into()))?;
+        .ok_or_else(|| ApiError::BadRequest(format!("`{}` is missing", event.call_id_field())))?;
     if state.store.meeting_for_call(call_id).await?.is_some() {
         return Ok(answer(WebhookOutcome::Duplicate));
     }
@@ -161,9 +161,8 @@ async fn incoming_call(
         .await?
         .ok_or_else(ApiError::agent_not_found)?;
     let session = SessionConfig {
-        model: state.realtime_model.to_string(),
         instructions: agent.instructions,
-        voice: state.voice.to_string(),
+        ..(*state.session).clone()
     };
     if let Err(error) = api.accept(call_id, &session).await {
         tracing::warn!(call = call_id, %meeting, %error, "OpenAI refused the accept");

@@ -48,6 +48,8 @@ pub struct SessionConfig {
     pub model: String,
     pub instructions: String,
     pub voice: String,
+    /// Realtime's input transcription model (GPT-Live transcribes itself).
+    pub transcription: String,
 }
 
 impl SessionConfig {
@@ -62,8 +64,11 @@ impl SessionConfig {
 
     /// The session object, as `realtime/calls` and `accept` take it.
     pub fn to_json(&self) -> Value {
-        let mut session =
-            scribe_actors::realtime::client::session_object(&self.instructions, &self.voice);
+        let mut session = scribe_actors::realtime::client::session_object(
+            &self.instructions,
+            &self.voice,
+            &self.transcription,
+        );
         session["model"] = json!(self.model);
         session
     }
@@ -274,5 +279,21 @@ impl CallsApi {
                 message
             },
         })
+    }
+}
+
+/// The actors' hang-up of an attached call, on the API it was made with.
+#[async_trait::async_trait]
+impl scribe_actors::ports::CallControl for CallsApi {
+    async fn hang_up(
+        &self,
+        api: VoiceApi,
+        call_id: &str,
+    ) -> Result<(), scribe_actors::ports::PortError> {
+        self.clone()
+            .on(api)
+            .hangup(call_id)
+            .await
+            .map_err(scribe_actors::ports::PortError::store)
     }
 }

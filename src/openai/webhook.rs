@@ -1,9 +1,20 @@
 //! OpenAI's webhooks follow Standard Webhooks: headers `webhook-id`,
 //! `webhook-timestamp` (Unix seconds of this attempt) and
-//! `webhook-signature` (space-separated `v1,<base64>` entries, any of which
-//! may match), an HMAC-SHA256 of `{id}.{timestamp}.{raw body}` keyed with
-//! the endpoint secret `whsec_<base64>`. A timestamp more than 300 s from
-//! now, either way, is refused (as OpenAI's SDK does).
+//! `webhook-signature` (whitespace-separated `v1,<base64>` entries, any of
+//! which may match), an HMAC-SHA256 of `{id}.{timestamp}.{raw body}` keyed
+//! with the endpoint secret. Verified as OpenAI's own SDK verifies
+//! (`openai` 3.57, `lib/_webhooks.py`), which differs from the reference
+//! `standardwebhooks` library in three places:
+//!
+//! - a `whsec_<base64>` secret's key is the decoded base64; a secret
+//!   without the prefix is used as its raw bytes (not decoded);
+//! - the signed content carries the timestamp header exactly as sent
+//!   (`0001700000000` is signed as such, not as `1700000000`); it is read
+//!   as Python's `int()` reads it (surrounding whitespace, a sign, `_`
+//!   between digits), ASCII digits only;
+//! - an entry without a `v1,` prefix is compared whole.
+//!
+//! A timestamp more than 300 s from now, either way, is refused.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -27,26 +38,55 @@ pub enum WebhookError {
     Stale,
     #[error("invalid webhook signature")]
     BadSignature,
-    #[error("OPENAI_WEBHOOK_SECRET is not a `whsec_` base64 secret")]
+    #[error("OPENAI_WEBHOOK_SECRET is empty, or a `whsec_` secret whose rest is not base64")]
     BadSecret,
 }
 
-/// The key of a `whsec_<base64>` secret (a bare base64 secret also works).
+/// The key of a secret: the decoded base64 of a `whsec_<base64>` secret,
+/// else the secret's own bytes (as OpenAI's SDK takes it).
 pub fn secret_key(secret: &str) -> Result<Vec<u8>, WebhookError> {
-    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
-    STANDARD
-        .decode(encoded)
-        .ok()
-        .filter(|k| !k.is_empty())
-        .ok_or(WebhookError::BadSecret)
+    let key = match secret.strip_prefix("whsec_") {
+        Some(encoded) => STANDARD.decode(encoded).ok(),
+        None => Some(secret.as_bytes().to_vec()),
+    };
+    key.filter(|k| !k.is_empty()).ok_or(WebhookError::BadSecret)
 }
 
 /// The `v1,<base64>` signature of a delivery.
 pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    sign_as_sent(key, id, &timestamp.to_string(), body)
+}
+
+/// The `v1,<base64>` signature of a delivery whose timestamp header reads
+/// `timestamp`, exactly.
+pub fn sign_as_sent(key: &[u8], id: &str, timestamp: &str, body: &[u8]) -> String {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
     mac.update(format!("{id}.{timestamp}.").as_bytes());
     mac.update(body);
     format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+/// A timestamp header as Python's `int()` reads it (OpenAI's SDK does):
+/// whitespace around it, an optional sign, ASCII digits with single `_`
+/// between them.
+fn unix_seconds(header: &str) -> Option<i64> {
+    let text = header.trim();
+    let (negative, digits) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let bytes = digits.as_bytes();
+    let well_formed = !bytes.is_empty()
+        && bytes.first().is_some_and(u8::is_ascii_digit)
+        && bytes.last().is_some_and(u8::is_ascii_digit)
+        && bytes.iter().all(|b| b.is_ascii_digit() || *b == b'_')
+        && !digits.contains("__");
+    if !well_formed {
+        return None;
+    }
+    let value: i64 = digits.replace('_', "").parse().ok()?;
+    Some(if negative { -value } else { value })
 }
 
 /// Checks a delivery's signature and timestamp against `key`, at `now`
@@ -62,27 +102,33 @@ pub fn verify(
     let id = id.ok_or(WebhookError::Missing("webhook-id"))?;
     let timestamp = timestamp.ok_or(WebhookError::Missing("webhook-timestamp"))?;
     let signatures = signatures.ok_or(WebhookError::Missing("webhook-signature"))?;
-    let timestamp: i64 = timestamp
-        .trim()
-        .parse()
-        .map_err(|_| WebhookError::BadTimestamp)?;
-    if (now - timestamp).abs() > TOLERANCE_SECS {
+    let seconds = unix_seconds(timestamp).ok_or(WebhookError::BadTimestamp)?;
+    if now.abs_diff(seconds) > TOLERANCE_SECS.unsigned_abs() {
         return Err(WebhookError::Stale);
     }
-    let expected = sign(key, id, timestamp, body);
-    let expected = expected.as_bytes();
-    let matched =
-        signatures
-            .split(' ')
-            .filter(|s| s.starts_with("v1,"))
-            .fold(false, |found, candidate| {
-                let same: bool = candidate.as_bytes().ct_eq(expected).into();
-                found | same
-            });
+    let expected = sign_as_sent(key, id, timestamp, body);
+    let expected = expected.strip_prefix("v1,").unwrap_or_default().as_bytes();
+    let matched = signatures
+        .split_whitespace()
+        .map(|entry| entry.strip_prefix("v1,").unwrap_or(entry))
+        .fold(false, |found, candidate| {
+            let same: bool = candidate.as_bytes().ct_eq(expected).into();
+            found | same
+        });
     if matched {
         Ok(())
     } else {
         Err(WebhookError::BadSignature)
+    }
+}
+
+/// GPT-Live's events (`live.*`) name their call `data.session_id`,
+/// Realtime's `data.call_id`.
+fn call_id_key(kind: &str) -> &'static str {
+    if kind.starts_with("live.") {
+        "session_id"
+    } else {
+        "call_id"
     }
 }
 
@@ -116,9 +162,7 @@ pub(crate) struct Raw {
 impl OpenAiEvent {
     pub fn parse(body: &[u8]) -> Result<Self, serde_json::Error> {
         let raw: Raw = crate::domain::object::from_slice(body)?;
-        let call_id = raw.data["call_id"]
-            .as_str()
-            .or_else(|| raw.data["session_id"].as_str());
+        let call_id = raw.data[call_id_key(&raw.kind)].as_str();
         if ![Some(raw.id.as_str()), Some(raw.kind.as_str()), call_id]
             .into_iter()
             .flatten()
@@ -145,12 +189,18 @@ impl OpenAiEvent {
         Ok(Self {
             id: raw.id,
             kind: raw.kind,
-            call_id: raw.data["call_id"]
-                .as_str()
-                .or_else(|| raw.data["session_id"].as_str())
-                .map(str::to_owned),
+            call_id: call_id.map(str::to_owned),
             sip_headers,
         })
+    }
+
+    /// Where this event names its call, as the API in use spells it:
+    /// `data.session_id` (GPT-Live) or `data.call_id` (Realtime).
+    pub fn call_id_field(&self) -> &'static str {
+        match call_id_key(&self.kind) {
+            "session_id" => "data.session_id",
+            _ => "data.call_id",
+        }
     }
 
     /// A SIP header's value, by name (case-insensitive).
@@ -235,6 +285,52 @@ mod tests {
         );
     }
 
+    /// Vectors whose verdicts OpenAI's own SDK gave (openai 3.57,
+    /// `webhooks.verify_signature` with its clock pinned;
+    /// `scripts/openai_webhook_vectors.py` made them and CI checks them
+    /// against the SDK again): scribe agrees on every one but a timestamp
+    /// written in fullwidth digits, which Python's `int()` reads and scribe
+    /// refuses (a header value in HTTP is ASCII).
+    #[test]
+    fn every_verdict_agrees_with_openais_sdk() {
+        let vectors: Vec<Value> = serde_json::from_str(include_str!(
+            "../../tests/fixtures/openai/webhook_vectors.json"
+        ))
+        .expect("the vectors parse");
+        assert!(vectors.len() >= 30, "{} vectors", vectors.len());
+        let mut checked = 0;
+        for v in &vectors {
+            let name = v["name"].as_str().expect("a name");
+            let header = |h: &str| v["headers"][h].as_str();
+            let verdict = secret_key(v["secret"].as_str().expect("a secret")).and_then(|key| {
+                verify(
+                    &key,
+                    header("webhook-id"),
+                    header("webhook-timestamp"),
+                    header("webhook-signature"),
+                    v["body"].as_str().expect("a body").as_bytes(),
+                    v["now_unix"].as_i64().expect("a clock"),
+                )
+            });
+            let sdk = v["sdk_accepts"].as_bool().expect("a verdict");
+            if name == "timestamp_fullwidth_digits_signed_as_sent" {
+                assert!(sdk && verdict == Err(WebhookError::BadTimestamp));
+                continue;
+            }
+            assert_eq!(verdict.is_ok(), sdk, "{name}: {verdict:?}; {}", v["note"]);
+            checked += 1;
+        }
+        assert_eq!(checked, vectors.len() - 1);
+    }
+
+    #[test]
+    fn a_secret_without_its_prefix_is_its_own_bytes() {
+        assert_eq!(secret_key("raw-secret"), Ok(b"raw-secret".to_vec()));
+        assert_eq!(secret_key("whsec_cmF3"), Ok(b"raw".to_vec()));
+        assert_eq!(secret_key(""), Err(WebhookError::BadSecret));
+        assert_eq!(secret_key("whsec_!!"), Err(WebhookError::BadSecret));
+    }
+
     #[test]
     fn stale_or_missing_parts_are_refused() {
         let key = secret_key(SECRET).expect("secret");
@@ -283,6 +379,22 @@ mod tests {
             Err(WebhookError::BadTimestamp)
         );
         assert_eq!(secret_key("whsec_"), Err(WebhookError::BadSecret));
+    }
+
+    /// Each API names its call in its own field, and an error names the
+    /// field of the API in use.
+    #[test]
+    fn each_api_names_its_call_in_its_own_field() {
+        let live = br#"{"object":"event","id":"evt_1","type":"live.transport.incoming","data":{"type":"sip","session_id":"live_1","call_id":"rtc_other"}}"#;
+        let event = OpenAiEvent::parse(live).expect("parses");
+        assert_eq!(event.call_id.as_deref(), Some("live_1"));
+        assert_eq!(event.call_id_field(), "data.session_id");
+        let live = br#"{"object":"event","id":"evt_2","type":"live.call.incoming","data":{"call_id":"rtc_other"}}"#;
+        assert_eq!(OpenAiEvent::parse(live).expect("parses").call_id, None);
+        let realtime = br#"{"object":"event","id":"evt_3","type":"realtime.call.incoming","data":{"session_id":"live_1"}}"#;
+        let event = OpenAiEvent::parse(realtime).expect("parses");
+        assert_eq!(event.call_id, None);
+        assert_eq!(event.call_id_field(), "data.call_id");
     }
 
     #[test]

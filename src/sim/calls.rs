@@ -118,6 +118,8 @@ pub struct SimCallState {
     media_stop: watch::Sender<bool>,
     /// Packets the media endpoint sent and received.
     pub media: watch::Sender<media::MediaCounts>,
+    /// What ended the call (see [`SimCallState::ended_by`]).
+    ended_by: Mutex<Option<&'static str>>,
 }
 
 impl SimCallState {
@@ -137,7 +139,14 @@ impl SimCallState {
             meeting: Mutex::new(None),
             media_stop: watch::channel(false).0,
             media: watch::channel(media::MediaCounts::default()).0,
+            ended_by: Mutex::new(None),
         })
+    }
+
+    /// What ended the call: `caller`, `connection_lost`, the REST `hangup`
+    /// or `session.close` on a sideband (GPT-Live); `None` while it runs.
+    pub fn ended_by(&self) -> Option<&'static str> {
+        *self.ended_by.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn status(&self) -> CallStatus {
@@ -163,6 +172,38 @@ impl SimCallState {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The assistant has spoken on this call (an assistant item exists).
+    fn agent_spoke(&self) -> bool {
+        self.items
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .any(|item| item["role"] == "assistant")
+    }
+
+    /// A sparse `session.update`: the fields sent replace theirs, objects
+    /// merged key by key (as OpenAI updates a session). Returns the session.
+    fn update_session(&self, update: &Value) -> Value {
+        fn merge(into: &mut Value, from: &Value) {
+            match (into, from) {
+                (Value::Object(into), Value::Object(from)) => {
+                    for (key, value) in from {
+                        merge(into.entry(key.clone()).or_insert(Value::Null), value);
+                    }
+                }
+                (into, from) => *into = from.clone(),
+            }
+        }
+        let mut session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        if session.is_null() {
+            *session = json!({});
+        }
+        merge(&mut session, update);
+        let mut answer = session.clone();
+        answer["id"] = json!(format!("sess_{}", self.id));
+        answer
+    }
+
     fn item(&self, id: &str) -> Option<Value> {
         self.items
             .lock()
@@ -179,18 +220,25 @@ impl SimCallState {
         let _ = self.frames.send(Outgoing::Close(1000));
     }
 
-    /// The call ends for `reason` (GPT-Live says why: `session.closed`).
-    fn end_with(&self, reason: &str) {
-        if self.api == VoiceApi::Live && self.status() != CallStatus::Ended {
-            let closed = live::play::closed(&self.id, reason).to_string();
-            let _ = self.frames.send(Outgoing::Frame(closed));
+    /// The call ends for `reason` (GPT-Live says why: `session.closed`),
+    /// ended `by` the caller, the network, a hang-up or a close.
+    fn end_with(&self, reason: &str, by: &'static str) {
+        if self.status() != CallStatus::Ended {
+            self.ended_by
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_or_insert(by);
+            if self.api == VoiceApi::Live {
+                let closed = live::play::closed(&self.id, reason).to_string();
+                let _ = self.frames.send(Outgoing::Frame(closed));
+            }
         }
         self.finish();
     }
 
     /// The caller hung up.
     fn end(&self) {
-        self.end_with("remote_hangup");
+        self.end_with("remote_hangup", "caller");
     }
 
     /// The call was accepted with `session`: it is live; its conversation
@@ -401,6 +449,7 @@ impl SimCalls {
                     clock,
                     &out,
                     &records,
+                    true,
                 )
                 .await;
                 return;

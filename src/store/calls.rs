@@ -117,6 +117,7 @@ impl Store {
         &self,
         meeting: MeetingId,
         ended_at: DateTime<Utc>,
+        handed_out: Option<i64>,
     ) -> Result<Finalized, StoreError> {
         let at = now();
         let finalized = on_pool!(self, |p| {
@@ -138,6 +139,9 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?;
             let stored: BTreeSet<i64> = stored.into_iter().map(|(n,)| n).collect();
+            // A mark above what the call's conversation handed out is a
+            // number it gave back, not a lost line.
+            let high = handed_out.map_or(high, |h| h.min(high));
             let top = high.max(stored.last().copied().unwrap_or(0));
             let lost: Vec<i64> = (1..=top).filter(|n| !stored.contains(n)).collect();
             for n in &lost {
@@ -258,8 +262,9 @@ impl CallStore for Store {
         &self,
         meeting: MeetingId,
         ended_at: DateTime<Utc>,
+        handed_out: Option<i64>,
     ) -> Result<Finalized, PortError> {
-        Ok(self.finalize_inner(meeting, ended_at).await?)
+        Ok(self.finalize_inner(meeting, ended_at, handed_out).await?)
     }
 
     async fn fail(&self, meeting: MeetingId, error: &str) -> Result<(), PortError> {

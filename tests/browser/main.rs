@@ -456,7 +456,7 @@ async fn start_call_from_the_page_works_the_same_under_gpt_live() {
 }
 
 async fn page_call(api: VoiceApi) {
-    use scribe::sim::calls::{CallStatus, CallsConfig, EndedAnswer, StartOn};
+    use scribe::sim::calls::{CallsConfig, EndedAnswer, StartOn};
     use scribe::sim::realtime::SimRealtimeConfig;
     use scribe::sim::script::{Script, Step, Transcription, Turn};
     let shot = |name: &str| match api {
@@ -550,7 +550,11 @@ async fn page_call(api: VoiceApi) {
                 "document.body.dataset.status === 'processing'",
             )
             .await;
-        assert_eq!(call.status(), CallStatus::Ended, "hung up at OpenAI");
+        assert_eq!(
+            live::ended_at_openai(&call).await,
+            "hangup",
+            "hung up at OpenAI"
+        );
         assert_eq!(browser.text("call-state").await, "Ended");
         browser.screenshot(&shot("9-call-ended.png")).await;
         browser.until("the results", &VISIBLE("results")).await;

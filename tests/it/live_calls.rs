@@ -70,7 +70,7 @@ async fn transcript_is_in_conversation_order_whenever_user_transcriptions_arrive
         assert_eq!(update["session"]["instructions"], "Meeting prompt.");
         assert_eq!(
             update["session"]["audio"]["input"]["transcription"]["model"],
-            "gpt-4o-transcribe"
+            "gpt-live-transcribe"
         );
         assert_eq!(
             update["session"]["audio"]["input"]["turn_detection"]["silence_duration_ms"],

@@ -10,6 +10,7 @@ mod binary;
 mod calls;
 mod event_stream;
 mod fidelity;
+mod hangup;
 #[path = "../support/harness.rs"]
 mod helpers;
 mod http_limits;

@@ -97,9 +97,14 @@ proptest! {
         call in "[ -~]{1,40}",
         live in any::<bool>(),
     ) {
-        let field = if live { "session_id" } else { "call_id" };
+        // Each API names its call in its own field.
+        let (kind, field) = if live {
+            ("live.transport.incoming", "session_id")
+        } else {
+            ("realtime.call.incoming", "call_id")
+        };
         let body = serde_json::json!({
-            "id": id, "type": "realtime.call.incoming", "data": { field: call }
+            "id": id, "type": kind, "data": { field: call }
         });
         let event = OpenAiEvent::parse(body.to_string().as_bytes()).expect("a documented shape");
         prop_assert_eq!(event.id, id);

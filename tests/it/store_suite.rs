@@ -542,7 +542,10 @@ async fn a_refused_start_records_nothing() {
         );
         // The same delivery id is not a duplicate afterwards.
         let meeting = active_meeting(&store).await;
-        store.finalize(meeting, now()).await.expect("finalize");
+        store
+            .finalize(meeting, now(), None)
+            .await
+            .expect("finalize");
         let d2 = delivery("w-y", "call.session_started", "s9");
         assert_eq!(
             store
@@ -598,6 +601,41 @@ async fn the_counter_high_water_only_grows_and_feeds_the_next_number() {
     .await;
 }
 
+/// A mark above what the call's own conversation handed out is a number it
+/// gave back (a user turn that was silence): not a lost line. Gaps below
+/// it still are.
+#[tokio::test]
+async fn finalize_with_the_conversations_count_fills_no_line_for_a_number_given_back() {
+    each_backend(|_, url| async move {
+        let store = TestDb::store_at(&url).await;
+        let meeting = active_meeting(&store).await;
+        let batch = WriteBatch {
+            lines: vec![
+                chunk(meeting, 1, Speaker::User, "one"),
+                chunk(meeting, 3, Speaker::Agent, "three"),
+            ],
+            high_water: vec![(meeting, 4)],
+            ..WriteBatch::default()
+        };
+        store.write_batch(&batch).await.expect("write");
+        let done = store
+            .finalize(meeting, now(), Some(3))
+            .await
+            .expect("finalize");
+        assert_eq!(done.lines, 3);
+        assert_eq!(done.lost, [2], "a gap below the count is still lost");
+        let numbers: Vec<i64> = store
+            .transcript(meeting)
+            .await
+            .expect("transcript")
+            .iter()
+            .map(|c| c.sequence_number)
+            .collect();
+        assert_eq!(numbers, [1, 2, 3], "gapless, and nothing past the count");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn finalize_fills_gaps_as_lost_lines_and_moves_to_processing_once() {
     each_backend(|_, url| async move {
@@ -620,7 +658,10 @@ async fn finalize_fills_gaps_as_lost_lines_and_moves_to_processing_once() {
         };
         store.write_batch(&batch).await.expect("write");
         let ended_at = now();
-        let done = store.finalize(meeting, ended_at).await.expect("finalize");
+        let done = store
+            .finalize(meeting, ended_at, None)
+            .await
+            .expect("finalize");
         assert_eq!(done.lines, 6);
         assert_eq!(done.lost, [3, 4, 6]);
         assert!(done.transitioned);
@@ -671,7 +712,7 @@ async fn finalize_fills_gaps_as_lost_lines_and_moves_to_processing_once() {
         assert_eq!(gaps, [(3, 4), (6, 6)]);
         // A second finalize changes nothing.
         let again = store
-            .finalize(meeting, now())
+            .finalize(meeting, now(), None)
             .await
             .expect("finalize again");
         assert!(!again.transitioned);
@@ -748,7 +789,10 @@ async fn every_status_change_follows_the_state_machine_and_is_logged_once() {
         };
 
         // An upcoming meeting: nothing but its start is allowed.
-        let finalized = store.finalize(meeting, now()).await.expect("finalize");
+        let finalized = store
+            .finalize(meeting, now(), None)
+            .await
+            .expect("finalize");
         assert!(!finalized.transitioned, "upcoming -> processing is refused");
         store.fail(meeting, "too early").await.expect("fail");
         assert_eq!(
@@ -780,7 +824,7 @@ async fn every_status_change_follows_the_state_machine_and_is_logged_once() {
 
         assert!(
             store
-                .finalize(meeting, now())
+                .finalize(meeting, now(), None)
                 .await
                 .expect("finalize")
                 .transitioned
@@ -833,7 +877,10 @@ async fn two_retries_at_once_queue_the_analysis_once() {
     each_backend(|_, url| async move {
         let store = TestDb::store_at(&url).await;
         let meeting = active_meeting(&store).await;
-        store.finalize(meeting, now()).await.expect("finalize");
+        store
+            .finalize(meeting, now(), None)
+            .await
+            .expect("finalize");
         store
             .fail_analysis(meeting, "the model failed", Some("HTTP 500: upstream"))
             .await

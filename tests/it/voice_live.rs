@@ -16,7 +16,9 @@ use scribe_actors::domain::{MeetingStatus, VoiceApi};
 use serde_json::{Value, json};
 
 use crate::calls::{OPENAI_KEY, WEBHOOK_SECRET, bearer, offer, post_call};
-use crate::helpers::{TestApp, each_backend, expect_json, live_settings, spawn_app_with};
+use crate::helpers::{
+    TestApp, each_backend, expect_error, expect_json, live_settings, spawn_app_with,
+};
 use crate::live::{
     DEADLINE, events, eventually, new_meeting, start_call, transcript, wait_for_lines,
     wait_for_status,
@@ -338,8 +340,16 @@ async fn a_live_browser_call_re_attached_after_a_drop_records_the_gap() {
             .await
             .expect("sent");
         expect_json(hung, StatusCode::ACCEPTED).await;
-        assert_eq!(call.status(), CallStatus::Ended);
+        // A GPT-Live WebRTC session ends with `session.close` on the
+        // sideband (OpenAI's REST hang-up is documented for SIP only).
+        assert_eq!(crate::live::ended_at_openai(&call).await, "session.close");
         wait_for_status(&app.store, &meeting, MeetingStatus::Completed).await;
+        let (hung_up, after) = crate::live::after_hang_up(&app.store, &meeting).await;
+        assert_eq!(hung_up, json!({"how":"session.close","confirmed":true}));
+        assert!(
+            !after.iter().any(|k| k == "socket_reconnecting"),
+            "nothing re-attaches after scribe's hang-up: {after:?}"
+        );
         let stored = api_transcript(&app, &meeting).await;
         assert_eq!(
             texts(&stored),
@@ -421,6 +431,20 @@ async fn a_live_phone_call_is_accepted_and_the_callers_hang_up_finalizes_at_once
             calls.call(&stranger).expect("call").rejected_with(),
             Some(404)
         );
+
+        // GPT-Live names its call `data.session_id`: a `call_id` there is
+        // not it, and the error says which field is missing.
+        let mut nameless = OpenAiWebhooks::incoming_live("unused", "+14155550123", "+18005550100");
+        let data = nameless["data"].as_object_mut().expect("data");
+        data.remove("session_id");
+        data.insert("call_id".into(), json!("rtc_not_this_one"));
+        let refused = hooks.send(&nameless).await.expect("sent");
+        expect_error(
+            refused,
+            StatusCode::BAD_REQUEST,
+            "`data.session_id` is missing",
+        )
+        .await;
 
         let session = calls.ring_live();
         let event = OpenAiWebhooks::incoming_live(&session, "+14155550123", "+18005550100");

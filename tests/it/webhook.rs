@@ -116,7 +116,7 @@ async fn meetings_that_cannot_start_are_404_and_stay_as_they_are() {
         let id = meeting.parse().expect("id");
         // Make it processing through the store, as a finished call would be.
         force_active(&app.store, id).await;
-        scribe_actors::ports::CallStore::finalize(&app.store, id, scribe::domain::now())
+        scribe_actors::ports::CallStore::finalize(&app.store, id, scribe::domain::now(), None)
             .await
             .expect("processing");
         let hooks = driver(&app);

@@ -167,6 +167,32 @@ pub async fn events(store: &Store, meeting: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// Waits until the simulated OpenAI call has ended; returns what ended it
+/// (`hangup`, `session.close`, `caller`, `connection_lost`).
+pub async fn ended_at_openai(call: &scribe::sim::calls::SimCallState) -> &'static str {
+    eventually("the call to end at OpenAI", || async {
+        (call.status() == scribe::sim::calls::CallStatus::Ended)
+            .then(|| call.ended_by())
+            .flatten()
+    })
+    .await
+}
+
+/// The meeting's event log after its `hung_up` entry (scribe ended the
+/// call at OpenAI): what it logged once it had hung up.
+pub async fn after_hang_up(store: &Store, meeting: &str) -> (Value, Vec<String>) {
+    let log = events(store, meeting).await;
+    let at = log
+        .iter()
+        .position(|(kind, _)| kind == "hung_up")
+        .unwrap_or_else(|| panic!("no hung_up in {log:?}"));
+    let hung_up = log[at].1.clone();
+    (
+        hung_up,
+        log[at + 1..].iter().map(|(k, _)| k.clone()).collect(),
+    )
+}
+
 /// Makes the meeting `active` in the store alone, with no actor started
 /// (as a process that crashed mid-call leaves it).
 pub async fn force_active(store: &Store, meeting: MeetingId) {

@@ -195,6 +195,17 @@ impl MemoryStore {
         id
     }
 
+    /// An active meeting on voice API `api` whose call `transport` carries:
+    /// its session is a sideband attached to provider call `call_id`.
+    pub fn add_attached_on(&self, api: VoiceApi, transport: Transport, call_id: &str) -> MeetingId {
+        let id = MeetingId::new();
+        let mut fake = FakeMeeting::new(MeetingStatus::Active);
+        fake.attached = Some((transport, call_id.to_owned()));
+        fake.voice_api = Some(api);
+        self.update(|m| m.meetings.insert(id, fake));
+        id
+    }
+
     /// An active meeting whose call runs on GPT-Live: owned, or attached to
     /// `call_id`.
     pub fn add_live_meeting(&self, call_id: Option<&str>) -> MeetingId {
@@ -315,13 +326,15 @@ impl CallStore for MemoryStore {
         &self,
         meeting: MeetingId,
         _ended_at: DateTime<Utc>,
+        handed_out: Option<i64>,
     ) -> Result<Finalized, PortError> {
         self.update(|m| {
             let fake = m
                 .meetings
                 .get_mut(&meeting)
                 .ok_or_else(|| Self::refused("no such meeting"))?;
-            let top = fake.top_number();
+            let mark = handed_out.map_or(fake.high_water, |h| h.min(fake.high_water));
+            let top = mark.max(fake.lines.keys().last().copied().unwrap_or(0));
             let lost: Vec<i64> = (1..=top).filter(|n| !fake.lines.contains_key(n)).collect();
             let transitioned = fake.change(MeetingStatus::Processing);
             if transitioned {

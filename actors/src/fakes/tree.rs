@@ -8,6 +8,7 @@ use ractor::{Actor, ActorRef};
 
 use super::analyzer::FakeAnalyzer;
 use super::connector::FakeConnector;
+use super::control::FakeControl;
 use super::store::MemoryStore;
 use crate::analysis::job::AnalysisDeps;
 use crate::guardian::CallGuardian;
@@ -36,6 +37,7 @@ pub fn budget(max_restarts: usize) -> RestartBudget {
 pub struct TestTree {
     pub store: Arc<MemoryStore>,
     pub connector: Arc<FakeConnector>,
+    pub control: Arc<FakeControl>,
     pub analyzer: Arc<FakeAnalyzer>,
     pub calls: Calls,
     pub lease: LeaseConfig,
@@ -46,6 +48,7 @@ impl TestTree {
     pub async fn start(budget: RestartBudget, permits: usize) -> Self {
         let store = MemoryStore::new();
         let connector = FakeConnector::new();
+        let control = FakeControl::new();
         let analyzer = FakeAnalyzer::new();
         let (writer, _) = ChunkWriter::spawn(store.clone(), WriterConfig::default());
         let config = CallConfig {
@@ -58,6 +61,7 @@ impl TestTree {
             store: store.clone(),
             writer: writer.clone(),
             connector: connector.clone(),
+            control: Some(control.clone()),
             config,
         });
         let analysis = Arc::new(AnalysisDeps {
@@ -83,6 +87,7 @@ impl TestTree {
         Self {
             store,
             connector,
+            control,
             analyzer,
             calls: Calls::new(current),
             lease,

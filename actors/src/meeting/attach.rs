@@ -24,15 +24,26 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::msg::MeetingMsg;
+use super::shared::SharedCall;
 use super::state::MeetingState;
-use crate::domain::EventKind;
+use crate::domain::{EventKind, Transport, VoiceApi};
 use crate::ports::Finalized;
+use crate::realtime::live::session_close;
 
 impl MeetingState {
     /// True when this call's session is a sideband to a call someone else
     /// carries.
     pub fn is_attached(&self) -> bool {
         self.context.attached_to().is_some()
+    }
+
+    /// A sideband to a call scribe was attached to before (an earlier
+    /// socket of this actor, an earlier actor, process or instance): the
+    /// call was configured then, so nothing about its settings is shown on
+    /// the meeting now.
+    pub(super) fn is_reattach(&self) -> bool {
+        self.is_attached()
+            && (self.sessions > 1 || self.incarnation > 0 || self.context.next_sequence > 1)
     }
 
     /// A sideband socket opened.
@@ -92,8 +103,10 @@ impl MeetingState {
             })
     }
 
-    /// Tells the actor its call is over (from inside a handler).
-    pub(super) fn declare_call_over(&self, myself: &ActorRef<MeetingMsg>, why: String) {
+    /// Tells the actor its call is over (from inside a handler); from now
+    /// on a socket's end opens nothing.
+    pub(super) fn declare_call_over(&mut self, myself: &ActorRef<MeetingMsg>, why: String) {
+        self.over = true;
         let _ = myself.cast(MeetingMsg::CallOver { why });
     }
 
@@ -105,6 +118,56 @@ impl MeetingState {
         }
         tracing::info!(meeting = %self.meeting(), reason = %why, "the provider ended the call");
         self.log(EventKind::CallOver, json!({ "reason": why }));
-        self.finalize(Utc::now()).await
+        self.finalize(Utc::now(), false).await
+    }
+
+    /// scribe ends the provider's call it is attached to, the way the
+    /// call's path ends: a GPT-Live WebRTC session with `session.close` on
+    /// the sideband, read until `session.closed` (OpenAI documents its REST
+    /// hang-up for SIP calls only); any other (Realtime, GPT-Live SIP) with
+    /// the provider's REST hang-up. Bounded by `deadline`; the outcome goes
+    /// to the event log. The actor is already ending: the sideband's close
+    /// that follows re-attaches nothing.
+    pub(super) async fn hang_up(&mut self, deadline: Instant) {
+        let Some(call_id) = self.context.attached_to().map(str::to_owned) else {
+            return;
+        };
+        let api = self.voice_api();
+        if api == VoiceApi::Live && self.context.transport == Some(Transport::WebRtc) {
+            let sent = match self.socket.as_mut() {
+                Some(socket) => Self::send(socket, session_close()).await.is_ok(),
+                None => false,
+            };
+            let confirmed = sent
+                && self
+                    .call
+                    .wait_until(deadline, SharedCall::live_closed)
+                    .await;
+            let log = match (sent, confirmed) {
+                (false, _) => {
+                    json!({ "how": "session.close", "error": "no sideband was open to send it on" })
+                }
+                (true, confirmed) => json!({ "how": "session.close", "confirmed": confirmed }),
+            };
+            self.log(EventKind::HungUp, log);
+            return;
+        }
+        let Some(control) = self.deps.control.clone() else {
+            self.log(
+                EventKind::HungUp,
+                json!({ "how": "hangup", "error": "no OPENAI_API_KEY: the call was not hung up at OpenAI" }),
+            );
+            return;
+        };
+        let log = match tokio::time::timeout_at(deadline, control.hang_up(api, &call_id)).await {
+            Ok(Ok(())) => json!({ "how": "hangup", "confirmed": true }),
+            // A call OpenAI already ended is ended all the same.
+            Ok(Err(error)) => {
+                tracing::warn!(meeting = %self.meeting(), error = %crate::ports::error_chain(&error), "hangup not confirmed by the provider");
+                json!({ "how": "hangup", "confirmed": false })
+            }
+            Err(_) => json!({ "how": "hangup", "confirmed": false, "error": "no answer in time" }),
+        };
+        self.log(EventKind::HungUp, log);
     }
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::domain::{EventKind, VoiceApi};
 use crate::ids::MeetingId;
-use crate::ports::{CallStore, RealtimeConnector};
+use crate::ports::{CallControl, CallStore, RealtimeConnector};
 use crate::writer::ChunkWriter;
 
 /// Timings of a call; the defaults suit production.
@@ -53,6 +53,8 @@ pub struct CallConfig {
     pub voice_api: VoiceApi,
     /// The model a GPT-Live session starts with (`session.start`).
     pub live_model: String,
+    /// The model that transcribes the user in a Realtime session.
+    pub transcription_model: String,
 }
 
 impl Default for CallConfig {
@@ -76,6 +78,7 @@ impl Default for CallConfig {
             voice: "marin".into(),
             voice_api: VoiceApi::Realtime,
             live_model: VoiceApi::Live.default_model().into(),
+            transcription_model: crate::realtime::client::DEFAULT_TRANSCRIPTION_MODEL.into(),
         }
     }
 }
@@ -85,6 +88,8 @@ pub struct CallDeps {
     pub store: Arc<dyn CallStore>,
     pub writer: ChunkWriter,
     pub connector: Arc<dyn RealtimeConnector>,
+    /// Hangs up the calls scribe attaches to (`None`: no OpenAI key).
+    pub control: Option<Arc<dyn CallControl>>,
     pub config: CallConfig,
 }
 

@@ -63,13 +63,21 @@ pub async fn end_call(
     call: Option<Arc<SharedCall>>,
     verdict: Verdict,
 ) -> Option<Finalized> {
+    let mut handed_out = None;
     if let Some(call) = call {
-        drain(&[call], &deps.writer, deps.config.backlog_retry, None).await;
+        drain(
+            std::slice::from_ref(&call),
+            &deps.writer,
+            deps.config.backlog_retry,
+            None,
+        )
+        .await;
+        handed_out = Some(call.next_sequence() - 1);
     }
     // Lines and the event log first, then the verdict.
     let _ = deps.writer.flush().await;
     match verdict {
-        Verdict::Finalize { ended_at } => Some(finalize(deps, meeting, ended_at).await),
+        Verdict::Finalize { ended_at } => Some(finalize(deps, meeting, ended_at, handed_out).await),
         Verdict::Fail { error } => {
             if let Err(e) = deps.store.fail(meeting, &error).await {
                 tracing::error!(%meeting, error = %error_chain(&e), "could not mark the meeting failed");
@@ -80,7 +88,12 @@ pub async fn end_call(
 }
 
 /// Finalizes the meeting in the store, retrying until the store answers.
-async fn finalize(deps: &CallDeps, meeting: MeetingId, ended_at: DateTime<Utc>) -> Finalized {
+async fn finalize(
+    deps: &CallDeps,
+    meeting: MeetingId,
+    ended_at: DateTime<Utc>,
+    handed_out: Option<i64>,
+) -> Finalized {
     let mut backoff = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
         .with_max_delay(Duration::from_secs(5))
@@ -88,7 +101,7 @@ async fn finalize(deps: &CallDeps, meeting: MeetingId, ended_at: DateTime<Utc>) 
         .without_max_times()
         .build();
     loop {
-        match deps.store.finalize(meeting, ended_at).await {
+        match deps.store.finalize(meeting, ended_at, handed_out).await {
             Ok(done) => return done,
             Err(error) => {
                 let delay = backoff.next().unwrap_or(Duration::from_secs(5));

@@ -91,6 +91,15 @@ impl MeetingState {
             self.configuration_problem(shown, error.message, log);
             return;
         }
+        if error.event_id.as_deref() == Some(SESSION_UPDATE_EVENT_ID) && self.is_reattach() {
+            // The call was configured when it started: a refusal now
+            // changes nothing it records. Logged, never shown.
+            self.log(
+                EventKind::RealtimeError,
+                json!({ "code": code, "message": error.message, "param": error.param, "event": "session.update", "reattach": true }),
+            );
+            return;
+        }
         if error.event_id.as_deref() == Some(SESSION_UPDATE_EVENT_ID) {
             // The session stays open; what it records is not what scribe asked for.
             let field = error
@@ -221,6 +230,21 @@ impl MeetingState {
             } => self.log(
                 EventKind::ReplyTruncated,
                 json!({ "item_id": item_id, "audio_end_ms": audio_end_ms, "sequence_number": sequence_number }),
+            ),
+            Notice::Silence {
+                item_id,
+                sequence_number,
+                given_back,
+            } => self.log(
+                EventKind::Silence,
+                json!({
+                    "item_id": item_id, "sequence_number": sequence_number, "given_back": given_back,
+                    "reason": if given_back || sequence_number.is_none() {
+                        "the user turn's transcription completed empty: no line was stored"
+                    } else {
+                        "the user turn's transcription completed empty after a later line was stored: its place is kept as an empty transcription_failed line"
+                    },
+                }),
             ),
             Notice::TranscriptionFailed {
                 item_id,

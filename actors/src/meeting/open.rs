@@ -1,7 +1,10 @@
 //! What opens a session, by voice API:
 //!
-//! - Realtime: `session.update` (confirmed by `session.updated`), then, for
-//!   an owned session, the stored lines replayed as conversation items;
+//! - Realtime, owned: `session.update` (confirmed by `session.updated`),
+//!   then the stored lines replayed as conversation items;
+//! - Realtime, attached: a `session.update` of input transcription only,
+//!   on every attach: the rest was set when the call was created or
+//!   accepted, and the voice cannot change once the assistant has spoken;
 //! - GPT-Live, owned: `session.start`, seeded (`session.input`) with the
 //!   most recent stored lines that fit its limits, confirmed by
 //!   `session.started`;
@@ -21,7 +24,7 @@ use super::msg::MeetingMsg;
 use super::state::{LiveSocket, MeetingState};
 use crate::domain::{EventKind, Speaker, VoiceApi};
 use crate::ports::error_chain;
-use crate::realtime::client::{replay_item, session_update};
+use crate::realtime::client::{replay_item, session_update, sideband_update};
 use crate::realtime::live::{self, SEED_MAX_MESSAGES};
 
 type Sent = Result<(), tokio_tungstenite::tungstenite::Error>;
@@ -36,7 +39,7 @@ impl MeetingState {
         self.voice_api() == VoiceApi::Live
     }
 
-    async fn send(socket: &mut LiveSocket, frame: String) -> Sent {
+    pub(super) async fn send(socket: &mut LiveSocket, frame: String) -> Sent {
         socket
             .outbox
             .send(Message::Text(Utf8Bytes::from(frame)))
@@ -78,7 +81,16 @@ impl MeetingState {
             });
             return (seeded, sent);
         }
-        let update = session_update(&self.context.instructions, &self.deps.config.voice);
+        let transcription = &self.deps.config.transcription_model;
+        let update = if self.is_attached() {
+            sideband_update(transcription)
+        } else {
+            session_update(
+                &self.context.instructions,
+                &self.deps.config.voice,
+                transcription,
+            )
+        };
         let mut sent = Self::send(socket, update).await;
         myself.send_after(deadline, move || MeetingMsg::SessionUpdateDeadline {
             epoch,
@@ -147,12 +159,17 @@ impl MeetingState {
     }
 
     /// Arms the rotation of the current session before it expires
-    /// (`expires_at`, Unix seconds).
+    /// (`expires_at`, Unix seconds). An attached session is never rotated:
+    /// its `expires_at` is the call's own limit, and the call ends when the
+    /// provider ends it.
     pub(super) fn schedule_rotation(
         &mut self,
         myself: &ActorRef<MeetingMsg>,
         expires_at: Option<i64>,
     ) {
+        if self.is_attached() {
+            return;
+        }
         if let (Some(expires_at), Some(socket)) = (expires_at, &self.socket) {
             let left = Duration::from_secs(
                 u64::try_from(expires_at - Utc::now().timestamp()).unwrap_or(0),
@@ -174,23 +191,47 @@ impl MeetingState {
         self.backoff = self.deps.reconnect_backoff();
         self.configured = true;
         self.clear_problem();
-        if !self.is_attached() {
-            self.schedule_rotation(myself, expires_at);
-        }
+        self.schedule_rotation(myself, expires_at);
     }
 
-    /// GPT-Live `session.closed`, by its reason:
+    /// GPT-Live `session.closed`, by its reason. On an attached call it is
+    /// final whatever the reason: the call is over, finalized at once, with
+    /// nothing on the meeting for a normal end (`close_requested`,
+    /// `remote_hangup`, `expired`) and the reason shown for the others
+    /// (`content`, `connection_lost`, one not documented). On an owned
+    /// session:
     /// - `remote_hangup`, `close_requested`: the call is over, finalize now;
-    /// - `expired` on an owned session: a new session at once;
+    /// - `expired`: a new session at once;
     /// - anything else: in the log and on the meeting; the socket's end
-    ///   then reconnects (owned) or re-attaches (attached).
+    ///   then opens a new session.
     pub(super) fn on_live_closed(&mut self, myself: &ActorRef<MeetingMsg>, reason: Option<String>) {
         let reason = reason.unwrap_or_else(|| "unknown".to_owned());
+        if self.is_attached() {
+            if !matches!(
+                reason.as_str(),
+                "close_requested" | "remote_hangup" | "expired"
+            ) {
+                let shown = match reason.as_str() {
+                    "content" => {
+                        "GPT-Live ended the call: its safety filter stopped it (content)".to_owned()
+                    }
+                    "connection_lost" => {
+                        "GPT-Live ended the call: its connection was lost (connection_lost)"
+                            .to_owned()
+                    }
+                    other => format!("GPT-Live ended the call: {other}"),
+                };
+                let log = json!({ "reason": reason, "final": true });
+                self.show_problem(EventKind::SessionClosed, shown, reason.clone(), log);
+            }
+            self.declare_call_over(myself, format!("GPT-Live closed the session: {reason}"));
+            return;
+        }
         match reason.as_str() {
             "remote_hangup" | "close_requested" => {
                 self.declare_call_over(myself, format!("GPT-Live closed the session: {reason}"));
             }
-            "expired" if !self.is_attached() => {
+            "expired" => {
                 // The socket's end opens the next session, seeded.
                 self.log(
                     EventKind::SessionClosed,

@@ -183,6 +183,11 @@ impl SharedCall {
         self.lock().conversation.pending_user_lines()
     }
 
+    /// GPT-Live: the session sent `session.closed`.
+    pub fn live_closed(&self) -> bool {
+        self.lock().conversation.live_closed()
+    }
+
     /// GPT-Live fragments not sealed into lines yet.
     pub fn pending_fragments(&self) -> usize {
         self.lock().conversation.pending_fragments()

@@ -84,6 +84,9 @@ pub struct MeetingState {
     pub(super) attach: AttachWatch,
     /// Client events to send on the session once the handler may await.
     pub(super) outgoing: Vec<String>,
+    /// The call was declared over: its finalization is on its way, and a
+    /// socket that ends meanwhile is not replaced.
+    pub(super) over: bool,
 }
 
 /// How an attached call's sideband has fared since it was last heard.
@@ -127,6 +130,7 @@ impl MeetingState {
             problem: None,
             attach: AttachWatch::default(),
             outgoing: Vec::new(),
+            over: false,
         }
     }
 
@@ -373,6 +377,13 @@ impl MeetingState {
         if !self.is_current(epoch) || self.configured || self.problem.is_some() {
             return;
         }
+        if self.is_reattach() {
+            self.log(
+                EventKind::RealtimeError,
+                json!({ "error": "no session.updated confirmed the re-attached sideband's transcription setting", "reattach": true }),
+            );
+            return;
+        }
         let waited = self.deps.config.session_update_timeout;
         let shown = format!(
             "{} did not confirm scribe's session settings within {}",
@@ -415,7 +426,7 @@ impl MeetingState {
             SocketEnd::Superseded => json!({ "reason": "session superseded" }),
         };
         self.log(EventKind::SocketClosed, detail);
-        if self.ending {
+        if self.ending || self.over {
             self.socket_state = SocketState::Closed;
             return;
         }
@@ -486,10 +497,15 @@ impl MeetingState {
     }
 
     /// Waits (up to the grace period) for outstanding user transcriptions,
-    /// closes the socket, then ends the call with [`end_call`].
-    pub async fn finalize(&mut self, ended_at: DateTime<Utc>) -> Option<Finalized> {
+    /// closes the socket, then ends the call with [`end_call`]. With
+    /// `hang_up`, scribe first ends the provider's call it is attached to
+    /// (the call ends because scribe was told to end it).
+    pub async fn finalize(&mut self, ended_at: DateTime<Utc>, hang_up: bool) -> Option<Finalized> {
         self.ending = true;
         let grace_deadline = Instant::now() + self.deps.config.finalize_grace;
+        if hang_up {
+            self.hang_up(grace_deadline).await;
+        }
         self.finish_session(grace_deadline).await;
         if let Some(socket) = self.socket.take() {
             socket.close().await;

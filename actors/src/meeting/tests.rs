@@ -172,7 +172,12 @@ async fn a_session_about_to_expire_is_rotated_even_mid_speech() {
 // Attached sessions: a sideband to a call someone else carries.
 
 /// A user turn then the agent's reply, as frames, with these item ids.
-fn turn_frames(user: &str, previous: Option<&str>, agent: &str, words: &str) -> Vec<String> {
+pub(super) fn turn_frames(
+    user: &str,
+    previous: Option<&str>,
+    agent: &str,
+    words: &str,
+) -> Vec<String> {
     let prev = previous.map_or("null".to_owned(), |p| format!("\"{p}\""));
     vec![
         format!(
@@ -207,7 +212,7 @@ async fn attached_call(tree: &TestTree) -> MeetingId {
     meeting
 }
 
-async fn lines_of(tree: &TestTree, meeting: MeetingId, n: usize) -> Vec<(i64, String)> {
+pub(super) async fn lines_of(tree: &TestTree, meeting: MeetingId, n: usize) -> Vec<(i64, String)> {
     tree.store
         .wait_for(&format!("{n} lines"), |m| {
             let lines = &m.meeting(meeting).lines;
@@ -434,4 +439,5 @@ async fn a_call_the_provider_no_longer_has_is_finalized_and_analysed() {
     }
 }
 
+mod attached;
 mod live;

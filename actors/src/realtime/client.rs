@@ -80,17 +80,24 @@ pub fn bearer_request(url: &str, api_key: Option<&str>) -> Result<Request, Conne
 /// refused scribe's session settings.
 pub const SESSION_UPDATE_EVENT_ID: &str = "scribe_session_update";
 
+/// The model that transcribes the user in a Realtime session, unless
+/// configured (`SCRIBE_TRANSCRIPTION_MODEL`): one OpenAI's `openai` 3.57
+/// types list without an announced shutdown (`whisper-1` and
+/// `gpt-4o(-mini)-transcribe` shut down on 2027-02-26).
+pub const DEFAULT_TRANSCRIPTION_MODEL: &str = "gpt-live-transcribe";
+
 /// The GA session object scribe asks for: instructions, audio out in
-/// `voice`, input transcription on, server VAD. `session.update` sends it;
-/// a WebRTC call's create and a SIP call's accept carry it (with `model`).
-pub fn session_object(instructions: &str, voice: &str) -> serde_json::Value {
+/// `voice`, input transcription on with `transcription`, server VAD.
+/// `session.update` sends it; a WebRTC call's create and a SIP call's
+/// accept carry it (with `model`).
+pub fn session_object(instructions: &str, voice: &str, transcription: &str) -> serde_json::Value {
     json!({
         "type": "realtime",
         "instructions": instructions,
         "output_modalities": ["audio"],
         "audio": {
             "input": {
-                "transcription": { "model": "gpt-4o-transcribe" },
+                "transcription": { "model": transcription },
                 "turn_detection": {
                     "type": "server_vad",
                     "threshold": 0.5,
@@ -104,11 +111,27 @@ pub fn session_object(instructions: &str, voice: &str) -> serde_json::Value {
 }
 
 /// The GA `session.update` with [`session_object`].
-pub fn session_update(instructions: &str, voice: &str) -> String {
+pub fn session_update(instructions: &str, voice: &str, transcription: &str) -> String {
     json!({
         "type": "session.update",
         "event_id": SESSION_UPDATE_EVENT_ID,
-        "session": session_object(instructions, voice),
+        "session": session_object(instructions, voice, transcription),
+    })
+    .to_string()
+}
+
+/// The `session.update` a sideband sends on every attach: only what may
+/// change during a call, input transcription. The instructions, the voice
+/// (refused with `cannot_update_voice` once the assistant has spoken) and
+/// the rest were set when the call was created or accepted.
+pub fn sideband_update(transcription: &str) -> String {
+    json!({
+        "type": "session.update",
+        "event_id": SESSION_UPDATE_EVENT_ID,
+        "session": {
+            "type": "realtime",
+            "audio": { "input": { "transcription": { "model": transcription } } },
+        },
     })
     .to_string()
 }
@@ -138,16 +161,30 @@ mod tests {
 
     #[test]
     fn session_update_turns_transcription_on_with_the_original_vad() {
-        let v: Value = serde_json::from_str(&session_update("Be kind.", "marin")).expect("json");
+        let v: Value = serde_json::from_str(&session_update(
+            "Be kind.",
+            "marin",
+            DEFAULT_TRANSCRIPTION_MODEL,
+        ))
+        .expect("json");
         assert_eq!(v["session"]["instructions"], "Be kind.");
         assert_eq!(
             v["session"]["audio"]["input"]["transcription"]["model"],
-            "gpt-4o-transcribe"
+            "gpt-live-transcribe"
         );
         let vad = &v["session"]["audio"]["input"]["turn_detection"];
         assert_eq!(vad["threshold"], 0.5);
         assert_eq!(vad["prefix_padding_ms"], 300);
         assert_eq!(vad["silence_duration_ms"], 500);
+    }
+
+    #[test]
+    fn a_sideband_asks_only_for_transcription() {
+        let v: Value = serde_json::from_str(&sideband_update("gpt-transcribe")).expect("json");
+        assert_eq!(
+            v["session"],
+            serde_json::json!({"type":"realtime","audio":{"input":{"transcription":{"model":"gpt-transcribe"}}}})
+        );
     }
 
     #[test]

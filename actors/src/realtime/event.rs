@@ -63,6 +63,12 @@ pub enum ServerEvent {
     SpeechStarted,
     /// `input_audio_buffer.speech_stopped`.
     SpeechStopped,
+    /// `input_audio_buffer.timeout_triggered`: the user said nothing for
+    /// the idle timeout; the service commits the silence as item
+    /// `item_id` and answers it.
+    InputTimeout {
+        item_id: String,
+    },
     InputCommitted {
         item_id: String,
         previous_item_id: Option<String>,
@@ -243,6 +249,11 @@ struct TranscriptFailed {
 }
 
 #[derive(Deserialize)]
+struct ItemRef {
+    item_id: String,
+}
+
+#[derive(Deserialize)]
 struct Truncated {
     item_id: String,
     audio_end_ms: Option<u64>,
@@ -390,6 +401,10 @@ pub fn parse(frame: &str) -> Result<ServerEvent, FrameError> {
         }
         "input_audio_buffer.speech_started" => ServerEvent::SpeechStarted,
         "input_audio_buffer.speech_stopped" => ServerEvent::SpeechStopped,
+        "input_audio_buffer.timeout_triggered" => {
+            let t: ItemRef = serde_json::from_str(frame)?;
+            ServerEvent::InputTimeout { item_id: t.item_id }
+        }
         "input_audio_buffer.committed" => {
             let c: Committed = serde_json::from_str(frame)?;
             ServerEvent::InputCommitted {

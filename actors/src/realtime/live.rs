@@ -23,7 +23,25 @@ pub const SEED_MAX_MESSAGES: usize = 128;
 /// At most this many tokens seed a new session, as [`seed_tokens`] counts.
 pub const SEED_MAX_TOKENS: usize = 8_192;
 
-const AUDIO_PREFIX: &str = r#"{"type":"session.output_audio.delta""#;
+/// Audio frames carry kilobytes of base64 (a sideband also hears the
+/// caller's audio, `session.input_audio.append`, about 64 KB/s): they are
+/// recognised by their leading bytes, or by their trailing ones when the
+/// payload comes before `type`, and never parsed.
+const AUDIO_PREFIXES: [&str; 2] = [
+    r#"{"type":"session.output_audio.delta""#,
+    r#"{"type":"session.input_audio.append""#,
+];
+const AUDIO_SUFFIXES: [&str; 2] = [
+    r#""type":"session.output_audio.delta"}"#,
+    r#""type":"session.input_audio.append"}"#,
+];
+
+/// True for an audio frame, known without parsing it.
+fn is_audio(frame: &str) -> bool {
+    AUDIO_PREFIXES.iter().any(|p| frame.starts_with(p))
+        || (frame.starts_with(r#"{"audio":"#) || frame.starts_with(r#"{"delta":"#))
+            && AUDIO_SUFFIXES.iter().any(|s| frame.ends_with(s))
+}
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
@@ -58,7 +76,7 @@ struct Closed {
 /// `error` frames are read as Realtime's (the same shape, `client_event_id`
 /// for the event the error is about).
 pub fn parse_live(frame: &str) -> Result<ServerEvent, FrameError> {
-    if frame.starts_with(AUDIO_PREFIX) {
+    if is_audio(frame) {
         return Ok(ServerEvent::Audio);
     }
     let envelope: Envelope<'_> = serde_json::from_str(frame)?;
@@ -89,7 +107,7 @@ pub fn parse_live(frame: &str) -> Result<ServerEvent, FrameError> {
                 reason: closed.reason,
             }
         }
-        "session.output_audio.delta" => ServerEvent::Audio,
+        "session.output_audio.delta" | "session.input_audio.append" => ServerEvent::Audio,
         "error" => parse(frame)?,
         _ => ServerEvent::Other,
     };
@@ -157,6 +175,25 @@ pub fn session_close() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The caller's audio a sideband hears is skipped unparsed, like output
+    /// audio: a payload that is not even valid JSON past its first bytes is
+    /// still recognised, whichever key comes first.
+    #[test]
+    fn the_callers_audio_on_a_sideband_is_skipped_without_parsing() {
+        let payload = "UklGR".repeat(2_000);
+        for frame in [
+            format!(r#"{{"type":"session.input_audio.append","audio":"{payload}"}}"#),
+            format!(r#"{{"type":"session.input_audio.append","audio":"{payload}"#),
+            format!(r#"{{"audio":"{payload}","type":"session.input_audio.append"}}"#),
+            format!(r#"{{"type":"session.output_audio.delta","delta":"{payload}""#),
+        ] {
+            assert_eq!(parse_live(&frame).expect("skipped"), ServerEvent::Audio);
+        }
+        // Any other key order still parses (and is audio all the same).
+        let spaced = format!(r#"{{ "type": "session.input_audio.append", "audio": "{payload}" }}"#);
+        assert_eq!(parse_live(&spaced).expect("parses"), ServerEvent::Audio);
+    }
 
     #[test]
     fn fragments_start_close_and_errors_parse_from_the_documented_shapes() {

@@ -10,6 +10,9 @@ impl Conversation {
     pub fn take_ready(&mut self) -> Vec<Line> {
         let mut lines = std::mem::take(&mut self.ready);
         lines.sort_by_key(|l| l.sequence_number);
+        if let Some(last) = lines.last() {
+            self.handed_high = self.handed_high.max(last.sequence_number);
+        }
         lines
     }
 

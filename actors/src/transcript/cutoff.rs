@@ -1,13 +1,16 @@
-//! Agent lines cut off: a response that ended without completing closes
-//! its open lines as `interrupted`; a truncation (the user cut the reply
-//! off) marks the line wherever it is.
+//! Agent lines cut off: a response that ended without completing makes
+//! its lines `interrupted`, open or already closed (OpenAI sends an
+//! interrupted reply's transcript `done` too, and it may come before
+//! `response.done`); a truncation (the user cut the reply off) marks the
+//! line wherever it is.
 
 use super::{ChunkStatus, Conversation, Notice, Speaker, truncate};
 use crate::realtime::event::OutputItem;
 
 impl Conversation {
     /// Closes the open agent lines of a response that ended without
-    /// completing, as `interrupted`. Returns their numbers.
+    /// completing as `interrupted`, and marks those already closed as
+    /// `interrupted` in place. Returns their numbers.
     pub(super) fn interrupt_response(
         &mut self,
         response_id: &str,
@@ -39,7 +42,37 @@ impl Conversation {
                 self.emit(&item_id, slot, ChunkStatus::Interrupted);
             }
         }
+        // Lines whose transcript `done` came before this `response.done`.
+        let mut done: Vec<i64> = self
+            .agent_lines
+            .iter()
+            .filter(|(id, line)| {
+                !closed.contains(&line.sequence_number)
+                    && (line.response.as_deref() == Some(response_id)
+                        || output.iter().any(|o| &o.id == *id))
+            })
+            .map(|(_, line)| line.sequence_number)
+            .collect();
+        done.sort_unstable();
+        for n in done {
+            self.mark_interrupted(n);
+            closed.push(n);
+        }
+        closed.sort_unstable();
         closed
+    }
+
+    /// A line already closed becomes `interrupted`: in place while it waits
+    /// to be written, else by the writer's in-place change.
+    fn mark_interrupted(&mut self, sequence_number: i64) {
+        match self
+            .ready
+            .iter_mut()
+            .find(|l| l.sequence_number == sequence_number)
+        {
+            Some(line) => line.status = ChunkStatus::Interrupted,
+            None => self.interrupted.push(sequence_number),
+        }
     }
 
     /// The user cut an agent line off: it becomes `interrupted`, wherever
@@ -48,11 +81,8 @@ impl Conversation {
         let sequence_number = if let Some(slot) = self.slots.get_mut(item_id) {
             slot.truncated = slot.speaker == Speaker::Agent;
             slot.truncated.then_some(slot.sequence_number)
-        } else if let Some(&n) = self.agent_lines.get(item_id) {
-            match self.ready.iter_mut().find(|l| l.sequence_number == n) {
-                Some(line) => line.status = ChunkStatus::Interrupted,
-                None => self.interrupted.push(n),
-            }
+        } else if let Some(n) = self.agent_lines.get(item_id).map(|l| l.sequence_number) {
+            self.mark_interrupted(n);
             Some(n)
         } else {
             None

@@ -28,6 +28,14 @@ pub enum Notice {
         audio_end_ms: Option<u64>,
         sequence_number: Option<i64>,
     },
+    /// A user turn's transcription completed empty: no line. Its number
+    /// (`None`: it had none) was given back, or, when a later line had
+    /// already gone out, kept as an empty `transcription_failed` line.
+    Silence {
+        item_id: String,
+        sequence_number: Option<i64>,
+        given_back: bool,
+    },
     /// A user transcription failed; the line keeps any text received.
     TranscriptionFailed {
         item_id: String,

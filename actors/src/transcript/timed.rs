@@ -31,6 +31,8 @@ pub struct Timed {
     away: Option<Away>,
     /// When the last fragment was read.
     last_fragment: Option<DateTime<Utc>>,
+    /// The session sent `session.closed`: its transcript is final.
+    closed: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +70,11 @@ impl Conversation {
     /// arrived for [`QUIET`].
     pub(super) fn timed_quiet(&self, now: DateTime<Utc>) -> bool {
         self.timed.last_fragment.is_none_or(|at| now - at >= QUIET)
+    }
+
+    /// GPT-Live: the session sent `session.closed`.
+    pub fn live_closed(&self) -> bool {
+        self.timed.closed
     }
 
     /// GPT-Live fragments waiting to be sealed into lines.
@@ -116,6 +123,7 @@ impl Conversation {
                 }
             }
             ServerEvent::LiveClosed { .. } => {
+                self.timed.closed = true;
                 for run in self.timed.timeline.flush() {
                     self.emit_timed(run, ChunkStatus::Completed, now);
                 }

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use super::media;
 use super::rest::{known_call, launch, unauthorized};
-use super::{CallStatus, SimCalls, error, sideband};
+use super::{CallKind, CallStatus, SimCalls, error, sideband};
 
 /// Fields a session config may have (`session.start`, a WebRTC session).
 pub const SESSION_FIELDS: [&str; 11] = [
@@ -219,7 +219,16 @@ async fn hangup(
             "The session has ended.",
         );
     }
-    call.end_with("close_requested");
+    // OpenAI documents this for SIP calls; a WebRTC session is ended with
+    // `session.close` on a sideband.
+    if call.kind == CallKind::WebRtc {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_transport",
+            "Hangup ends SIP calls; end a WebRTC session with session.close.",
+        );
+    }
+    call.end_with("close_requested", "hangup");
     calls.records.changed.notify_waiters();
     StatusCode::OK.into_response()
 }

@@ -49,7 +49,7 @@ pub(super) fn launch(
         // A caller that goes away (a closed tab), or never connects, ends the call.
         let end = peer.run(stop, Some(heard), Some(counts)).await;
         if matches!(end, PeerEnd::PeerGone | PeerEnd::NeverConnected) {
-            media_call.end_with("connection_lost");
+            media_call.end_with("connection_lost", "connection_lost");
             media_calls.records.changed.notify_waiters();
         }
     });
@@ -234,7 +234,7 @@ async fn hangup(
     }
     match calls.call(&id) {
         Some(call) if call.status() != CallStatus::Ended => {
-            call.end_with("close_requested");
+            call.end_with("close_requested", "hangup");
             calls.records.changed.notify_waiters();
             StatusCode::OK.into_response()
         }

@@ -248,17 +248,19 @@ fn answer(call: &SimCallState, event: &Value) -> Option<Value> {
     match event["type"].as_str()? {
         // GPT-Live: the application closes the session (the call ends).
         "session.close" if call.api == scribe_actors::domain::VoiceApi::Live => {
-            call.end_with("close_requested");
+            call.end_with("close_requested", "session.close");
             None
         }
         "session.update" => {
-            let mut session = call.session();
-            if let Some(update) = event["session"].as_object() {
-                for (k, v) in update {
-                    session[k] = v.clone();
-                }
+            // As OpenAI documents it: the voice cannot change once the
+            // assistant has spoken; only the fields sent are updated.
+            if call.agent_spoke() && !event["session"]["audio"]["output"]["voice"].is_null() {
+                return Some(json!({"type":"error","event_id":"evt_cuv","error":{
+                    "type":"invalid_request_error","code":"cannot_update_voice",
+                    "message":"Cannot update a conversation's voice if assistant audio is present.",
+                    "param":"session.audio.output.voice","event_id":event["event_id"]}}));
             }
-            session["id"] = json!(format!("sess_{}", call.id));
+            let session = call.update_session(&event["session"]);
             Some(json!({"type":"session.updated","event_id":"evt_su","session":session}))
         }
         "conversation.item.retrieve" => {

@@ -211,6 +211,18 @@ fn speech_start_and_stop_are_recognised() {
     assert_eq!(parse(stopped).expect("parses"), ServerEvent::SpeechStopped);
 }
 
+/// The GA shape (`InputAudioBufferTimeoutTriggered` in OpenAI's types).
+#[test]
+fn an_idle_timeout_names_the_silence_item() {
+    let frame = r#"{"type":"input_audio_buffer.timeout_triggered","event_id":"event_9","audio_start_ms":13216,"audio_end_ms":19232,"item_id":"item_silence"}"#;
+    assert_eq!(
+        parse(frame).expect("parses"),
+        ServerEvent::InputTimeout {
+            item_id: "item_silence".into()
+        }
+    );
+}
+
 #[test]
 fn a_refused_session_update_names_its_field_and_client_event() {
     let frame = r#"{"type":"error","event_id":"event_5","error":{"type":"invalid_request_error","code":"invalid_value","message":"Invalid value: 'gpt-4o-transcribe-x'. Supported values are: 'whisper-1', 'gpt-4o-transcribe'.","param":"session.audio.input.transcription.model","event_id":"scribe_session_update"}}"#;

@@ -115,6 +115,109 @@ fn an_agent_line_left_open_after_its_response_never_holds_up_a_rotation() {
     );
 }
 
+/// OpenAI sends an interrupted reply's transcript `done` too, and it may
+/// come before `response.done` says `cancelled`: the line ends
+/// `interrupted` in either order.
+#[test]
+fn a_reply_whose_transcript_was_done_before_its_response_was_cancelled_ends_interrupted() {
+    for status in ["cancelled", "incomplete", "failed"] {
+        // `done` first, the line still waiting to be written: changed in place.
+        let mut s = Script::new();
+        s.user_turn("u1", None)
+            .heard("u1", "Wait")
+            .reply("r1", "a1", "u1", &["Sure, ", "the "], false)
+            .ev(ServerEvent::AgentTranscriptDone {
+                item_id: "a1".into(),
+                transcript: "Sure, the".into(),
+            })
+            .ev(done_response("r1", status, vec![]));
+        assert_eq!(
+            s.lines(),
+            [
+                (1, User, "Wait".into(), Completed),
+                (2, Agent, "Sure, the".into(), Interrupted)
+            ],
+            "{status}: done, then response.done"
+        );
+        assert!(
+            s.0.take_interrupted().is_empty(),
+            "{status}: no second write"
+        );
+        let notices = s.0.take_notices();
+        assert!(
+            notices
+                .iter()
+                .any(|n| matches!(n, Notice::ReplyInterrupted { lines, .. } if lines == &[2])),
+            "{status}: {notices:?}"
+        );
+
+        // `done` first and the line already handed to the writer: the
+        // writer's in-place change, as a truncation does.
+        let mut s = Script::new();
+        s.user_turn("u1", None)
+            .heard("u1", "Wait")
+            .reply("r1", "a1", "u1", &["Sure"], false)
+            .ev(ServerEvent::AgentTranscriptDone {
+                item_id: "a1".into(),
+                transcript: "Sure".into(),
+            });
+        assert_eq!(s.lines().len(), 2, "both lines went to the writer");
+        s.ev(done_response("r1", status, vec![]));
+        assert!(s.lines().is_empty(), "{status}: no second line");
+        assert_eq!(s.0.take_interrupted(), [2], "{status}");
+
+        // `response.done` first: closed at once as interrupted, and the
+        // late `done` makes no second line.
+        let mut s = Script::new();
+        s.user_turn("u1", None)
+            .heard("u1", "Wait")
+            .reply("r1", "a1", "u1", &["Sure, ", "the "], false)
+            .ev(done_response("r1", status, vec![]))
+            .ev(ServerEvent::AgentTranscriptDone {
+                item_id: "a1".into(),
+                transcript: "Sure, the".into(),
+            });
+        assert_eq!(
+            s.lines(),
+            [
+                (1, User, "Wait".into(), Completed),
+                (2, Agent, "Sure, the ".into(), Interrupted)
+            ],
+            "{status}: response.done, then done"
+        );
+        assert!(s.0.take_interrupted().is_empty(), "{status}");
+    }
+}
+
+/// A reply named only by `response.done`'s output (no response was known
+/// when its item arrived) is marked the same way.
+#[test]
+fn a_done_reply_named_by_a_cancelled_responses_output_ends_interrupted() {
+    let mut s = Script::new();
+    s.user_turn("u1", None).heard("u1", "Hi");
+    s.ev(ServerEvent::ResponseCreated {
+        response_id: "r0".into(),
+    })
+    .ev(ServerEvent::ResponseCreated {
+        response_id: "r1".into(),
+    })
+    .ev(ServerEvent::ItemAdded {
+        previous_item_id: Some("u1".into()),
+        item: agent_item("a1"),
+    })
+    .ev(ServerEvent::AgentTranscriptDone {
+        item_id: "a1".into(),
+        transcript: "Hello".into(),
+    });
+    assert_eq!(s.lines().len(), 2);
+    let output = vec![OutputItem {
+        id: "a1".into(),
+        transcript: Some("Hello".into()),
+    }];
+    s.ev(done_response("r1", "cancelled", output));
+    assert_eq!(s.0.take_interrupted(), [2]);
+}
+
 // Point 2: truncation.
 
 #[test]
@@ -283,4 +386,113 @@ fn the_end_of_a_session_stops_the_speech_it_heard() {
     s.ev(ServerEvent::SpeechStarted);
     s.0.end_session();
     assert!(s.0.is_idle());
+}
+
+// Silence is not a line.
+
+fn timeout(item: &str) -> ServerEvent {
+    ServerEvent::InputTimeout {
+        item_id: item.into(),
+    }
+}
+
+/// An idle-timeout nudge: the service announces the silence, commits it
+/// and answers it. Its empty transcription makes no line and no gap.
+#[test]
+fn an_idle_timeouts_silence_is_logged_not_stored() {
+    let mut s = Script::new();
+    s.user_turn("u1", None).heard("u1", "Hello");
+    s.reply("r1", "a1", "u1", &["Hi."], true);
+    assert_eq!(s.lines().len(), 2);
+    s.ev(timeout("u2"))
+        .user_turn("u2", Some("a1"))
+        .reply("r2", "a2", "u2", &["Are you ", "still there?"], false)
+        .heard("u2", "")
+        .ev(ServerEvent::AgentTranscriptDone {
+            item_id: "a2".into(),
+            transcript: "Are you still there?".into(),
+        })
+        .ev(done_response("r2", "completed", vec![]))
+        .user_turn("u3", Some("a2"))
+        .heard("u3", "Yes.");
+    assert_eq!(
+        s.lines(),
+        [
+            (3, Agent, "Are you still there?".into(), Completed),
+            (4, User, "Yes.".into(), Completed)
+        ]
+    );
+    assert!(s.0.take_notices().contains(&Notice::Silence {
+        item_id: "u2".into(),
+        sequence_number: None,
+        given_back: false,
+    }));
+    assert_eq!(s.0.next_sequence(), 5);
+}
+
+/// An empty transcription of a turn the service did not announce (noise
+/// taken for speech) gives its number back while the reply after it is
+/// still open: the reply takes it.
+#[test]
+fn an_empty_transcription_gives_its_number_to_the_open_reply_after_it() {
+    let mut s = Script::new();
+    s.user_turn("u1", None)
+        .reply("r1", "a1", "u1", &["Sorry, ", "I missed that."], false)
+        .heard("u1", "  ")
+        .ev(ServerEvent::AgentTranscriptDone {
+            item_id: "a1".into(),
+            transcript: "Sorry, I missed that.".into(),
+        })
+        .ev(done_response("r1", "completed", vec![]));
+    assert_eq!(
+        s.lines(),
+        [(1, Agent, "Sorry, I missed that.".into(), Completed)]
+    );
+    assert_eq!(s.0.next_sequence(), 2, "number 2 is free again");
+    assert_eq!(s.0.take_high_water(), Some(1), "the mark follows");
+    assert!(s.0.take_notices().contains(&Notice::Silence {
+        item_id: "u1".into(),
+        sequence_number: Some(1),
+        given_back: true,
+    }));
+}
+
+/// When the reply after it already went to the writer, the number cannot
+/// move: its place keeps an empty `transcription_failed` line (gapless).
+#[test]
+fn an_empty_transcription_after_a_later_line_went_out_keeps_its_place() {
+    let mut s = Script::new();
+    s.user_turn("u1", None)
+        .reply("r1", "a1", "u1", &["Hm?"], true);
+    assert_eq!(s.lines(), [(2, Agent, "Hm?".into(), Completed)]);
+    s.heard("u1", "");
+    assert_eq!(s.lines(), [(1, User, String::new(), TranscriptionFailed)]);
+    assert!(s.0.take_notices().contains(&Notice::Silence {
+        item_id: "u1".into(),
+        sequence_number: Some(1),
+        given_back: false,
+    }));
+}
+
+/// The service may hear words in an announced silence after all: they
+/// become a line, after what was numbered meanwhile.
+#[test]
+fn words_in_an_announced_silence_become_a_line_after_the_reply() {
+    let mut s = Script::new();
+    s.ev(timeout("u1"))
+        .user_turn("u1", None)
+        .reply("r1", "a1", "u1", &["Still there?"], true)
+        .heard("u1", "mm yes");
+    assert_eq!(
+        s.lines(),
+        [
+            (1, Agent, "Still there?".into(), Completed),
+            (2, User, "mm yes".into(), Completed)
+        ]
+    );
+    assert!(
+        s.0.take_notices()
+            .iter()
+            .any(|n| matches!(n, Notice::OutOfOrderItem { item_id, .. } if item_id == "u1"))
+    );
 }

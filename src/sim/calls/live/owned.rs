@@ -148,6 +148,7 @@ async fn serve<S>(
                 &clock,
                 &out,
                 &records,
+                false,
             )
             .await;
             // Keep the channel open after the script: the session holds.
