@@ -9,7 +9,7 @@ use scribe_actors::ports::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::llm::{Attempt, LlmClient};
+use super::llm::{AnswerFormat, Attempt, LlmClient};
 
 const SUMMARY_SYSTEM: &str = "You are an expert summarizer. You write readable, concise, simple content \
     summaries of meeting transcripts. Summarize what was discussed, what was decided and what comes next.";
@@ -44,6 +44,34 @@ struct SessionProgress {
     session_name: String,
     status: String,
     notes: String,
+}
+
+/// The strict JSON schema of a blueprint answer (Structured Outputs: every
+/// property required, no others), the plan's sessions as the only names.
+pub fn blueprint_schema(sessions: &[String]) -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["progressSummary", "updatedProgress", "nextSessionPrompt"],
+        "properties": {
+            "progressSummary": { "type": "string", "description": "What this session achieved." },
+            "updatedProgress": {
+                "type": "array",
+                "description": "One entry per plan session, in plan order.",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["session_name", "status", "notes"],
+                    "properties": {
+                        "session_name": { "type": "string", "enum": sessions },
+                        "status": { "type": "string", "enum": ["not_started", "in_progress", "completed"] },
+                        "notes": { "type": "string" },
+                    },
+                },
+            },
+            "nextSessionPrompt": { "type": "string", "description": "Instructions for the agent in the next session." },
+        },
+    })
 }
 
 /// Checks a blueprint answer against the plan's sessions.
@@ -159,11 +187,15 @@ impl Analyzer for LlmAnalyzer {
                     input.progress.clone().unwrap_or(Value::Null),
                     input.meeting_name
                 );
+                let format = AnswerFormat::Json {
+                    name: "blueprint_progress",
+                    schema: blueprint_schema(&sessions),
+                };
                 self.llm
                     .complete(
                         BLUEPRINT_SYSTEM,
                         &user,
-                        true,
+                        &format,
                         |t| validate_blueprint_answer(t, &sessions),
                         on_attempt,
                     )
@@ -176,7 +208,7 @@ impl Analyzer for LlmAnalyzer {
                     .complete(
                         SUMMARY_SYSTEM,
                         &user,
-                        false,
+                        &AnswerFormat::Text,
                         |t| {
                             let t = t.trim();
                             if t.is_empty() {
@@ -239,6 +271,46 @@ mod tests {
             r#"{"progressSummary":"ok","updatedProgress":[],"nextSessionPrompt":"","mood":"good"}"#;
         assert!(validate_blueprint_answer(extra, &plan()).is_err());
         assert!(validate_blueprint_answer("Sure! It went well.", &plan()).is_err());
+    }
+
+    /// What Structured Outputs' strict mode requires of a schema: every
+    /// object closed, every property required.
+    #[test]
+    fn the_blueprint_schema_is_strict() {
+        fn check(schema: &Value) {
+            if schema["type"] == "object" {
+                assert_eq!(schema["additionalProperties"], false, "{schema}");
+                let mut required: Vec<&str> = schema["required"]
+                    .as_array()
+                    .expect("required")
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect();
+                let mut properties: Vec<&str> = schema["properties"]
+                    .as_object()
+                    .expect("properties")
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                required.sort_unstable();
+                properties.sort_unstable();
+                assert_eq!(required, properties, "{schema}");
+                schema["properties"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .for_each(|(_, p)| check(p));
+            }
+            if schema["type"] == "array" {
+                check(&schema["items"]);
+            }
+        }
+        let schema = blueprint_schema(&plan());
+        check(&schema);
+        assert_eq!(
+            schema["properties"]["updatedProgress"]["items"]["properties"]["session_name"]["enum"],
+            json!(["Intro", "Plan"])
+        );
     }
 
     #[test]

@@ -3,6 +3,16 @@
 //! (so retries never nest), and this client retries 429, 5xx, transport
 //! errors, attempt timeouts and answers that do not validate, with
 //! exponential backoff and jitter, honouring `Retry-After`.
+//!
+//! The request is one every current chat model accepts, reasoning models
+//! included (OpenAI's `openai` 3.57 types, `chat/completion_create_params.py`):
+//! a `developer` message (it replaces `system` from o1 on) and the user's;
+//! structured answers as `response_format: json_schema` with `strict: true`;
+//! nothing else: no `max_tokens` (deprecated, refused by reasoning models in
+//! favour of `max_completion_tokens`), no `temperature` or `top_p` (a
+//! reasoning model takes only the default), no `stop`. An answer cut off at
+//! the output limit (`finish_reason: length`) or a refusal is a failed
+//! attempt, never a result.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -13,8 +23,9 @@ use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::middleware::{HttpRequestFactory, ReqwestService};
 use async_openai::types::chat::{
-    ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
-    ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs, ResponseFormat,
+    ChatCompletionRequestDeveloperMessage, ChatCompletionRequestMessage,
+    ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs, FinishReason,
+    ResponseFormat, ResponseFormatJsonSchema,
 };
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::future::BoxFuture;
@@ -137,6 +148,18 @@ impl tower::Service<HttpRequestFactory> for Transport {
     }
 }
 
+/// The form of the answer asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnswerFormat {
+    /// Free text.
+    Text,
+    /// A JSON object fitting `schema` (Structured Outputs, strict).
+    Json {
+        name: &'static str,
+        schema: serde_json::Value,
+    },
+}
+
 pub struct LlmClient {
     client: Client<OpenAIConfig>,
     model: String,
@@ -168,14 +191,13 @@ impl LlmClient {
         }
     }
 
-    /// One chat completion (system + user message), retried under the
-    /// policy until `validate` accepts the answer's text. With `json`, the
-    /// model is asked for a JSON object.
+    /// One chat completion (developer + user message), retried under the
+    /// policy until `validate` accepts the answer's text, in `format`.
     pub async fn complete<T>(
         &self,
-        system: &str,
+        instructions: &str,
         user: &str,
-        json: bool,
+        format: &AnswerFormat,
         validate: impl Fn(&str) -> Result<T, String>,
         mut on_attempt: impl FnMut(Attempt),
     ) -> Result<T, LlmFailure> {
@@ -191,7 +213,7 @@ impl LlmClient {
             on_attempt(Attempt::Started { attempt });
             let outcome = match tokio::time::timeout(
                 self.policy.attempt_timeout,
-                self.once(system, user, json),
+                self.once(instructions, user, format),
             )
             .await
             {
@@ -254,7 +276,12 @@ impl LlmClient {
         })
     }
 
-    async fn once(&self, system: &str, user: &str, json: bool) -> Result<String, AttemptError> {
+    async fn once(
+        &self,
+        instructions: &str,
+        user: &str,
+        format: &AnswerFormat,
+    ) -> Result<String, AttemptError> {
         let invalid = |e: OpenAIError| AttemptError {
             public: "the request to the model could not be built".into(),
             detail: format!("request could not be built: {e}"),
@@ -262,11 +289,20 @@ impl LlmClient {
         };
         let mut request = CreateChatCompletionRequestArgs::default();
         request.model(&self.model).messages(vec![
-            ChatCompletionRequestMessage::System(ChatCompletionRequestSystemMessage::from(system)),
+            ChatCompletionRequestMessage::Developer(ChatCompletionRequestDeveloperMessage::from(
+                instructions,
+            )),
             ChatCompletionRequestMessage::User(ChatCompletionRequestUserMessage::from(user)),
         ]);
-        if json {
-            request.response_format(ResponseFormat::JsonObject);
+        if let AnswerFormat::Json { name, schema } = format {
+            request.response_format(ResponseFormat::JsonSchema {
+                json_schema: ResponseFormatJsonSchema {
+                    description: None,
+                    name: (*name).to_owned(),
+                    schema: schema.clone(),
+                    strict: Some(true),
+                },
+            });
         }
         let request = request.build().map_err(invalid)?;
         *self
@@ -274,11 +310,27 @@ impl LlmClient {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = None;
         let response = self.client.chat().create(request).await.map_err(classify)?;
-        response
+        let choice = response
             .choices
             .into_iter()
             .next()
-            .and_then(|c| c.message.content)
+            .ok_or_else(|| AttemptError::ours("the answer had no choice".into(), true))?;
+        if let Some(refusal) = choice.message.refusal.filter(|r| !r.is_empty()) {
+            return Err(AttemptError {
+                public: "the model refused to answer".into(),
+                detail: format!("the model refused: {refusal}"),
+                retryable: false,
+            });
+        }
+        if choice.finish_reason == Some(FinishReason::Length) {
+            return Err(AttemptError::ours(
+                "the answer was cut off at the model's output limit".into(),
+                false,
+            ));
+        }
+        choice
+            .message
+            .content
             .ok_or_else(|| AttemptError::ours("the answer had no content".into(), true))
     }
 }

@@ -5,10 +5,17 @@
 //! ([`super::calls`], reached with [`SimLlm::calls`]). Chat answers are
 //! deterministic:
 //!
-//! - with `response_format: json_object`, a blueprint answer: the user
-//!   message carries a line `BLUEPRINT: {"sessions":[...],"current":"..."}`;
-//!   the answer completes every session up to and including `current`;
+//! - with `response_format` `json_schema` (or `json_object`), a blueprint
+//!   answer: the user message carries a line
+//!   `BLUEPRINT: {"sessions":[...],"current":"..."}`; the answer completes
+//!   every session up to and including `current`;
 //! - otherwise a summary built from the transcript lines in the user message.
+//!
+//! It refuses what OpenAI's current (reasoning) chat models refuse, with
+//! OpenAI's 400 shapes: `max_tokens` (`max_completion_tokens` instead), a
+//! `temperature` or `top_p` other than 1, `stop`, and a `json_schema`
+//! response format without a name and a schema, or `strict` with a schema
+//! that leaves an object open or a property optional.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -38,6 +45,10 @@ pub enum LlmFault {
     Stall(Duration),
     /// A 200 whose content is not the JSON that was asked for.
     NotJson,
+    /// A 200 cut off at the output limit (`finish_reason: length`).
+    CutOff,
+    /// A 200 whose message is a refusal (`refusal` set, no content).
+    Refusal,
     /// OpenAI's 401 for a key it does not know, which quotes part of the
     /// key presented (`Incorrect API key provided: sk-abc***wxyz. ...`).
     InvalidKey,
@@ -193,7 +204,13 @@ async fn complete(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .pop_front();
-    let wants_json = body["response_format"]["type"] == "json_object";
+    if let Some(refused) = refuse(&body) {
+        return refused;
+    }
+    let wants_json = matches!(
+        body["response_format"]["type"].as_str(),
+        Some("json_object" | "json_schema")
+    );
     let user = body["messages"]
         .as_array()
         .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
@@ -237,8 +254,25 @@ async fn complete(
         Some(LlmFault::NotJson) => {
             "Sure! Here is the analysis you asked for: it went well.".to_owned()
         }
+        Some(LlmFault::CutOff) => {
+            let full = answer(&user, wants_json);
+            let message =
+                json!({ "role": "assistant", "content": &full[..full.len() / 2], "refusal": null });
+            return completion(&body, message, "length", &user);
+        }
+        Some(LlmFault::Refusal) => {
+            let message = json!({ "role": "assistant", "content": null, "refusal": "I'm sorry, I can't help with that." });
+            return completion(&body, message, "stop", &user);
+        }
         None => answer(&user, wants_json),
     };
+    let message = json!({ "role": "assistant", "content": content, "refusal": null });
+    completion(&body, message, "stop", &user)
+}
+
+/// A `chat.completion` with one choice.
+fn completion(body: &Value, message: Value, finish_reason: &str, user: &str) -> Response {
+    let content = message["content"].as_str().unwrap_or_default().len();
     Json(json!({
         "id": format!("chatcmpl-sim-{}", uuid::Uuid::new_v4().simple()),
         "object": "chat.completion",
@@ -246,13 +280,91 @@ async fn complete(
         "model": body["model"],
         "choices": [{
             "index": 0,
-            "message": { "role": "assistant", "content": content, "refusal": null },
-            "finish_reason": "stop",
+            "message": message,
+            "finish_reason": finish_reason,
             "logprobs": null
         }],
-        "usage": { "prompt_tokens": user.len() / 4, "completion_tokens": content.len() / 4, "total_tokens": (user.len() + content.len()) / 4 }
+        "usage": { "prompt_tokens": user.len() / 4, "completion_tokens": content / 4, "total_tokens": (user.len() + content) / 4 }
     }))
     .into_response()
+}
+
+/// OpenAI's 400 for a parameter a current chat model does not take.
+fn refuse(body: &Value) -> Option<Response> {
+    let bad = |param: &str, code: &str, message: String| {
+        let body = json!({ "error": { "message": message, "type": "invalid_request_error", "param": param, "code": code } });
+        Some((StatusCode::BAD_REQUEST, Json(body)).into_response())
+    };
+    let model = body["model"].as_str().unwrap_or_default();
+    if body.get("max_tokens").is_some() {
+        return bad(
+            "max_tokens",
+            "unsupported_parameter",
+            format!(
+                "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead. ({model})"
+            ),
+        );
+    }
+    for param in ["temperature", "top_p"] {
+        if body.get(param).is_some_and(|v| v.as_f64() != Some(1.0)) {
+            return bad(
+                param,
+                "unsupported_value",
+                format!(
+                    "Unsupported value: '{param}' does not support {} with this model. Only the default (1) value is supported.",
+                    body[param]
+                ),
+            );
+        }
+    }
+    if body.get("stop").is_some() {
+        return bad(
+            "stop",
+            "unsupported_parameter",
+            "Unsupported parameter: 'stop' is not supported with this model.".into(),
+        );
+    }
+    let format = &body["response_format"];
+    if format["type"] == "json_schema" {
+        let schema = &format["json_schema"];
+        if !schema["name"].is_string() || !schema["schema"].is_object() {
+            return bad(
+                "response_format.json_schema",
+                "invalid_value",
+                "A json_schema response format needs a `name` and a `schema`.".into(),
+            );
+        }
+        if schema["strict"] == true && !strict_schema(&schema["schema"]) {
+            return bad(
+                "response_format.json_schema.schema",
+                "invalid_json_schema",
+                "Invalid schema for response_format: In strict mode, every object must set 'additionalProperties': false and list every property in 'required'.".into(),
+            );
+        }
+    }
+    None
+}
+
+/// Structured Outputs' strict mode: every object closed, every property
+/// required, all the way down.
+fn strict_schema(schema: &Value) -> bool {
+    match schema["type"].as_str() {
+        Some("object") => {
+            let properties = schema["properties"].as_object();
+            let required: Vec<&str> = schema["required"]
+                .as_array()
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            schema["additionalProperties"] == false
+                && properties.is_none_or(|p| {
+                    p.len() == required.len()
+                        && p.iter()
+                            .all(|(k, v)| required.contains(&k.as_str()) && strict_schema(v))
+                })
+        }
+        Some("array") => strict_schema(&schema["items"]),
+        _ => true,
+    }
 }
 
 /// The deterministic answer to `user`.

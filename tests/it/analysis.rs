@@ -76,7 +76,8 @@ async fn a_blueprint_call_completes_with_progress_and_exactly_one_next_session()
         assert!(next["prompt"].as_str().expect("prompt").contains("Plan"));
         // The model was asked for JSON with the transcript, speakers named.
         let request = &app.llm.requests()[0].body;
-        assert_eq!(request["response_format"]["type"], "json_object");
+        assert_eq!(request["response_format"]["type"], "json_schema");
+        assert_eq!(request["response_format"]["json_schema"]["strict"], true);
         let user = request["messages"][1]["content"]
             .as_str()
             .expect("user message");

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use scribe::analysis::llm::{Attempt, LlmClient, LlmFailure, RetryPolicy};
+use scribe::analysis::llm::{AnswerFormat, Attempt, LlmClient, LlmFailure, RetryPolicy};
 use scribe::sim::llm::{LlmFault, SimLlm};
 use serde_json::Value;
 
@@ -22,7 +22,12 @@ fn client(sim: &SimLlm, attempt_timeout: Duration) -> LlmClient {
         attempt_timeout,
         max_retry_after: Duration::from_secs(5),
     };
-    LlmClient::new(&sim.base_url(), Some(&"sk-sim".into()), "gpt-4o", policy)
+    LlmClient::new(
+        &sim.base_url(),
+        Some(&"sk-sim".into()),
+        "gpt-6-luna",
+        policy,
+    )
 }
 
 const PLAN: &str = r#"BLUEPRINT: {"sessions":[{"session_name":"Intro","goals":["meet"]},{"session_name":"Plan","goals":[]}],"current":"Intro"}"#;
@@ -35,15 +40,19 @@ async fn run(client: &LlmClient, json: bool) -> (Result<Value, LlmFailure>, Vec<
     let mut attempts = Vec::new();
     let user = format!("{PLAN}\nTRANSCRIPT:\nUser: hello\nCoach: hi there");
     let result = if json {
+        let format = AnswerFormat::Json {
+            name: "blueprint_progress",
+            schema: scribe::analysis::analyzer::blueprint_schema(&["Intro".into(), "Plan".into()]),
+        };
         client
-            .complete("analyse", &user, true, as_json, |a| attempts.push(a))
+            .complete("analyse", &user, &format, as_json, |a| attempts.push(a))
             .await
     } else {
         client
             .complete(
                 "summarize",
                 &user,
-                false,
+                &AnswerFormat::Text,
                 |t| Ok(Value::String(t.to_owned())),
                 |a| attempts.push(a),
             )
@@ -83,9 +92,24 @@ async fn a_blueprint_answer_and_a_summary_come_back_on_the_first_attempt() {
             Attempt::Succeeded { attempt: 1 }
         ]
     );
+    // Only what every current chat model takes: a developer message,
+    // Structured Outputs (strict), no `max_tokens`, `temperature`, `stop`.
     let request = &sim.requests()[0].body;
-    assert_eq!(request["model"], "gpt-4o");
-    assert_eq!(request["response_format"]["type"], "json_object");
+    assert_eq!(request["model"], "gpt-6-luna");
+    assert_eq!(request["messages"][0]["role"], "developer");
+    assert_eq!(request["messages"][1]["role"], "user");
+    assert_eq!(request["response_format"]["type"], "json_schema");
+    assert_eq!(
+        request["response_format"]["json_schema"]["name"],
+        "blueprint_progress"
+    );
+    assert_eq!(request["response_format"]["json_schema"]["strict"], true);
+    let keys: Vec<&String> = request.as_object().expect("an object").keys().collect();
+    assert_eq!(
+        keys,
+        ["messages", "model", "response_format"],
+        "nothing else is sent"
+    );
     let (summary, _) = run(&client, false).await;
     assert!(
         summary
@@ -179,4 +203,57 @@ async fn an_answer_that_does_not_validate_is_a_failed_attempt() {
         failed[0].starts_with("answer did not validate"),
         "{failed:?}"
     );
+}
+
+/// What a current (reasoning) chat model refuses, as OpenAI answers it: the
+/// simulator refuses it too, so a request scribe stopped sending would fail.
+#[tokio::test]
+async fn parameters_current_chat_models_refuse_are_refused() {
+    let sim = sim().await;
+    let http = reqwest::Client::new();
+    let base =
+        serde_json::json!({"model":"gpt-6-luna","messages":[{"role":"user","content":"hi"}]});
+    for (extra, param) in [
+        (serde_json::json!({"max_tokens": 100}), "max_tokens"),
+        (serde_json::json!({"temperature": 0.2}), "temperature"),
+        (serde_json::json!({"stop": ["\n"]}), "stop"),
+        (
+            serde_json::json!({"response_format":{"type":"json_schema","json_schema":{"name":"x","strict":true,"schema":{"type":"object","properties":{"a":{"type":"string"}}}}}}),
+            "response_format.json_schema.schema",
+        ),
+    ] {
+        let mut body = base.clone();
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        let answer = http
+            .post(format!("{}/chat/completions", sim.base_url()))
+            .json(&body)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(answer.status(), reqwest::StatusCode::BAD_REQUEST, "{param}");
+        let error: Value = answer.json().await.expect("json");
+        assert_eq!(error["error"]["param"], param);
+    }
+}
+
+/// An answer cut off at the output limit, or a refusal, is never a result.
+#[tokio::test]
+async fn a_cut_off_answer_or_a_refusal_is_a_failed_attempt() {
+    for (fault, error) in [
+        (
+            LlmFault::CutOff,
+            "the answer was cut off at the model's output limit",
+        ),
+        (LlmFault::Refusal, "the model refused to answer"),
+    ] {
+        let sim = sim().await;
+        sim.push_faults([fault]);
+        let client = client(&sim, Duration::from_secs(10));
+        let (answer, attempts) = run(&client, true).await;
+        let failure = answer.expect_err("no result");
+        assert_eq!(failure.last_error, error);
+        assert_eq!(failed_attempts(&attempts), [error], "not retried");
+    }
 }
