@@ -7,7 +7,7 @@
 //! - [`status`]: every meeting status change, through the state machine.
 //! - `calls`: the actors' ports (`CallStore`, `LeaseStore`, `AnalysisStore`,
 //!   `TranscriptSink`); `leases`, `analysis`, `transcript`, `webhooks`,
-//!   `meetings`, `agents`, `events`: the queries by concern.
+//!   `meetings`, `agents`, `events`, `participants`: the queries by concern.
 //! - `feed`, [`changes`]: what the event stream reads and its wake-ups.
 
 mod agents;
@@ -21,6 +21,7 @@ mod feed;
 mod leases;
 mod meetings;
 mod news;
+mod participants;
 pub mod pool;
 mod rows;
 mod secrets;
@@ -34,6 +35,8 @@ pub use changes::Changes;
 pub use copy::PgLines;
 pub use events::{AnalysisJob, StoredEvent};
 pub use feed::{FeedCursor, FeedEvent, FeedRead};
+pub use leases::EndRequest;
+pub use participants::{Movement, Presence, Remaining};
 pub use pool::{
     Backend, POSTGRES_MIGRATOR, PoolSize, SQLITE_MIGRATOR, Store, StoreError, redact_url,
 };

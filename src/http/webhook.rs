@@ -3,6 +3,16 @@
 //! Deliveries are de-duplicated durably. The answer goes out before any
 //! realtime connection is attempted: starting and ending calls is handed to
 //! the supervisor.
+//!
+//! A Stream session ends only when its last participant leaves, and
+//! scribe's agent is one: while it is connected `call.session_ended` may
+//! never come. So a call ends at whichever comes first of
+//! `call.session_ended`, `call.ended` (the call was ended), and the
+//! `call.session_participant_left` after which nobody but scribe's agent
+//! remains (who is in a session is counted in the database, by each
+//! participant's `user_session_id`, from `call.session_participant_joined`
+//! and `..._left`, routed by `call_cid`). The others are duplicates:
+//! answered 200 (`duplicate`) and logged.
 
 use std::io::Read;
 
@@ -18,8 +28,11 @@ use serde::Serialize;
 
 use super::error::ErrorBody;
 use super::{ApiError, AppState};
-use crate::store::{SessionStart, WebhookDelivery};
-use crate::stream::event::{SESSION_ENDED, SESSION_STARTED, WebhookEvent};
+use crate::realtime::AGENT_USER_ID;
+use crate::store::{EndRequest, Movement, Presence, SessionStart, WebhookDelivery};
+use crate::stream::event::{
+    CALL_ENDED, PARTICIPANT_JOINED, PARTICIPANT_LEFT, SESSION_ENDED, SESSION_STARTED, WebhookEvent,
+};
 use crate::stream::signature;
 
 /// Largest webhook body accepted, compressed or inflated.
@@ -54,8 +67,10 @@ pub struct WebhookAnswer {
     pub meeting_id: Option<MeetingId>,
 }
 
-/// Stream: `started`, `ending`, `duplicate`, `ignored` (not a session
-/// event) or `unroutable` (no meeting of ours named). OpenAI: `accepted`,
+/// Stream: `started`, `ending` (this event ended the call), `joined` or
+/// `left` (a participant, counted), `duplicate` (seen before, or the call
+/// had already ended), `ignored` (not an event scribe acts on) or
+/// `unroutable` (no meeting of ours named). OpenAI: `accepted`,
 /// `rejected` (no agent for the number, or OpenAI refused the accept),
 /// `duplicate` or `ignored`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -63,6 +78,8 @@ pub struct WebhookAnswer {
 pub enum WebhookOutcome {
     Started,
     Ending,
+    Joined,
+    Left,
     Duplicate,
     Ignored,
     Unroutable,
@@ -76,6 +93,8 @@ impl WebhookOutcome {
         match self {
             Self::Started => "started",
             Self::Ending => "ending",
+            Self::Joined => "joined",
+            Self::Left => "left",
             Self::Duplicate => "duplicate",
             Self::Ignored => "ignored",
             Self::Unroutable => "unroutable",
@@ -105,7 +124,8 @@ pub fn answer(status: WebhookOutcome) -> Json<WebhookAnswer> {
         ("x-api-key" = Option<String>, Header, nullable = false, description = "Stream's API key (not checked: the signature is)."),
     ),
     request_body(
-        description = "A Stream event (`call.session_started`, `call.session_ended`, or any other, ignored), \
+        description = "A Stream event (`call.session_started`, `call.session_ended`, `call.ended`, \
+                       `call.session_participant_joined`, `call.session_participant_left`, or any other, ignored), \
                        as JSON or gzip-compressed JSON (at most 1 MiB either way).",
         content((crate::stream::event::Raw = "application/json")),
     ),
@@ -161,82 +181,189 @@ async fn handle(
     }
     let event = WebhookEvent::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     // Only verified events name a type: the label set stays small.
-    *kind = match event.kind.as_str() {
-        SESSION_STARTED => SESSION_STARTED,
-        SESSION_ENDED => SESSION_ENDED,
-        _ => "other",
-    };
+    *kind = [
+        SESSION_STARTED,
+        SESSION_ENDED,
+        CALL_ENDED,
+        PARTICIPANT_JOINED,
+        PARTICIPANT_LEFT,
+    ]
+    .into_iter()
+    .find(|k| *k == event.kind)
+    .unwrap_or("other");
     let webhook_id = header(&headers, "x-webhook-id").map(str::to_owned);
     tracing::info!(kind = %event.kind, call_cid = ?event.call_cid, webhook_id = ?webhook_id, "webhook received");
-
-    let is_session_event = event.kind == SESSION_STARTED || event.kind == SESSION_ENDED;
-    if !is_session_event {
-        return Ok(answer(WebhookOutcome::Ignored));
-    }
-    let Some(raw_meeting) = event.meeting_id.as_deref() else {
-        tracing::info!(kind = %event.kind, "webhook without call.custom.meetingId ignored");
-        return Ok(answer(WebhookOutcome::Unroutable));
-    };
-    // A meeting id that is not a UUID cannot name one of ours. Answered 2xx:
-    // Stream would retry anything else for nothing.
-    let Ok(meeting) = raw_meeting.parse::<MeetingId>() else {
-        tracing::info!(kind = %event.kind, "webhook whose meetingId is not one of ours ignored");
-        return Ok(answer(WebhookOutcome::Unroutable));
-    };
     let delivery = WebhookDelivery {
         webhook_id,
         event_type: event.kind.clone(),
         call_cid: event.call_cid.clone(),
         session_id: event.session_id.clone(),
     };
+    let outcome = match *kind {
+        SESSION_STARTED => session_started(&state, &event, &delivery).await?,
+        SESSION_ENDED | CALL_ENDED => call_ended(&state, &event, &delivery).await?,
+        PARTICIPANT_JOINED => presence(&state, &event, &delivery, Movement::Joined).await?,
+        PARTICIPANT_LEFT => presence(&state, &event, &delivery, Movement::Left).await?,
+        _ => WebhookOutcome::Ignored,
+    };
+    Ok(answer(outcome))
+}
 
-    if event.kind == SESSION_STARTED {
-        match state
-            .store
-            .start_session(&delivery, meeting, state.owned_transport)
-            .await?
-        {
-            SessionStart::Duplicate => Ok(answer(WebhookOutcome::Duplicate)),
-            SessionStart::NotFound => Err(ApiError::meeting_not_found()),
-            SessionStart::NotStartable(status) => Err(ApiError::NotFound(format!(
-                "Meeting is {status} and cannot start a call"
-            ))),
-            SessionStart::Started => {
-                println!(
-                    "meeting {meeting} started: {}/meetings/{meeting}",
-                    state.page_base
-                );
-                let calls = state.calls.clone();
-                // The supervisor starts the actor; the socket is opened after this answer.
-                tokio::spawn(async move {
-                    if let Err(error) = calls.start(meeting).await {
-                        tracing::error!(%meeting, %error, "call not started");
-                    }
-                });
-                Ok(answer(WebhookOutcome::Started))
-            }
+/// The meeting an event with a call names (`call.custom.meetingId`).
+fn named_meeting(event: &WebhookEvent) -> Option<MeetingId> {
+    let Some(raw) = event.meeting_id.as_deref() else {
+        tracing::info!(kind = %event.kind, "webhook without call.custom.meetingId ignored");
+        return None;
+    };
+    // A meeting id that is not a UUID cannot name one of ours. Answered 2xx:
+    // Stream would retry anything else for nothing.
+    let parsed = raw.parse::<MeetingId>().ok();
+    if parsed.is_none() {
+        tracing::info!(kind = %event.kind, "webhook whose meetingId is not one of ours ignored");
+    }
+    parsed
+}
+
+async fn session_started(
+    state: &AppState,
+    event: &WebhookEvent,
+    delivery: &WebhookDelivery,
+) -> Result<WebhookOutcome, ApiError> {
+    let Some(meeting) = named_meeting(event) else {
+        return Ok(WebhookOutcome::Unroutable);
+    };
+    match state
+        .store
+        .start_session(delivery, meeting, state.owned_transport)
+        .await?
+    {
+        SessionStart::Duplicate => Ok(WebhookOutcome::Duplicate),
+        SessionStart::NotFound => Err(ApiError::meeting_not_found()),
+        SessionStart::NotStartable(status) => Err(ApiError::NotFound(format!(
+            "Meeting is {status} and cannot start a call"
+        ))),
+        SessionStart::Started => {
+            println!(
+                "meeting {meeting} started: {}/meetings/{meeting}",
+                state.page_base
+            );
+            let calls = state.calls.clone();
+            // The supervisor starts the actor; the socket is opened after this answer.
+            tokio::spawn(async move {
+                if let Err(error) = calls.start(meeting).await {
+                    tracing::error!(%meeting, %error, "call not started");
+                }
+            });
+            Ok(WebhookOutcome::Started)
         }
-    } else {
-        if state.store.meeting(meeting).await?.is_none() {
-            return Err(ApiError::meeting_not_found());
-        }
-        // Ending is idempotent, so it is dispatched before the delivery is
-        // recorded: a retry after a failure here is never mistaken for a duplicate.
-        // The call ended when Stream says it did: a retried delivery arrives
-        // late (never later than now, whatever the clocks say).
-        let now = crate::domain::now();
-        let ended_at = event.created_at.map_or(now, |at| at.min(now));
-        state.store.mark_end_requested(meeting, ended_at).await?;
-        state
-            .calls
-            .end(meeting, ended_at)
+    }
+}
+
+/// The call ended when Stream says it did: a retried delivery arrives late
+/// (never later than now, whatever the clocks say).
+fn when(event: &WebhookEvent) -> chrono::DateTime<chrono::Utc> {
+    let now = crate::domain::now();
+    event.created_at.map_or(now, |at| at.min(now))
+}
+
+/// `call.session_ended` or `call.ended`.
+async fn call_ended(
+    state: &AppState,
+    event: &WebhookEvent,
+    delivery: &WebhookDelivery,
+) -> Result<WebhookOutcome, ApiError> {
+    let Some(meeting) = named_meeting(event) else {
+        return Ok(WebhookOutcome::Unroutable);
+    };
+    if state.store.meeting(meeting).await?.is_none() {
+        return Err(ApiError::meeting_not_found());
+    }
+    let outcome = end(state, meeting, when(event), &event.kind).await?;
+    state.store.record_delivery(delivery).await?;
+    Ok(outcome)
+}
+
+/// A participant joined or left a call session: counted; when nobody but
+/// scribe's agent remains after a `left`, the call ends.
+async fn presence(
+    state: &AppState,
+    event: &WebhookEvent,
+    delivery: &WebhookDelivery,
+    movement: Movement,
+) -> Result<WebhookOutcome, ApiError> {
+    let (Some(call_cid), Some(session_id), Some(participant)) =
+        (&event.call_cid, &event.session_id, &event.participant)
+    else {
+        tracing::info!(kind = %event.kind, "participant event without call_cid, session_id or participant ignored");
+        return Ok(WebhookOutcome::Unroutable);
+    };
+    if state.store.delivery_seen(delivery).await? {
+        return Ok(WebhookOutcome::Duplicate);
+    }
+    let at = when(event);
+    let presence = Presence {
+        call_cid,
+        session_id,
+        user_session_id: &participant.user_session_id,
+        user_id: &participant.user_id,
+    };
+    let remaining = state
+        .store
+        .record_presence(&presence, movement, at, AGENT_USER_ID)
+        .await?;
+    // Many participants share a session: the delivery id alone marks it seen.
+    let seen = WebhookDelivery {
+        call_cid: None,
+        session_id: None,
+        ..delivery.clone()
+    };
+    state.store.record_delivery(&seen).await?;
+    tracing::info!(%call_cid, %session_id, user = %participant.user_id, ?movement, people = remaining.people, "stream participant");
+    let agent = participant.user_id == AGENT_USER_ID;
+    match movement {
+        Movement::Joined => Ok(WebhookOutcome::Joined),
+        Movement::Left if agent || remaining.people > 0 => Ok(WebhookOutcome::Left),
+        Movement::Left => {
+            let Some(meeting) = state.store.meeting_for_stream_call(call_cid).await? else {
+                return Ok(WebhookOutcome::Unroutable);
+            };
+            end(
+                state,
+                meeting,
+                at,
+                "the last participant but scribe's agent left",
+            )
             .await
-            .map_err(ApiError::Calls)?;
-        let fresh = state.store.record_delivery(&delivery).await?;
-        Ok(answer(if fresh {
-            WebhookOutcome::Ending
-        } else {
-            WebhookOutcome::Duplicate
-        }))
+        }
+    }
+}
+
+/// Ends the meeting's call, for whichever of the events that end it came
+/// first (finalized as `call.session_ended` always did; the actor closes its
+/// agent socket); any later one is a duplicate. Ending is idempotent, so it
+/// is dispatched again for a call still live: a retry after a failure here
+/// still ends it.
+async fn end(
+    state: &AppState,
+    meeting: MeetingId,
+    ended_at: chrono::DateTime<chrono::Utc>,
+    why: &str,
+) -> Result<WebhookOutcome, ApiError> {
+    let request = state.store.mark_end_requested(meeting, ended_at).await?;
+    if request == EndRequest::NotActive {
+        tracing::info!(%meeting, why, "the call had already ended: a duplicate end");
+        return Ok(WebhookOutcome::Duplicate);
+    }
+    state
+        .calls
+        .end(meeting, ended_at)
+        .await
+        .map_err(ApiError::Calls)?;
+    if request == EndRequest::First {
+        tracing::info!(%meeting, why, "call ended");
+        Ok(WebhookOutcome::Ending)
+    } else {
+        tracing::info!(%meeting, why, "the call's end was already on its way: a duplicate end");
+        Ok(WebhookOutcome::Duplicate)
     }
 }

@@ -431,6 +431,9 @@ async fn serve(
     }
     player.abort();
     reader.abort();
-    update_record(&shared, record_index, |r| r.closed_by_peer = closed_by_peer);
+    update_record(&shared, record_index, |r| {
+        r.closed_by_peer = closed_by_peer;
+        r.ended = true;
+    });
     Ok(())
 }

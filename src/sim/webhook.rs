@@ -1,9 +1,10 @@
-//! A Stream webhook driver: builds `call.session_started` /
-//! `call.session_ended` events as Stream sends them and posts them signed.
+//! A Stream webhook driver: builds `call.session_started`,
+//! `call.session_ended` and the participant events as Stream sends them
+//! (its documented fields) and posts them signed.
 
 use serde_json::{Value, json};
 
-use crate::stream::event::{SESSION_ENDED, SESSION_STARTED};
+use crate::stream::event::{PARTICIPANT_LEFT, SESSION_ENDED, SESSION_STARTED};
 use crate::stream::signature::sign;
 
 pub struct WebhookDriver {
@@ -53,6 +54,32 @@ impl SimCall {
     }
 }
 
+impl SimCall {
+    /// A participant event (`call.session_participant_joined` or
+    /// `..._left`) for user `user_id` in its session `user_session_id`:
+    /// routed by `call_cid`, no `call`.
+    pub fn participant(&self, kind: &str, user_id: &str, user_session_id: &str) -> Value {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let mut event = json!({
+            "type": kind,
+            "created_at": now,
+            "call_cid": self.cid(),
+            "session_id": self.session_id,
+            "participant": {
+                "user": { "id": user_id, "role": "user", "custom": {}, "teams": [], "banned": false, "online": true,
+                          "created_at": now, "updated_at": now },
+                "user_session_id": user_session_id,
+                "role": "user",
+                "joined_at": now
+            }
+        });
+        if kind == PARTICIPANT_LEFT {
+            event["duration_seconds"] = json!(0);
+        }
+        event
+    }
+}
+
 impl WebhookDriver {
     /// Posts to `base` + `/api/webhook`.
     pub fn new(base: &str, secret: &[u8], api_key: &str) -> Self {
@@ -88,5 +115,14 @@ impl WebhookDriver {
         let body = call.event(SESSION_ENDED).to_string();
         self.post(body.as_bytes(), &uuid::Uuid::new_v4().to_string())
             .await
+    }
+
+    /// Posts `event` as a fresh delivery.
+    pub async fn send(&self, event: &Value) -> reqwest::Result<reqwest::Response> {
+        self.post(
+            event.to_string().as_bytes(),
+            &uuid::Uuid::new_v4().to_string(),
+        )
+        .await
     }
 }

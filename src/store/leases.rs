@@ -12,6 +12,18 @@ use uuid::Uuid;
 use super::pool::{Pool, Store, StoreError, on_pool};
 use crate::domain::now;
 
+/// What recording the end of a call found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndRequest {
+    /// The call's first end: recorded now.
+    First,
+    /// The call is still live, its end already recorded (a retry, or
+    /// another of the events that end it).
+    Again,
+    /// The meeting is not `active` (ended already, or never started).
+    NotActive,
+}
+
 /// An owned meeting and when another instance asked it to end.
 type OwnedRow = (Uuid, Option<DateTime<Utc>>);
 
@@ -138,23 +150,38 @@ impl Store {
     /// Records that an `active` call ended, durably, before anything acts
     /// on it: whatever dies next (actor, supervisor, process), the call is
     /// finalized by whoever runs it next instead of being adopted as live.
+    /// Says whether this was the first end of the call.
     pub async fn mark_end_requested(
         &self,
         meeting: MeetingId,
         at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        on_pool!(self, |p| {
+    ) -> Result<EndRequest, StoreError> {
+        let first = on_pool!(self, |p| {
             sqlx::query(
-                "UPDATE meetings SET end_requested_at = COALESCE(end_requested_at, $2) \
-                 WHERE id = $1 AND status = 'active'",
+                "UPDATE meetings SET end_requested_at = $2 \
+                 WHERE id = $1 AND status = 'active' AND end_requested_at IS NULL",
             )
             .bind(meeting.as_uuid())
             .bind(at)
             .execute(p)
             .await
-            .map(|_| ())
+            .map(|r| r.rows_affected() == 1)
         })?;
-        Ok(())
+        if first {
+            return Ok(EndRequest::First);
+        }
+        // Both only ever move forward: an end once asked for stays asked
+        // for, a meeting no longer active never is again.
+        let active: Option<(String,)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT status FROM meetings WHERE id = $1")
+                .bind(meeting.as_uuid())
+                .fetch_optional(p)
+                .await
+        })?;
+        Ok(match active {
+            Some((status,)) if status == "active" => EndRequest::Again,
+            _ => EndRequest::NotActive,
+        })
     }
 
     /// When another live instance (not `me`) holds the meeting's lease,

@@ -7,6 +7,9 @@ use serde_json::Value;
 
 pub const SESSION_STARTED: &str = "call.session_started";
 pub const SESSION_ENDED: &str = "call.session_ended";
+pub const PARTICIPANT_JOINED: &str = "call.session_participant_joined";
+pub const PARTICIPANT_LEFT: &str = "call.session_participant_left";
+pub const CALL_ENDED: &str = "call.ended";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookEvent {
@@ -16,6 +19,19 @@ pub struct WebhookEvent {
     /// `call.custom.meetingId` (not `call.id`).
     pub meeting_id: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
+    /// The participant of a participant event.
+    pub participant: Option<Participant>,
+}
+
+/// A participant, as Stream's participant events name one: its user, and
+/// its own session (one user can join from several devices, and a rejoin
+/// is a new session).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    /// `participant.user.id`.
+    pub user_id: String,
+    /// `participant.user_session_id`.
+    pub user_session_id: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +54,25 @@ pub(crate) struct Raw {
     #[serde(default, deserialize_with = "crate::domain::object::optional")]
     call: Option<RawCall>,
     created_at: Option<Timestamp>,
+    /// Participant events: `user.id` and `user_session_id` are read.
+    #[serde(default, deserialize_with = "crate::domain::object::optional")]
+    participant: Option<RawParticipant>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = StreamWebhookParticipant)]
+struct RawParticipant {
+    #[schema(pattern = r"^[^\u0000]*$")]
+    user_session_id: Option<String>,
+    #[serde(default, deserialize_with = "crate::domain::object::optional")]
+    user: Option<RawUser>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = StreamWebhookUser)]
+struct RawUser {
+    #[schema(pattern = r"^[^\u0000]*$")]
+    id: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -88,9 +123,19 @@ impl WebhookEvent {
             raw.session_id.as_ref(),
         ];
         let nested = raw.call.as_ref().and_then(|c| c.cid.as_ref());
+        let participant = raw.participant.as_ref().and_then(|p| {
+            Some(Participant {
+                user_id: p.user.as_ref()?.id.clone()?,
+                user_session_id: p.user_session_id.clone()?,
+            })
+        });
+        let who = participant
+            .as_ref()
+            .map(|p| [&p.user_id, &p.user_session_id]);
         if !texts
             .into_iter()
             .chain([nested])
+            .chain(who.into_iter().flatten().map(Some))
             .flatten()
             .all(|t| crate::domain::storable(t))
         {
@@ -113,6 +158,7 @@ impl WebhookEvent {
             session_id: raw.session_id,
             meeting_id,
             created_at: raw.created_at.as_ref().and_then(Timestamp::to_utc),
+            participant,
         })
     }
 }

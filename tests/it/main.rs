@@ -25,5 +25,6 @@ mod openapi;
 mod properties;
 mod security;
 mod store_suite;
+mod stream_end;
 mod voice_live;
 mod webhook;

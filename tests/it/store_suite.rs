@@ -904,3 +904,85 @@ async fn two_retries_at_once_queue_the_analysis_once() {
     })
     .await;
 }
+
+/// Who is in a Stream session is counted from the participant events, by
+/// each participant's own session: repeats change nothing, a `joined`
+/// after its `left` brings nobody back, scribe's agent is not counted.
+#[tokio::test]
+async fn stream_participants_are_counted_by_their_sessions_idempotently() {
+    use scribe::store::{Movement, Presence, Remaining};
+    each_backend(|_, url| async move {
+        let store = TestDb::store_at(&url).await;
+        let at = now();
+        let who = |user: &'static str, session: &'static str| Presence {
+            call_cid: "default:c1",
+            session_id: "s1",
+            user_session_id: session,
+            user_id: user,
+        };
+        let count = |p: Presence<'static>, m: Movement| {
+            let store = store.clone();
+            async move {
+                store
+                    .record_presence(&p, m, at, "scribe-agent")
+                    .await
+                    .expect("recorded")
+            }
+        };
+        let people = |people, seen| Remaining { people, seen };
+        assert_eq!(
+            count(who("alice", "a1"), Movement::Joined).await,
+            people(1, 1)
+        );
+        assert_eq!(
+            count(who("alice", "a1"), Movement::Joined).await,
+            people(1, 1)
+        );
+        assert_eq!(
+            count(who("scribe-agent", "g1"), Movement::Joined).await,
+            people(1, 1)
+        );
+        assert_eq!(
+            count(who("bob", "b1"), Movement::Joined).await,
+            people(2, 2)
+        );
+        assert_eq!(
+            count(who("bob", "b2"), Movement::Joined).await,
+            people(3, 3)
+        );
+        assert_eq!(count(who("bob", "b1"), Movement::Left).await, people(2, 3));
+        assert_eq!(count(who("bob", "b1"), Movement::Left).await, people(2, 3));
+        assert_eq!(
+            count(who("bob", "b1"), Movement::Joined).await,
+            people(2, 3),
+            "no comeback"
+        );
+        // A `left` before its `joined`.
+        assert_eq!(
+            count(who("carol", "c1"), Movement::Left).await,
+            people(2, 4)
+        );
+        assert_eq!(
+            count(who("carol", "c1"), Movement::Joined).await,
+            people(2, 4)
+        );
+        assert_eq!(
+            count(who("alice", "a1"), Movement::Left).await,
+            people(1, 4)
+        );
+        assert_eq!(count(who("bob", "b2"), Movement::Left).await, people(0, 4));
+        // Another session of the call counts on its own.
+        let other = Presence {
+            session_id: "s2",
+            ..who("alice", "a9")
+        };
+        assert_eq!(
+            store
+                .record_presence(&other, Movement::Joined, at, "scribe-agent")
+                .await
+                .expect("recorded"),
+            people(1, 1)
+        );
+    })
+    .await;
+}

@@ -83,7 +83,9 @@ async fn bad_webhooks_get_their_exact_code_and_change_nothing() {
             assert_eq!(expect_json(answer, StatusCode::OK).await, json!({ "status": "unroutable" }), "{kind}");
         }
         for (event, status) in [
-            (json!({ "type": "call.session_participant_joined", "created_at": 1_764_324_000_000_000_000_i64, "call_cid": call.cid() }), "ignored"),
+            // A participant event is acted on (issue 24), but one without
+            // its session or participant names nobody.
+            (json!({ "type": "call.session_participant_joined", "created_at": 1_764_324_000_000_000_000_i64, "call_cid": call.cid() }), "unroutable"),
             (json!({ "type": "call.recording_ready", "created_at": "2026-11-28T10:00:00Z", "call_cid": call.cid(), "extra": [1] }), "ignored"),
             (
                 json!({ "type": "call.session_started", "created_at": "2026-11-28T10:00:00Z", "call_cid": "default:x", "session_id": "s", "call": { "id": "x", "custom": {} } }),

@@ -21,6 +21,8 @@ pub struct ConnectionRecord {
     /// Pongs the client sent in answer to pings.
     pub pongs: usize,
     pub closed_by_peer: bool,
+    /// The connection is over (closed by either side).
+    pub ended: bool,
 }
 
 #[derive(Default)]
