@@ -88,6 +88,8 @@ struct AgentLine {
 struct EarlyUser {
     deltas: String,
     outcome: Option<Result<String, ErrorInfo>>,
+    /// In which order the items were first heard of.
+    arrival: u64,
 }
 
 /// One call's conversation as scribe has seen it, across realtime sessions.
@@ -128,6 +130,8 @@ pub struct Conversation {
     silent: HashMap<String, Option<i64>>,
     /// The highest number of a line handed to the writer so far.
     handed_high: i64,
+    /// User items heard of before their place was known, so far.
+    early_seen: u64,
 }
 
 impl Conversation {
@@ -154,6 +158,7 @@ impl Conversation {
             timed: timed::Timed::default(),
             silent: HashMap::new(),
             handed_high: 0,
+            early_seen: 0,
         }
     }
 
@@ -306,8 +311,10 @@ impl Conversation {
     /// will arrive for its items. Agent lines keep the deltas received
     /// (`partial`, or `interrupted` when the user had cut them off); user
     /// lines keep the transcription deltas received (`partial`), or are
-    /// `transcription_failed` when nothing arrived. The next session starts
-    /// a new chain.
+    /// `transcription_failed` when nothing arrived. A user transcription for
+    /// an item whose place never came (a sideband attached after its commit)
+    /// is not dropped: it becomes a line after the others, and the log says
+    /// so. The next session starts a new chain.
     pub fn end_session(&mut self) {
         self.end_timed();
         let mut open: Vec<(String, Slot)> = self.slots.drain().collect();
@@ -320,9 +327,13 @@ impl Conversation {
             };
             self.emit(&item_id, slot, status);
         }
+        let mut unplaced: Vec<(String, EarlyUser)> = self.early_user.drain().collect();
+        unplaced.sort_by_key(|(_, early)| early.arrival);
+        for (item_id, early) in unplaced {
+            self.unplaced(&item_id, early);
+        }
         self.known.clear();
         self.tail = None;
-        self.early_user.clear();
         self.silent.clear();
         self.active_responses.clear();
         self.agent_lines.clear();
@@ -442,10 +453,69 @@ impl Conversation {
             Some(slot) if slot.speaker == Speaker::User => push_bounded(&mut slot.text, delta),
             Some(_) => {}
             None if !self.known.contains(item_id) => {
-                let early = self.early_user.entry(item_id.to_owned()).or_default();
+                let early = self.early(item_id);
                 push_bounded(&mut early.deltas, delta);
             }
             None => {}
+        }
+    }
+
+    /// What arrived for a user item not placed yet.
+    fn early(&mut self, item_id: &str) -> &mut EarlyUser {
+        let arrival = self.early_seen;
+        let early = self
+            .early_user
+            .entry(item_id.to_owned())
+            .or_insert_with(|| EarlyUser {
+                arrival,
+                ..EarlyUser::default()
+            });
+        if early.arrival == arrival {
+            self.early_seen += 1;
+        }
+        early
+    }
+
+    /// A user item heard of whose place never came: its words become a line
+    /// after the others (silence excepted), and the log says so.
+    fn unplaced(&mut self, item_id: &str, early: EarlyUser) {
+        let words = match &early.outcome {
+            Some(Ok(text)) => !text.trim().is_empty(),
+            Some(Err(_)) => true,
+            None => !early.deltas.trim().is_empty(),
+        };
+        if !words {
+            if early.outcome.is_some() {
+                self.notices.push(Notice::Silence {
+                    item_id: item_id.to_owned(),
+                    sequence_number: None,
+                    given_back: false,
+                });
+            }
+            return;
+        }
+        if !self.numbered.insert(item_id.to_owned()) {
+            return;
+        }
+        let slot = Slot {
+            sequence_number: self.reserve(),
+            speaker: Speaker::User,
+            text: early.deltas,
+            timestamp: Utc::now(),
+            response: None,
+            truncated: false,
+        };
+        self.notices.push(Notice::Unplaced {
+            item_id: item_id.to_owned(),
+            sequence_number: slot.sequence_number,
+        });
+        match early.outcome {
+            Some(outcome) => self.emit_user(item_id, slot, outcome),
+            None => {
+                let mut slot = slot;
+                let status = user_partial(&mut slot.text);
+                self.emit(item_id, slot, status);
+            }
         }
     }
 
@@ -462,10 +532,7 @@ impl Conversation {
                 self.settle_silent(item_id, outcome);
             }
             None if !self.known.contains(item_id) => {
-                self.early_user
-                    .entry(item_id.to_owned())
-                    .or_default()
-                    .outcome = Some(outcome);
+                self.early(item_id).outcome = Some(outcome);
             }
             None => {}
         }

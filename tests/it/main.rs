@@ -8,6 +8,7 @@ mod api_meetings;
 mod api_service;
 mod binary;
 mod calls;
+mod conformance;
 mod event_stream;
 mod fidelity;
 mod hangup;

@@ -231,6 +231,16 @@ impl MeetingState {
                 EventKind::ReplyTruncated,
                 json!({ "item_id": item_id, "audio_end_ms": audio_end_ms, "sequence_number": sequence_number }),
             ),
+            Notice::Unplaced {
+                item_id,
+                sequence_number,
+            } => self.log(
+                EventKind::OutOfOrderItem,
+                json!({
+                    "item_id": item_id, "sequence_number": sequence_number, "previous_item_id": null,
+                    "reason": "a user transcription for an item whose place in the conversation never came: stored after the others",
+                }),
+            ),
             Notice::Silence {
                 item_id,
                 sequence_number,

@@ -36,6 +36,12 @@ pub enum Notice {
         sequence_number: Option<i64>,
         given_back: bool,
     },
+    /// A user transcription for an item whose place in the conversation
+    /// never came: stored at the end, as line `sequence_number`.
+    Unplaced {
+        item_id: String,
+        sequence_number: i64,
+    },
     /// A user transcription failed; the line keeps any text received.
     TranscriptionFailed {
         item_id: String,

@@ -496,3 +496,38 @@ fn words_in_an_announced_silence_become_a_line_after_the_reply() {
             .any(|n| matches!(n, Notice::OutOfOrderItem { item_id, .. } if item_id == "u1"))
     );
 }
+
+/// A transcription for an item whose place never came (a sideband that
+/// attached after its commit) is not dropped: it becomes a line after the
+/// others when the session ends, in the order the items were heard of.
+#[test]
+fn a_transcription_for_an_item_never_placed_is_kept_at_the_end() {
+    let mut s = Script::new();
+    s.ev(user_delta("u0", "Are "))
+        .heard("u9", "Before that.")
+        .ev(user_delta("u0", "you there"));
+    s.user_turn("u1", None)
+        .heard("u1", "Hello")
+        .ev(transcription_failed("u8"));
+    assert_eq!(s.lines(), [(1, User, "Hello".into(), Completed)]);
+    s.0.end_session();
+    assert_eq!(
+        s.lines(),
+        [
+            (2, User, "Are you there".into(), Partial),
+            (3, User, "Before that.".into(), Completed),
+            (4, User, String::new(), TranscriptionFailed),
+        ]
+    );
+    let unplaced: Vec<i64> =
+        s.0.take_notices()
+            .into_iter()
+            .filter_map(|n| match n {
+                Notice::Unplaced {
+                    sequence_number, ..
+                } => Some(sequence_number),
+                _ => None,
+            })
+            .collect();
+    assert_eq!(unplaced, [2, 3, 4]);
+}
