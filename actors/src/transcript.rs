@@ -83,9 +83,9 @@ struct AgentLine {
     response: Option<String>,
 }
 
-/// What arrived for a user item before its place in the conversation was known.
+/// What arrived for an item before its place in the conversation was known.
 #[derive(Debug, Clone, Default)]
-struct EarlyUser {
+struct Early {
     deltas: String,
     outcome: Option<Result<String, ErrorInfo>>,
     /// In which order the items were first heard of.
@@ -105,7 +105,10 @@ pub struct Conversation {
     /// Every item given a line in this call, across sessions.
     numbered: HashSet<String>,
     /// What arrived for user items not placed yet.
-    early_user: HashMap<String, EarlyUser>,
+    early_user: HashMap<String, Early>,
+    /// Transcript deltas of agent items never seen added (a reply whose
+    /// start scribe missed).
+    early_agent: HashMap<String, Early>,
     active_responses: HashSet<String>,
     /// The user is speaking (`speech_started`, not yet stopped or committed).
     speaking: bool,
@@ -146,6 +149,7 @@ impl Conversation {
             slots: HashMap::new(),
             numbered: HashSet::new(),
             early_user: HashMap::new(),
+            early_agent: HashMap::new(),
             active_responses: HashSet::new(),
             speaking: false,
             agent_lines: HashMap::new(),
@@ -264,10 +268,26 @@ impl Conversation {
                 }
             }
             ServerEvent::AgentTranscriptDelta { item_id, delta } => {
-                if let Some(slot) = self.slots.get_mut(item_id)
-                    && slot.speaker == Speaker::Agent
-                {
-                    push_bounded(&mut slot.text, delta);
+                let unseen = !self.slots.contains_key(item_id) && self.unseen(item_id);
+                match self.slots.get_mut(item_id) {
+                    Some(slot) if slot.speaker == Speaker::Agent => {
+                        push_bounded(&mut slot.text, delta);
+                    }
+                    None if unseen => {
+                        let arrival = self.early_seen;
+                        let early =
+                            self.early_agent
+                                .entry(item_id.clone())
+                                .or_insert_with(|| Early {
+                                    arrival,
+                                    ..Early::default()
+                                });
+                        if early.arrival == arrival {
+                            self.early_seen += 1;
+                        }
+                        push_bounded(&mut early.deltas, delta);
+                    }
+                    _ => {}
                 }
             }
             ServerEvent::AgentTranscriptDone {
@@ -287,6 +307,9 @@ impl Conversation {
                         ChunkStatus::Completed
                     };
                     self.emit(item_id, slot, status);
+                } else if self.unseen(item_id) {
+                    self.early_agent.remove(item_id);
+                    self.unseen_reply(item_id, truncate(transcript), ChunkStatus::Completed, now);
                 }
             }
             ServerEvent::ItemTruncated {
@@ -327,10 +350,25 @@ impl Conversation {
             };
             self.emit(&item_id, slot, status);
         }
-        let mut unplaced: Vec<(String, EarlyUser)> = self.early_user.drain().collect();
-        unplaced.sort_by_key(|(_, early)| early.arrival);
-        for (item_id, early) in unplaced {
-            self.unplaced(&item_id, early);
+        let mut unplaced: Vec<(Speaker, String, Early)> = self
+            .early_user
+            .drain()
+            .map(|(id, early)| (Speaker::User, id, early))
+            .chain(
+                self.early_agent
+                    .drain()
+                    .map(|(id, early)| (Speaker::Agent, id, early)),
+            )
+            .collect();
+        unplaced.sort_by_key(|(_, _, early)| early.arrival);
+        for (speaker, item_id, early) in unplaced {
+            match speaker {
+                Speaker::User => self.unplaced(&item_id, early),
+                Speaker::Agent => {
+                    let text = early.deltas;
+                    self.unseen_reply(&item_id, text, ChunkStatus::Partial, Utc::now());
+                }
+            }
         }
         self.known.clear();
         self.tail = None;
@@ -460,15 +498,53 @@ impl Conversation {
         }
     }
 
+    /// An item this session never named: no slot, not in the chain, no
+    /// line yet.
+    fn unseen(&self, item_id: &str) -> bool {
+        !self.known.contains(item_id) && !self.numbered.contains(item_id)
+    }
+
+    /// The transcript of a reply whose start scribe missed (its item was
+    /// never added while scribe listened): it is the reply being spoken, so
+    /// it takes its place at the end of the chain now, and the log says so.
+    fn unseen_reply(
+        &mut self,
+        item_id: &str,
+        text: String,
+        status: ChunkStatus,
+        now: DateTime<Utc>,
+    ) {
+        if text.trim().is_empty() {
+            return;
+        }
+        self.place(item_id, None);
+        if !self.numbered.insert(item_id.to_owned()) {
+            return;
+        }
+        let slot = Slot {
+            sequence_number: self.reserve(),
+            speaker: Speaker::Agent,
+            text,
+            timestamp: now,
+            response: None,
+            truncated: false,
+        };
+        self.notices.push(Notice::Unplaced {
+            item_id: item_id.to_owned(),
+            sequence_number: slot.sequence_number,
+        });
+        self.emit(item_id, slot, status);
+    }
+
     /// What arrived for a user item not placed yet.
-    fn early(&mut self, item_id: &str) -> &mut EarlyUser {
+    fn early(&mut self, item_id: &str) -> &mut Early {
         let arrival = self.early_seen;
         let early = self
             .early_user
             .entry(item_id.to_owned())
-            .or_insert_with(|| EarlyUser {
+            .or_insert_with(|| Early {
                 arrival,
-                ..EarlyUser::default()
+                ..Early::default()
             });
         if early.arrival == arrival {
             self.early_seen += 1;
@@ -478,7 +554,7 @@ impl Conversation {
 
     /// A user item heard of whose place never came: its words become a line
     /// after the others (silence excepted), and the log says so.
-    fn unplaced(&mut self, item_id: &str, early: EarlyUser) {
+    fn unplaced(&mut self, item_id: &str, early: Early) {
         let words = match &early.outcome {
             Some(Ok(text)) => !text.trim().is_empty(),
             Some(Err(_)) => true,

@@ -118,7 +118,7 @@ async fn replay(url: &str, frames: Vec<String>) -> Vec<ExpectedLine> {
 #[tokio::test]
 async fn every_recorded_session_gives_the_transcript_written_by_hand() {
     let sessions = sessions();
-    assert!(sessions.len() >= 7, "{} recorded sessions", sessions.len());
+    assert!(sessions.len() >= 8, "{} recorded sessions", sessions.len());
     each_backend(|_, url| {
         let sessions = sessions.clone();
         async move {

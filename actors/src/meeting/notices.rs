@@ -238,7 +238,7 @@ impl MeetingState {
                 EventKind::OutOfOrderItem,
                 json!({
                     "item_id": item_id, "sequence_number": sequence_number, "previous_item_id": null,
-                    "reason": "a user transcription for an item whose place in the conversation never came: stored after the others",
+                    "reason": "a transcript for an item whose place in the conversation never came: stored after the lines before it",
                 }),
             ),
             Notice::Silence {

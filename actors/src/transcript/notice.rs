@@ -36,8 +36,9 @@ pub enum Notice {
         sequence_number: Option<i64>,
         given_back: bool,
     },
-    /// A user transcription for an item whose place in the conversation
-    /// never came: stored at the end, as line `sequence_number`.
+    /// A transcript for an item whose place in the conversation never came
+    /// (a user transcription; a reply whose start scribe missed): stored
+    /// at the end, as line `sequence_number`.
     Unplaced {
         item_id: String,
         sequence_number: i64,

@@ -531,3 +531,41 @@ fn a_transcription_for_an_item_never_placed_is_kept_at_the_end() {
             .collect();
     assert_eq!(unplaced, [2, 3, 4]);
 }
+
+/// A reply whose start scribe missed (its item was never added while
+/// scribe listened) keeps its transcript: it is the reply being spoken, so
+/// it takes its place at the end, and what follows it chains on.
+#[test]
+fn a_reply_whose_start_was_missed_keeps_its_transcript() {
+    let mut s = Script::new();
+    s.ev(ServerEvent::AgentTranscriptDelta {
+        item_id: "a0".into(),
+        delta: " busy".into(),
+    })
+    .ev(ServerEvent::AgentTranscriptDone {
+        item_id: "a0".into(),
+        transcript: "Keeping busy? ".into(),
+    })
+    .user_turn("u1", Some("a0"))
+    .heard("u1", "Chilling.");
+    assert_eq!(
+        s.lines(),
+        [
+            (1, Agent, "Keeping busy? ".into(), Completed),
+            (2, User, "Chilling.".into(), Completed)
+        ]
+    );
+    assert!(
+        !s.0.take_notices()
+            .iter()
+            .any(|n| matches!(n, Notice::OutOfOrderItem { .. })),
+        "the next turn chains on it"
+    );
+    // Deltas alone, the session ending first: a partial line at the end.
+    s.ev(ServerEvent::AgentTranscriptDelta {
+        item_id: "a9".into(),
+        delta: "Half a".into(),
+    });
+    s.0.end_session();
+    assert_eq!(s.lines(), [(3, Agent, "Half a".into(), Partial)]);
+}
