@@ -415,6 +415,19 @@ impl Conversation {
         }
     }
 
+    /// A slot with the next number, its text known already (a line made
+    /// outside the chain's own events).
+    fn numbered_slot(&mut self, speaker: Speaker, text: String, now: DateTime<Utc>) -> Slot {
+        Slot {
+            sequence_number: self.reserve(),
+            speaker,
+            text,
+            timestamp: now,
+            response: None,
+            truncated: false,
+        }
+    }
+
     /// Hands out the next number.
     fn reserve(&mut self) -> i64 {
         let sequence_number = self.next_sequence;
@@ -521,14 +534,7 @@ impl Conversation {
         if !self.numbered.insert(item_id.to_owned()) {
             return;
         }
-        let slot = Slot {
-            sequence_number: self.reserve(),
-            speaker: Speaker::Agent,
-            text,
-            timestamp: now,
-            response: None,
-            truncated: false,
-        };
+        let slot = self.numbered_slot(Speaker::Agent, text, now);
         self.notices.push(Notice::Unplaced {
             item_id: item_id.to_owned(),
             sequence_number: slot.sequence_number,
@@ -573,14 +579,7 @@ impl Conversation {
         if !self.numbered.insert(item_id.to_owned()) {
             return;
         }
-        let slot = Slot {
-            sequence_number: self.reserve(),
-            speaker: Speaker::User,
-            text: early.deltas,
-            timestamp: Utc::now(),
-            response: None,
-            truncated: false,
-        };
+        let slot = self.numbered_slot(Speaker::User, early.deltas, Utc::now());
         self.notices.push(Notice::Unplaced {
             item_id: item_id.to_owned(),
             sequence_number: slot.sequence_number,

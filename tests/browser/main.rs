@@ -550,11 +550,13 @@ async fn page_call(api: VoiceApi) {
                 "document.body.dataset.status === 'processing'",
             )
             .await;
-        assert_eq!(
-            live::ended_at_openai(&call).await,
-            "hangup",
-            "hung up at OpenAI"
-        );
+        // Realtime with OpenAI's REST hang-up; a GPT-Live WebRTC session
+        // with `session.close` on the sideband.
+        let how = match api {
+            VoiceApi::Realtime => "hangup",
+            VoiceApi::Live => "session.close",
+        };
+        assert_eq!(live::ended_at_openai(&call).await, how, "hung up at OpenAI");
         assert_eq!(browser.text("call-state").await, "Ended");
         browser.screenshot(&shot("9-call-ended.png")).await;
         browser.until("the results", &VISIBLE("results")).await;

@@ -20,7 +20,7 @@ use crate::helpers::{
     spawn_app_with,
 };
 use crate::live::{
-    DEADLINE, after_hang_up, ended_at_openai, events, eventually, new_meeting, status_of,
+    DEADLINE, after_hang_up, ended_at_openai, events, eventually, hang_up, new_meeting, status_of,
     transcript, wait_for_lines, wait_for_status, wait_until_ended,
 };
 
@@ -145,7 +145,7 @@ async fn a_browser_call_is_created_at_openai_attached_recorded_and_hung_up() {
         let attached = sidebands(&app).len();
         assert_eq!(attached, 1, "attached before the browser got its answer");
         let caller = offering.accept(&sdp).expect("the answer fits the offer");
-        let (hang_up, stop) = watch::channel(false);
+        let (caller_stops, stop) = watch::channel(false);
         let (counts, mut heard) = watch::channel(MediaCounts::default());
         let caller = tokio::spawn(caller.run(stop, None, Some(counts)));
 
@@ -203,13 +203,7 @@ async fn a_browser_call_is_created_at_openai_attached_recorded_and_hung_up() {
             Some(format!("Bearer {OPENAI_KEY}").as_str())
         );
 
-        let hung = app
-            .client
-            .post(app.url(&format!("/api/meetings/{meeting}/hangup")))
-            .bearer_auth(API_TOKEN)
-            .send()
-            .await
-            .expect("sent");
+        let hung = hang_up(&app, &meeting).await;
         assert_eq!(
             expect_json(hung, StatusCode::ACCEPTED).await,
             json!({ "status": "processing" })
@@ -221,7 +215,7 @@ async fn a_browser_call_is_created_at_openai_attached_recorded_and_hung_up() {
             .expect("audio both ways")
             .expect("caller running");
         assert!(call.media.borrow().received > 0, "OpenAI heard the caller");
-        hang_up.send_replace(true);
+        caller_stops.send_replace(true);
         assert_eq!(caller.await.expect("caller"), media::PeerEnd::Stopped);
         wait_for_status(&app.store, &meeting, MeetingStatus::Completed).await;
         let (hung_up, after) = after_hang_up(&app.store, &meeting).await;
@@ -230,13 +224,7 @@ async fn a_browser_call_is_created_at_openai_attached_recorded_and_hung_up() {
             !after.iter().any(|k| k == "socket_reconnecting"),
             "nothing re-attaches after scribe's hang-up: {after:?}"
         );
-        let again = app
-            .client
-            .post(app.url(&format!("/api/meetings/{meeting}/hangup")))
-            .bearer_auth(API_TOKEN)
-            .send()
-            .await
-            .expect("sent");
+        let again = hang_up(&app, &meeting).await;
         expect_error(again, StatusCode::CONFLICT, "only an active call").await;
         app.stop().await.expect("clean stop");
     })
@@ -394,13 +382,7 @@ async fn call_requests_get_their_exact_code_and_change_nothing() {
 
         // Hang-up: the same auth; only an active meeting.
         let upcoming = new_meeting(&app).await;
-        let not_active = app
-            .client
-            .post(app.url(&format!("/api/meetings/{upcoming}/hangup")))
-            .bearer_auth(API_TOKEN)
-            .send()
-            .await
-            .expect("sent");
+        let not_active = hang_up(&app, &upcoming).await;
         expect_error(not_active, StatusCode::CONFLICT, "Meeting is upcoming").await;
         let no_auth = app
             .client

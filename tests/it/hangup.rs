@@ -14,9 +14,9 @@ use scribe_actors::domain::{MeetingStatus, VoiceApi};
 use serde_json::json;
 
 use crate::calls::{OPENAI_KEY, WEBHOOK_SECRET};
-use crate::helpers::{API_TOKEN, each_backend, expect_json, live_settings, spawn_app_with};
+use crate::helpers::{each_backend, expect_json, live_settings, spawn_app_with};
 use crate::live::{
-    DEADLINE, after_hang_up, ended_at_openai, transcript, wait_for_lines, wait_for_status,
+    DEADLINE, after_hang_up, ended_at_openai, hang_up, transcript, wait_for_lines, wait_for_status,
 };
 
 #[tokio::test]
@@ -73,14 +73,7 @@ async fn a_phone_call_is_hung_up_at_openai_on_its_api_and_nothing_re_attaches() 
                 wait_for_lines(&app.store, &meeting, 2).await;
             }
 
-            let hung = app
-                .client
-                .post(app.url(&format!("/api/meetings/{meeting}/hangup")))
-                .bearer_auth(API_TOKEN)
-                .send()
-                .await
-                .expect("sent");
-            expect_json(hung, StatusCode::ACCEPTED).await;
+            expect_json(hang_up(&app, &meeting).await, StatusCode::ACCEPTED).await;
             let call = calls.call(&id).expect("the call at OpenAI");
             assert_eq!(ended_at_openai(&call).await, "hangup", "{api:?}");
             wait_for_status(&app.store, &meeting, MeetingStatus::Completed).await;

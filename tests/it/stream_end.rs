@@ -61,6 +61,17 @@ async fn status(hooks: &WebhookDriver, event: &Value) -> Value {
     expect_json(hooks.send(event).await.expect("sent"), StatusCode::OK).await["status"].clone()
 }
 
+/// The answer to `user` (in its session `user_session`) joining or leaving.
+async fn moved(
+    hooks: &WebhookDriver,
+    file: &str,
+    call: &SimCall,
+    user: &str,
+    user_session: &str,
+) -> Value {
+    status(hooks, &participant(file, call, user, user_session)).await
+}
+
 /// A started call with the sim peer talking, and the webhook driver.
 async fn started(
     url: &str,
@@ -99,10 +110,7 @@ async fn a_call_where_two_people_talk_ends_when_both_have_left_and_not_before() 
             ("bob", "us-bob"),
             (AGENT, "us-agent"),
         ] {
-            assert_eq!(
-                status(&hooks, &participant(JOINED, &call, user, session)).await,
-                "joined"
-            );
+            assert_eq!(moved(&hooks, JOINED, &call, user, session).await, "joined");
         }
         assert!(peer.wait_for_mark("spoken", DEADLINE).await);
         wait_for_lines(&app.store, &meeting, 2).await;
@@ -111,26 +119,23 @@ async fn a_call_where_two_people_talk_ends_when_both_have_left_and_not_before() 
         // still there, and so is the call.
         for _ in 0..2 {
             assert_eq!(
-                status(&hooks, &participant(LEFT, &call, "alice", "us-alice")).await,
+                moved(&hooks, LEFT, &call, "alice", "us-alice").await,
                 "left"
             );
         }
         // Bob on a second device leaves it: he is still in the call.
         assert_eq!(
-            status(&hooks, &participant(JOINED, &call, "bob", "us-bob-phone")).await,
+            moved(&hooks, JOINED, &call, "bob", "us-bob-phone").await,
             "joined"
         );
         assert_eq!(
-            status(&hooks, &participant(LEFT, &call, "bob", "us-bob-phone")).await,
+            moved(&hooks, LEFT, &call, "bob", "us-bob-phone").await,
             "left"
         );
         assert_eq!(status_of(&app.store, &meeting).await, MeetingStatus::Active);
 
         // Bob leaves: only scribe's agent remains, the call ends.
-        assert_eq!(
-            status(&hooks, &participant(LEFT, &call, "bob", "us-bob")).await,
-            "ending"
-        );
+        assert_eq!(moved(&hooks, LEFT, &call, "bob", "us-bob").await, "ending");
         wait_until_ended(&app.store, &meeting).await;
         // scribe closed its agent's socket (which makes Stream end the session).
         eventually("the agent's socket to close", || async {
@@ -144,10 +149,7 @@ async fn a_call_where_two_people_talk_ends_when_both_have_left_and_not_before() 
         assert_eq!(transcript(&app.store, &meeting).await.len(), 2);
 
         // Whatever else says the call ended: a duplicate, answered 200.
-        assert_eq!(
-            status(&hooks, &participant(LEFT, &call, AGENT, "us-agent")).await,
-            "left"
-        );
+        assert_eq!(moved(&hooks, LEFT, &call, AGENT, "us-agent").await, "left");
         assert_eq!(
             status(&hooks, &stream_event("call_ended.json", &call)).await,
             "duplicate"
@@ -158,7 +160,7 @@ async fn a_call_where_two_people_talk_ends_when_both_have_left_and_not_before() 
             json!({ "status": "duplicate" })
         );
         assert_eq!(
-            status(&hooks, &participant(LEFT, &call, "bob", "us-bob")).await,
+            moved(&hooks, LEFT, &call, "bob", "us-bob").await,
             "duplicate"
         );
         let ends = events(&app.store, &meeting)
@@ -179,7 +181,7 @@ async fn call_ended_ends_the_call_and_the_participants_leaving_after_is_a_duplic
         let (app, call, hooks) = started(&url, &peer).await;
         let meeting = call.meeting_id.clone();
         assert_eq!(
-            status(&hooks, &participant(JOINED, &call, "alice", "us-alice")).await,
+            moved(&hooks, JOINED, &call, "alice", "us-alice").await,
             "joined"
         );
         assert!(peer.wait_for_mark("spoken", DEADLINE).await);
@@ -232,10 +234,7 @@ async fn who_is_in_the_call_survives_a_restart() {
         let (app, call, hooks) = started(&url, &peer).await;
         let meeting = call.meeting_id.clone();
         for (user, session) in [("alice", "us-alice"), ("bob", "us-bob")] {
-            assert_eq!(
-                status(&hooks, &participant(JOINED, &call, user, session)).await,
-                "joined"
-            );
+            assert_eq!(moved(&hooks, JOINED, &call, user, session).await, "joined");
         }
         assert!(peer.wait_for_mark("spoken", DEADLINE).await);
         app.stop().await.expect("clean stop");
@@ -244,14 +243,11 @@ async fn who_is_in_the_call_survives_a_restart() {
         let hooks = driver(&app);
         assert_eq!(status_of(&app.store, &meeting).await, MeetingStatus::Active);
         assert_eq!(
-            status(&hooks, &participant(LEFT, &call, "alice", "us-alice")).await,
+            moved(&hooks, LEFT, &call, "alice", "us-alice").await,
             "left"
         );
         assert_eq!(status_of(&app.store, &meeting).await, MeetingStatus::Active);
-        assert_eq!(
-            status(&hooks, &participant(LEFT, &call, "bob", "us-bob")).await,
-            "ending"
-        );
+        assert_eq!(moved(&hooks, LEFT, &call, "bob", "us-bob").await, "ending");
         wait_until_ended(&app.store, &meeting).await;
         app.stop().await.expect("clean stop");
     })

@@ -332,13 +332,7 @@ async fn a_live_browser_call_re_attached_after_a_drop_records_the_gap() {
         .await;
         calls.open_gate("three");
         assert!(calls.wait_for_mark("three", DEADLINE).await);
-        let hung = app
-            .client
-            .post(app.url(&format!("/api/meetings/{meeting}/hangup")))
-            .bearer_auth(crate::helpers::API_TOKEN)
-            .send()
-            .await
-            .expect("sent");
+        let hung = crate::live::hang_up(&app, &meeting).await;
         expect_json(hung, StatusCode::ACCEPTED).await;
         // A GPT-Live WebRTC session ends with `session.close` on the
         // sideband (OpenAI's REST hang-up is documented for SIP only).

@@ -167,6 +167,16 @@ pub async fn events(store: &Store, meeting: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// `POST /api/meetings/{id}/hangup` with the API token.
+pub async fn hang_up(app: &TestApp, meeting: &str) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/api/meetings/{meeting}/hangup")))
+        .bearer_auth(crate::helpers::API_TOKEN)
+        .send()
+        .await
+        .expect("sent")
+}
+
 /// Waits until the simulated OpenAI call has ended; returns what ended it
 /// (`hangup`, `session.close`, `caller`, `connection_lost`).
 pub async fn ended_at_openai(call: &scribe::sim::calls::SimCallState) -> &'static str {

@@ -14,7 +14,7 @@
 
 use chrono::Utc;
 
-use super::{ChunkStatus, Conversation, ErrorInfo, Notice, Slot, Speaker, truncate};
+use super::{ChunkStatus, Conversation, ErrorInfo, Notice, Speaker, truncate};
 
 impl Conversation {
     /// `input_audio_buffer.timeout_triggered`: the item it names is silence.
@@ -69,14 +69,7 @@ impl Conversation {
                 previous_item_id: previous,
             });
         }
-        let slot = Slot {
-            sequence_number: self.reserve(),
-            speaker: Speaker::User,
-            text,
-            timestamp: Utc::now(),
-            response: None,
-            truncated: false,
-        };
+        let slot = self.numbered_slot(Speaker::User, text, Utc::now());
         self.emit(item_id, slot, ChunkStatus::Completed);
     }
 

@@ -27,6 +27,17 @@ fn kinds(tree: &TestTree, meeting: MeetingId) -> Vec<EventKind> {
         .read(|m| m.meeting(meeting).events.iter().map(|(k, _)| *k).collect())
 }
 
+/// The stored lines' texts, in order.
+fn texts(tree: &TestTree, meeting: MeetingId) -> Vec<String> {
+    tree.store.read(|m| {
+        m.meeting(meeting)
+            .lines
+            .values()
+            .map(|l| l.text.clone())
+            .collect()
+    })
+}
+
 fn logged(tree: &TestTree, meeting: MeetingId, kind: EventKind) -> Vec<Value> {
     tree.store.read(|m| {
         m.meeting(meeting)
@@ -75,14 +86,10 @@ async fn a_sideband_is_never_rotated_however_close_its_expiry() {
         !kinds.contains(&EventKind::SocketRotated) && !kinds.contains(&EventKind::RotationForced),
         "{kinds:?}"
     );
-    let texts: Vec<String> = tree.store.read(|m| {
-        m.meeting(meeting)
-            .lines
-            .values()
-            .map(|l| l.text.clone())
-            .collect()
-    });
-    assert_eq!(texts, ["u1 said", "Hello.", "u2 said", "Still here."]);
+    assert_eq!(
+        texts(&tree, meeting),
+        ["u1 said", "Hello.", "u2 said", "Still here."]
+    );
     tree.stop();
 }
 
@@ -245,14 +252,7 @@ async fn a_live_session_closed_is_final_for_every_documented_reason() {
             tree.control.hung_up().is_empty(),
             "{reason}: the provider ended it"
         );
-        let texts: Vec<String> = tree.store.read(|m| {
-            m.meeting(meeting)
-                .lines
-                .values()
-                .map(|l| l.text.clone())
-                .collect()
-        });
-        assert_eq!(texts, ["Hello"], "{reason}");
+        assert_eq!(texts(&tree, meeting), ["Hello"], "{reason}");
         tree.stop();
     }
 }
