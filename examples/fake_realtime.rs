@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo run --example fake_realtime -- --listen 127.0.0.1:9100 --pace 1
-//! SCRIBE_REALTIME_URL="ws://127.0.0.1:9100/v1/realtime?model=gpt-realtime" SCRIBE_SIMULATED_PEER=1 cargo run --release
+//! SCRIBE_REALTIME_URL="ws://127.0.0.1:9100/v1/realtime?model=gpt-realtime-2.1" SCRIBE_SIMULATED_PEER=1 cargo run --release
 //! ```
 //!
 //! Every connection plays a conversation of `--turns` exchanges (user

@@ -88,7 +88,7 @@ impl SimRealtime {
 
     /// The `ws://` URL clients connect to.
     pub fn url(&self) -> String {
-        format!("ws://{}/v1/realtime?model=gpt-realtime", self.addr)
+        format!("ws://{}/v1/realtime?model=gpt-realtime-2.1", self.addr)
     }
 
     pub fn connections(&self) -> Vec<ConnectionRecord> {

@@ -61,9 +61,17 @@ impl SimRealtimeConfig {
             reject_session_update: None,
             ignore_session_update: false,
             reject_upgrade: None,
-            models: ["gpt-realtime", "gpt-realtime-2", "gpt-realtime-mini"]
-                .map(str::to_owned)
-                .to_vec(),
+            // OpenAI's Realtime models still served (`openai` 3.57).
+            models: [
+                "gpt-realtime-2.1",
+                "gpt-realtime-2.1-mini",
+                "gpt-realtime-2",
+                "gpt-realtime-1.5",
+                "gpt-realtime",
+                "gpt-realtime-mini",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
             script: Box::new(script),
         }
     }
