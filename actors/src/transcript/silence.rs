@@ -50,11 +50,7 @@ impl Conversation {
         let text = match outcome {
             Ok(text) if !text.trim().is_empty() => truncate(text.trim()),
             _ => {
-                self.notices.push(Notice::Silence {
-                    item_id: item_id.to_owned(),
-                    sequence_number: None,
-                    given_back: false,
-                });
+                self.unnumbered_silence(item_id);
                 return;
             }
         };
@@ -71,6 +67,15 @@ impl Conversation {
         }
         let slot = self.numbered_slot(Speaker::User, text, Utc::now());
         self.emit(item_id, slot, ChunkStatus::Completed);
+    }
+
+    /// A user item without a number turned out silent: logged only.
+    pub(super) fn unnumbered_silence(&mut self, item_id: &str) {
+        self.notices.push(Notice::Silence {
+            item_id: item_id.to_owned(),
+            sequence_number: None,
+            given_back: false,
+        });
     }
 
     /// A numbered user line completed empty. Gives the number back when no

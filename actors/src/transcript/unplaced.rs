@@ -68,11 +68,7 @@ impl Conversation {
         };
         if !words {
             if early.outcome.is_some() {
-                self.notices.push(Notice::Silence {
-                    item_id: item_id.to_owned(),
-                    sequence_number: None,
-                    given_back: false,
-                });
+                self.unnumbered_silence(item_id);
             }
             return;
         }
