@@ -224,6 +224,8 @@ async fn main() -> anyhow::Result<()> {
             ("OPENAI_BASE_URL", llm.base_url()),
             ("OPENAI_API_KEY", "sk-load-test".into()),
             ("SCRIBE_ANALYSIS_CONCURRENCY", "64".into()),
+            // The load test creates its meetings as fast as it can.
+            ("SCRIBE_MEETINGS_PER_MINUTE", "1000000".into()),
             ("SCRIBE_VOICE_API", args.voice_api.clone()),
             ("RUST_LOG", "warn".into()),
         ],

@@ -137,16 +137,23 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .count();
         first = first.or(outcomes.first().map(|o| o.meeting));
     }
-    if let Some(first) = first {
-        show_meeting(&demo.store, first).await?;
-        println!("page: {}/meetings/{first}", demo.base);
-    }
+    let link = match first {
+        Some(first) => {
+            show_meeting(&demo.store, first).await?;
+            let page_key = secrecy::SecretString::from(demo.store.page_secret().await?);
+            let meeting = demo.store.meeting(first).await?.context("demo meeting")?;
+            let link = crate::http::auth::page_link(&demo.base, &page_key, &meeting);
+            println!("page: {link}");
+            Some(link)
+        }
+        None => None,
+    };
     let serve = args
         .serve
         .unwrap_or_else(|| std::io::IsTerminal::is_terminal(&std::io::stdout()));
     if serve {
-        if let Some(first) = first {
-            println!("\nOpen this first: {}/meetings/{first}", demo.base);
+        if let Some(link) = &link {
+            println!("\nOpen this first: {link}");
         }
         println!(
             "scribe demo: serving {} until Ctrl-C (API token {TOKEN}); the demo database is removed then",

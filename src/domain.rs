@@ -88,6 +88,11 @@ pub(crate) fn optional_text<'a>(
     Ok(value)
 }
 
+/// The longest id from outside (a webhook id, a call or session id) that
+/// scribe stores or looks up; a longer one is refused (400) before it
+/// reaches an index.
+pub const MAX_EXTERNAL_ID_CHARS: usize = 256;
+
 #[cfg(test)]
 mod tests {
     use super::*;

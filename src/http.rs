@@ -9,7 +9,7 @@ mod calls;
 mod error;
 mod extract;
 pub mod health;
-mod limits;
+pub mod limits;
 mod live;
 mod meetings;
 mod openai_webhook;
@@ -43,6 +43,11 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 pub use error::ApiError;
+
+/// The meeting page's `Content-Security-Policy` (its error pages carry it too).
+pub fn live_page_policy() -> &'static str {
+    live::PAGE_POLICY
+}
 
 use scribe_actors::domain::Transport;
 use scribe_actors::supervisor::calls::Calls;
@@ -92,44 +97,90 @@ pub struct AppState {
     pub creating: Arc<std::sync::Mutex<std::collections::HashSet<scribe_actors::ids::MeetingId>>>,
 }
 
+impl AppState {
+    /// A call that just became `active`: its actor started by the
+    /// supervisor after this request's answer, and its page link (with its
+    /// key) printed.
+    pub fn start_call(&self, meeting: scribe_actors::ids::MeetingId) {
+        let state = self.clone();
+        tokio::spawn(async move {
+            if let Err(error) = state.calls.start(meeting).await {
+                tracing::error!(%meeting, %error, "call not started");
+            }
+            if let Ok(Some(stored)) = state.store.meeting(meeting).await {
+                println!("meeting {meeting} started: {}", state.page_url(&stored));
+            }
+        });
+    }
+
+    /// The meeting's page link, with the key that opens it.
+    pub fn page_url(&self, meeting: &crate::domain::meeting::Meeting) -> String {
+        auth::page_link(&self.page_base, &self.page_key, meeting)
+    }
+
+    /// The meeting as the API token's holder sees it: with its page link.
+    pub fn with_page_url(
+        &self,
+        mut meeting: crate::domain::meeting::Meeting,
+    ) -> crate::domain::meeting::Meeting {
+        meeting.page_url = Some(self.page_url(&meeting));
+        meeting
+    }
+}
+
 /// A whole request body must arrive within this, or the answer is 408 and
 /// the connection closes: a client trickling a body cannot hold a request.
 pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
 
-/// A route whose bodies may be as large as a webhook's.
-fn webhook_sized(route: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> {
+/// A route whose bodies may be at most `limit` bytes: a declared length
+/// over it is refused at once (413), and a body is read (by the handler,
+/// after its credentials were checked) within [`BODY_DEADLINE`].
+fn sized(route: UtoipaMethodRouter<AppState>, limit: usize) -> UtoipaMethodRouter<AppState> {
     let (schemas, paths, method) = route;
     (
         schemas,
         paths,
-        method.layer(DefaultBodyLimit::max(webhook::MAX_WEBHOOK_BYTES)),
+        method
+            .layer::<_, std::convert::Infallible>(middleware::from_fn(
+                move |request: Request, next: Next| body_gate(limit, request, next),
+            ))
+            .layer(DefaultBodyLimit::max(limit)),
     )
+}
+
+/// A route with the JSON API's body limit.
+fn api_sized(route: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> {
+    sized(route, MAX_BODY_BYTES)
 }
 
 /// Every route with its OpenAPI entry: each comes from its handler's
 /// `#[utoipa::path]`, so the router and the document cannot diverge.
 fn routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     let (api, mut api_doc) = OpenApiRouter::new()
-        .routes(routes!(agents::list, agents::create))
-        .routes(routes!(agents::show))
-        .routes(routes!(meetings::list, meetings::create))
-        .routes(routes!(meetings::show))
-        .routes(routes!(meetings::status))
-        .routes(routes!(meetings::transcript))
-        .routes(routes!(meetings::retry))
-        .routes(routes!(calls::call))
-        .routes(routes!(calls::hangup))
-        .routes(routes!(live::events))
-        .routes(routes!(live::page))
-        .routes(routes!(live::script))
-        .routes(routes!(live::style))
-        .routes(webhook_sized(routes!(openai_webhook::receive)))
-        .routes(webhook_sized(routes!(webhook::receive)))
-        .routes(routes!(admin::actors))
-        .routes(routes!(admin::kill))
-        .routes(routes!(admin::meeting))
-        .routes(routes!(admin::kill_supervisor))
-        .routes(routes!(openapi::document))
+        .routes(api_sized(routes!(agents::list, agents::create)))
+        .routes(api_sized(routes!(agents::show)))
+        .routes(api_sized(routes!(meetings::list, meetings::create)))
+        .routes(api_sized(routes!(meetings::show)))
+        .routes(api_sized(routes!(meetings::status)))
+        .routes(api_sized(routes!(meetings::transcript)))
+        .routes(api_sized(routes!(meetings::retry)))
+        .routes(api_sized(routes!(meetings::page_link)))
+        .routes(sized(routes!(calls::call), calls::MAX_OFFER_BYTES))
+        .routes(api_sized(routes!(calls::hangup)))
+        .routes(api_sized(routes!(live::events)))
+        .routes(api_sized(routes!(live::page)))
+        .routes(api_sized(routes!(live::script)))
+        .routes(api_sized(routes!(live::style)))
+        .routes(sized(
+            routes!(openai_webhook::receive),
+            webhook::MAX_WEBHOOK_BYTES,
+        ))
+        .routes(sized(routes!(webhook::receive), webhook::MAX_WEBHOOK_BYTES))
+        .routes(api_sized(routes!(admin::actors)))
+        .routes(api_sized(routes!(admin::kill)))
+        .routes(api_sized(routes!(admin::meeting)))
+        .routes(api_sized(routes!(admin::kill_supervisor)))
+        .routes(api_sized(routes!(openapi::document)))
         .split_for_parts();
     let (probes, probes_doc) = OpenApiRouter::new()
         .routes(routes!(health::healthz))
@@ -149,15 +200,16 @@ pub fn router(state: AppState) -> Router {
     let max_requests = state.max_requests.max(1);
     let (api, probes, doc) = routes();
     let json = doc.to_json().expect("the OpenAPI document serializes");
-    let api = api
-        // Past `max_requests` in flight, 503 at once instead of a queue.
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(overloaded))
-                .load_shed()
-                .concurrency_limit(max_requests),
-        )
-        .layer(middleware::from_fn(body_within_deadline));
+    // Past `max_requests` in flight, 503 at once instead of a queue. A
+    // request's body is read inside (by its handler): it counts. One
+    // count for the whole API (a router layer wraps each route: the
+    // global limit shares its semaphore among them).
+    let api = api.layer(
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(overloaded))
+            .load_shed()
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(max_requests)),
+    );
     // The probes answer whatever the load.
     let all = Router::new()
         .merge(api)
@@ -170,6 +222,7 @@ pub fn router(state: AppState) -> Router {
 
     all.layer(
         ServiceBuilder::new()
+            .layer(middleware::map_request(plain_request_id))
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(
                 TraceLayer::new_for_http()
@@ -204,47 +257,95 @@ async fn overloaded(_: BoxError) -> ApiError {
     }
 }
 
-/// Reads the whole request body within [`BODY_DEADLINE`] (at most the
-/// largest body any route takes) before the handler runs.
-async fn body_within_deadline(request: Request, next: Next) -> Response {
-    let (parts, body) = request.into_parts();
-    let limit = webhook::MAX_WEBHOOK_BYTES;
-    match tokio::time::timeout(BODY_DEADLINE, axum::body::to_bytes(body, limit)).await {
-        Ok(Ok(bytes)) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
-        }
-        Ok(Err(error)) => {
-            let too_large =
-                std::iter::successors(Some(&error as &(dyn std::error::Error + 'static)), |e| {
-                    e.source()
-                })
-                .any(|e| e.is::<http_body_util::LengthLimitError>());
-            let (status, message) = if too_large {
-                (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("length limit exceeded: the body is over {limit} bytes"),
-                )
-            } else {
-                (StatusCode::BAD_REQUEST, "the body could not be read".into())
-            };
-            ApiError::Rejected { status, message }.into_response()
-        }
-        Err(_) => {
-            let mut answer = ApiError::Rejected {
-                status: StatusCode::REQUEST_TIMEOUT,
-                message: format!(
-                    "the request body did not arrive within {} s",
-                    BODY_DEADLINE.as_secs()
-                ),
-            }
-            .into_response();
-            answer
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            answer
-        }
+/// Refuses a declared length over the route's `limit` at once (413), and
+/// gives the handler a body that fails once [`BODY_DEADLINE`] has passed;
+/// a request whose body missed it is answered 408, and its connection
+/// closes. Nothing is read here: the handler reads the body after it
+/// checked the request's credentials.
+async fn body_gate(limit: usize, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return closing(ApiError::Rejected {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("length limit exceeded: the body is over {limit} bytes"),
+        });
     }
+    let late = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (parts, body) = request.into_parts();
+    let body = within_deadline(body, late.clone());
+    let answer = next.run(Request::from_parts(parts, body)).await;
+    if late.load(std::sync::atomic::Ordering::Acquire) {
+        return closing(ApiError::Rejected {
+            status: StatusCode::REQUEST_TIMEOUT,
+            message: format!(
+                "the request body did not arrive within {} s",
+                BODY_DEADLINE.as_secs()
+            ),
+        });
+    }
+    answer
+}
+
+/// An error answer after which the connection closes (its body, if any,
+/// is not read).
+fn closing(error: ApiError) -> Response {
+    let mut answer = error.into_response();
+    answer
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    answer
+}
+
+/// `body`, failing (and flagging `late`) once [`BODY_DEADLINE`] has passed
+/// since the request arrived.
+fn within_deadline(body: Body, late: Arc<std::sync::atomic::AtomicBool>) -> Body {
+    use futures::StreamExt;
+    let deadline = Box::pin(tokio::time::sleep(BODY_DEADLINE));
+    let stream = futures::stream::unfold(Some((body.into_data_stream(), deadline)), move |state| {
+        let late = late.clone();
+        async move {
+            let (mut data, mut deadline) = state?;
+            tokio::select! {
+                item = data.next() => item.map(|item| (item, Some((data, deadline)))),
+                () = &mut deadline => {
+                    late.store(true, std::sync::atomic::Ordering::Release);
+                    Some((Err(axum::Error::new("the body's deadline passed")), None))
+                }
+            }
+        }
+    });
+    Body::from_stream(stream)
+}
+
+/// The longest `X-Request-Id` kept from a request.
+pub const MAX_REQUEST_ID_CHARS: usize = 64;
+
+/// True for a request id scribe keeps as sent: short and plain (letters,
+/// digits, `-`, `_`, `.`).
+pub fn is_plain_request_id(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_CHARS).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Drops an incoming `X-Request-Id` that is not plain (a new one is made):
+/// nothing a client sends can make a log line long or odd.
+async fn plain_request_id(mut request: Request) -> Request {
+    let plain = request
+        .headers()
+        .get_all(&REQUEST_ID)
+        .iter()
+        .map(|v| is_plain_request_id(v.as_bytes()))
+        .collect::<Vec<_>>();
+    if plain != [true] && !plain.is_empty() {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    request
 }
 
 fn request_span(request: &Request) -> tracing::Span {

@@ -22,6 +22,8 @@ pub const PROBE_QUERIES: &str = "scribe_probe_queries_total";
 pub const OPEN_STREAMS: &str = "scribe_event_streams";
 /// Requests refused because the server had its limit in flight.
 pub const SHED_REQUESTS: &str = "scribe_shed_requests_total";
+/// Connections closed at once: their address was at its limit.
+pub const REFUSED_CONNECTIONS: &str = "scribe_refused_connections_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -63,6 +65,10 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             metrics::describe_counter!(PROBE_QUERIES, "Database checks by the background probe");
             metrics::describe_gauge!(OPEN_STREAMS, "Event streams open now");
             metrics::describe_counter!(SHED_REQUESTS, "Requests refused at the in-flight limit");
+            metrics::describe_counter!(
+                REFUSED_CONNECTIONS,
+                "Connections closed at once: their address was at its limit"
+            );
             Some(handle)
         })
         .as_ref()

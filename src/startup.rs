@@ -189,6 +189,9 @@ impl Application {
             listener,
             serve_limits: ServeLimits {
                 max_connections: settings.http.max_connections,
+                max_connections_per_address: settings.http.max_connections_per_address,
+                cap_private_addresses: settings.http.cap_private_addresses,
+                write_stall: settings.http.write_stall,
                 ..ServeLimits::default()
             },
             stop_streams,
@@ -208,10 +211,16 @@ impl Application {
                 openai_webhook_key,
                 session,
                 creating: Arc::default(),
-                limits: Arc::default(),
+                limits: Arc::new(crate::http::limits::MeetingLimits::with_creation(
+                    settings.http.meetings_per_minute,
+                    settings.http.agents_per_minute,
+                )),
                 streams: StreamLimits::new(StreamBounds {
                     total: settings.http.max_streams,
                     per_meeting: settings.http.max_streams_per_meeting,
+                    per_address: settings.http.max_streams_per_address,
+                    cap_private: settings.http.cap_private_addresses,
+                    lifetime: settings.http.stream_lifetime,
                 }),
                 probe: probe.clone(),
                 stopping,

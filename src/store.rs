@@ -38,7 +38,8 @@ pub use feed::{FeedCursor, FeedEvent, FeedRead};
 pub use leases::EndRequest;
 pub use participants::{Movement, Presence, Remaining};
 pub use pool::{
-    Backend, POSTGRES_MIGRATOR, PoolSize, SQLITE_MIGRATOR, Store, StoreError, redact_url,
+    Backend, POSTGRES_MIGRATOR, PoolSize, SQLITE_MIGRATOR, SQLITE_WAL_LIMIT_BYTES, Store,
+    StoreError, redact_url,
 };
 pub use transcript::StoredChunk;
 pub use webhooks::{SessionStart, WebhookDelivery};

@@ -48,8 +48,10 @@ impl Pressure {
                     streams.div_ceil(20)
                 );
             };
+            // The API token opens any meeting's stream (a page uses its key).
             let mut answer = streams_client
                 .get(format!("{base}/api/meetings/{meeting}/events"))
+                .bearer_auth(super::TOKEN)
                 .send()
                 .await?;
             anyhow::ensure!(

@@ -273,6 +273,45 @@ pub struct ServeArgs {
     #[arg(long, env = "SCRIBE_MAX_STREAMS_PER_MEETING", default_value_t = 20)]
     pub max_streams_per_meeting: usize,
 
+    /// Connections open at once from one client address, at most; past it
+    /// a new connection from that address is closed at once. Loopback and
+    /// private addresses (where a load balancer speaks from) are not
+    /// capped unless `SCRIBE_CAP_PRIVATE_ADDRESSES` is set.
+    #[arg(
+        long,
+        env = "SCRIBE_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 256
+    )]
+    pub max_connections_per_address: usize,
+
+    /// Event streams open at once from one client address, at most (the
+    /// same addresses as for connections).
+    #[arg(long, env = "SCRIBE_MAX_STREAMS_PER_ADDRESS", default_value_t = 64)]
+    pub max_streams_per_address: usize,
+
+    /// Cap loopback and private addresses too (scribe reached directly on
+    /// a private network, with no load balancer in front).
+    #[arg(long, env = "SCRIBE_CAP_PRIVATE_ADDRESSES", value_parser = clap::builder::BoolishValueParser::new())]
+    pub cap_private_addresses: bool,
+
+    /// Seconds an answer may wait to be written (its client reads nothing)
+    /// before the connection is closed.
+    #[arg(long, env = "SCRIBE_WRITE_STALL_SECS", default_value_t = 30)]
+    pub write_stall_secs: u64,
+
+    /// Seconds an event stream stays open at most; the client reconnects
+    /// with `Last-Event-ID` and misses nothing.
+    #[arg(long, env = "SCRIBE_STREAM_LIFETIME_SECS", default_value_t = 1800)]
+    pub stream_lifetime_secs: u64,
+
+    /// Meetings the API token may create per minute on this instance.
+    #[arg(long, env = "SCRIBE_MEETINGS_PER_MINUTE", default_value_t = 600)]
+    pub meetings_per_minute: u32,
+
+    /// Agents the API token may create per minute on this instance.
+    #[arg(long, env = "SCRIBE_AGENTS_PER_MINUTE", default_value_t = 600)]
+    pub agents_per_minute: u32,
+
     /// This instance's name in call leases, when several instances share a
     /// database. Defaults to `<hostname>:<port>`, so a restarted instance
     /// takes its own calls back at once.

@@ -68,18 +68,32 @@ pub struct Settings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpSettings {
     pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    pub cap_private_addresses: bool,
+    pub write_stall: Duration,
     pub max_requests: usize,
     pub max_streams: usize,
     pub max_streams_per_meeting: usize,
+    pub max_streams_per_address: usize,
+    pub stream_lifetime: Duration,
+    pub meetings_per_minute: u32,
+    pub agents_per_minute: u32,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             max_connections: 10_000,
+            max_connections_per_address: 256,
+            cap_private_addresses: false,
+            write_stall: Duration::from_secs(30),
             max_requests: 512,
             max_streams: 5_000,
             max_streams_per_meeting: 20,
+            max_streams_per_address: 64,
+            stream_lifetime: Duration::from_secs(1800),
+            meetings_per_minute: 600,
+            agents_per_minute: 600,
         }
     }
 }
@@ -110,7 +124,13 @@ impl Settings {
                 renew_ms: args.lease_renew_ms,
             });
         }
-        let non_empty = |s: Option<SecretString>| s.filter(|s| !s.expose_secret().is_empty());
+        // Every secret is trimmed where it is read (a trailing newline from
+        // a file or `$(cat ...)` is not part of it), so the length check and
+        // every comparison see the same value; a blank one is unset.
+        let non_empty = |s: Option<SecretString>| {
+            s.map(|s| SecretString::from(s.expose_secret().trim()))
+                .filter(|s| !s.expose_secret().is_empty())
+        };
         let (api_token, source) = match non_empty(args.api_token) {
             Some(token) => (strong("SCRIBE_API_TOKEN", token)?, TokenSource::Configured),
             None => (generate_token(), TokenSource::Generated),
@@ -168,9 +188,16 @@ impl Settings {
             },
             http: HttpSettings {
                 max_connections: args.max_connections.max(1),
+                max_connections_per_address: args.max_connections_per_address.max(1),
+                cap_private_addresses: args.cap_private_addresses,
+                write_stall: Duration::from_secs(args.write_stall_secs.max(1)),
                 max_requests: args.max_requests.max(1),
                 max_streams: args.max_streams.max(1),
                 max_streams_per_meeting: args.max_streams_per_meeting.max(1),
+                max_streams_per_address: args.max_streams_per_address.max(1),
+                stream_lifetime: Duration::from_secs(args.stream_lifetime_secs.max(1)),
+                meetings_per_minute: args.meetings_per_minute.max(1),
+                agents_per_minute: args.agents_per_minute.max(1),
             },
         };
         Ok((settings, source))

@@ -106,6 +106,55 @@ fn short_tokens_and_page_secrets_are_refused_with_their_name() {
 }
 
 #[test]
+fn a_secret_with_a_trailing_newline_is_trimmed_everywhere() {
+    let strong = "0123456789abcdef0123456789abcdef";
+    let argv = [
+        "scribe",
+        "--api-token",
+        "0123456789abcdef0123456789abcdef\n",
+        "--admin-token",
+        " 0123456789abcdef0123456789abcdef\t",
+        "--page-secret",
+        "0123456789abcdef0123456789abcdef\r\n",
+        "--stream-api-secret",
+        "stream-secret\n",
+    ];
+    let (settings, _) =
+        Settings::from_args(Cli::try_parse_from(argv).expect("parses").serve).expect("strong");
+    assert_eq!(settings.api_token.expose_secret(), strong);
+    assert_eq!(
+        settings.admin_token.as_ref().map(|t| t.expose_secret()),
+        Some(strong)
+    );
+    assert_eq!(
+        settings.page_secret.as_ref().map(|t| t.expose_secret()),
+        Some(strong)
+    );
+    assert_eq!(
+        settings
+            .stream_api_secret
+            .as_ref()
+            .map(|t| t.expose_secret()),
+        Some("stream-secret")
+    );
+    // Padding does not make a short secret long enough.
+    let padded = format!("dev-token{}", " ".repeat(40));
+    let error = Settings::from_args(
+        Cli::try_parse_from(["scribe", "--api-token", &padded])
+            .expect("parses")
+            .serve,
+    )
+    .expect_err("9 characters");
+    assert_eq!(
+        error,
+        SettingsError::WeakSecret(WeakSecret {
+            name: "SCRIBE_API_TOKEN",
+            len: 9
+        })
+    );
+}
+
+#[test]
 fn the_lease_and_its_renewal_are_settings_and_a_renewal_slower_than_a_third_is_refused() {
     let strong = "0123456789abcdef0123456789abcdef";
     let settings = |extra: &[&str]| {

@@ -39,6 +39,13 @@ pub struct Meeting {
     pub voice_api: Option<VoiceApi>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The meeting's page, with the key that opens it (for the API token's
+    /// holder only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_url: Option<String>,
+    /// Which page links work: the ones issued at this generation.
+    #[serde(skip)]
+    pub page_generation: i64,
 }
 
 /// A meeting that passed validation and may be stored (status `upcoming`).

@@ -81,6 +81,8 @@ pub struct AgentList {
         (status = 409, description = "A phone number already reaches another agent.", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
         (status = 422, description = "A field is missing, unknown, of the wrong type or out of bounds, or a session name repeats.", body = ErrorBody),
+        (status = 429, description = "Too many agents created on this instance: `SCRIBE_AGENTS_PER_MINUTE` (600) a minute.", body = ErrorBody,
+            headers(("retry-after" = u64, description = "Seconds to wait."))),
     ),
 )]
 pub async fn create(
@@ -90,6 +92,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Agent>), ApiError> {
     let new = NewAgent::parse(&body.name, &body.instructions, body.blueprint)?
         .with_phone_numbers(&body.phone_numbers)?;
+    state.limits.agent_created()?;
     let agent = state.store.insert_agent(new).await.map_err(|e| match e {
         StoreError::PhoneNumberTaken(number) => {
             ApiError::Conflict(format!("{number} already reaches another agent"))

@@ -1,4 +1,5 @@
-//! Bearer-token checks. Tokens are compared in constant time.
+//! Who may do what: the API token (bearer), a meeting's page key. Every
+//! credential is compared in constant time.
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
@@ -9,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState};
+use crate::domain::meeting::Meeting;
 
 /// Proof that the request carried `Authorization: Bearer $SCRIBE_API_TOKEN`.
 /// Put it first among a handler's extractors so it is checked before the body.
@@ -26,47 +28,144 @@ impl FromRequestParts<AppState> for ApiCaller {
     }
 }
 
-/// The header that carries a meeting's page capability.
+/// The header that carries a meeting's page key (the page's buttons send it).
 pub const MEETING_TOKEN_HEADER: &str = "x-meeting-token";
+
+/// The query parameter that carries it in a page link and an event stream's
+/// address (`?key=`).
+pub const MEETING_KEY_PARAM: &str = "key";
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
-fn meeting_mac(page_key: &SecretString, meeting: MeetingId) -> HmacSha256 {
+fn meeting_mac(page_key: &SecretString, meeting: MeetingId, generation: i64) -> HmacSha256 {
     let mut mac =
         <HmacSha256 as hmac::KeyInit>::new_from_slice(page_key.expose_secret().as_bytes())
             .expect("HMAC takes keys of any length");
-    hmac::Mac::update(&mut mac, b"scribe meeting page v1:");
+    hmac::Mac::update(&mut mac, b"scribe meeting page v2:");
     hmac::Mac::update(&mut mac, meeting.to_string().as_bytes());
+    hmac::Mac::update(&mut mac, b":");
+    hmac::Mac::update(&mut mac, generation.to_string().as_bytes());
     mac
 }
 
-/// The capability a meeting's page embeds so that its buttons (try again,
-/// start a call, hang up) work without the API token: an HMAC of the
-/// meeting id under the page key, a secret of its own. The page is public,
-/// so the capability is too: it reveals nothing about the API token, allows
-/// acting on that meeting only, and changes when the page key does.
-pub fn meeting_token(page_key: &SecretString, meeting: MeetingId) -> String {
-    hex::encode(hmac::Mac::finalize(meeting_mac(page_key, meeting)).into_bytes())
+/// The key in a meeting's page link: an HMAC of the meeting id and its
+/// link generation under the page secret (`SCRIBE_PAGE_SECRET`, else one
+/// kept in the database). The id alone opens nothing; the key opens that
+/// meeting's page, event stream, status, transcript, call, hang-up and
+/// retry, and nothing else. It stops working when a new link is issued for
+/// the meeting (the generation goes up) or the page secret changes.
+pub fn meeting_token(page_key: &SecretString, meeting: MeetingId, generation: i64) -> String {
+    hex::encode(hmac::Mac::finalize(meeting_mac(page_key, meeting, generation)).into_bytes())
 }
 
-/// True when the request carries the API token, or this meeting's page
-/// capability in [`MEETING_TOKEN_HEADER`] (checked in constant time).
-pub fn may_act_on_meeting(
-    headers: &HeaderMap,
-    api_token: &SecretString,
-    page_key: &SecretString,
-    meeting: MeetingId,
-) -> bool {
-    if bearer_matches(headers, api_token) {
-        return true;
+/// A meeting's page link (`<base>/meetings/<id>?key=<key>`).
+pub fn page_link(base: &str, page_key: &SecretString, meeting: &Meeting) -> String {
+    format!(
+        "{base}/meetings/{}?{MEETING_KEY_PARAM}={}",
+        meeting.id,
+        meeting_token(page_key, meeting.id, meeting.page_generation)
+    )
+}
+
+/// True when `presented` is the meeting's current key (in constant time).
+fn key_matches(page_key: &SecretString, meeting: &Meeting, presented: &str) -> bool {
+    hex::decode(presented.trim()).is_ok_and(|presented| {
+        hmac::Mac::verify_slice(
+            meeting_mac(page_key, meeting.id, meeting.page_generation),
+            &presented,
+        )
+        .is_ok()
+    })
+}
+
+/// Who may act on a meeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// The API token: everything.
+    Api,
+    /// The meeting's page key.
+    Page,
+}
+
+/// A meeting the request may act on, and by which credential: the API
+/// token (`Authorization: Bearer`), or the meeting's page key (the
+/// `X-Meeting-Token` header or the `key` query parameter). Checked from the
+/// head, before any body is read.
+///
+/// A wrong bearer token is 401. Without a credential, or with a key that
+/// is not this meeting's current one, the answer is the same 404 as for a
+/// meeting that does not exist: the id alone opens nothing, and says
+/// nothing about whether the meeting exists.
+pub struct MeetingAccess {
+    pub meeting: Meeting,
+    pub holder: Holder,
+}
+
+impl MeetingAccess {
+    /// Refuses anyone but the API token's holder (with the same 404).
+    pub fn api_only(self) -> Result<Meeting, ApiError> {
+        match self.holder {
+            Holder::Api => Ok(self.meeting),
+            Holder::Page => Err(ApiError::meeting_not_found()),
+        }
     }
-    headers
-        .get(MEETING_TOKEN_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| hex::decode(v.trim()).ok())
-        .is_some_and(|presented| {
-            hmac::Mac::verify_slice(meeting_mac(page_key, meeting), &presented).is_ok()
-        })
+}
+
+#[derive(serde::Deserialize)]
+struct KeyQuery {
+    key: Option<String>,
+}
+
+impl FromRequestParts<AppState> for MeetingAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let axum::extract::Path(id) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        let id: MeetingId = id.parse()?;
+        let api = if parts.headers.contains_key(AUTHORIZATION) {
+            if !bearer_matches(&parts.headers, &state.api_token) {
+                return Err(ApiError::Unauthorized);
+            }
+            true
+        } else {
+            false
+        };
+        let presented = parts
+            .headers
+            .get(MEETING_TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| {
+                axum::extract::Query::<KeyQuery>::try_from_uri(&parts.uri)
+                    .ok()
+                    .and_then(|q| q.0.key)
+            });
+        if !api && presented.is_none() {
+            return Err(ApiError::meeting_not_found());
+        }
+        let meeting = state
+            .store
+            .meeting(id)
+            .await?
+            .ok_or_else(ApiError::meeting_not_found)?;
+        if api {
+            return Ok(Self {
+                meeting,
+                holder: Holder::Api,
+            });
+        }
+        if presented.is_some_and(|key| key_matches(&state.page_key, &meeting, &key)) {
+            Ok(Self {
+                meeting,
+                holder: Holder::Page,
+            })
+        } else {
+            Err(ApiError::meeting_not_found())
+        }
+    }
 }
 
 /// True when the `Authorization` header is `Bearer <expected>`.

@@ -2,24 +2,25 @@
 //! /api/meetings/{id}/call` takes the browser's SDP offer, has OpenAI create
 //! the call, records it, attaches the meeting's actor to it and answers
 //! OpenAI's SDP answer; `POST /api/meetings/{id}/hangup` ends an active call.
-//! Both take the API token or the meeting page's capability
-//! (`X-Meeting-Token`).
+//! Both take the API token or the meeting's page key (`X-Meeting-Token`),
+//! checked before the body is read.
 
 use std::time::Duration;
 
+use super::auth::MeetingAccess;
 use super::error::ErrorBody;
-use super::meetings::Processing;
 use super::{ApiError, AppState};
 use crate::domain::meeting::Meeting;
 use crate::openai::calls::{CallsApiError, SessionConfig};
 use crate::store::AttachedStart;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use scribe_actors::domain::{EventKind, MeetingStatus, Transport, VoiceApi};
 use scribe_actors::ids::MeetingId;
 use scribe_actors::supervisor::outcome::EndOutcome;
+use serde::Serialize;
 
 /// The largest SDP offer accepted.
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;
@@ -85,23 +86,6 @@ fn sdp_offer(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
     Ok(text.to_owned())
 }
 
-/// The meeting, when the caller may act on it.
-async fn authorized_meeting(
-    state: &AppState,
-    id: &str,
-    headers: &HeaderMap,
-) -> Result<Meeting, ApiError> {
-    let id: MeetingId = id.parse()?;
-    if !super::auth::may_act_on_meeting(headers, &state.api_token, &state.page_key, id) {
-        return Err(ApiError::Unauthorized);
-    }
-    state
-        .store
-        .meeting(id)
-        .await?
-        .ok_or_else(ApiError::meeting_not_found)
-}
-
 /// What OpenAI is asked for on a call of this meeting.
 async fn session_config(state: &AppState, meeting: &Meeting) -> Result<SessionConfig, ApiError> {
     let instructions = match &meeting.prompt {
@@ -154,8 +138,8 @@ const ATTACH_BEFORE_ANSWER: Duration = Duration::from_secs(3);
         (status = 201, description = "OpenAI's SDP answer; the meeting is `active` and scribe attached.",
             body = String, content_type = "application/sdp"),
         (status = 400, description = "The id is not a UUID, or the body is not an SDP offer with audio.", body = ErrorBody),
-        (status = 401, description = "Neither the API token nor this meeting's capability.", body = ErrorBody),
-        (status = 404, description = "No such meeting.", body = ErrorBody),
+        (status = 401, description = "A bearer token that is not the API token.", body = ErrorBody),
+        (status = 404, description = "No such meeting, or neither the API token nor this meeting's page key.", body = ErrorBody),
         (status = 409, description = "The meeting is not `upcoming`, or its call is being created.", body = ErrorBody),
         (status = 413, description = "The offer is over 64 KiB.", body = ErrorBody),
         (status = 415, description = "The body is not `application/sdp`.", body = ErrorBody),
@@ -167,12 +151,13 @@ const ATTACH_BEFORE_ANSWER: Duration = Duration::from_secs(3);
     ),
 )]
 pub async fn call(
+    access: MeetingAccess,
     State(state): State<AppState>,
-    Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let meeting = authorized_meeting(&state, &id, &headers).await?;
+    let meeting = access.meeting;
+    let body = super::extract::read_body(body, MAX_OFFER_BYTES).await?;
     let offer = sdp_offer(&headers, &body)?;
     let Some(api) = state.calls_api.clone() else {
         return Err(ApiError::Unconfigured(
@@ -221,17 +206,9 @@ pub async fn call(
         AttachedStart::NotFound => return Err(ApiError::meeting_not_found()),
     }
     tracing::info!(meeting = %meeting.id, call = %created.call_id, "webrtc call created");
-    println!(
-        "meeting {} started: {}/meetings/{}",
-        meeting.id, state.page_base, meeting.id
-    );
-    let (calls, id) = (state.calls.clone(), meeting.id);
+    let id = meeting.id;
     let mut changes = state.store.changes().subscribe(id);
-    tokio::spawn(async move {
-        if let Err(error) = calls.start(id).await {
-            tracing::error!(meeting = %id, %error, "call not attached");
-        }
-    });
+    state.start_call(id);
     // The browser sends no audio before it has the answer: answering once
     // the sideband is attached means scribe hears the call from its first
     // word. A slow attach delays the call by at most ATTACH_BEFORE_ANSWER.
@@ -258,6 +235,24 @@ pub async fn call(
         .into_response())
 }
 
+/// What a hang-up ended: the call scribe is attached to (a browser's or a
+/// phone's, at OpenAI: ended there too), or the voice session scribe owns
+/// (its own socket; on Stream, scribe's agent leaves and the Stream call
+/// goes on for whoever else is in it).
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Ended {
+    AttachedCall,
+    OwnedSession,
+}
+
+/// The answer of a hang-up: the meeting is `processing`, and what ended.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HungUp {
+    status: MeetingStatus,
+    ended: Ended,
+}
+
 /// `POST /api/meetings/{id}/hangup`.
 #[utoipa::path(
     post,
@@ -268,24 +263,32 @@ pub async fn call(
     params(("id" = uuid::Uuid, Path, description = "The meeting's id.")),
     responses(
         super::openapi::MeetingLookup,
-        (status = 202, description = "The call ended; its analysis runs.", body = Processing),
-        (status = 401, description = "Neither the API token nor this meeting's capability.", body = ErrorBody),
-        (status = 409, description = "The meeting is not `active`.", body = ErrorBody),
+        (status = 202, description = "The call ended (`ended` says which: the call scribe is attached to, or the \
+                                      session it owns); its analysis runs.", body = HungUp),
+        (status = 409, description = "The meeting is not `active`, or has no call scribe is attached to or owns.", body = ErrorBody),
         (status = 503, description = "The call supervisor is unavailable.", body = ErrorBody),
     ),
 )]
 pub async fn hangup(
+    access: MeetingAccess,
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<(StatusCode, axum::Json<Processing>), ApiError> {
-    let meeting = authorized_meeting(&state, &id, &headers).await?;
+) -> Result<(StatusCode, axum::Json<HungUp>), ApiError> {
+    let meeting = access.meeting;
     if meeting.status != MeetingStatus::Active {
         return Err(ApiError::Conflict(format!(
             "Meeting is {}: only an active call can be hung up",
             meeting.status
         )));
     }
+    let ended = match meeting.transport {
+        Some(transport) if transport.is_attached() => Ended::AttachedCall,
+        Some(_) => Ended::OwnedSession,
+        None => {
+            return Err(ApiError::Conflict(
+                "the meeting has no call scribe is attached to or owns".into(),
+            ));
+        }
+    };
     // The same path as `call.session_ended`. The call's actor (here or on
     // the instance that owns it) ends an attached call at OpenAI the way
     // its path ends, after it stopped listening for the sideband's end:
@@ -300,7 +303,13 @@ pub async fn hangup(
     if outcome == EndOutcome::FinalizingFromStore {
         hang_up_without_actor(&state, &meeting).await;
     }
-    Ok((StatusCode::ACCEPTED, Processing::now()))
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(HungUp {
+            status: MeetingStatus::Processing,
+            ended,
+        }),
+    ))
 }
 
 /// An attached call no actor holds anywhere (none runs it, no instance

@@ -31,3 +31,45 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct QueryParams<T>(pub T);
+
+/// Reads a request body the handler took unread (after it checked the
+/// request's head): at most `limit` bytes, else 413. A body that missed
+/// its deadline is answered 408 by the route's body gate.
+pub async fn read_body(
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let too_large =
+            std::iter::successors(Some(&error as &(dyn std::error::Error + 'static)), |e| {
+                e.source()
+            })
+            .any(|e| e.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::Rejected {
+                status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                message: format!("length limit exceeded: the body is over {limit} bytes"),
+            }
+        } else {
+            ApiError::BadRequest("the body could not be read".into())
+        }
+    })
+}
+
+/// Checks an id from outside (a webhook id, a call or session id): at most
+/// [`crate::domain::MAX_EXTERNAL_ID_CHARS`] characters, without U+0000;
+/// else 400.
+pub fn external_id(what: &str, id: &str) -> Result<(), ApiError> {
+    use crate::domain::MAX_EXTERNAL_ID_CHARS;
+    if id.chars().count() > MAX_EXTERNAL_ID_CHARS {
+        return Err(ApiError::BadRequest(format!(
+            "`{what}` is over {MAX_EXTERNAL_ID_CHARS} characters"
+        )));
+    }
+    if !crate::domain::storable(id) {
+        return Err(ApiError::BadRequest(format!(
+            "`{what}` contains the character U+0000"
+        )));
+    }
+    Ok(())
+}

@@ -49,9 +49,18 @@ impl Probe {
     pub async fn run(self: Arc<Self>, store: Store) {
         let mut every = tokio::time::interval_at(Instant::now() + PROBE_EVERY, PROBE_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks: u64 = 0;
         loop {
             every.tick().await;
             self.check(&store).await;
+            // SQLite's log is checkpointed every half minute besides the
+            // automatic checkpoints, so that it does not stay large.
+            ticks += 1;
+            if ticks.is_multiple_of(30)
+                && let Err(error) = store.checkpoint().await
+            {
+                tracing::warn!(%error, "WAL checkpoint failed");
+            }
         }
     }
 

@@ -24,7 +24,8 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::Extension;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
@@ -35,16 +36,19 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::auth::meeting_token;
+use super::auth::{MeetingAccess, meeting_token};
 use super::extract::QueryParams;
+use super::serve::ClientAddress;
 use super::{ApiError, AppState};
 use crate::domain::meeting::Meeting;
-use crate::store::{FeedCursor, FeedEvent, FeedRead, Store};
+use crate::store::{FeedCursor, FeedEvent, FeedRead};
 
 /// How often a stream reads the database when nothing woke it.
 const POLL: Duration = Duration::from_secs(3);
 /// Keep-alive comments, so proxies keep an idle stream open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How soon a reader reconnects when a stream ends at its lifetime.
+const RECONNECT: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -54,6 +58,21 @@ pub struct EventsQuery {
     /// are given): the id of the last event received.
     #[param(pattern = r"^[0-9]{1,18}-[0-9]{1,18}$", nullable = false)]
     last_event_id: Option<String>,
+    /// The meeting's page key (as in its page link), when the request
+    /// carries neither it in `X-Meeting-Token` nor the API token.
+    #[param(nullable = false)]
+    #[expect(dead_code, reason = "read by the MeetingAccess extractor")]
+    key: Option<String>,
+}
+
+/// The page's query: the key of its link.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// The meeting's page key, from its page link.
+    #[param(nullable = false)]
+    #[expect(dead_code, reason = "read by the MeetingAccess extractor")]
+    key: Option<String>,
 }
 
 /// One server-sent event of a meeting's stream (the wire format, for the
@@ -94,6 +113,7 @@ enum StreamEventName {
     path = "/api/meetings/{id}/events",
     tag = "meetings",
     operation_id = "meeting_events",
+    security(("api_token" = []), ("meeting_token" = []), ("meeting_key" = [])),
     params(
         ("id" = uuid::Uuid, Path, description = "The meeting's id."),
         EventsQuery,
@@ -102,21 +122,24 @@ enum StreamEventName {
     ),
     responses(
         (status = 200, description = "Server-sent events: `status`, `line`, `event` and `results`, each with an id to resume from; \
-                                      the stream ends once the meeting is `completed` or `failed`, or the server stops.",
+                                      the stream ends once the meeting is `completed` or `failed`, the server stops, or the stream \
+                                      is 30 minutes old (then reconnect with `Last-Event-ID`: nothing is missed).",
             body = MeetingEvent, content_type = "text/event-stream"),
         (status = 400, description = "The id is not a UUID, or the resume id is malformed.", body = super::error::ErrorBody),
-        (status = 404, description = "No such meeting.", body = super::error::ErrorBody),
-        (status = 503, description = "Too many event streams, on this meeting (20) or in all (5,000).", body = super::error::ErrorBody,
+        (status = 401, description = "A bearer token that is not the API token.", body = super::error::ErrorBody),
+        (status = 404, description = "No such meeting, or neither the API token nor this meeting's page key.", body = super::error::ErrorBody),
+        (status = 503, description = "Too many event streams: on this meeting (20), from this client (64) or in all (5,000).", body = super::error::ErrorBody,
             headers(("retry-after" = u64, description = "Seconds to wait."))),
     ),
 )]
 pub async fn events(
+    access: MeetingAccess,
     State(state): State<AppState>,
-    Path(id): Path<String>,
     QueryParams(query): QueryParams<EventsQuery>,
+    client: Option<Extension<ClientAddress>>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let id: MeetingId = id.parse()?;
+    let id = access.meeting.id;
     // Either may carry the cursor (the header wins); each must be one.
     let read = |text: &str| {
         text.parse::<FeedCursor>()
@@ -129,7 +152,7 @@ pub async fn events(
         .transpose()?;
     let cursor = from_header.or(from_query).unwrap_or_default();
     // A place among the open streams, held until the stream ends.
-    let slot = state.streams.open(id)?;
+    let slot = state.streams.open(id, client.map(|c| c.0.0))?;
     // Subscribe before the first read: a commit between the two still wakes us.
     let changes = state.store.changes().subscribe(id);
     let first = state
@@ -139,12 +162,18 @@ pub async fn events(
         .ok_or_else(ApiError::meeting_not_found)?;
     let (tx, rx) = mpsc::channel(64);
     let mut stopping = state.stopping.clone();
+    let lifetime = state.streams.lifetime();
+    let last_words = tx.clone();
     tokio::spawn(async move {
         tokio::select! {
-            () = follow(state.store.clone(), id, cursor, first, changes, tx) => {}
+            () = follow(&state, id, cursor, first, changes, tx) => {}
             // The server stops: the stream ends (the reader reconnects
             // elsewhere with its Last-Event-ID).
             () = stopping.wait() => {}
+            // Old enough: the reader reconnects soon, from where it was.
+            () = tokio::time::sleep(lifetime) => {
+                let _ = last_words.try_send(Event::default().retry(RECONNECT).comment("reconnect"));
+            }
         }
         drop(slot);
     });
@@ -161,13 +190,14 @@ fn terminal(status: MeetingStatus) -> bool {
 /// Feeds one stream until its reader leaves or the meeting is done (or,
 /// in [`events`], the server stops).
 async fn follow(
-    store: Store,
+    state: &AppState,
     id: MeetingId,
     mut cursor: FeedCursor,
     first: FeedRead,
     mut changes: tokio::sync::watch::Receiver<u64>,
     tx: mpsc::Sender<Event>,
 ) {
+    let store = &state.store;
     let mut read = Some(first);
     let mut shown: Option<MeetingStatus> = None;
     loop {
@@ -210,7 +240,7 @@ async fn follow(
             }
             if shown != Some(meeting.status) {
                 shown = Some(meeting.status);
-                let data = status_data(&store, &meeting).await;
+                let data = status_data(state, &meeting).await;
                 if !send(&tx, Event::default().event("status").json_data(&data)).await {
                     return;
                 }
@@ -322,8 +352,12 @@ async fn send(tx: &mpsc::Sender<Event>, event: Result<Event, axum::Error>) -> bo
 }
 
 /// A `status` event: the row's state, the results once completed, and how
-/// long analyses have taken here (for the page's estimate).
-async fn status_data(store: &Store, meeting: &Meeting) -> Value {
+/// long analyses have taken here (for the page's estimate). The next
+/// meeting is shown as its page link (relative, with its key): the stream
+/// is open to this meeting's key holders only, who follow the user's
+/// sessions.
+async fn status_data(state: &AppState, meeting: &Meeting) -> Value {
+    let store = &state.store;
     let estimate = match meeting.status {
         MeetingStatus::Active | MeetingStatus::Processing => {
             store.analysis_estimate().await.ok().flatten()
@@ -331,13 +365,22 @@ async fn status_data(store: &Store, meeting: &Meeting) -> Value {
         _ => None,
     };
     let done = meeting.status == MeetingStatus::Completed;
+    let next_meeting_page = match meeting.next_meeting_id {
+        Some(next) if done => store
+            .meeting(next)
+            .await
+            .ok()
+            .flatten()
+            .map(|next| super::auth::page_link("", &state.page_key, &next)),
+        _ => None,
+    };
     json!({
         "status": meeting.status,
         "error": meeting.error,
         "ended_at": meeting.ended_at,
         "processing_started_at": meeting.processing_started_at,
         "completed_at": meeting.completed_at,
-        "next_meeting_id": meeting.next_meeting_id,
+        "next_meeting_page": next_meeting_page,
         "summary": if done { meeting.summary.clone() } else { None },
         "progress": if done { meeting.progress.clone() } else { None },
         "estimate_ms": estimate.map(|(ms, _)| ms),
@@ -398,6 +441,8 @@ fn escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
+/// A page that says what went wrong, with the page's own headers (its
+/// policy, never cached).
 fn not_found_page(message: &str, status: StatusCode) -> Response {
     let body = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -405,7 +450,15 @@ fn not_found_page(message: &str, status: StatusCode) -> Response {
          <title>scribe</title></head><body><main><h1>{}</h1></main></body></html>",
         escape(message)
     );
-    (status, Html(body)).into_response()
+    (
+        status,
+        [
+            (header::CONTENT_SECURITY_POLICY, PAGE_POLICY),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Html(body),
+    )
+        .into_response()
 }
 
 /// `GET /meetings/{id}`: the meeting's page.
@@ -414,24 +467,26 @@ fn not_found_page(message: &str, status: StatusCode) -> Response {
     path = "/meetings/{id}",
     tag = "pages",
     operation_id = "meeting_page",
-    params(("id" = uuid::Uuid, Path, description = "The meeting's id.")),
+    security(("meeting_key" = []), ("meeting_token" = []), ("api_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The meeting's id."), PageQuery),
     responses(
-        (status = 200, description = "The page: status, live transcript, results; its buttons carry the meeting's capability.",
+        (status = 200, description = "The page: status, live transcript, results; its buttons carry the meeting's key.",
             body = String, content_type = "text/html"),
         (status = 400, description = "The id is not a UUID.", body = String, content_type = "text/html"),
-        (status = 404, description = "No such meeting.", body = String, content_type = "text/html"),
+        (status = 401, description = "A bearer token that is not the API token.", body = String, content_type = "text/html"),
+        (status = 404, description = "No such meeting, or the link's key is not this meeting's current one.", body = String, content_type = "text/html"),
         (status = 503, description = "The database is unavailable.", body = String, content_type = "text/html"),
     ),
 )]
-pub async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let Ok(id) = id.parse::<MeetingId>() else {
-        return not_found_page("That is not a meeting id.", StatusCode::BAD_REQUEST);
-    };
-    match state.store.meeting(id).await {
-        Ok(Some(meeting)) => {
+pub async fn page(
+    State(state): State<AppState>,
+    access: Result<MeetingAccess, ApiError>,
+) -> Response {
+    match access {
+        Ok(MeetingAccess { meeting, .. }) => {
             let name = escape(&meeting.name);
-            let token = meeting_token(&state.page_key, id);
-            let id = id.to_string();
+            let token = meeting_token(&state.page_key, meeting.id, meeting.page_generation);
+            let id = meeting.id.to_string();
             let body = fill(
                 PAGE,
                 &[("NAME", &name), ("MEETING_ID", &id), ("TOKEN", &token)],
@@ -445,14 +500,26 @@ pub async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Resp
             )
                 .into_response()
         }
-        Ok(None) => not_found_page("Meeting not found.", StatusCode::NOT_FOUND),
-        Err(error) => {
-            tracing::error!(%error, "meeting page: database read failed");
-            not_found_page(
-                "The database is unavailable; try again shortly.",
-                StatusCode::SERVICE_UNAVAILABLE,
-            )
-        }
+        Err(error) => match error.status() {
+            StatusCode::BAD_REQUEST => {
+                not_found_page("That is not a meeting id.", StatusCode::BAD_REQUEST)
+            }
+            StatusCode::NOT_FOUND => not_found_page(
+                "Meeting not found, or this link no longer opens it.",
+                StatusCode::NOT_FOUND,
+            ),
+            StatusCode::UNAUTHORIZED => not_found_page(
+                "That bearer token is not accepted.",
+                StatusCode::UNAUTHORIZED,
+            ),
+            _ => {
+                tracing::error!(%error, "meeting page: database read failed");
+                not_found_page(
+                    "The database is unavailable; try again shortly.",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                )
+            }
+        },
     }
 }
 

@@ -1,15 +1,16 @@
 //! `/api/meetings`: create and list (API token), and the per-meeting reads
-//! that need no token because the meeting id is unguessable.
+//! (the API token, or the meeting's page key for its status and transcript;
+//! an id alone opens nothing).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use scribe_actors::domain::MeetingStatus;
 use scribe_actors::ids::{AgentId, MeetingId};
 use serde::{Deserialize, Serialize};
 
-use super::auth::ApiCaller;
+use super::auth::{ApiCaller, MeetingAccess};
 use super::error::ErrorBody;
 use super::extract::{JsonBody, QueryParams};
 use super::{ApiError, AppState};
@@ -151,6 +152,8 @@ pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
         (status = 401, description = "Missing or wrong API token.", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
         (status = 422, description = "A field is missing, unknown, of the wrong type or out of bounds, or `agent_id` names no agent.", body = ErrorBody),
+        (status = 429, description = "Too many meetings created on this instance: `SCRIBE_MEETINGS_PER_MINUTE` (600) a minute.", body = ErrorBody,
+            headers(("retry-after" = u64, description = "Seconds to wait."))),
     ),
 )]
 pub async fn create(
@@ -164,6 +167,7 @@ pub async fn create(
         body.agent_id,
         body.prompt.as_deref(),
     )?;
+    state.limits.meeting_created()?;
     let meeting = state.store.insert_meeting(new).await.map_err(|e| match e {
         StoreError::UnknownAgent(id) => {
             ApiError::Unprocessable(format!("`agent_id` {id} does not name an existing agent"))
@@ -171,7 +175,7 @@ pub async fn create(
         other => other.into(),
     })?;
     tracing::info!(meeting_id = %meeting.id, agent_id = %meeting.agent_id, "meeting created");
-    Ok((StatusCode::CREATED, Json(meeting)))
+    Ok((StatusCode::CREATED, Json(state.with_page_url(meeting))))
 }
 
 /// `GET /api/meetings`: the newest meetings first.
@@ -211,35 +215,72 @@ pub async fn list(
         limit: page_limit(query.limit)?,
     };
     let meetings = state.store.meetings(&filter).await?;
+    let meetings = meetings
+        .into_iter()
+        .map(|m| state.with_page_url(m))
+        .collect();
     Ok(Json(MeetingList { meetings }))
 }
 
-async fn load(state: &AppState, id: &str) -> Result<Meeting, ApiError> {
-    let id: MeetingId = id.parse()?;
-    state
-        .store
-        .meeting(id)
-        .await?
-        .ok_or_else(ApiError::meeting_not_found)
-}
-
-/// `GET /api/meetings/{id}`: no token: the meeting id is unguessable.
+/// `GET /api/meetings/{id}`: the meeting's record, with its page link
+/// (API token only).
 #[utoipa::path(
     get,
     path = "/api/meetings/{id}",
     tag = "meetings",
     operation_id = "show_meeting",
+    security(("api_token" = [])),
     params(("id" = uuid::Uuid, Path, description = "The meeting's id.")),
     responses(
         super::openapi::MeetingLookup,
-        (status = 200, description = "The meeting, its results once analysed.", body = Meeting),
+        (status = 200, description = "The meeting, its results once analysed, its page link.", body = Meeting),
     ),
 )]
 pub async fn show(
+    access: MeetingAccess,
     State(state): State<AppState>,
-    Path(id): Path<String>,
 ) -> Result<Json<Meeting>, ApiError> {
-    Ok(Json(load(&state, &id).await?))
+    Ok(Json(state.with_page_url(access.api_only()?)))
+}
+
+/// A new page link for the meeting.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PageLink {
+    /// The page, with the key that opens it.
+    page_url: String,
+}
+
+/// `POST /api/meetings/{id}/page-link`: issues a new page link; every link
+/// issued before stops working (API token only).
+#[utoipa::path(
+    post,
+    path = "/api/meetings/{id}/page-link",
+    tag = "meetings",
+    operation_id = "new_page_link",
+    security(("api_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The meeting's id.")),
+    responses(
+        super::openapi::MeetingLookup,
+        (status = 201, description = "The new link; the earlier ones are revoked.", body = PageLink),
+    ),
+)]
+pub async fn page_link(
+    access: MeetingAccess,
+    State(state): State<AppState>,
+) -> Result<(StatusCode, Json<PageLink>), ApiError> {
+    let mut meeting = access.api_only()?;
+    meeting.page_generation = state
+        .store
+        .next_page_generation(meeting.id)
+        .await?
+        .ok_or_else(ApiError::meeting_not_found)?;
+    tracing::info!(meeting_id = %meeting.id, generation = meeting.page_generation, "page links revoked; a new one issued");
+    Ok((
+        StatusCode::CREATED,
+        Json(PageLink {
+            page_url: state.page_url(&meeting),
+        }),
+    ))
 }
 
 /// `GET /api/meetings/{id}/status`: the polling shape.
@@ -248,17 +289,15 @@ pub async fn show(
     path = "/api/meetings/{id}/status",
     tag = "meetings",
     operation_id = "meeting_status",
+    security(("api_token" = []), ("meeting_token" = []), ("meeting_key" = [])),
     params(("id" = uuid::Uuid, Path, description = "The meeting's id.")),
     responses(
         super::openapi::MeetingLookup,
         (status = 200, description = "Where the meeting is.", body = MeetingStatusView),
     ),
 )]
-pub async fn status(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<MeetingStatusView>, ApiError> {
-    let meeting = load(&state, &id).await?;
+pub async fn status(access: MeetingAccess) -> Result<Json<MeetingStatusView>, ApiError> {
+    let meeting = access.meeting;
     Ok(Json(MeetingStatusView {
         status: meeting.status,
         error: meeting.error,
@@ -275,6 +314,7 @@ pub async fn status(
     path = "/api/meetings/{id}/transcript",
     tag = "meetings",
     operation_id = "meeting_transcript",
+    security(("api_token" = []), ("meeting_token" = []), ("meeting_key" = [])),
     params(("id" = uuid::Uuid, Path, description = "The meeting's id.")),
     responses(
         super::openapi::MeetingLookup,
@@ -282,10 +322,10 @@ pub async fn status(
     ),
 )]
 pub async fn transcript(
+    access: MeetingAccess,
     State(state): State<AppState>,
-    Path(id): Path<String>,
 ) -> Result<Json<TranscriptView>, ApiError> {
-    let meeting = load(&state, &id).await?;
+    let meeting = access.meeting;
     let chunks = state.store.transcript(meeting.id).await?;
     let holes = state.store.transcript_holes(meeting.id).await?;
     Ok(Json(TranscriptView {
@@ -297,8 +337,9 @@ pub async fn transcript(
 
 /// `POST /api/meetings/{id}/retry`: re-runs a failed analysis.
 ///
-/// Allowed with the API token, or with the meeting's page capability
-/// (`X-Meeting-Token`, see [`super::auth::meeting_token`]).
+/// Allowed with the API token, or with the meeting's page key
+/// (`X-Meeting-Token`, see [`super::auth::meeting_token`]). A retry refused
+/// for the meeting's status spends nothing of its retry allowance.
 #[utoipa::path(
     post,
     path = "/api/meetings/{id}/retry",
@@ -309,31 +350,34 @@ pub async fn transcript(
     responses(
         super::openapi::MeetingLookup,
         (status = 202, description = "The analysis runs again.", body = Processing),
-        (status = 401, description = "Neither the API token nor this meeting's capability.", body = ErrorBody),
         (status = 409, description = "The meeting's analysis has not failed.", body = ErrorBody),
         (status = 429, description = "Too many retries of this meeting: 3, then one a minute.", body = ErrorBody,
             headers(("retry-after" = u64, description = "Seconds to wait."))),
     ),
 )]
 pub async fn retry(
+    access: MeetingAccess,
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: axum::http::HeaderMap,
 ) -> Result<(StatusCode, Json<Processing>), ApiError> {
-    let id: MeetingId = id.parse()?;
-    if !super::auth::may_act_on_meeting(&headers, &state.api_token, &state.page_key, id) {
-        return Err(ApiError::Unauthorized);
+    let id = access.meeting.id;
+    // A retry that would be refused for the status spends nothing.
+    if access.meeting.status != MeetingStatus::Failed {
+        return Err(not_failed(access.meeting.status));
     }
     state.limits.retry(id)?;
     match state.store.retry_analysis(id).await? {
         RetryOutcome::NotFound => Err(ApiError::meeting_not_found()),
-        RetryOutcome::NotFailed(status) => Err(ApiError::Conflict(format!(
-            "Meeting is {status}: only a meeting whose analysis failed can be retried"
-        ))),
+        RetryOutcome::NotFailed(status) => Err(not_failed(status)),
         RetryOutcome::Queued => {
             state.calls.analyze(id).await.map_err(ApiError::Calls)?;
             tracing::info!(meeting_id = %id, "analysis retried");
             Ok((StatusCode::ACCEPTED, Processing::now()))
         }
     }
+}
+
+fn not_failed(status: MeetingStatus) -> ApiError {
+    ApiError::Conflict(format!(
+        "Meeting is {status}: only a meeting whose analysis failed can be retried"
+    ))
 }

@@ -10,19 +10,19 @@
 //! `data.session_id`); the other API's incoming call is `ignored`.
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use scribe_actors::domain::{Transport, VoiceApi};
 
 use super::error::ErrorBody;
-use super::webhook::{WebhookAnswer, WebhookOutcome, answer};
+use super::extract::read_body;
+use super::webhook::{MAX_WEBHOOK_BYTES, WebhookAnswer, WebhookOutcome, answer};
 use super::{ApiError, AppState};
 use crate::domain::meeting::NewMeeting;
 use crate::domain::phone::PhoneNumber;
 use crate::openai::calls::SessionConfig;
-use crate::openai::webhook::{OpenAiEvent, verify};
+use crate::openai::webhook::{OpenAiEvent, check_head, verify};
 use crate::store::{AttachedStart, WebhookDelivery};
 
 pub const CALL_INCOMING: &str = "realtime.call.incoming";
@@ -61,17 +61,26 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Json<WebhookAnswer>, ApiError> {
-    let body = body.map_err(|r| ApiError::Rejected {
-        status: r.status(),
-        message: r.body_text(),
-    })?;
     let Some(key) = state.openai_webhook_key.clone() else {
         return Err(ApiError::Unconfigured(
             "OPENAI_WEBHOOK_SECRET is not set: OpenAI webhooks cannot be verified",
         ));
     };
+    // The head first: nothing is read of a delivery that cannot verify.
+    check_head(
+        header(&headers, "webhook-id"),
+        header(&headers, "webhook-timestamp"),
+        header(&headers, "webhook-signature"),
+        chrono::Utc::now().timestamp(),
+    )
+    .map_err(|e| ApiError::Signature(e.to_string()))?;
+    super::extract::external_id(
+        "webhook-id",
+        header(&headers, "webhook-id").unwrap_or_default(),
+    )?;
+    let body = read_body(body, MAX_WEBHOOK_BYTES).await?;
     verify(
         &key,
         header(&headers, "webhook-id"),
@@ -126,6 +135,7 @@ async fn incoming_call(
         .call_id
         .as_deref()
         .ok_or_else(|| ApiError::BadRequest(format!("`{}` is missing", event.call_id_field())))?;
+    super::extract::external_id(event.call_id_field(), call_id)?;
     if state.store.meeting_for_call(call_id).await?.is_some() {
         return Ok(answer(WebhookOutcome::Duplicate));
     }
@@ -187,16 +197,7 @@ async fn incoming_call(
             return Ok(answer(WebhookOutcome::Duplicate));
         }
     }
-    println!(
-        "meeting {meeting} started: {}/meetings/{meeting}",
-        state.page_base
-    );
-    let calls = state.calls.clone();
-    tokio::spawn(async move {
-        if let Err(error) = calls.start(meeting).await {
-            tracing::error!(%meeting, %error, "call not attached");
-        }
-    });
+    state.start_call(meeting);
     Ok(Json(WebhookAnswer {
         status: WebhookOutcome::Accepted,
         meeting_id: Some(meeting),

@@ -66,8 +66,16 @@ impl Modify for SecuritySchemes {
             "meeting_token",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 super::auth::MEETING_TOKEN_HEADER,
-                "A meeting page's capability (an HMAC of the meeting id under the page key): \
-                 acting on that one meeting only.",
+                "A meeting's page key (the `key` of its page link: an HMAC of the meeting id and \
+                 its link generation under the page secret): that one meeting only.",
+            ))),
+        );
+        components.add_security_scheme(
+            "meeting_key",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                super::auth::MEETING_KEY_PARAM,
+                "The same page key, in the page link's query (`/meetings/{id}?key=...`) and an \
+                 event stream's address.",
             ))),
         );
         components.add_security_scheme(
@@ -170,13 +178,18 @@ pub async fn document(Extension(json): Extension<OpenApiJson>) -> impl IntoRespo
     )
 }
 
-/// What a route on one meeting answers when the id does not name one.
+/// What a route on one meeting answers when the id does not name one, or
+/// the caller may not act on it.
 #[derive(utoipa::IntoResponses)]
 pub enum MeetingLookup {
     /// The id is not a UUID.
     #[response(status = 400)]
     BadId(ErrorBody),
-    /// No such meeting.
+    /// A bearer token that is not the API token.
+    #[response(status = 401)]
+    BadToken(ErrorBody),
+    /// No such meeting, or neither the API token nor this meeting's
+    /// current page key (an id alone opens nothing).
     #[response(status = 404)]
     NotFound(ErrorBody),
 }

@@ -1,5 +1,7 @@
-//! `POST /api/webhook`: Stream webhooks. The raw body's signature is checked
-//! before anything is parsed; gzip bodies are inflated (bounded) first.
+//! `POST /api/webhook`: Stream webhooks. The signature header is required
+//! before the body is read, and the raw body's signature is checked before
+//! anything is parsed; a body sent with `Content-Encoding: gzip` is
+//! inflated (bounded in size, and a few at once) first.
 //! Deliveries are de-duplicated durably. The answer goes out before any
 //! realtime connection is attempted: starting and ending calls is handed to
 //! the supervisor.
@@ -17,9 +19,8 @@
 use std::io::Read;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use flate2::read::GzDecoder;
 use scribe_actors::ids::MeetingId;
@@ -27,6 +28,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use super::error::ErrorBody;
+use super::extract::read_body;
 use super::{ApiError, AppState};
 use crate::realtime::AGENT_USER_ID;
 use crate::store::{EndRequest, Movement, Presence, SessionStart, WebhookDelivery};
@@ -42,8 +44,24 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Inflates a gzip body, refusing anything that grows past the limit.
-fn inflate(body: &[u8]) -> Result<Vec<u8>, ApiError> {
+/// Gzip bodies inflated at once, at most: each may take
+/// [`MAX_WEBHOOK_BYTES`] of memory and a core while it inflates.
+const INFLATING_AT_ONCE: usize = 4;
+static INFLATING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(INFLATING_AT_ONCE);
+
+/// Inflates a gzip body (at most [`INFLATING_AT_ONCE`] at once, off the
+/// async threads), refusing anything that grows past the limit.
+async fn inflate(body: Bytes) -> Result<Vec<u8>, ApiError> {
+    let _turn = INFLATING
+        .acquire()
+        .await
+        .map_err(|_| ApiError::Unconfigured("gzip inflation is unavailable"))?;
+    tokio::task::spawn_blocking(move || inflate_now(&body))
+        .await
+        .map_err(|_| ApiError::BadRequest("gzip body does not inflate".into()))?
+}
+
+fn inflate_now(body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::new();
     GzDecoder::new(body)
         .take(MAX_WEBHOOK_BYTES as u64 + 1)
@@ -122,26 +140,29 @@ pub fn answer(status: WebhookOutcome) -> Json<WebhookAnswer> {
     params(
         ("x-webhook-id" = Option<String>, Header, nullable = false, description = "Stream's delivery id: a repeated delivery is answered `duplicate`."),
         ("x-api-key" = Option<String>, Header, nullable = false, description = "Stream's API key (not checked: the signature is)."),
+        ("content-encoding" = Option<String>, Header, nullable = false, description = "`gzip` for a compressed body (inflated, then verified); \
+            none or `identity` otherwise."),
     ),
     request_body(
         description = "A Stream event (`call.session_started`, `call.session_ended`, `call.ended`, \
                        `call.session_participant_joined`, `call.session_participant_left`, or any other, ignored), \
-                       as JSON or gzip-compressed JSON (at most 1 MiB either way).",
+                       as JSON, or gzip-compressed JSON with `Content-Encoding: gzip` (at most 1 MiB either way).",
         content((crate::stream::event::Raw = "application/json")),
     ),
     responses(
         (status = 200, description = "Verified and handled.", body = WebhookAnswer),
-        (status = 400, description = "Signed, but not a Stream event (or a gzip body that does not inflate).", body = ErrorBody),
+        (status = 400, description = "Signed, but not a Stream event (or a gzip body that does not inflate), or an id over 256 characters.", body = ErrorBody),
         (status = 401, description = "Missing or invalid `X-Signature`.", body = ErrorBody),
         (status = 404, description = "The event names a meeting that does not exist or cannot start.", body = ErrorBody),
         (status = 413, description = "The body, or its inflated form, is over 1 MiB.", body = ErrorBody),
+        (status = 415, description = "A `Content-Encoding` other than gzip.", body = ErrorBody),
         (status = 503, description = "`STREAM_API_SECRET` is not set, or the call supervisor is unavailable.", body = ErrorBody),
     ),
 )]
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Json<WebhookAnswer>, ApiError> {
     let mut kind = "unverified";
     let answer = handle(state, headers, body, &mut kind).await;
@@ -156,23 +177,37 @@ pub async fn receive(
 async fn handle(
     state: AppState,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
     kind: &mut &'static str,
 ) -> Result<Json<WebhookAnswer>, ApiError> {
-    let body = body.map_err(|r| ApiError::Rejected {
-        status: r.status(),
-        message: r.body_text(),
-    })?;
     let Some(secret) = state.stream_api_secret.as_ref() else {
         return Err(ApiError::Unconfigured(
             "STREAM_API_SECRET is not set: webhooks cannot be verified",
         ));
     };
+    // The head first: nothing is read of a delivery that cannot verify.
     let Some(sig) = header(&headers, "x-signature") else {
         return Err(ApiError::BadSignature("missing X-Signature header"));
     };
-    let body = if body.starts_with(&[0x1f, 0x8b]) {
-        inflate(&body)?
+    if let Some(id) = header(&headers, "x-webhook-id") {
+        super::extract::external_id("X-Webhook-Id", id)?;
+    }
+    // Stream says a compressed body with `Content-Encoding: gzip`; no other
+    // encoding is sent, and nothing else is inflated.
+    let gzip = match header(&headers, "content-encoding").map(str::trim) {
+        None | Some("") => false,
+        Some(encoding) if encoding.eq_ignore_ascii_case("identity") => false,
+        Some(encoding) if encoding.eq_ignore_ascii_case("gzip") => true,
+        Some(other) => {
+            return Err(ApiError::Rejected {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                message: format!("`Content-Encoding: {other}` is not taken: only gzip is"),
+            });
+        }
+    };
+    let body = read_body(body, MAX_WEBHOOK_BYTES).await?;
+    let body = if gzip {
+        inflate(body).await?
     } else {
         body.to_vec()
     };
@@ -243,17 +278,8 @@ async fn session_started(
             "Meeting is {status} and cannot start a call"
         ))),
         SessionStart::Started => {
-            println!(
-                "meeting {meeting} started: {}/meetings/{meeting}",
-                state.page_base
-            );
-            let calls = state.calls.clone();
-            // The supervisor starts the actor; the socket is opened after this answer.
-            tokio::spawn(async move {
-                if let Err(error) = calls.start(meeting).await {
-                    tracing::error!(%meeting, %error, "call not started");
-                }
-            });
+            // The socket is opened after this answer.
+            state.start_call(meeting);
             Ok(WebhookOutcome::Started)
         }
     }

@@ -63,7 +63,22 @@ impl Store {
         row.map(Meeting::try_from).transpose()
     }
 
-    /// Meetings matching `filter`, newest first.
+    /// Revokes the meeting's page links: the generation they are issued at
+    /// goes up by one. The new generation, or `None` for no such meeting.
+    pub async fn next_page_generation(&self, id: MeetingId) -> Result<Option<i64>, StoreError> {
+        let row: Option<(i64,)> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "UPDATE meetings SET page_generation = page_generation + 1, updated_at = $2 \
+                 WHERE id = $1 RETURNING page_generation",
+            )
+            .bind(id.as_uuid())
+            .bind(crate::domain::now())
+            .fetch_optional(p)
+            .await
+        })?;
+        Ok(row.map(|(generation,)| generation))
+    }
+
     /// How many meetings there are in each status.
     pub async fn meeting_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         Ok(on_pool!(self, |p| {
@@ -73,6 +88,7 @@ impl Store {
         })?)
     }
 
+    /// Meetings matching `filter`, newest first.
     pub async fn meetings(&self, filter: &MeetingFilter) -> Result<Vec<Meeting>, StoreError> {
         let rows: Vec<MeetingRow> = on_pool!(self, |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(

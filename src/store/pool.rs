@@ -159,6 +159,32 @@ pub struct Store {
 /// KiB).
 const SQLITE_CACHE_KIB: &str = "-512";
 
+/// What SQLite's write-ahead log is truncated to once checkpointed: it may
+/// grow past it under a burst of writes, never stay there.
+pub const SQLITE_WAL_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
+
+/// Creates the SQLite file `url` names, readable and writable by its owner
+/// only, when it does not exist yet (its `-wal` and `-shm` files take the
+/// same mode from it). An existing file keeps its mode.
+fn create_private(options: &SqliteConnectOptions) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = options.get_filename();
+    let name = path.to_string_lossy();
+    if name.is_empty() || name == ":memory:" || name.starts_with("file:") || path.exists() {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Database(sqlx::Error::Io(e))),
+    }
+}
+
 impl Store {
     /// Calls started from now on run on `api`.
     pub fn starting_calls_on(mut self, api: VoiceApi) -> Self {
@@ -191,7 +217,9 @@ impl Store {
                     // default, 32 MiB over a pool of 16): 512 KiB each
                     // keeps what the queries touch, and the file's pages
                     // stay in the kernel's cache behind it.
-                    .pragma("cache_size", SQLITE_CACHE_KIB);
+                    .pragma("cache_size", SQLITE_CACHE_KIB)
+                    .pragma("journal_size_limit", SQLITE_WAL_LIMIT_BYTES.to_string());
+                create_private(&options)?;
                 let pool = SqlitePoolOptions::new()
                     .max_connections(size.0.max(1))
                     .connect_with(options)
@@ -245,6 +273,41 @@ impl Store {
             .await
             .map(|_| ()))?;
         Ok(())
+    }
+
+    /// Copies SQLite's write-ahead log into the database file as far as
+    /// readers allow (passive: it waits for nobody), so that the log is
+    /// reset and truncated to [`SQLITE_WAL_LIMIT_BYTES`] at the next write.
+    /// Returns the log's pages and how many were copied. PostgreSQL: nothing.
+    pub async fn checkpoint(&self) -> Result<Option<(i64, i64)>, StoreError> {
+        match &self.pool {
+            Pool::Sqlite(p) => {
+                let (_busy, log, copied): (i64, i64, i64) =
+                    sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                        .fetch_one(p)
+                        .await?;
+                Ok(Some((log, copied)))
+            }
+            Pool::Postgres(_) => Ok(None),
+        }
+    }
+
+    /// A numeric pragma as one of this store's SQLite connections has it
+    /// (`None` on PostgreSQL).
+    pub async fn sqlite_pragma(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        match &self.pool {
+            Pool::Sqlite(p) => {
+                if !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                    return Err(StoreError::Corrupt(format!("not a pragma name: {name}")));
+                }
+                let (value,): (i64,) =
+                    sqlx::query_as(sqlx::AssertSqlSafe(format!("PRAGMA {name}")))
+                        .fetch_one(p)
+                        .await?;
+                Ok(Some(value))
+            }
+            Pool::Postgres(_) => Ok(None),
+        }
     }
 
     /// Waits for checked-out connections to return, then closes them all.

@@ -39,7 +39,7 @@ pub(super) const MEETING_COLUMNS: &str = "m.id, m.name, m.user_id, m.agent_id, m
     m.progress, m.summary, m.error, m.started_at, m.ended_at, m.processing_started_at, \
     m.completed_at, m.transcript_collected, m.previous_meeting_id, m.transport, m.provider_call_id, m.voice_api, \
     (SELECT n.id FROM meetings n WHERE n.previous_meeting_id = m.id) AS next_meeting_id, \
-    m.created_at, m.updated_at";
+    m.created_at, m.updated_at, m.page_generation";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct MeetingRow {
@@ -64,6 +64,7 @@ pub(super) struct MeetingRow {
     next_meeting_id: Option<Uuid>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    page_generation: i64,
 }
 
 impl TryFrom<MeetingRow> for Meeting {
@@ -103,6 +104,8 @@ impl TryFrom<MeetingRow> for Meeting {
             next_meeting_id: row.next_meeting_id.map(MeetingId::from_uuid),
             created_at: row.created_at,
             updated_at: row.updated_at,
+            page_url: None,
+            page_generation: row.page_generation,
         })
     }
 }

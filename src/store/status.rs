@@ -138,11 +138,11 @@ pub async fn change_status(
     // The same statements on each backend; only the row lock differs.
     macro_rules! run {
         ($c:expr, $read:literal) => {{
-            let current: Option<(String,)> = sqlx::query_as($read)
+            let current: Option<(String, Option<DateTime<Utc>>)> = sqlx::query_as($read)
                 .bind(meeting.as_uuid())
                 .fetch_optional(&mut *$c)
                 .await?;
-            let Some((current,)) = current else {
+            let Some((current, started_at)) = current else {
                 return Ok(Changed::NotFound);
             };
             let from: MeetingStatus = current
@@ -168,10 +168,14 @@ pub async fn change_status(
                     .bind(transport.map(Transport::as_str))
                     .bind(provider_call_id)
                     .bind(voice_api.map(VoiceApi::as_str)),
+                // A call never ends before it started (a provider's
+                // clock, a webhook's `created_at`, may say so).
                 StatusChange::Finalize {
                     ended_at,
                     high_water,
-                } => update.bind(ended_at).bind(high_water),
+                } => update
+                    .bind(started_at.map_or(ended_at, |started| ended_at.max(started)))
+                    .bind(high_water),
                 StatusChange::Complete { summary, progress } => {
                     update.bind(summary).bind(progress.map(Json))
                 }
@@ -194,7 +198,10 @@ pub async fn change_status(
         }};
     }
     match conn.into() {
-        Conn::Sqlite(c) => run!(c, "SELECT status FROM meetings WHERE id = $1"),
-        Conn::Postgres(c) => run!(c, "SELECT status FROM meetings WHERE id = $1 FOR UPDATE"),
+        Conn::Sqlite(c) => run!(c, "SELECT status, started_at FROM meetings WHERE id = $1"),
+        Conn::Postgres(c) => run!(
+            c,
+            "SELECT status, started_at FROM meetings WHERE id = $1 FOR UPDATE"
+        ),
     }
 }

@@ -116,7 +116,7 @@ impl Browser {
 
     /// Opens the meeting's page.
     async fn open(&self, app: &TestApp, meeting: &str) {
-        let url = app.url(&format!("/meetings/{meeting}"));
+        let url = app.url(&app.page_url(meeting).await);
         self.client.goto(&url).await.expect("the page loads");
     }
 
@@ -296,8 +296,9 @@ async fn the_page_shows_a_call_live_then_its_progress_then_its_results() {
         .js("return document.getElementById('next-link').getAttribute('href')")
         .await;
     assert!(
-        next.as_str().is_some_and(|h| h.starts_with("/meetings/")),
-        "{next}"
+        next.as_str()
+            .is_some_and(|h| h.starts_with("/meetings/") && h.contains("?key=")),
+        "the next meeting's link carries its key: {next}"
     );
     let lines = browser
         .js("return document.querySelectorAll('#transcript li').length")
@@ -329,6 +330,58 @@ async fn the_page_shows_a_call_live_then_its_progress_then_its_results() {
 
 /// A failing analysis shows its error; "Try again" (with the page's own
 /// capability, no API token) runs it again and the results appear.
+/// A stream ends at its lifetime (here 1 s) and the page reconnects with
+/// `Last-Event-ID`: every line shows once, none is missed, nothing else
+/// on the page changes.
+#[tokio::test]
+async fn the_page_reconnects_when_a_stream_ends_at_its_lifetime_without_a_gap() {
+    let db = helpers::TestDb::create(helpers::Backend::Sqlite).await;
+    let peer = sim(|_| gated_call()).await;
+    let realtime = peer.url();
+    let app = spawn_app_with(&db.url, |s| {
+        live_settings(s, &realtime);
+        s.http.stream_lifetime = Duration::from_secs(1);
+    })
+    .await;
+    let meeting = meeting(&app).await;
+    let browser = Browser::start().await;
+    browser.open(&app, &meeting).await;
+    let call = start_call(&app, &meeting).await;
+    browser
+        .until(
+            "the first two lines",
+            "document.getElementById('line-2') !== null",
+        )
+        .await;
+    // Two reconnects later, the second turn.
+    browser
+        .until(
+            "two reconnects",
+            "Number(document.body.dataset.streams || 0) >= 3",
+        )
+        .await;
+    peer.open_gate("second");
+    browser
+        .until(
+            "the second turn",
+            "document.getElementById('line-4') !== null",
+        )
+        .await;
+    assert!(peer.wait_for_mark("spoken", DEADLINE).await);
+    let lines = browser
+        .js("return [...document.querySelectorAll('#transcript li')].map(li => li.id)")
+        .await;
+    assert_eq!(
+        lines,
+        json!(["line-1", "line-2", "line-3", "line-4"]),
+        "each line once, in order"
+    );
+    end_call(&app, &call).await;
+    browser.until("the results", &VISIBLE("results")).await;
+    app.stop().await.expect("stopped");
+    db.destroy().await;
+}
+
 #[tokio::test]
 async fn a_failed_analysis_shows_its_error_and_try_again_completes_it() {
     let db = helpers::TestDb::create(helpers::Backend::Sqlite).await;
@@ -527,7 +580,7 @@ async fn page_call(api: VoiceApi) {
                  return s !== null && s.getAudioTracks().some(t => t.readyState === 'live')")
             .await;
         assert_eq!(playing, json!(true));
-        let record = app.get(&format!("/api/meetings/{meeting}")).await;
+        let record = app.get_authed(&format!("/api/meetings/{meeting}")).await;
         let record: Value = record.json().await.expect("json");
         assert_eq!(record["transport"], "webrtc");
         assert_eq!(record["voice_api"], api.as_str());

@@ -29,10 +29,10 @@ async fn agent_then_meeting_then_status() {
         assert_eq!(created["transcript_collected"], false);
 
         // Reads of one meeting need no token.
-        let read = expect_json(app.get(&format!("/api/meetings/{id}")).await, StatusCode::OK).await;
+        let read = expect_json(app.get_authed(&format!("/api/meetings/{id}")).await, StatusCode::OK).await;
         assert_eq!(read, created);
 
-        let status = expect_json(app.get(&format!("/api/meetings/{id}/status")).await, StatusCode::OK).await;
+        let status = expect_json(app.get_authed(&format!("/api/meetings/{id}/status")).await, StatusCode::OK).await;
         assert_eq!(
             status,
             json!({
@@ -44,7 +44,7 @@ async fn agent_then_meeting_then_status() {
             })
         );
 
-        let transcript = expect_json(app.get(&format!("/api/meetings/{id}/transcript")).await, StatusCode::OK).await;
+        let transcript = expect_json(app.get_authed(&format!("/api/meetings/{id}/transcript")).await, StatusCode::OK).await;
         assert_eq!(transcript, json!({ "meeting_id": id, "chunks": [], "holes": [] }));
         app.stop().await.expect("clean stop");
     })
@@ -57,7 +57,9 @@ async fn unknown_and_malformed_meeting_ids() {
         let app = spawn_app(&url).await;
         let unknown = uuid::Uuid::new_v4();
         for suffix in ["", "/status", "/transcript"] {
-            let response = app.get(&format!("/api/meetings/{unknown}{suffix}")).await;
+            let response = app
+                .get_authed(&format!("/api/meetings/{unknown}{suffix}"))
+                .await;
             let body = expect_json(response, StatusCode::NOT_FOUND).await;
             assert_eq!(body, json!({ "error": "Meeting not found" }), "{suffix}");
             let malformed = app.get(&format!("/api/meetings/12345{suffix}")).await;

@@ -298,11 +298,20 @@ async fn the_demo_keeps_serving_with_serve_so_its_links_open_until_sigterm() {
     let page = reqwest::get(&url).await.expect("the page answers");
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.expect("html");
-    let id = url.rsplit('/').next().expect("meeting id");
+    // The link carries the page's key; the id alone opens nothing.
+    let (page_path, key) = url.split_once("?key=").expect("the link carries its key");
+    let id = page_path.rsplit('/').next().expect("meeting id");
     assert!(html.contains(id), "the page is the meeting's");
-    let status = reqwest::get(url.replace("/meetings/", "/api/meetings/") + "/status")
+    let bare = reqwest::get(page_path)
         .await
-        .expect("status answers");
+        .expect("the bare page answers");
+    assert_eq!(bare.status(), StatusCode::NOT_FOUND);
+    let status = reqwest::get(format!(
+        "{}/status?key={key}",
+        page_path.replace("/meetings/", "/api/meetings/")
+    ))
+    .await
+    .expect("status answers");
     assert_eq!(
         expect_json(status, StatusCode::OK).await["status"],
         "completed"

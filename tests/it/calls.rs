@@ -109,7 +109,7 @@ fn sidebands(app: &TestApp) -> Vec<scribe::sim::realtime::ConnectionRecord> {
 
 async fn meeting_json(app: &TestApp, meeting: &str) -> Value {
     expect_json(
-        app.get(&format!("/api/meetings/{meeting}")).await,
+        app.get_authed(&format!("/api/meetings/{meeting}")).await,
         StatusCode::OK,
     )
     .await
@@ -206,7 +206,7 @@ async fn a_browser_call_is_created_at_openai_attached_recorded_and_hung_up() {
         let hung = hang_up(&app, &meeting).await;
         assert_eq!(
             expect_json(hung, StatusCode::ACCEPTED).await,
-            json!({ "status": "processing" })
+            json!({ "status": "processing", "ended": "attached_call" })
         );
         assert_eq!(ended_at_openai(&call).await, "hangup", "hung up at OpenAI");
         // Audio went both ways while the call was live.
@@ -276,12 +276,23 @@ async fn call_requests_get_their_exact_code_and_change_nothing() {
         let meeting = new_meeting(&app).await;
         let page_key: secrecy::SecretString =
             app.store.page_secret().await.expect("page key").into();
-        let page_token = scribe::http::auth::meeting_token(&page_key, meeting.parse().expect("id"));
+        let page_token = app.page_key(&meeting).await;
 
+        // Without a credential, or with another meeting's key: the answer
+        // for no such meeting.
         let no_auth = post_call(&app, &meeting, "application/sdp", &offer().await, None).await;
-        expect_error(no_auth, StatusCode::UNAUTHORIZED, "bearer token").await;
+        expect_error(no_auth, StatusCode::NOT_FOUND, "Meeting not found").await;
+        let wrong_bearer = post_call(
+            &app,
+            &meeting,
+            "application/sdp",
+            &offer().await,
+            Some(("authorization", "Bearer nope".into())),
+        )
+        .await;
+        expect_error(wrong_bearer, StatusCode::UNAUTHORIZED, "bearer token").await;
         let other =
-            scribe::http::auth::meeting_token(&page_key, scribe_actors::ids::MeetingId::new());
+            scribe::http::auth::meeting_token(&page_key, scribe_actors::ids::MeetingId::new(), 0);
         let wrong_page = post_call(
             &app,
             &meeting,
@@ -290,7 +301,7 @@ async fn call_requests_get_their_exact_code_and_change_nothing() {
             Some(("x-meeting-token", other)),
         )
         .await;
-        assert_eq!(wrong_page.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(wrong_page.status(), StatusCode::NOT_FOUND);
         let text = post_call(&app, &meeting, "text/plain", &offer().await, bearer()).await;
         expect_error(text, StatusCode::UNSUPPORTED_MEDIA_TYPE, "application/sdp").await;
         let garbage = post_call(&app, &meeting, "application/sdp", "hello", bearer()).await;
@@ -390,7 +401,7 @@ async fn call_requests_get_their_exact_code_and_change_nothing() {
             .send()
             .await
             .expect("sent");
-        assert_eq!(no_auth.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(no_auth.status(), StatusCode::NOT_FOUND);
         app.stop().await.expect("clean stop");
 
         // Without OPENAI_API_KEY scribe cannot create calls at all.
@@ -514,7 +525,7 @@ async fn recover_after(url: &str, interrupt: &str) {
     let numbers: Vec<i64> = lines.iter().map(|l| l.sequence_number).collect();
     assert_eq!(numbers, [1, 2, 3, 4, 5], "{interrupt}: nothing duplicated");
     let api = expect_json(
-        app.get(&format!("/api/meetings/{meeting}/transcript"))
+        app.get_authed(&format!("/api/meetings/{meeting}/transcript"))
             .await,
         StatusCode::OK,
     )

@@ -37,10 +37,12 @@ struct Sse {
 }
 
 impl Sse {
+    /// Opens the meeting's stream with its page key, as the page does.
     async fn open(app: &TestApp, meeting: &str, last_event_id: Option<&str>) -> Self {
+        let key = app.page_key(meeting).await;
         let mut request = app
             .client
-            .get(app.url(&format!("/api/meetings/{meeting}/events")));
+            .get(app.url(&format!("/api/meetings/{meeting}/events?key={key}")));
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id);
         }
@@ -229,7 +231,14 @@ async fn the_stream_follows_a_call_from_its_lines_to_its_results_and_resumes_exa
             done["summary"].as_str().is_some_and(|s| !s.is_empty()),
             "{done}"
         );
-        assert!(done["next_meeting_id"].is_string(), "{done}");
+        // The next meeting as its page link, with its key; not its id.
+        assert!(
+            done["next_meeting_page"]
+                .as_str()
+                .is_some_and(|l| l.starts_with("/meetings/") && l.contains("?key=")),
+            "{done}"
+        );
+        assert!(done.get("next_meeting_id").is_none(), "{done}");
         assert!(done["progress"].is_array(), "{done}");
         let all_lines: Vec<i64> = rest
             .iter()
@@ -269,6 +278,7 @@ async fn the_stream_follows_a_call_from_its_lines_to_its_results_and_resumes_exa
                 .get(app.url(&format!(
                     "/api/meetings/{meeting}/events?last_event_id={after}"
                 )))
+                .bearer_auth(crate::helpers::API_TOKEN)
                 .send()
                 .await
                 .expect("sent");
@@ -282,7 +292,8 @@ async fn the_stream_follows_a_call_from_its_lines_to_its_results_and_resumes_exa
 
 async fn status_now(app: &TestApp, meeting: &str) -> String {
     let status = expect_json(
-        app.get(&format!("/api/meetings/{meeting}/status")).await,
+        app.get_authed(&format!("/api/meetings/{meeting}/status"))
+            .await,
         StatusCode::OK,
     )
     .await;
@@ -295,7 +306,10 @@ async fn bad_stream_requests_get_a_clear_error() {
         let app = spawn_app_with(&url, |_| {}).await;
         let meeting = meeting(&app).await;
         let get = |path: String, last: Option<&'static str>| {
-            let mut request = app.client.get(app.url(&path));
+            let mut request = app
+                .client
+                .get(app.url(&path))
+                .bearer_auth(crate::helpers::API_TOKEN);
             if let Some(id) = last {
                 request = request.header("Last-Event-ID", id);
             }
@@ -374,7 +388,7 @@ async fn the_page_capability_retries_its_own_meeting_and_nothing_else() {
         end_call(&app, &call).await;
         wait_for_status(&app.store, &failing, MeetingStatus::Failed).await;
 
-        let page = app.get(&format!("/meetings/{failing}")).await;
+        let page = app.page(&failing).await;
         assert_eq!(page.status(), StatusCode::OK);
         let html = page.text().await.expect("html");
         assert!(
@@ -382,12 +396,7 @@ async fn the_page_capability_retries_its_own_meeting_and_nothing_else() {
             "the API token never reaches a page"
         );
         let token = crate::live::page_capability(&html);
-        let other_html = app
-            .get(&format!("/meetings/{other}"))
-            .await
-            .text()
-            .await
-            .expect("html");
+        let other_html = app.page(&other).await.text().await.expect("html");
         assert_ne!(
             crate::live::page_capability(&other_html),
             token,
@@ -400,7 +409,7 @@ async fn the_page_capability_retries_its_own_meeting_and_nothing_else() {
                 .header("X-Meeting-Token", token)
                 .send()
         };
-        // Another meeting's capability, garbage, nothing: refused, nothing changes.
+        // Another meeting's key, garbage, nothing: refused, nothing changes.
         for bad in [
             crate::live::page_capability(&other_html),
             "zz".into(),
@@ -408,11 +417,12 @@ async fn the_page_capability_retries_its_own_meeting_and_nothing_else() {
             String::new(),
         ] {
             let answer = retry(failing.clone(), bad).await.expect("sent");
-            assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+            // The same answer as for no meeting at all.
+            assert_eq!(answer.status(), StatusCode::NOT_FOUND);
         }
         assert_eq!(status_now(&app, &failing).await, "failed");
         let answer = retry(other.clone(), token.clone()).await.expect("sent");
-        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND);
         // Its own capability works.
         let answer = retry(failing.clone(), token).await.expect("sent");
         assert_eq!(

@@ -47,7 +47,8 @@ async fn logged(app: &TestApp, meeting: &str, kind: &str) -> Vec<Value> {
 async fn status_with_error(app: &TestApp, meeting: &str) -> Value {
     eventually("the meeting to show an error", || async {
         let status = expect_json(
-            app.get(&format!("/api/meetings/{meeting}/status")).await,
+            app.get_authed(&format!("/api/meetings/{meeting}/status"))
+                .await,
             StatusCode::OK,
         )
         .await;
@@ -186,7 +187,7 @@ async fn a_reply_the_user_cut_off_is_interrupted_keeps_its_text_and_the_cut_is_l
         assert_eq!(truncated[0]["audio_end_ms"], 1500);
         assert_eq!(truncated[0]["sequence_number"], 2);
         let api = expect_json(
-            app.get(&format!("/api/meetings/{meeting}/transcript"))
+            app.get_authed(&format!("/api/meetings/{meeting}/transcript"))
                 .await,
             StatusCode::OK,
         )

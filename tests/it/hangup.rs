@@ -73,7 +73,8 @@ async fn a_phone_call_is_hung_up_at_openai_on_its_api_and_nothing_re_attaches() 
                 wait_for_lines(&app.store, &meeting, 2).await;
             }
 
-            expect_json(hang_up(&app, &meeting).await, StatusCode::ACCEPTED).await;
+            let answer = expect_json(hang_up(&app, &meeting).await, StatusCode::ACCEPTED).await;
+            assert_eq!(answer["ended"], "attached_call", "{api:?}");
             let call = calls.call(&id).expect("the call at OpenAI");
             assert_eq!(ended_at_openai(&call).await, "hangup", "{api:?}");
             wait_for_status(&app.store, &meeting, MeetingStatus::Completed).await;

@@ -47,17 +47,21 @@ async fn trickle(address: &str, head: String, trickle: u8) -> String {
 #[tokio::test]
 async fn a_client_trickling_its_head_or_its_body_is_dropped() {
     let db = TestDb::create(Backend::Sqlite).await;
-    let app = spawn_app_with(&db.url, |_| {}).await;
+    let app = spawn_app_with(&db.url, |s| {
+        s.stream_api_secret = Some(crate::helpers::STREAM_SECRET.into());
+    })
+    .await;
     let head_only = trickle(
         &app.address,
         "GET /healthz HTTP/1.1\r\nHost: scribe\r\nX-Slow: ".into(),
         b'a',
     );
-    // A webhook whose 1 MiB body would take days at this pace.
+    // A webhook whose 1 MiB body would take days at this pace (its head
+    // passes: the body is read, until its deadline).
     let body = trickle(
         &app.address,
         "POST /api/webhook HTTP/1.1\r\nHost: scribe\r\nContent-Type: application/json\r\n\
-         Content-Length: 1048576\r\n\r\n{"
+         X-Signature: 00\r\nContent-Length: 1048576\r\n\r\n{"
             .into(),
         b' ',
     );
@@ -81,6 +85,7 @@ async fn a_client_trickling_its_head_or_its_body_is_dropped() {
 async fn open_stream(app: &TestApp, meeting: &str) -> reqwest::Response {
     app.client
         .get(app.url(&format!("/api/meetings/{meeting}/events")))
+        .bearer_auth(crate::helpers::API_TOKEN)
         .send()
         .await
         .expect("sent")

@@ -12,6 +12,7 @@ mod conformance;
 mod event_stream;
 mod fidelity;
 mod hangup;
+mod hardening;
 #[path = "../support/harness.rs"]
 mod helpers;
 mod http_limits;

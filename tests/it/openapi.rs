@@ -24,6 +24,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/meetings/{id}/call"),
     ("get", "/api/meetings/{id}/events"),
     ("post", "/api/meetings/{id}/hangup"),
+    ("post", "/api/meetings/{id}/page-link"),
     ("post", "/api/meetings/{id}/retry"),
     ("get", "/api/meetings/{id}/status"),
     ("get", "/api/meetings/{id}/transcript"),

@@ -11,7 +11,12 @@ use crate::live::new_meeting;
 
 /// The capability the meeting's page embeds.
 async fn page_token(app: &TestApp, meeting: &str) -> String {
-    let page = app.get(&format!("/meetings/{meeting}")).await;
+    page_token_at(app, &app.page_url(meeting).await).await
+}
+
+/// The capability the page at `link` embeds, as `app` serves it.
+async fn page_token_at(app: &TestApp, link: &str) -> String {
+    let page = app.get(link).await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.expect("html");
     assert!(
@@ -25,8 +30,8 @@ async fn page_token(app: &TestApp, meeting: &str) -> String {
         .to_owned()
 }
 
-/// What `retry` answers to the capability alone: 409 (the meeting is not
-/// failed) once the capability is accepted, 401 when it is not.
+/// What `retry` answers to the key alone: 409 (the meeting is not failed)
+/// once the key is accepted, 404 (as for no meeting) when it is not.
 async fn retry_with(app: &TestApp, meeting: &str, token: &str) -> StatusCode {
     app.client
         .post(app.url(&format!("/api/meetings/{meeting}/retry")))
@@ -52,13 +57,14 @@ async fn the_page_capability_has_its_own_key_shared_by_instances_and_revoked_by_
     each_backend(|_, url| async move {
         let first = spawn_app(&url).await;
         let meeting = new_meeting(&first).await;
+        let link = first.page_url(&meeting).await;
         let token = page_token(&first, &meeting).await;
 
         // Keyed by the key kept in the database, not by the API token.
         let stored: SecretString = first.store.page_secret().await.expect("page key").into();
         assert_eq!(
             token,
-            scribe::http::auth::meeting_token(&stored, meeting.parse().expect("id"))
+            scribe::http::auth::meeting_token(&stored, meeting.parse().expect("id"), 0)
         );
         assert_ne!(token, derived_from_the_api_token(&meeting));
         assert_eq!(
@@ -72,7 +78,7 @@ async fn the_page_capability_has_its_own_key_shared_by_instances_and_revoked_by_
             s.api_token = "another-api-token-0123456789abcdef0123".into();
         })
         .await;
-        assert_eq!(page_token(&second, &meeting).await, token);
+        assert_eq!(page_token_at(&second, &link).await, token);
         assert_eq!(
             retry_with(&second, &meeting, &token).await,
             StatusCode::CONFLICT
@@ -89,7 +95,7 @@ async fn the_page_capability_has_its_own_key_shared_by_instances_and_revoked_by_
         assert_ne!(fresh, token);
         assert_eq!(
             retry_with(&rotated, &meeting, &token).await,
-            StatusCode::UNAUTHORIZED
+            StatusCode::NOT_FOUND
         );
         assert_eq!(
             retry_with(&rotated, &meeting, &fresh).await,
@@ -107,7 +113,7 @@ async fn the_page_capability_has_its_own_key_shared_by_instances_and_revoked_by_
         assert_ne!(own, fresh);
         assert_eq!(
             retry_with(&configured, &meeting, &fresh).await,
-            StatusCode::UNAUTHORIZED
+            StatusCode::NOT_FOUND
         );
         assert_eq!(
             retry_with(&configured, &meeting, &own).await,
@@ -119,62 +125,11 @@ async fn the_page_capability_has_its_own_key_shared_by_instances_and_revoked_by_
 }
 
 #[tokio::test]
-async fn analysis_retries_of_one_meeting_are_rate_limited_with_retry_after() {
-    each_backend(|_, url| async move {
-        let app = spawn_app(&url).await;
-        let meeting = new_meeting(&app).await;
-        let retry = |meeting: String| {
-            app.client
-                .post(app.url(&format!("/api/meetings/{meeting}/retry")))
-                .bearer_auth(API_TOKEN)
-                .send()
-        };
-        for _ in 0..3 {
-            let answer = retry(meeting.clone()).await.expect("sent");
-            assert_eq!(answer.status(), StatusCode::CONFLICT);
-        }
-        let limited = retry(meeting.clone()).await.expect("sent");
-        assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
-        let retry_after: u64 = limited.headers()["retry-after"]
-            .to_str()
-            .expect("ascii")
-            .parse()
-            .expect("whole seconds");
-        assert!((1..=60).contains(&retry_after), "{retry_after}");
-        let body: serde_json::Value = limited.json().await.expect("json");
-        assert!(
-            body["error"]
-                .as_str()
-                .expect("error")
-                .contains("too many retries"),
-            "{body}"
-        );
-        let other = new_meeting(&app).await;
-        assert_eq!(
-            retry(other).await.expect("sent").status(),
-            StatusCode::CONFLICT
-        );
-        let status = crate::helpers::expect_json(
-            app.get_authed(&format!("/api/meetings/{meeting}/status"))
-                .await,
-            StatusCode::OK,
-        )
-        .await;
-        assert_eq!(
-            status["status"], "upcoming",
-            "a refused retry changes nothing"
-        );
-        app.stop().await.expect("stopped");
-    })
-    .await;
-}
-
-#[tokio::test]
 async fn the_page_and_every_answer_carry_the_security_headers() {
     each_backend(|_, url| async move {
         let app = spawn_app_with(&url, |_| {}).await;
         let meeting = new_meeting(&app).await;
-        let page = app.get(&format!("/meetings/{meeting}")).await;
+        let page = app.page(&meeting).await;
         assert_eq!(page.status(), StatusCode::OK);
         let headers = page.headers().clone();
         let policy = headers["content-security-policy"].to_str().expect("ascii");
@@ -202,6 +157,25 @@ async fn the_page_and_every_answer_carry_the_security_headers() {
             assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
             assert_eq!(h["x-frame-options"], "DENY", "{path}");
         }
+        // A page that is not there (no key, a wrong key, no such meeting,
+        // not an id) has the page's own policy too, and is never cached.
+        for path in [
+            format!("/meetings/{meeting}"),
+            format!("/meetings/{meeting}?key=00"),
+            format!("/meetings/{}", uuid::Uuid::new_v4()),
+            "/meetings/not-an-id".into(),
+        ] {
+            let answer = app.get(&path).await;
+            assert!(answer.status().is_client_error(), "{path}");
+            let h = answer.headers();
+            assert_eq!(
+                h["content-security-policy"],
+                scribe::http::live_page_policy(),
+                "{path}"
+            );
+            assert_eq!(h["cache-control"], "no-store", "{path}");
+            assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        }
 
         // A name that looks like a placeholder stays text: the page shows
         // it once escaped, and the capability appears once, in its place.
@@ -222,12 +196,7 @@ async fn the_page_and_every_answer_carry_the_security_headers() {
         )
         .await;
         let id = tricky["id"].as_str().expect("id");
-        let html = app
-            .get(&format!("/meetings/{id}"))
-            .await
-            .text()
-            .await
-            .expect("html");
+        let html = app.page(id).await.text().await.expect("html");
         let token = page_token(&app, id).await;
         assert_eq!(html.matches(&token).count(), 1, "the capability once");
         assert!(html.contains("<h1>{{TOKEN}} &lt;b&gt;{{MEETING_ID}}&lt;/b&gt;</h1>"));
@@ -241,6 +210,7 @@ async fn stream_until(app: &TestApp, meeting: &str, until: &str) -> String {
     let mut response = app
         .client
         .get(app.url(&format!("/api/meetings/{meeting}/events")))
+        .header("x-meeting-token", app.page_key(meeting).await)
         .send()
         .await
         .expect("stream opens");
@@ -285,7 +255,8 @@ async fn the_providers_own_words_reach_admin_and_never_the_public_error() {
         // What OpenAI said quotes part of the key: "sk-***wxyz".
         let quoted = "sk-***wxyz";
         let status = crate::helpers::expect_json(
-            app.get(&format!("/api/meetings/{meeting}/status")).await,
+            app.get_authed(&format!("/api/meetings/{meeting}/status"))
+                .await,
             StatusCode::OK,
         )
         .await;
@@ -294,7 +265,7 @@ async fn the_providers_own_words_reach_admin_and_never_the_public_error() {
             "the analysis model failed 1 attempt(s); last error: the model answered HTTP 401"
         );
         let shown = app
-            .get(&format!("/api/meetings/{meeting}"))
+            .get_authed(&format!("/api/meetings/{meeting}"))
             .await
             .text()
             .await

@@ -57,7 +57,7 @@ async fn live_app(
 
 async fn api_transcript(app: &TestApp, meeting: &str) -> Value {
     expect_json(
-        app.get(&format!("/api/meetings/{meeting}/transcript"))
+        app.get_authed(&format!("/api/meetings/{meeting}/transcript"))
             .await,
         StatusCode::OK,
     )
@@ -172,7 +172,7 @@ async fn an_owned_live_session_stores_the_timeline_in_order_with_each_lines_time
         assert!(times.windows(2).all(|w| w[0].0 < w[1].0), "{times:?}");
         assert!(times.iter().all(|(s, e)| s < e), "{times:?}");
         let record = expect_json(
-            app.get(&format!("/api/meetings/{meeting}")).await,
+            app.get_authed(&format!("/api/meetings/{meeting}")).await,
             StatusCode::OK,
         )
         .await;
@@ -182,6 +182,7 @@ async fn an_owned_live_session_stores_the_timeline_in_order_with_each_lines_time
         let stream = app
             .client
             .get(app.url(&format!("/api/meetings/{meeting}/events")))
+            .bearer_auth(crate::helpers::API_TOKEN)
             .send()
             .await
             .expect("sent")
@@ -288,7 +289,7 @@ async fn a_refused_session_start_is_a_configuration_error_on_the_meeting() {
         let meeting = new_meeting(&app).await;
         start_call(&app, &meeting).await;
         let error = eventually("the refusal on the meeting", || async {
-            let record = expect_json(app.get(&format!("/api/meetings/{meeting}")).await, StatusCode::OK).await;
+            let record = expect_json(app.get_authed(&format!("/api/meetings/{meeting}")).await, StatusCode::OK).await;
             record["error"].as_str().map(str::to_owned)
         })
         .await;
@@ -312,7 +313,7 @@ async fn a_live_browser_call_re_attached_after_a_drop_records_the_gap() {
         let meeting = new_meeting(&app).await;
         let answer = post_call(&app, &meeting, "application/sdp", &offer().await, bearer()).await;
         assert_eq!(answer.status(), StatusCode::CREATED);
-        let record = expect_json(app.get(&format!("/api/meetings/{meeting}")).await, StatusCode::OK).await;
+        let record = expect_json(app.get_authed(&format!("/api/meetings/{meeting}")).await, StatusCode::OK).await;
         assert_eq!((record["transport"].clone(), record["voice_api"].clone()), (json!("webrtc"), json!("live")));
         let call_id = record["provider_call_id"].as_str().expect("session id").to_owned();
         assert!(call_id.starts_with("live_"), "{call_id}");

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use scribe::sim::webhook::SimCall;
 use scribe::stream::signature::sign;
 use scribe_actors::domain::MeetingStatus;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{STREAM_SECRET, each_backend, expect_error, expect_json, spawn_app};
 use crate::live::{driver, force_active, live_app, new_meeting, sim, status_of, wait_until_ended};
@@ -34,8 +34,12 @@ async fn bad_webhooks_get_their_exact_code_and_change_nothing() {
                 .client
                 .post(app.url("/api/webhook"))
                 .header("content-type", "application/json")
-                .header("x-webhook-id", uuid::Uuid::new_v4().to_string())
-                .body(body);
+                .header("x-webhook-id", uuid::Uuid::new_v4().to_string());
+            // Stream says a compressed body is gzip in its header.
+            if body.starts_with(&[0x1f, 0x8b]) {
+                request = request.header("content-encoding", "gzip");
+            }
+            let mut request = request.body(body);
             if let Some(signature) = signature {
                 request = request.header("x-signature", signature);
             }
@@ -172,15 +176,24 @@ async fn a_late_session_ended_records_when_stream_says_the_call_ended() {
         let peer = sim(|_| Script::hold()).await;
         let app = live_app(&url, &peer).await;
         let hooks = driver(&app);
-        let now = chrono::Utc::now();
-        // The same instant in both of Stream's forms: RFC 3339 with
-        // nanoseconds, and integer nanoseconds.
-        let ended = now - chrono::Duration::seconds(40);
-        let forms = [
-            json!(ended.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
-            json!(ended.timestamp_nanos_opt().expect("in range")),
+        // Stream's two forms of an instant: RFC 3339 with nanoseconds, and
+        // integer nanoseconds. Each end is stamped after its call started
+        // and reaches scribe later than it says; one stamped 40 s before
+        // scribe saw the call start (a late `session_started`) is recorded
+        // as ending when it started: never earlier.
+        type Form = fn(chrono::DateTime<chrono::Utc>) -> Value;
+        let forms: [(Form, i64); 3] = [
+            (
+                |t| json!(t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
+                0,
+            ),
+            (|t| json!(t.timestamp_nanos_opt().expect("in range")), 0),
+            (
+                |t| json!(t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
+                -40,
+            ),
         ];
-        for created_at in forms {
+        for (form, shift) in forms {
             let meeting = new_meeting(&app).await;
             let call = SimCall::new(&meeting);
             let started = hooks.session_started(&call).await.expect("sent");
@@ -188,6 +201,8 @@ async fn a_late_session_ended_records_when_stream_says_the_call_ended() {
                 expect_json(started, StatusCode::OK).await,
                 json!({ "status": "started" })
             );
+            let ended = chrono::Utc::now() + chrono::Duration::seconds(shift);
+            let created_at = form(ended);
             let mut event = call.event("call.session_ended");
             event["created_at"] = created_at.clone();
             let body = event.to_string().into_bytes();
@@ -206,6 +221,11 @@ async fn a_late_session_ended_records_when_stream_says_the_call_ended() {
                 .await
                 .expect("query")
                 .expect("found");
+            let ended = if shift < 0 {
+                stored.started_at.expect("started")
+            } else {
+                ended
+            };
             let stored_at = stored.ended_at.expect("ended_at is set");
             assert_eq!(
                 stored_at.timestamp_micros(),

@@ -221,6 +221,34 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// The meeting's page link as the API gives it (path and query: the
+    /// id and its key).
+    pub async fn page_url(&self, meeting: &str) -> String {
+        let record = expect_json(
+            self.get_authed(&format!("/api/meetings/{meeting}")).await,
+            StatusCode::OK,
+        )
+        .await;
+        let url = record["page_url"].as_str().expect("a page link");
+        url.strip_prefix(&self.address)
+            .expect("the link is on this server")
+            .to_owned()
+    }
+
+    /// The key of the meeting's page link.
+    pub async fn page_key(&self, meeting: &str) -> String {
+        let url = self.page_url(meeting).await;
+        url.split_once("?key=")
+            .map(|(_, key)| key.to_owned())
+            .expect("the link carries its key")
+    }
+
+    /// The meeting's page, opened by its link.
+    pub async fn page(&self, meeting: &str) -> Response {
+        let url = self.page_url(meeting).await;
+        self.get(&url).await
+    }
+
     /// The live meeting actor of `meeting`, as `/admin/actors` shows it.
     pub async fn actor(&self, meeting: &str) -> Option<Value> {
         admin_actor(&self.client, &self.address, meeting).await

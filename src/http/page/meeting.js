@@ -293,8 +293,8 @@ window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(
         li.append(st, document.createTextNode(s.session_name + (s.notes ? " (" + s.notes + ")" : "")));
         list.appendChild(li);
       }
-      if (data.next_meeting_id) {
-        $("next-link").href = "/meetings/" + data.next_meeting_id;
+      if (data.next_meeting_page) {
+        $("next-link").href = data.next_meeting_page;
         $("next").hidden = false;
       }
     }
@@ -306,9 +306,17 @@ window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(
 
   function connect() {
     if (source) source.close();
-    let url = "/api/meetings/" + meeting + "/events";
-    if (lastId) url += "?last_event_id=" + encodeURIComponent(lastId);
+    // EventSource sends no headers of its own: the key goes in the query.
+    // When a stream ends at its lifetime, the browser reconnects to the
+    // same address with Last-Event-ID and misses nothing.
+    let url = "/api/meetings/" + meeting + "/events?key=" + encodeURIComponent(token);
+    if (lastId) url += "&last_event_id=" + encodeURIComponent(lastId);
     source = new EventSource(url);
+    // How many times the stream opened (a reconnect after the stream's
+    // lifetime counts): for whoever watches the page.
+    source.addEventListener("open", () => {
+      body.dataset.streams = String(Number(body.dataset.streams || 0) + 1);
+    });
     source.addEventListener("line", (e) => { track(e); addLine(JSON.parse(e.data)); });
     source.addEventListener("stage", (e) => { track(e); addStage(JSON.parse(e.data)); });
     source.addEventListener("ended", (e) => {
