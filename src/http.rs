@@ -36,8 +36,7 @@ use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
@@ -227,7 +226,10 @@ pub fn router(state: AppState) -> Router {
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(request_span)
-                    .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                    .on_response(log_answer)
+                    // A 5xx's cause is logged where it arises (once); a
+                    // refusal at a limit is no error of the server's.
+                    .on_failure(()),
             )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             // Every answer: never sniffed into another type, never leaks its
@@ -346,6 +348,20 @@ async fn plain_request_id(mut request: Request) -> Request {
         request.headers_mut().remove(&REQUEST_ID);
     }
     request
+}
+
+/// One line per answer: at INFO, except a refusal at a limit (an answer
+/// with `Retry-After`: 429, or 503 at the requests', streams' bound),
+/// which is counted in the metrics and logged at DEBUG, so that a flood of
+/// refusals does not flood the log.
+fn log_answer(response: &Response, latency: Duration, _span: &tracing::Span) {
+    let status = response.status().as_u16();
+    let latency = format_args!("{} ms", latency.as_millis());
+    if response.headers().contains_key(header::RETRY_AFTER) {
+        tracing::debug!(%latency, status, "finished processing request");
+    } else {
+        tracing::info!(%latency, status, "finished processing request");
+    }
 }
 
 fn request_span(request: &Request) -> tracing::Span {

@@ -170,10 +170,15 @@ impl FromRequestParts<AppState> for MeetingAccess {
 
 /// True when the `Authorization` header is `Bearer <expected>`.
 pub fn bearer_matches(headers: &HeaderMap, expected: &SecretString) -> bool {
+    // The scheme is case-insensitive (RFC 9110); the token is not.
     let Some(presented) = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            v.get(..7)
+                .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+                .map(|_| &v[7..])
+        })
     else {
         return false;
     };
@@ -203,6 +208,8 @@ mod tests {
     fn accepts_only_the_exact_bearer_token() {
         let token = SecretString::from("s3cret");
         assert!(bearer_matches(&headers("Bearer s3cret"), &token));
+        assert!(bearer_matches(&headers("bearer s3cret"), &token));
+        assert!(!bearer_matches(&headers("Bearer S3CRET"), &token));
         assert!(!bearer_matches(&headers("Bearer s3cre"), &token));
         assert!(!bearer_matches(&headers("Bearer s3cret2"), &token));
         assert!(!bearer_matches(&headers("Basic s3cret"), &token));

@@ -157,6 +157,7 @@ pub async fn call(
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let meeting = access.meeting;
+    super::extract::plain_encoding(&headers)?;
     let body = super::extract::read_body(body, MAX_OFFER_BYTES).await?;
     let offer = sdp_offer(&headers, &body)?;
     let Some(api) = state.calls_api.clone() else {

@@ -7,6 +7,24 @@ use serde_json::{Map, Value};
 
 use super::ApiError;
 
+/// Refuses a `Content-Encoding` other than identity (415): only Stream's
+/// webhook takes a compressed body.
+pub fn plain_encoding(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    match headers
+        .get(axum::http::header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim())
+    {
+        None | Some("") => Ok(()),
+        Some(e) if e.eq_ignore_ascii_case("identity") => Ok(()),
+        Some(other) => Err(ApiError::Rejected {
+            status: axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: format!(
+                "`Content-Encoding: {other}` is not taken here: send the body as it is"
+            ),
+        }),
+    }
+}
+
 /// A JSON request body (needs `Content-Type: application/json`), which must
 /// be an object: serde would read a struct from an array too.
 #[derive(Debug)]
@@ -16,6 +34,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        plain_encoding(request.headers())?;
         let axum::Json(object) =
             axum::Json::<Map<String, Value>>::from_request(request, state).await?;
         crate::domain::object::from_object(object)

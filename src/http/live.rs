@@ -31,12 +31,11 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use futures::Stream;
 use scribe_actors::domain::{EventKind, MeetingStatus};
-use scribe_actors::ids::MeetingId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::auth::{MeetingAccess, meeting_token};
+use super::auth::{Holder, MeetingAccess, meeting_token};
 use super::extract::QueryParams;
 use super::serve::ClientAddress;
 use super::{ApiError, AppState};
@@ -166,7 +165,7 @@ pub async fn events(
     let last_words = tx.clone();
     tokio::spawn(async move {
         tokio::select! {
-            () = follow(&state, id, cursor, first, changes, tx) => {}
+            () = follow(&state, access.holder, cursor, first, changes, tx) => {}
             // The server stops: the stream ends (the reader reconnects
             // elsewhere with its Last-Event-ID).
             () = stopping.wait() => {}
@@ -191,13 +190,16 @@ fn terminal(status: MeetingStatus) -> bool {
 /// in [`events`], the server stops).
 async fn follow(
     state: &AppState,
-    id: MeetingId,
+    holder: Holder,
     mut cursor: FeedCursor,
     first: FeedRead,
     mut changes: tokio::sync::watch::Receiver<u64>,
     tx: mpsc::Sender<Event>,
 ) {
     let store = &state.store;
+    let id = first.meeting.id;
+    // A stream opened with a page link ends when the link is revoked.
+    let generation = first.meeting.page_generation;
     let mut read = Some(first);
     let mut shown: Option<MeetingStatus> = None;
     loop {
@@ -207,6 +209,10 @@ async fn follow(
             events,
         }) = read.take()
         {
+            if holder == Holder::Page && meeting.page_generation != generation {
+                tracing::info!(meeting = %id, "event stream ended: its page link was revoked");
+                return;
+            }
             // Lines in number order and log entries in id order, merged by
             // time, so that a reader of a finished meeting sees the story in
             // the order it happened (either order resumes exactly).

@@ -80,6 +80,7 @@ pub async fn receive(
         "webhook-id",
         header(&headers, "webhook-id").unwrap_or_default(),
     )?;
+    super::extract::plain_encoding(&headers)?;
     let body = read_body(body, MAX_WEBHOOK_BYTES).await?;
     verify(
         &key,
@@ -92,6 +93,7 @@ pub async fn receive(
     .map_err(|e| ApiError::Signature(e.to_string()))?;
     let event = OpenAiEvent::parse(&body)
         .map_err(|e| ApiError::BadRequest(format!("webhook body is not an OpenAI event: {e}")))?;
+    super::extract::external_id("type", &event.kind)?;
     let webhook_id = header(&headers, "webhook-id").unwrap_or_default();
     let delivery = WebhookDelivery {
         webhook_id: Some(format!("openai:{webhook_id}")),

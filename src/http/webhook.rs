@@ -22,7 +22,7 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use flate2::read::GzDecoder;
+use flate2::bufread::GzDecoder;
 use scribe_actors::ids::MeetingId;
 use secrecy::ExposeSecret;
 use serde::Serialize;
@@ -61,9 +61,12 @@ async fn inflate(body: Bytes) -> Result<Vec<u8>, ApiError> {
         .map_err(|_| ApiError::BadRequest("gzip body does not inflate".into()))?
 }
 
+/// One gzip member, and nothing after it (a second member would be a body
+/// nobody signed for).
 fn inflate_now(body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::new();
-    GzDecoder::new(body)
+    let mut decoder = GzDecoder::new(body);
+    (&mut decoder)
         .take(MAX_WEBHOOK_BYTES as u64 + 1)
         .read_to_end(&mut out)
         .map_err(|e| ApiError::BadRequest(format!("gzip body does not inflate: {e}")))?;
@@ -72,6 +75,11 @@ fn inflate_now(body: &[u8]) -> Result<Vec<u8>, ApiError> {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             message: format!("inflated webhook body exceeds {MAX_WEBHOOK_BYTES} bytes"),
         });
+    }
+    if !decoder.into_inner().is_empty() {
+        return Err(ApiError::BadRequest(
+            "gzip body does not inflate: data after its end".into(),
+        ));
     }
     Ok(out)
 }
@@ -140,8 +148,6 @@ pub fn answer(status: WebhookOutcome) -> Json<WebhookAnswer> {
     params(
         ("x-webhook-id" = Option<String>, Header, nullable = false, description = "Stream's delivery id: a repeated delivery is answered `duplicate`."),
         ("x-api-key" = Option<String>, Header, nullable = false, description = "Stream's API key (not checked: the signature is)."),
-        ("content-encoding" = Option<String>, Header, nullable = false, description = "`gzip` for a compressed body (inflated, then verified); \
-            none or `identity` otherwise."),
     ),
     request_body(
         description = "A Stream event (`call.session_started`, `call.session_ended`, `call.ended`, \

@@ -76,6 +76,9 @@ impl Store {
             .fetch_optional(p)
             .await
         })?;
+        // Open streams re-read the meeting: those opened with a revoked
+        // link end.
+        self.changes.touch(id);
         Ok(row.map(|(generation,)| generation))
     }
 

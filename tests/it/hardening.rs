@@ -329,7 +329,15 @@ async fn the_page_link_is_the_key_and_a_new_link_revokes_the_old_one() {
             .expect("sent");
         assert_eq!(crossed.status(), StatusCode::NOT_FOUND);
 
-        // A new link: the old key opens nothing, the new one everything.
+        // A new link: the old key opens nothing, the new one everything,
+        // and a stream opened with the old key ends.
+        let opened = app
+            .client
+            .get(app.url(&format!("/api/meetings/{meeting}/events?key={key}")))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(opened.status(), StatusCode::OK);
         let fresh = expect_json(
             app.client
                 .post(app.url(&format!("/api/meetings/{meeting}/page-link")))
@@ -357,6 +365,8 @@ async fn the_page_link_is_the_key_and_a_new_link_revokes_the_old_one() {
             fresh_key,
             "the record shows the new link"
         );
+        let text = read_to_end(opened).await;
+        assert!(text.contains("event: status"), "{text}");
         // A wrong bearer token is told so (401), not taken for no credential.
         let wrong = app
             .client
@@ -549,6 +559,9 @@ async fn ids_from_outside_over_their_bound_are_a_400_on_both_backends() {
             "created_at": now, "data": { "call_id": long, "sip_headers": [] } });
         let answer = openai("wh_ok".into(), incoming).await.expect("sent");
         expect_error(answer, StatusCode::BAD_REQUEST, "call_id` is over 256").await;
+        let long_type = json!({ "object": "event", "id": "evt_3", "type": long, "created_at": now, "data": {} });
+        let answer = openai("wh_ok2".into(), long_type).await.expect("sent");
+        expect_error(answer, StatusCode::BAD_REQUEST, "`type` is over 256").await;
 
         let stream = |id: &str, body: Value| {
             let body = body.to_string();
@@ -619,8 +632,30 @@ async fn only_a_gzip_content_encoding_is_inflated() {
     // verify against the JSON's signature.
     let raw = post(zipped.clone(), None).await.expect("sent");
     expect_error(raw, StatusCode::UNAUTHORIZED, "invalid webhook signature").await;
-    let other = post(zipped, Some("br")).await.expect("sent");
+    let other = post(zipped.clone(), Some("br")).await.expect("sent");
     expect_error(other, StatusCode::UNSUPPORTED_MEDIA_TYPE, "only gzip").await;
+    // A second gzip member after the first is a body nobody signed for.
+    let mut twice = zipped.clone();
+    twice.extend(&zipped);
+    let appended = post(twice, Some("gzip")).await.expect("sent");
+    expect_error(appended, StatusCode::BAD_REQUEST, "data after its end").await;
+    // Elsewhere no encoding is taken: the body is read as sent.
+    let agent = app
+        .client
+        .post(app.url("/api/agents"))
+        .bearer_auth(API_TOKEN)
+        .header("content-type", "application/json")
+        .header("content-encoding", "br")
+        .body(json!({ "name": "A", "instructions": "B" }).to_string())
+        .send()
+        .await
+        .expect("sent");
+    expect_error(
+        agent,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "Content-Encoding: br",
+    )
+    .await;
     app.stop().await.expect("stopped");
     db.destroy().await;
 }
