@@ -43,16 +43,16 @@ use utoipa_axum::routes;
 
 pub use error::ApiError;
 
-/// The meeting page's `Content-Security-Policy` (its error pages carry it too).
-pub fn live_page_policy() -> &'static str {
-    live::PAGE_POLICY
-}
-
 use scribe_actors::domain::Transport;
 use scribe_actors::supervisor::calls::Calls;
 
 use crate::openai::calls::CallsApi;
 use crate::store::Store;
+
+/// The meeting page's `Content-Security-Policy` (its error pages carry it too).
+pub fn live_page_policy() -> &'static str {
+    live::PAGE_POLICY
+}
 
 /// Largest request body the JSON API accepts; larger bodies get 413.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -275,6 +275,10 @@ async fn body_gate(limit: usize, request: Request, next: Next) -> Response {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             message: format!("length limit exceeded: the body is over {limit} bytes"),
         });
+    }
+    // A request without a body (most GETs) has nothing to time.
+    if axum::body::HttpBody::size_hint(request.body()).exact() == Some(0) {
+        return next.run(request).await;
     }
     let late = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (parts, body) = request.into_parts();
