@@ -342,13 +342,14 @@ pub fn is_plain_request_id(id: &[u8]) -> bool {
 /// Drops an incoming `X-Request-Id` that is not plain (a new one is made):
 /// nothing a client sends can make a log line long or odd.
 async fn plain_request_id(mut request: Request) -> Request {
-    let plain = request
-        .headers()
-        .get_all(&REQUEST_ID)
-        .iter()
-        .map(|v| is_plain_request_id(v.as_bytes()))
-        .collect::<Vec<_>>();
-    if plain != [true] && !plain.is_empty() {
+    // One plain value is kept; several, or an odd one, are dropped.
+    let mut sent = request.headers().get_all(&REQUEST_ID).iter();
+    let keep = match (sent.next(), sent.next()) {
+        (None, _) => true,
+        (Some(one), None) => is_plain_request_id(one.as_bytes()),
+        (Some(_), Some(_)) => false,
+    };
+    if !keep {
         request.headers_mut().remove(&REQUEST_ID);
     }
     request

@@ -70,9 +70,16 @@ impl Default for ServeLimits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientAddress(pub IpAddr);
 
+/// True when connections and streams from `address` count against its
+/// per-address bounds: public addresses always, loopback and private ones
+/// (where a load balancer speaks from) only when `cap_private`.
+pub fn is_capped(address: IpAddr, cap_private: bool) -> bool {
+    cap_private || !is_private(address)
+}
+
 /// True for the addresses a load balancer or proxy in front of scribe
 /// speaks from: loopback, private (RFC 1918, unique local), link-local.
-pub fn is_private(address: IpAddr) -> bool {
+fn is_private(address: IpAddr) -> bool {
     match address {
         IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -184,7 +191,7 @@ pub async fn serve(
             },
         };
         let address = client_address(peer);
-        let place = if limits.cap_private_addresses || !is_private(address) {
+        let place = if is_capped(address, limits.cap_private_addresses) {
             match per_address.take(address, limits.max_connections_per_address.max(1)) {
                 Some(place) => Some(place),
                 None => {

@@ -94,7 +94,7 @@ impl StreamLimits {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let of_meeting = open.by_meeting.get(&meeting).copied().unwrap_or(0);
         // The address counts when it is capped at all.
-        let address = address.filter(|a| self.bounds.cap_private || !super::serve::is_private(*a));
+        let address = address.filter(|a| super::serve::is_capped(*a, self.bounds.cap_private));
         let of_address = address
             .and_then(|a| open.by_address.get(&a).copied())
             .unwrap_or(0);
@@ -136,8 +136,8 @@ impl StreamLimits {
     }
 
     /// Logs a refusal, at most once a minute per meeting (with how many
-    /// were refused since the last line). Returns whether it logged.
-    fn log_refusal(open: &mut Open, meeting: MeetingId, message: &str) -> bool {
+    /// were refused since the last line).
+    fn log_refusal(open: &mut Open, meeting: MeetingId, message: &str) {
         let now = Instant::now();
         if open.refusals.len() > 10_000 {
             open.refusals
@@ -146,13 +146,11 @@ impl StreamLimits {
         match open.refusals.get_mut(&meeting) {
             Some((at, since)) if now.duration_since(*at) < REFUSAL_LOG_EVERY => {
                 *since += 1;
-                false
             }
             entry => {
                 let unlogged = entry.map_or(0, |(_, since)| *since);
                 open.refusals.insert(meeting, (now, 0));
                 tracing::warn!(%meeting, refused_since_last = unlogged, "event stream refused: {message}");
-                true
             }
         }
     }

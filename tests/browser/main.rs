@@ -198,6 +198,19 @@ async fn meeting(app: &TestApp) -> String {
     meeting_with(app, coach_with_plan(), "Weekly planning").await
 }
 
+/// Lets a gated call's second turn play, and waits until the page shows it
+/// and the peer has spoken it.
+async fn second_turn(browser: &Browser, peer: &scribe::sim::realtime::SimRealtime) {
+    peer.open_gate("second");
+    browser
+        .until(
+            "the second turn",
+            "document.getElementById('line-4') !== null",
+        )
+        .await;
+    assert!(peer.wait_for_mark("spoken", DEADLINE).await);
+}
+
 const VISIBLE: fn(&str) -> String = |id| format!("!document.getElementById('{id}').hidden");
 
 /// One call watched from the page: lines appear while it runs, the progress
@@ -259,14 +272,7 @@ async fn the_page_shows_a_call_live_then_its_progress_then_its_results() {
     assert!(browser.text("line-2").await.contains("call agent reply 1"));
     browser.screenshot("1-live-call.png").await;
 
-    peer.open_gate("second");
-    browser
-        .until(
-            "the second turn",
-            "document.getElementById('line-4') !== null",
-        )
-        .await;
-    assert!(peer.wait_for_mark("spoken", DEADLINE).await);
+    second_turn(&browser, &peer).await;
     wait_for_lines(&app.store, &meeting, 4).await;
     end_call(&app, &call).await;
     browser
@@ -360,14 +366,7 @@ async fn the_page_reconnects_when_a_stream_ends_at_its_lifetime_without_a_gap() 
             "Number(document.body.dataset.streams || 0) >= 3",
         )
         .await;
-    peer.open_gate("second");
-    browser
-        .until(
-            "the second turn",
-            "document.getElementById('line-4') !== null",
-        )
-        .await;
-    assert!(peer.wait_for_mark("spoken", DEADLINE).await);
+    second_turn(&browser, &peer).await;
     let lines = browser
         .js("return [...document.querySelectorAll('#transcript li')].map(li => li.id)")
         .await;
