@@ -31,7 +31,7 @@ const INSTANCES: usize = 3;
 const ATTACHED: usize = 10;
 const CALLS_EACH: usize = 100;
 /// Short leases so that the takeover comes within the test's deadlines:
-/// the figures for the defaults come from release runs (README).
+/// the figures for the defaults come from release runs (docs/performance.md).
 const LEASE_MS: u64 = 3_000;
 const RENEW_MS: u64 = 1_000;
 

@@ -161,7 +161,7 @@ async fn a_dead_instances_calls_are_taken_over_when_its_lease_expires() {
 /// at its next lease renewal: here renewals are 200 s apart, so every call
 /// reaching `processing` within the test's deadline went by notification.
 /// 200 calls run on A, each ended at B; the call end to `processing` times
-/// are printed (figures for the README come from release runs).
+/// are printed (figures in docs/performance.md come from release runs).
 #[tokio::test]
 async fn postgres_an_end_at_another_instance_reaches_the_owner_at_once() {
     use crate::helpers::{Backend, TestDb, backends, init_test_log};
