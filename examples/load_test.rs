@@ -44,7 +44,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use futures::StreamExt;
 use scribe::demo::percentile;
-use scribe::sim::calls::{CallsConfig, EndedAnswer, StartOn};
+use scribe::sim::carried::{CallsConfig, EndedAnswer, StartOn};
 use scribe::sim::llm::SimLlm;
 use scribe::sim::realtime::ConnectionInfo;
 use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};

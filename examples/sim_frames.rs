@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use scribe::realtime::ws_base;
-use scribe::sim::calls::CallsConfig;
+use scribe::sim::carried::CallsConfig;
 use scribe::sim::llm::SimLlm;
 use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
 use scribe::sim::script::{Reply, Script, Step, Transcription, Turn};
@@ -65,10 +65,10 @@ fn every_case() -> Script {
 async fn record(config: SimRealtimeConfig) -> anyhow::Result<()> {
     let peer = SimRealtime::start(([127, 0, 0, 1], 0).into(), config).await?;
     let (mut socket, _) = tokio_tungstenite::connect_async(peer.url()).await?;
-    let update = scribe_actors::realtime::client::session_update(
+    let update = scribe_actors::voice::realtime::session_update(
         "Be brief.",
         "marin",
-        scribe_actors::realtime::client::DEFAULT_TRANSCRIPTION_MODEL,
+        scribe_actors::voice::realtime::DEFAULT_TRANSCRIPTION_MODEL,
     );
     socket.send(Message::text(update)).await?;
     while let Ok(Some(frame)) = tokio::time::timeout(QUIET, socket.next()).await {
@@ -97,7 +97,7 @@ async fn record_live(script: Script, refuse: Option<&str>) -> anyhow::Result<()>
     });
     let url = format!("{}/live/sessions", ws_base(&llm.base_url()));
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
-    let start = scribe_actors::realtime::live::session_start(
+    let start = scribe_actors::voice::gpt_live::session_start(
         "gpt-live-1.1",
         "Be brief.",
         "marin",

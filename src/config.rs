@@ -22,5 +22,5 @@ pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_ANALYSIS_MODEL: &str = "gpt-6-luna";
 pub const DEFAULT_REALTIME_MODEL: &str = "gpt-realtime-2.1";
 pub const DEFAULT_TRANSCRIPTION_MODEL: &str =
-    scribe_actors::realtime::client::DEFAULT_TRANSCRIPTION_MODEL;
+    scribe_actors::voice::realtime::DEFAULT_TRANSCRIPTION_MODEL;
 pub const DEFAULT_VOICE: &str = "marin";

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::config::{DemoArgs, DemoPath, Settings};
 use crate::openai::webhook::secret_key;
-use crate::sim::calls::{CallsConfig, EndedAnswer, StartOn};
+use crate::sim::carried::{CallsConfig, EndedAnswer, StartOn};
 use crate::sim::llm::SimLlm;
 use crate::sim::openai_webhook::OpenAiWebhooks;
 use crate::sim::realtime::{SimRealtime, SimRealtimeConfig};

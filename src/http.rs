@@ -5,12 +5,12 @@
 mod admin;
 mod agents;
 pub mod auth;
-mod calls;
+mod meeting_call;
 mod error;
 mod extract;
 pub mod health;
 pub mod limits;
-mod live;
+mod page;
 mod meetings;
 mod openai_webhook;
 pub mod openapi;
@@ -44,14 +44,14 @@ use utoipa_axum::routes;
 pub use error::ApiError;
 
 use scribe_actors::domain::Transport;
-use scribe_actors::supervisor::calls::Calls;
+use scribe_actors::supervisor::handle::Calls;
 
-use crate::openai::calls::CallsApi;
+use crate::openai::rest::CallsApi;
 use crate::store::Store;
 
 /// The meeting page's `Content-Security-Policy` (its error pages carry it too).
 pub fn live_page_policy() -> &'static str {
-    live::PAGE_POLICY
+    page::PAGE_POLICY
 }
 
 /// Largest request body the JSON API accepts; larger bodies get 413.
@@ -81,7 +81,7 @@ pub struct AppState {
     pub openai_webhook_key: Option<Arc<Vec<u8>>>,
     /// What the calls scribe creates and accepts ask of OpenAI (the
     /// instructions aside): model, voice, transcription.
-    pub session: Arc<crate::openai::calls::SessionConfig>,
+    pub session: Arc<crate::openai::rest::SessionConfig>,
     /// Per-meeting limits on call creation and analysis retries.
     pub limits: Arc<limits::MeetingLimits>,
     /// Open event streams, against their bounds.
@@ -164,12 +164,12 @@ fn routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(api_sized(routes!(meetings::transcript)))
         .routes(api_sized(routes!(meetings::retry)))
         .routes(api_sized(routes!(meetings::page_link)))
-        .routes(sized(routes!(calls::call), calls::MAX_OFFER_BYTES))
-        .routes(api_sized(routes!(calls::hangup)))
-        .routes(api_sized(routes!(live::events)))
-        .routes(api_sized(routes!(live::page)))
-        .routes(api_sized(routes!(live::script)))
-        .routes(api_sized(routes!(live::style)))
+        .routes(sized(routes!(meeting_call::call), meeting_call::MAX_OFFER_BYTES))
+        .routes(api_sized(routes!(meeting_call::hangup)))
+        .routes(api_sized(routes!(page::events)))
+        .routes(api_sized(routes!(page::page)))
+        .routes(api_sized(routes!(page::script)))
+        .routes(api_sized(routes!(page::style)))
         .routes(sized(
             routes!(openai_webhook::receive),
             webhook::MAX_WEBHOOK_BYTES,

@@ -22,7 +22,7 @@
 use async_trait::async_trait;
 use scribe_actors::domain::{Transport, VoiceApi};
 use scribe_actors::ports::{ConnectError, RealtimeConnector, RealtimeSession, SessionTarget};
-use scribe_actors::realtime::client::{MAX_MESSAGE_BYTES, bearer_request, open};
+use scribe_actors::voice::realtime::{MAX_MESSAGE_BYTES, bearer_request, open};
 use secrecy::{ExposeSecret, SecretString};
 use tokio_tungstenite::tungstenite::handshake::client::Request;
 

@@ -4,7 +4,7 @@
 //! They are product features (`--simulate`, demos, load tests), not mocks:
 //! scribe talks to them exactly as it talks to the real services.
 
-pub mod calls;
+pub mod carried;
 pub mod llm;
 pub mod openai_webhook;
 pub mod realtime;

@@ -15,7 +15,7 @@ use scribe_actors::guardian::CallGuardian;
 use scribe_actors::meeting::deps::{CallConfig, CallDeps};
 use scribe_actors::recovery::recover;
 use scribe_actors::supervisor::actor::SupervisorArgs;
-use scribe_actors::supervisor::calls::Calls;
+use scribe_actors::supervisor::handle::Calls;
 use scribe_actors::supervisor::current::CurrentSupervisor;
 use scribe_actors::supervisor::registry::CallRegistry;
 use scribe_actors::writer::{ChunkWriter, WriterConfig};
@@ -30,7 +30,7 @@ use crate::http::health::Probe;
 use crate::http::serve::{ServeLimits, Stopping, serve};
 use crate::http::streams::{StreamBounds, StreamLimits};
 use crate::http::{AppState, router};
-use crate::openai::calls::{CallsApi, SessionConfig};
+use crate::openai::rest::{CallsApi, SessionConfig};
 use crate::realtime::RealtimeEndpoint;
 use crate::store::{Backend, PoolSize, Store, redact_url};
 

@@ -13,7 +13,7 @@
 mod agents;
 mod analysis;
 mod attached;
-mod calls;
+mod ports;
 pub mod changes;
 mod copy;
 mod events;

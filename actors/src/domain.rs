@@ -6,6 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The error returned when a stored or requested spelling is not in a set.
@@ -235,6 +236,22 @@ closed_set!(
         Failed => "failed",
     }
 );
+
+/// A line whose text is known, ready to be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub sequence_number: i64,
+    pub speaker: Speaker,
+    pub text: String,
+    pub status: ChunkStatus,
+    pub item_id: Option<String>,
+    pub timestamp: DateTime<Utc>,
+    /// Where the line sits on its session's clock (GPT-Live), in ms.
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    /// When its final event was read (for the commit-lag metric).
+    pub ready_at: std::time::Instant,
+}
 
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use crate::exit::ExitReason;
 use crate::recovery::recover;
 use crate::supervisor::actor::{CallSupervisor, SupervisorArgs};
-use crate::supervisor::calls::Calls;
+use crate::supervisor::handle::Calls;
 use crate::supervisor::msg::SupervisorMsg;
 
 pub struct CallGuardian;

@@ -53,7 +53,7 @@ pub mod lifecycle;
 pub mod meeting;
 pub mod metrics;
 pub mod ports;
-pub mod realtime;
+pub mod voice;
 pub mod recovery;
 pub mod snapshot;
 pub mod supervisor;

@@ -25,7 +25,7 @@ pub mod notices;
 pub mod open;
 pub mod reader;
 pub mod shared;
-pub mod state;
+pub mod actor_state;
 
 #[cfg(test)]
 mod tests;
@@ -41,7 +41,7 @@ use crate::snapshot::SocketState;
 use deps::CallDeps;
 use msg::MeetingMsg;
 use shared::SharedCall;
-use state::MeetingState;
+use actor_state::MeetingState;
 
 pub struct MeetingActor;
 

@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::domain::{AnalysisStage, EventKind, MeetingStatus, Speaker, Transport, VoiceApi};
 use crate::ids::MeetingId;
-use crate::transcript::Line;
+use crate::domain::Line;
 
 /// A failure behind a port. The cause is kept as the error's source: log it
 /// with [`error_chain`] to see the whole story.

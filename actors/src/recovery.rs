@@ -5,7 +5,7 @@
 
 use crate::ids::MeetingId;
 use crate::ports::{AnalysisStore, CallStore, error_chain};
-use crate::supervisor::calls::Calls;
+use crate::supervisor::handle::Calls;
 
 /// What a recovery found to do.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

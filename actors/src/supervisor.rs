@@ -18,7 +18,7 @@
 pub mod actor;
 pub mod analyses;
 pub mod budget;
-pub mod calls;
+pub mod handle;
 pub mod current;
 pub mod leases;
 pub mod meetings;

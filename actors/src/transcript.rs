@@ -31,26 +31,11 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use crate::domain::{ChunkStatus, Speaker};
-use crate::realtime::event::{ErrorInfo, ItemInfo, ServerEvent};
+pub use crate::domain::Line;
+use crate::voice::event::{ErrorInfo, ItemInfo, ServerEvent};
 
 /// Longest text kept for one line; deltas past it are dropped.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
-
-/// A line whose text is known, ready to be written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
-    pub sequence_number: i64,
-    pub speaker: Speaker,
-    pub text: String,
-    pub status: ChunkStatus,
-    pub item_id: Option<String>,
-    pub timestamp: DateTime<Utc>,
-    /// Where the line sits on its session's clock (GPT-Live), in ms.
-    pub start_ms: Option<i64>,
-    pub end_ms: Option<i64>,
-    /// When its final event was read (for the commit-lag metric).
-    pub ready_at: std::time::Instant,
-}
 
 #[derive(Debug, Clone)]
 struct Slot {

@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use crate::domain::EventKind;
 use crate::ids::MeetingId;
 use crate::ports::{LoggedEvent, PortError, TranscriptSink, WriteBatch, error_chain};
-use crate::transcript::Line;
+use crate::domain::Line;
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriterConfig {

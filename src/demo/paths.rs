@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::world::{Demo, PHONE, TOKEN};
-use crate::sim::calls::media;
+use crate::sim::carried::media;
 use crate::sim::openai_webhook::OpenAiWebhooks;
 use crate::sim::script::{Comparison, Script, SentLine, compare, done_mark};
 use crate::sim::webhook::SimCall;

@@ -21,7 +21,7 @@ use super::webhook::{MAX_WEBHOOK_BYTES, WebhookAnswer, WebhookOutcome, answer};
 use super::{ApiError, AppState};
 use crate::domain::meeting::NewMeeting;
 use crate::domain::phone::PhoneNumber;
-use crate::openai::calls::SessionConfig;
+use crate::openai::rest::SessionConfig;
 use crate::openai::webhook::{OpenAiEvent, check_head, verify};
 use crate::store::{AttachedStart, WebhookDelivery};
 

@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use super::calls::SimCalls;
+use super::carried::SimCalls;
 
 /// One scripted misbehaviour, used by the next request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,8 +112,8 @@ impl SimLlm {
         let app = Router::new()
             .route("/v1/chat/completions", post(complete))
             .with_state(shared.clone())
-            .merge(super::calls::rest::routes(calls.clone()))
-            .merge(super::calls::live::routes(calls.clone()));
+            .merge(super::carried::rest::routes(calls.clone()))
+            .merge(super::carried::gpt_live::routes(calls.clone()));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

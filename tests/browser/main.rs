@@ -10,8 +10,8 @@
 
 #[path = "../support/harness.rs"]
 mod helpers;
-#[path = "../support/live.rs"]
-mod live;
+#[path = "../support/running.rs"]
+mod running;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use helpers::{TestApp, live_settings, spawn_app_with};
-use live::{
+use running::{
     DEADLINE, coach_with_plan, end_call, gated_call, meeting_with, one_turn, sim, start_call,
     wait_for_lines,
 };
@@ -238,7 +238,7 @@ async fn the_page_shows_a_call_live_then_its_progress_then_its_results() {
     assert!(peer.wait_for_mark("spoken", DEADLINE).await);
     wait_for_lines(&app.store, &warm_up, 2).await;
     end_call(&app, &call).await;
-    live::wait_for_status(
+    running::wait_for_status(
         &app.store,
         &warm_up,
         scribe_actors::domain::MeetingStatus::Completed,
@@ -508,7 +508,7 @@ async fn start_call_from_the_page_works_the_same_under_gpt_live() {
 }
 
 async fn page_call(api: VoiceApi) {
-    use scribe::sim::calls::{CallsConfig, EndedAnswer, StartOn};
+    use scribe::sim::carried::{CallsConfig, EndedAnswer, StartOn};
     use scribe::sim::realtime::SimRealtimeConfig;
     use scribe::sim::script::{Script, Step, Transcription, Turn};
     let shot = |name: &str| match api {
@@ -608,7 +608,7 @@ async fn page_call(api: VoiceApi) {
             VoiceApi::Realtime => "hangup",
             VoiceApi::Live => "session.close",
         };
-        assert_eq!(live::ended_at_openai(&call).await, how, "hung up at OpenAI");
+        assert_eq!(running::ended_at_openai(&call).await, how, "hung up at OpenAI");
         assert_eq!(browser.text("call-state").await, "Ended");
         browser.screenshot(&shot("9-call-ended.png")).await;
         browser.until("the results", &VISIBLE("results")).await;
@@ -635,7 +635,7 @@ async fn page_call(api: VoiceApi) {
 /// lines on either side, where lines may be missing.
 #[tokio::test]
 async fn a_possible_hole_after_a_re_attach_is_marked_between_its_lines() {
-    use scribe::sim::calls::{CallsConfig, EndedAnswer, StartOn, media};
+    use scribe::sim::carried::{CallsConfig, EndedAnswer, StartOn, media};
     use scribe::sim::realtime::SimRealtimeConfig;
     let db = helpers::TestDb::create(helpers::Backend::Sqlite).await;
     let app = spawn_app_with(&db.url, |s| {
@@ -644,7 +644,7 @@ async fn a_possible_hole_after_a_re_attach_is_marked_between_its_lines() {
     })
     .await;
     app.llm.calls().configure(CallsConfig {
-        realtime: SimRealtimeConfig::scripted(|_| live::away_script()),
+        realtime: SimRealtimeConfig::scripted(|_| running::away_script()),
         start: StartOn::Attach,
         ended: EndedAnswer::NotFound,
         api_key: None,
@@ -675,7 +675,7 @@ async fn a_possible_hole_after_a_re_attach_is_marked_between_its_lines() {
     assert!(calls.wait_for_mark("two", DEADLINE).await);
     calls.block_attaches(false);
     let call = calls.call(&call_id).expect("the call");
-    live::eventually("scribe to attach again", || async {
+    running::eventually("scribe to attach again", || async {
         (call.attaches.load(std::sync::atomic::Ordering::SeqCst) >= 2).then_some(())
     })
     .await;

@@ -16,7 +16,7 @@ use crate::fleet::{
     finish_chaotic_calls, fleet_meetings, fleet_peer, requests_mentioning, start_calls,
 };
 use crate::helpers::{each_backend, expect_json, live_settings, spawn_app_with};
-use crate::live::{
+use crate::running::{
     DEADLINE, actor_where, assert_transcript, end_call, event_count, events, eventually,
     new_meeting, sim, start_call, transcript, wait_for_lines, wait_for_status,
 };

@@ -14,7 +14,7 @@
 use std::sync::atomic::Ordering;
 
 use reqwest::StatusCode;
-use scribe::sim::calls::{CallsConfig, EndedAnswer, StartOn};
+use scribe::sim::carried::{CallsConfig, EndedAnswer, StartOn};
 use scribe::sim::llm::SimLlm;
 use scribe::sim::realtime::SimRealtimeConfig;
 use scribe_actors::domain::MeetingStatus;
@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::fleet::{Service, fleet_meetings, start_browser_call};
 use crate::helpers::{ADMIN_TOKEN, API_TOKEN, each_backend, expect_json};
-use crate::live::{DEADLINE, events, eventually, transcript, wait_for_lines, wait_for_status};
+use crate::running::{DEADLINE, events, eventually, transcript, wait_for_lines, wait_for_status};
 use crate::process::ChildScribe;
 
 #[derive(Clone, Copy, Debug)]
@@ -47,7 +47,7 @@ async fn run(url: &str, interruption: Interruption) {
         .expect("sim llm");
     let calls = llm.calls().clone();
     calls.configure(CallsConfig {
-        realtime: SimRealtimeConfig::scripted(|_| crate::live::away_script()),
+        realtime: SimRealtimeConfig::scripted(|_| crate::running::away_script()),
         start: StartOn::Attach,
         ended: EndedAnswer::NotFound,
         api_key: None,
@@ -101,7 +101,7 @@ async fn run(url: &str, interruption: Interruption) {
     let lines = wait_for_lines(scribe.store(), &meeting, 5).await;
 
     let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
-    assert_eq!(texts, crate::live::AWAY_LINES, "{interruption:?}");
+    assert_eq!(texts, crate::running::AWAY_LINES, "{interruption:?}");
     let numbers: Vec<i64> = lines.iter().map(|l| l.sequence_number).collect();
     assert_eq!(
         numbers,

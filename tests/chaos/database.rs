@@ -17,7 +17,7 @@ use crate::helpers::{
     ADMIN_TOKEN, Backend, TestDb, backends, expect_json, init_test_log, live_settings,
     spawn_app_with,
 };
-use crate::live::{transcript, wait_for_lines, wait_for_status};
+use crate::running::{transcript, wait_for_lines, wait_for_status};
 use crate::proxy::{FaultProxy, Link};
 
 /// The app under test, with the test's reads going straight to the

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use scribe::sim::calls::media;
+use scribe::sim::carried::media;
 use scribe::sim::llm::SimLlm;
 use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
 use scribe::sim::script::{Script, SentLine, Step, Transcription, Turn};
@@ -21,7 +21,7 @@ use scribe::store::Store;
 use serde_json::{Value, json};
 
 use crate::helpers::{API_TOKEN, STREAM_SECRET, TestApp, admin_actor, expect_json};
-use crate::live::{DEADLINE, events, eventually, transcript, wait_until_ended};
+use crate::running::{DEADLINE, events, eventually, transcript, wait_until_ended};
 
 pub const TURNS_PER_SESSION: usize = 3;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::future::join_all;
-use scribe::sim::calls::{CallsConfig, EndedAnswer, StartOn};
+use scribe::sim::carried::{CallsConfig, EndedAnswer, StartOn};
 use scribe::sim::llm::SimLlm;
 use scribe::sim::realtime::SimRealtimeConfig;
 use scribe_actors::domain::EventKind;
@@ -20,7 +20,7 @@ use crate::fleet::{
     start_browser_call, start_calls, webhooks,
 };
 use crate::helpers::{API_TOKEN, Backend, TestDb, backends, expect_json, init_test_log};
-use crate::live::{
+use crate::running::{
     DEADLINE, assert_transcript, eventually, gated_call, transcript, wait_for_lines,
     wait_until_ended,
 };

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::fleet::{finish_chaotic_calls, fleet_meetings, fleet_peer, start_calls};
 use crate::helpers::{each_backend, expect_json, live_settings, spawn_app_with};
-use crate::live::{eventually, force_active, status_of, wait_for_status};
+use crate::running::{eventually, force_active, status_of, wait_for_status};
 
 /// A slow model (100 ms an answer) that also fails with 500s, 429s with
 /// `Retry-After`, hung requests and non-JSON answers, while 200 analyses

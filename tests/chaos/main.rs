@@ -20,8 +20,8 @@
 
 #[path = "../support/harness.rs"]
 mod helpers;
-#[path = "../support/live.rs"]
-mod live;
+#[path = "../support/running.rs"]
+mod running;
 
 mod actors;
 mod attached;

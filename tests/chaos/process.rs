@@ -18,7 +18,7 @@ use crate::fleet::{
     webhooks,
 };
 use crate::helpers::{ADMIN_TOKEN, API_TOKEN, STREAM_SECRET, TestDb, each_backend, expect_json};
-use crate::live::{
+use crate::running::{
     DEADLINE, actor_where, assert_transcript, driver, end_call, event_count, events, eventually,
     live_app, new_meeting, sim, start_call, status_of, transcript, wait_for_lines, wait_for_status,
 };
@@ -53,7 +53,7 @@ async fn a_restarted_process_adopts_live_calls_and_numbering_continues() {
         .await;
         app.stop().await.expect("graceful stop");
         assert_eq!(
-            crate::live::status_of(&crate::helpers::TestDb::store_at(&url).await, &meeting).await,
+            crate::running::status_of(&crate::helpers::TestDb::store_at(&url).await, &meeting).await,
             MeetingStatus::Active,
             "a live call stays active across a restart"
         );
@@ -111,7 +111,7 @@ async fn a_graceful_stop_finishes_calls_that_are_ending() {
         expect_json(answer, StatusCode::OK).await;
         app.stop().await.expect("graceful stop");
         let reopened = crate::helpers::TestDb::store_at(&url).await;
-        let status = crate::live::status_of(&reopened, &meeting).await;
+        let status = crate::running::status_of(&reopened, &meeting).await;
         assert!(
             matches!(status, MeetingStatus::Processing | MeetingStatus::Completed),
             "ended, not left active: {status}"

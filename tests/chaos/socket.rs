@@ -8,7 +8,7 @@ use scribe::sim::script::{Script, SentLine, Step, Transcription, Turn};
 use serde_json::Value;
 
 use crate::helpers::{each_backend, live_settings, spawn_app_with};
-use crate::live::{
+use crate::running::{
     DEADLINE, actor_where, assert_transcript, event_count, events, live_app, new_meeting, run_call,
     sim, start_call, wait_for_event, wait_for_lines,
 };

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::helpers::{
     TestApp, each_backend, expect_error, expect_json, live_settings, spawn_app_with,
 };
-use crate::live::{
+use crate::running::{
     DEADLINE, coach_with_plan, end_call, events, eventually, meeting_with, one_turn, sim,
     start_call, status_of, wait_for_lines, wait_for_status,
 };

@@ -25,7 +25,7 @@ async fn readyz_fails_when_the_database_is_gone_while_healthz_stays_up() {
         app.store.close().await;
         // The background check (once a second) finds it; the probe itself
         // never queries.
-        crate::live::eventually("readyz says the database is gone", || async {
+        crate::running::eventually("readyz says the database is gone", || async {
             (app.get("/readyz").await.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(())
         })
         .await;

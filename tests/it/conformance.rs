@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::helpers::{each_backend, expect_json};
-use crate::live::*;
+use crate::running::*;
 
 #[derive(Debug, Deserialize)]
 struct Expected {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::helpers::{
     TestApp, each_backend, expect_error, expect_json, live_settings, spawn_app_with,
 };
-use crate::live::{
+use crate::running::{
     DEADLINE, coach_with_plan, end_call, gated_call, meeting_with, one_turn, sim, start_call,
     wait_for_lines, wait_for_status,
 };
@@ -395,10 +395,10 @@ async fn the_page_capability_retries_its_own_meeting_and_nothing_else() {
             !html.contains(crate::helpers::API_TOKEN),
             "the API token never reaches a page"
         );
-        let token = crate::live::page_capability(&html);
+        let token = crate::running::page_capability(&html);
         let other_html = app.page(&other).await.text().await.expect("html");
         assert_ne!(
-            crate::live::page_capability(&other_html),
+            crate::running::page_capability(&other_html),
             token,
             "each meeting has its own capability"
         );
@@ -411,7 +411,7 @@ async fn the_page_capability_retries_its_own_meeting_and_nothing_else() {
         };
         // Another meeting's key, garbage, nothing: refused, nothing changes.
         for bad in [
-            crate::live::page_capability(&other_html),
+            crate::running::page_capability(&other_html),
             "zz".into(),
             "00".repeat(32),
             String::new(),

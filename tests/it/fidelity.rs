@@ -10,7 +10,7 @@ use scribe_actors::domain::ChunkStatus;
 use serde_json::Value;
 
 use crate::helpers::{TestApp, each_backend, expect_json, live_settings, spawn_app_with};
-use crate::live::{
+use crate::running::{
     DEADLINE, actor_where, assert_transcript, end_call, events, eventually, live_app, new_meeting,
     start_call, transcript, wait_for_lines,
 };

@@ -6,16 +6,16 @@
 //! for GPT-Live, which ends with `session.close`.)
 
 use reqwest::StatusCode;
-use scribe::sim::calls::{CallsConfig, EndedAnswer, StartOn};
+use scribe::sim::carried::{CallsConfig, EndedAnswer, StartOn};
 use scribe::sim::openai_webhook::OpenAiWebhooks;
 use scribe::sim::realtime::SimRealtimeConfig;
 use scribe::sim::script::{Script, Step, Transcription, Turn};
 use scribe_actors::domain::{MeetingStatus, VoiceApi};
 use serde_json::json;
 
-use crate::calls::{OPENAI_KEY, WEBHOOK_SECRET};
+use crate::carried_calls::{OPENAI_KEY, WEBHOOK_SECRET};
 use crate::helpers::{each_backend, expect_json, live_settings, spawn_app_with};
-use crate::live::{
+use crate::running::{
     DEADLINE, after_hang_up, ended_at_openai, hang_up, transcript, wait_for_lines, wait_for_status,
 };
 

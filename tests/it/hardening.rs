@@ -18,7 +18,7 @@ use crate::helpers::{
     API_TOKEN, Backend, STREAM_SECRET, TestApp, TestDb, each_backend, expect_error, expect_json,
     spawn_app_with,
 };
-use crate::live::{DEADLINE, eventually, force_active, new_meeting, status_of, wait_for_status};
+use crate::running::{DEADLINE, eventually, force_active, new_meeting, status_of, wait_for_status};
 
 fn server(app: &TestApp) -> SocketAddr {
     app.address
@@ -223,10 +223,10 @@ async fn make_failed(app: &TestApp, meeting: &str) {
 #[tokio::test]
 async fn an_id_alone_opens_nothing_and_changes_nothing() {
     each_backend(|_, url| async move {
-        let app = crate::calls::calls_app(
+        let app = crate::carried_calls::calls_app(
             &url,
             |_| scribe::sim::script::Script::hold(),
-            scribe::sim::calls::EndedAnswer::NotFound,
+            scribe::sim::carried::EndedAnswer::NotFound,
         )
         .await;
         let upcoming = new_meeting(&app).await;
@@ -234,7 +234,7 @@ async fn an_id_alone_opens_nothing_and_changes_nothing() {
         force_active(&app.store, active.parse().expect("id")).await;
         let failed = new_meeting(&app).await;
         make_failed(&app, &failed).await;
-        let offer = crate::calls::offer().await;
+        let offer = crate::carried_calls::offer().await;
         for meeting in [&upcoming, &active, &failed] {
             for (method, path) in [
                 ("GET", format!("/api/meetings/{meeting}")),
@@ -786,14 +786,14 @@ async fn meetings_and_agents_created_per_minute_are_limited() {
 #[tokio::test]
 async fn a_hang_up_of_an_owned_session_says_so() {
     each_backend(|_, url| async move {
-        let peer = crate::live::sim(|_| crate::live::one_turn()).await;
-        let app = crate::live::live_app(&url, &peer).await;
+        let peer = crate::running::sim(|_| crate::running::one_turn()).await;
+        let app = crate::running::live_app(&url, &peer).await;
         let meeting = new_meeting(&app).await;
-        let _call = crate::live::start_call(&app, &meeting).await;
+        let _call = crate::running::start_call(&app, &meeting).await;
         assert!(peer.wait_for_mark("spoken", DEADLINE).await);
-        crate::live::wait_for_lines(&app.store, &meeting, 2).await;
+        crate::running::wait_for_lines(&app.store, &meeting, 2).await;
         let answer = expect_json(
-            crate::live::hang_up(&app, &meeting).await,
+            crate::running::hang_up(&app, &meeting).await,
             StatusCode::ACCEPTED,
         )
         .await;

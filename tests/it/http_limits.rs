@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::helpers::{Backend, TestApp, TestDb, each_backend, expect_json, spawn_app_with};
-use crate::live::{DEADLINE, coach_with_plan, end_call, meeting_with, one_turn, sim};
+use crate::running::{DEADLINE, coach_with_plan, end_call, meeting_with, one_turn, sim};
 
 /// How long the server may take to drop a trickling client: its 10 s
 /// deadline, with room for a slow machine.
@@ -127,7 +127,7 @@ async fn event_streams_are_bounded_per_meeting_and_in_all_and_end_when_the_serve
         );
         // A reader that leaves gives its place back.
         drop(a1);
-        crate::live::eventually("the place given back", || async {
+        crate::running::eventually("the place given back", || async {
             let again = open_stream(&app, &b).await;
             (again.status() == StatusCode::OK).then_some(again)
         })
@@ -210,11 +210,11 @@ async fn calls_go_on_with_2000_idle_connections_and_500_streams_open() {
         // A call goes on: it is recorded and ends in processing, then
         // completed.
         let meeting = meeting_with(&app, coach_with_plan(), "Intro").await;
-        let call = crate::live::start_call(&app, &meeting).await;
+        let call = crate::running::start_call(&app, &meeting).await;
         assert!(peer.wait_for_mark("spoken", DEADLINE).await);
-        crate::live::wait_for_lines(&app.store, &meeting, 2).await;
+        crate::running::wait_for_lines(&app.store, &meeting, 2).await;
         end_call(&app, &call).await;
-        crate::live::wait_for_status(&app.store, &meeting, MeetingStatus::Completed).await;
+        crate::running::wait_for_status(&app.store, &meeting, MeetingStatus::Completed).await;
         assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
         drop(idle);
         app.stop().await.expect("stops with 500 streams open");

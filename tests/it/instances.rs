@@ -11,7 +11,7 @@ use scribe::sim::script::{Script, SentLine, Step, Transcription, Turn};
 use scribe::sim::webhook::SimCall;
 
 use crate::helpers::{TestApp, each_backend, expect_json, live_settings, spawn_app_with};
-use crate::live::{
+use crate::running::{
     DEADLINE, assert_transcript, driver, event_count, events, eventually, new_meeting, sim,
     start_call, transcript, wait_for_lines, wait_until_ended,
 };

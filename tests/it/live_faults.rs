@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use scribe::sim::script::Script;
 
 use crate::helpers::{ADMIN_TOKEN, each_backend, expect_error, live_settings, spawn_app_with};
-use crate::live::{actor_where, live_app, new_meeting, sim, start_call};
+use crate::running::{actor_where, live_app, new_meeting, sim, start_call};
 
 #[tokio::test]
 async fn admin_endpoints_need_the_admin_token_and_kill_needs_chaos() {

@@ -7,7 +7,7 @@ mod api_agents;
 mod api_meetings;
 mod api_service;
 mod binary;
-mod calls;
+mod carried_calls;
 mod conformance;
 mod event_stream;
 mod fidelity;
@@ -18,9 +18,9 @@ mod helpers;
 mod http_limits;
 mod ingest_paths;
 mod instances;
-#[path = "../support/live.rs"]
-mod live;
-mod live_calls;
+#[path = "../support/running.rs"]
+mod running;
+mod running_calls;
 mod live_faults;
 mod llm;
 mod openapi;
@@ -28,5 +28,5 @@ mod properties;
 mod security;
 mod store_suite;
 mod stream_end;
-mod voice_live;
+mod gpt_live;
 mod webhook;

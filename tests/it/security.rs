@@ -7,7 +7,7 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use crate::helpers::{API_TOKEN, TestApp, each_backend, spawn_app, spawn_app_with};
-use crate::live::new_meeting;
+use crate::running::new_meeting;
 
 /// The capability the meeting's page embeds.
 async fn page_token(app: &TestApp, meeting: &str) -> String {
@@ -216,7 +216,7 @@ async fn stream_until(app: &TestApp, meeting: &str, until: &str) -> String {
         .expect("stream opens");
     assert_eq!(response.status(), StatusCode::OK);
     let mut seen = String::new();
-    tokio::time::timeout(crate::live::DEADLINE, async {
+    tokio::time::timeout(crate::running::DEADLINE, async {
         while !seen.contains(until) {
             let chunk = response.chunk().await.expect("stream readable");
             let Some(chunk) = chunk else { break };
@@ -233,7 +233,7 @@ async fn the_providers_own_words_reach_admin_and_never_the_public_error() {
     use scribe::sim::llm::LlmFault;
     use scribe_actors::domain::MeetingStatus;
 
-    use crate::live::{DEADLINE, coach_with_plan, end_call, meeting_with, one_turn, sim};
+    use crate::running::{DEADLINE, coach_with_plan, end_call, meeting_with, one_turn, sim};
     const KEY: &str = "sk-proj-marker0123456789wxyz";
     each_backend(|_, url| async move {
         let peer = sim(|_| one_turn()).await;
@@ -246,11 +246,11 @@ async fn the_providers_own_words_reach_admin_and_never_the_public_error() {
         .await;
         app.llm.push_faults([LlmFault::InvalidKey]);
         let meeting = meeting_with(&app, coach_with_plan(), "Intro").await;
-        let call = crate::live::start_call(&app, &meeting).await;
+        let call = crate::running::start_call(&app, &meeting).await;
         assert!(peer.wait_for_mark("spoken", DEADLINE).await);
-        crate::live::wait_for_lines(&app.store, &meeting, 2).await;
+        crate::running::wait_for_lines(&app.store, &meeting, 2).await;
         end_call(&app, &call).await;
-        crate::live::wait_for_status(&app.store, &meeting, MeetingStatus::Failed).await;
+        crate::running::wait_for_status(&app.store, &meeting, MeetingStatus::Failed).await;
 
         // What OpenAI said quotes part of the key: "sk-***wxyz".
         let quoted = "sk-***wxyz";
@@ -304,7 +304,7 @@ async fn the_providers_own_words_reach_admin_and_never_the_public_error() {
             .post_json(&format!("/api/meetings/{meeting}/retry"), &json!({}))
             .await;
         assert_eq!(retried.status(), StatusCode::ACCEPTED);
-        crate::live::wait_for_status(&app.store, &meeting, MeetingStatus::Completed).await;
+        crate::running::wait_for_status(&app.store, &meeting, MeetingStatus::Completed).await;
         assert_eq!(
             app.store
                 .error_detail(meeting.parse().expect("id"))

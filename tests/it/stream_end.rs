@@ -13,7 +13,7 @@ use scribe_actors::domain::MeetingStatus;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, each_backend, expect_json};
-use crate::live::*;
+use crate::running::*;
 
 const AGENT: &str = scribe::realtime::AGENT_USER_ID;
 

@@ -133,7 +133,7 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub store: Store,
-    pub calls: scribe_actors::supervisor::calls::Calls,
+    pub calls: scribe_actors::supervisor::handle::Calls,
     /// The simulated LLM the app's analyses talk to.
     pub llm: SimLlm,
     /// What `/readyz` and `/metrics` serve from (its database checks).

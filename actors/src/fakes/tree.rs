@@ -17,7 +17,7 @@ use crate::meeting::deps::{CallConfig, CallDeps};
 use crate::snapshot::{ActorKind, ActorSnapshot};
 use crate::supervisor::actor::SupervisorArgs;
 use crate::supervisor::budget::RestartBudget;
-use crate::supervisor::calls::Calls;
+use crate::supervisor::handle::Calls;
 use crate::supervisor::current::CurrentSupervisor;
 use crate::supervisor::leases::LeaseConfig;
 use crate::supervisor::registry::CallRegistry;

@@ -25,10 +25,10 @@ use tokio::time::Instant;
 
 use super::msg::MeetingMsg;
 use super::shared::SharedCall;
-use super::state::MeetingState;
+use super::actor_state::MeetingState;
 use crate::domain::{EventKind, Transport, VoiceApi};
 use crate::ports::Finalized;
-use crate::realtime::live::session_close;
+use crate::voice::gpt_live::session_close;
 
 impl MeetingState {
     /// True when this call's session is a sideband to a call someone else

@@ -78,7 +78,7 @@ impl Default for CallConfig {
             voice: "marin".into(),
             voice_api: VoiceApi::Realtime,
             live_model: VoiceApi::Live.default_model().into(),
-            transcription_model: crate::realtime::client::DEFAULT_TRANSCRIPTION_MODEL.into(),
+            transcription_model: crate::voice::realtime::DEFAULT_TRANSCRIPTION_MODEL.into(),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use ractor::RpcReplyPort;
 
-use crate::realtime::event::ErrorInfo;
+use crate::voice::event::ErrorInfo;
 use crate::snapshot::ActorSnapshot;
 use crate::transcript::Notice;
 

@@ -6,11 +6,11 @@ use ractor::ActorRef;
 use serde_json::json;
 
 use super::msg::{MeetingMsg, RealtimeNotice};
-use super::state::MeetingState;
+use super::actor_state::MeetingState;
 use crate::domain::EventKind;
-use crate::realtime::client::SESSION_UPDATE_EVENT_ID;
-use crate::realtime::event::ErrorInfo;
-use crate::realtime::live::LIVE_START_EVENT_ID;
+use crate::voice::realtime::SESSION_UPDATE_EVENT_ID;
+use crate::voice::event::ErrorInfo;
+use crate::voice::gpt_live::LIVE_START_EVENT_ID;
 use crate::transcript::Notice;
 
 /// The `event_id` prefix of scribe's `conversation.item.retrieve`s: an

@@ -21,11 +21,11 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::msg::MeetingMsg;
-use super::state::{LiveSocket, MeetingState};
+use super::actor_state::{LiveSocket, MeetingState};
 use crate::domain::{EventKind, Speaker, VoiceApi};
 use crate::ports::error_chain;
-use crate::realtime::client::{replay_item, session_update, sideband_update};
-use crate::realtime::live::{self, SEED_MAX_MESSAGES};
+use crate::voice::realtime::{replay_item, session_update, sideband_update};
+use crate::voice::gpt_live::{self, SEED_MAX_MESSAGES};
 
 type Sent = Result<(), tokio_tungstenite::tungstenite::Error>;
 
@@ -68,8 +68,8 @@ impl MeetingState {
             } else {
                 Vec::new()
             };
-            let seeded = live::seed(&seed).len().min(SEED_MAX_MESSAGES);
-            let start = live::session_start(
+            let seeded = gpt_live::seed(&seed).len().min(SEED_MAX_MESSAGES);
+            let start = gpt_live::session_start(
                 &self.deps.config.live_model,
                 &self.context.instructions,
                 &self.deps.config.voice,
@@ -151,7 +151,7 @@ impl MeetingState {
         if self.call.pending_fragments() == 0 {
             return;
         }
-        if Self::send(socket, live::session_close()).await.is_ok() {
+        if Self::send(socket, gpt_live::session_close()).await.is_ok() {
             self.call
                 .wait_until(deadline, |c| c.pending_fragments() == 0)
                 .await;

@@ -13,8 +13,8 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::msg::{MeetingMsg, RealtimeNotice, SocketEnd};
 use super::shared::SharedCall;
-use crate::realtime::event::{ServerEvent, parse};
-use crate::realtime::live::parse_live;
+use crate::voice::event::{ServerEvent, parse};
+use crate::voice::gpt_live::parse_live;
 use crate::writer::ChunkWriter;
 
 pub struct ReaderContext {

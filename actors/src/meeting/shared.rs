@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use crate::domain::{EventKind, VoiceApi};
 use crate::ids::MeetingId;
 use crate::ports::CallContext;
-use crate::realtime::event::ServerEvent;
+use crate::voice::event::ServerEvent;
 use crate::transcript::{Conversation, Notice};
 use crate::writer::{ChunkWriter, Handoff, Rejected};
 

@@ -440,4 +440,4 @@ async fn a_call_the_provider_no_longer_has_is_finalized_and_analysed() {
 }
 
 mod attached;
-mod live;
+mod gpt_live;

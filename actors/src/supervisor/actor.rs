@@ -121,17 +121,17 @@ impl Actor for CallSupervisor {
                 }
             }
             SupervisorMsg::Actors(reply) => {
-                let meetings = state.live.values().map(|c| c.actor.clone()).collect();
+                let meetings = state.running.values().map(|c| c.actor.clone()).collect();
                 let analyses = state.analyses.values().map(|a| a.actor.clone()).collect();
                 let _ = reply.send((meetings, analyses));
             }
             SupervisorMsg::Kill { meeting, reply } => {
-                let found = state.live.get(&meeting).map(|c| c.actor.kill()).is_some();
+                let found = state.running.get(&meeting).map(|c| c.actor.kill()).is_some();
                 let _ = reply.send(found);
             }
             SupervisorMsg::Panic { meeting, reply } => {
                 let found = state
-                    .live
+                    .running
                     .get(&meeting)
                     .is_some_and(|c| c.actor.cast(MeetingMsg::Panic).is_ok());
                 let _ = reply.send(found);

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::budget::Restarts;
 use super::msg::SupervisorMsg;
-use super::state::{ChildKind, LiveAnalysis, SupervisorState};
+use super::state::{ChildKind, RunningAnalysis, SupervisorState};
 use crate::analysis::{AnalysisActor, AnalysisArgs};
 use crate::domain::EventKind;
 use crate::exit::ExitReason;
@@ -39,7 +39,7 @@ impl SupervisorState {
                     .insert(actor.get_id(), (meeting, ChildKind::Analysis));
                 self.analyses.insert(
                     meeting,
-                    LiveAnalysis {
+                    RunningAnalysis {
                         actor,
                         incarnation,
                         restarts,

@@ -118,13 +118,13 @@ impl SupervisorState {
         // A call started after the renewal read its leases is missing from
         // the report because it is new, not because its lease is gone.
         let lost: Vec<MeetingId> = self
-            .live
+            .running
             .iter()
             .filter(|(m, c)| !c.ending && c.since < began && !report.owned.contains(m))
             .map(|(m, _)| *m)
             .collect();
         for meeting in lost {
-            if let Some(entry) = self.live.get_mut(&meeting) {
+            if let Some(entry) = self.running.get_mut(&meeting) {
                 tracing::warn!(%meeting, "call's lease is gone; stopping its actor here");
                 entry.lease_lost = true;
                 entry.actor.kill();
@@ -159,7 +159,7 @@ impl SupervisorState {
         ended_at: DateTime<Utc>,
     ) {
         if !self.end_live(meeting, ended_at)
-            && !self.live.contains_key(&meeting)
+            && !self.running.contains_key(&meeting)
             && !self.finalizing.contains(&meeting)
         {
             self.finalize_without_actor(myself, meeting, ended_at);
@@ -169,7 +169,7 @@ impl SupervisorState {
     /// Starts the calls nobody holds here (another instance may win each).
     pub async fn take_over(&mut self, myself: &ActorRef<SupervisorMsg>, orphaned: Vec<MeetingId>) {
         for meeting in orphaned {
-            if self.live.contains_key(&meeting) || self.finalizing.contains(&meeting) {
+            if self.running.contains_key(&meeting) || self.finalizing.contains(&meeting) {
                 continue;
             }
             let reason = Some(format!(

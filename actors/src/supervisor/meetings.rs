@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::budget::Restarts;
 use super::msg::SupervisorMsg;
 use super::outcome::{EndOutcome, StartError, StartOutcome};
-use super::state::{ChildKind, LiveCall, SupervisorState};
+use super::state::{ChildKind, RunningCall, SupervisorState};
 use crate::domain::{EventKind, MeetingStatus};
 use crate::exit::ExitReason;
 use crate::ids::MeetingId;
@@ -44,9 +44,9 @@ impl SupervisorState {
             .map_err(StartError::Spawn)?;
         self.by_actor
             .insert(actor.get_id(), (meeting, ChildKind::Meeting));
-        self.live.insert(
+        self.running.insert(
             meeting,
-            LiveCall {
+            RunningCall {
                 actor,
                 context,
                 incarnation,
@@ -67,7 +67,7 @@ impl SupervisorState {
         meeting: MeetingId,
         reason: Option<String>,
     ) -> Result<StartOutcome, StartError> {
-        if self.live.contains_key(&meeting) {
+        if self.running.contains_key(&meeting) {
             return Ok(StartOutcome::AlreadyRunning);
         }
         let Some(context) = self.deps.store.call_context(meeting).await? else {
@@ -115,7 +115,7 @@ impl SupervisorState {
         meeting: MeetingId,
         ended_at: DateTime<Utc>,
     ) -> EndOutcome {
-        match self.live.get(&meeting).map(|entry| entry.ending) {
+        match self.running.get(&meeting).map(|entry| entry.ending) {
             Some(true) => return EndOutcome::Finalizing,
             Some(false) if self.end_live(meeting, ended_at) => return EndOutcome::Finalizing,
             _ => {}
@@ -137,7 +137,7 @@ impl SupervisorState {
 
     /// Tells the call's live actor to finalize; false when none took it.
     pub fn end_live(&mut self, meeting: MeetingId, ended_at: DateTime<Utc>) -> bool {
-        match self.live.get_mut(&meeting) {
+        match self.running.get_mut(&meeting) {
             Some(entry)
                 if !entry.ending && entry.actor.cast(MeetingMsg::Finalize { ended_at }).is_ok() =>
             {
@@ -176,7 +176,7 @@ impl SupervisorState {
         meeting: MeetingId,
         why: ExitReason,
     ) {
-        let Some(mut entry) = self.live.remove(&meeting) else {
+        let Some(mut entry) = self.running.remove(&meeting) else {
             return;
         };
         if entry.lease_lost {

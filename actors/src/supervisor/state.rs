@@ -21,7 +21,7 @@ use crate::meeting::msg::MeetingMsg;
 use crate::ports::{CallContext, LeaseStore};
 
 /// A live call's actor, as the supervisor tracks it.
-pub struct LiveCall {
+pub struct RunningCall {
     pub actor: ActorRef<MeetingMsg>,
     pub context: CallContext,
     pub incarnation: u32,
@@ -36,7 +36,7 @@ pub struct LiveCall {
 }
 
 /// A live analysis actor.
-pub struct LiveAnalysis {
+pub struct RunningAnalysis {
     pub actor: ActorRef<AnalysisMsg>,
     pub incarnation: u32,
     pub restarts: Restarts,
@@ -58,8 +58,8 @@ pub struct SupervisorState {
     pub owner: String,
     /// How long a lease taken here lasts.
     pub lease_ttl: Duration,
-    pub live: HashMap<MeetingId, LiveCall>,
-    pub analyses: HashMap<MeetingId, LiveAnalysis>,
+    pub running: HashMap<MeetingId, RunningCall>,
+    pub analyses: HashMap<MeetingId, RunningAnalysis>,
     pub by_actor: HashMap<ActorId, (MeetingId, ChildKind)>,
     /// Calls being finalized (by their actor or from the store).
     pub finalizing: HashSet<MeetingId>,
@@ -91,7 +91,7 @@ impl SupervisorState {
             budget,
             owner,
             lease_ttl,
-            live: HashMap::new(),
+            running: HashMap::new(),
             analyses: HashMap::new(),
             by_actor: HashMap::new(),
             finalizing: HashSet::new(),
@@ -136,7 +136,7 @@ impl SupervisorState {
     /// The live-actor gauges, after every message.
     pub fn publish(&self) {
         metrics::gauge!(crate::metrics::LIVE_ACTORS, "kind" => "meeting")
-            .set(self.live.len() as f64);
+            .set(self.running.len() as f64);
         metrics::gauge!(crate::metrics::LIVE_ACTORS, "kind" => "analysis")
             .set(self.analyses.len() as f64);
     }

@@ -5,7 +5,7 @@
 //! line wherever it is.
 
 use super::{ChunkStatus, Conversation, Notice, Speaker, truncate};
-use crate::realtime::event::OutputItem;
+use crate::voice::event::OutputItem;
 
 impl Conversation {
     /// Closes the open agent lines of a response that ended without

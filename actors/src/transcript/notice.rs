@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::Speaker;
-use crate::realtime::event::ErrorInfo;
+use crate::voice::event::ErrorInfo;
 
 /// Something worth a line in the meeting's event log.
 #[derive(Debug, Clone, PartialEq, Eq)]

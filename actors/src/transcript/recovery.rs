@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Awaiting, Conversation, MAX_HELD_EVENTS, Notice};
 use crate::domain::Speaker;
-use crate::realtime::event::{ItemInfo, ServerEvent};
+use crate::voice::event::{ItemInfo, ServerEvent};
 
 impl Conversation {
     /// An attached conversation that continues after the line whose item

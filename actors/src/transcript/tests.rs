@@ -2,7 +2,7 @@
 //! lines they must give.
 
 use super::*;
-use crate::realtime::event::OutputItem;
+use crate::voice::event::OutputItem;
 
 fn user_item(id: &str) -> ItemInfo {
     ItemInfo {

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 
 use super::timeline::{TimedRun, Timeline};
 use super::{ChunkStatus, Conversation, Line, Notice};
-use crate::realtime::event::ServerEvent;
+use crate::voice::event::ServerEvent;
 
 /// How long without a fragment counts as a pause between turns.
 const QUIET: chrono::TimeDelta = chrono::TimeDelta::milliseconds(1_500);

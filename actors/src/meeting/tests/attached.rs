@@ -141,7 +141,7 @@ async fn a_re_attach_asks_only_for_what_may_change_and_shows_no_refusal() {
             if event["type"] == "session.update" {
                 assert_eq!(
                     event["session"],
-                    json!({"type":"realtime","audio":{"input":{"transcription":{"model":crate::realtime::client::DEFAULT_TRANSCRIPTION_MODEL}}}}),
+                    json!({"type":"realtime","audio":{"input":{"transcription":{"model":crate::voice::realtime::DEFAULT_TRANSCRIPTION_MODEL}}}}),
                     "session {session}: only what may change"
                 );
             }

@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashSet};
 use proptest::prelude::*;
 
 use super::*;
-use crate::realtime::event::{OutputItem, parse};
+use crate::voice::event::{OutputItem, parse};
 
 /// Item ids from a small pool, so that events meet the same items.
 fn id() -> impl Strategy<Value = String> {
@@ -191,6 +191,6 @@ proptest! {
         "\\{\"type\":\"session\\.(closed|started)\"(,\"reason\":[a-z0-9\"]{0,10})?\\}",
     ]) {
         let _ = parse(&frame);
-        let _ = crate::realtime::live::parse_live(&frame);
+        let _ = crate::voice::gpt_live::parse_live(&frame);
     }
 }

@@ -10,7 +10,7 @@
 //! OpenAI does not document what attaching to an ended call answers; the
 //! simulator answers as [`EndedAnswer`] says, so that tests cover each.
 
-pub mod live;
+pub mod gpt_live;
 pub mod media;
 pub mod rest;
 pub mod sideband;
@@ -229,7 +229,7 @@ impl SimCallState {
                 .unwrap_or_else(PoisonError::into_inner)
                 .get_or_insert(by);
             if self.api == VoiceApi::Live {
-                let closed = live::play::closed(&self.id, reason).to_string();
+                let closed = gpt_live::play::closed(&self.id, reason).to_string();
                 let _ = self.frames.send(Outgoing::Frame(closed));
             }
         }
@@ -442,7 +442,7 @@ impl SimCalls {
         tokio::spawn(async move {
             if player_call.api == VoiceApi::Live {
                 let clock = &player_call.clock;
-                live::play::play_live(
+                gpt_live::play::play_live(
                     &script,
                     &config.realtime,
                     &player_call.id,

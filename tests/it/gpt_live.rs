@@ -8,18 +8,18 @@
 use std::sync::atomic::Ordering;
 
 use reqwest::StatusCode;
-use scribe::sim::calls::{CallStatus, CallsConfig, EndedAnswer, StartOn};
+use scribe::sim::carried::{CallStatus, CallsConfig, EndedAnswer, StartOn};
 use scribe::sim::openai_webhook::OpenAiWebhooks;
 use scribe::sim::realtime::SimRealtimeConfig;
 use scribe::sim::script::{Script, SentLine, Step, Transcription, Turn};
 use scribe_actors::domain::{MeetingStatus, VoiceApi};
 use serde_json::{Value, json};
 
-use crate::calls::{OPENAI_KEY, WEBHOOK_SECRET, bearer, offer, post_call};
+use crate::carried_calls::{OPENAI_KEY, WEBHOOK_SECRET, bearer, offer, post_call};
 use crate::helpers::{
     TestApp, each_backend, expect_error, expect_json, live_settings, spawn_app_with,
 };
-use crate::live::{
+use crate::running::{
     DEADLINE, events, eventually, new_meeting, start_call, transcript, wait_for_lines,
     wait_for_status,
 };
@@ -139,8 +139,8 @@ async fn an_owned_live_session_stores_the_timeline_in_order_with_each_lines_time
         // Sealed lines are stored while the call runs; turn 4 is read, not
         // sealed (nobody spoke after it).
         wait_for_lines(&app.store, &meeting, 6).await;
-        crate::live::actor_where(&app, &meeting, "turn 4 read", |a| a["unflushed"] == 12).await;
-        crate::live::end_call(&app, &call).await;
+        crate::running::actor_where(&app, &meeting, "turn 4 read", |a| a["unflushed"] == 12).await;
+        crate::running::end_call(&app, &call).await;
         wait_for_status(&app.store, &meeting, MeetingStatus::Completed).await;
         let stored = api_transcript(&app, &meeting).await;
         assert_eq!(
@@ -259,8 +259,8 @@ async fn an_expired_owned_session_is_replaced_by_one_seeded_with_the_recent_line
             ]
         );
         // Turn 3's 12 fragments are read (not sealed yet: nobody spoke after).
-        crate::live::actor_where(&app, &meeting, "turn 3 read", |a| a["unflushed"] == 12).await;
-        crate::live::end_call(&app, &call).await;
+        crate::running::actor_where(&app, &meeting, "turn 3 read", |a| a["unflushed"] == 12).await;
+        crate::running::end_call(&app, &call).await;
         let lines = transcript(&app.store, &meeting).await;
         let numbers: Vec<i64> = lines.iter().map(|l| l.sequence_number).collect();
         assert_eq!(
@@ -308,7 +308,7 @@ async fn a_refused_session_start_is_a_configuration_error_on_the_meeting() {
 #[tokio::test]
 async fn a_live_browser_call_re_attached_after_a_drop_records_the_gap() {
     each_backend(|_, url| async move {
-        let app = live_app(&url, |_| crate::live::away_script(), StartOn::Attach, None).await;
+        let app = live_app(&url, |_| crate::running::away_script(), StartOn::Attach, None).await;
         let calls = app.llm.calls().clone();
         let meeting = new_meeting(&app).await;
         let answer = post_call(&app, &meeting, "application/sdp", &offer().await, bearer()).await;
@@ -321,7 +321,7 @@ async fn a_live_browser_call_re_attached_after_a_drop_records_the_gap() {
         assert_eq!(call.session()["model"], "gpt-live-1.1");
         assert!(calls.wait_for_mark("one", DEADLINE).await);
         // Turn 1 is read (12 fragments; nothing seals it yet).
-        crate::live::actor_where(&app, &meeting, "turn 1 read", |a| a["unflushed"] == 12).await;
+        crate::running::actor_where(&app, &meeting, "turn 1 read", |a| a["unflushed"] == 12).await;
         calls.block_attaches(true);
         assert!(calls.drop_sidebands(&call_id));
         calls.open_gate("two");
@@ -333,13 +333,13 @@ async fn a_live_browser_call_re_attached_after_a_drop_records_the_gap() {
         .await;
         calls.open_gate("three");
         assert!(calls.wait_for_mark("three", DEADLINE).await);
-        let hung = crate::live::hang_up(&app, &meeting).await;
+        let hung = crate::running::hang_up(&app, &meeting).await;
         expect_json(hung, StatusCode::ACCEPTED).await;
         // A GPT-Live WebRTC session ends with `session.close` on the
         // sideband (OpenAI's REST hang-up is documented for SIP only).
-        assert_eq!(crate::live::ended_at_openai(&call).await, "session.close");
+        assert_eq!(crate::running::ended_at_openai(&call).await, "session.close");
         wait_for_status(&app.store, &meeting, MeetingStatus::Completed).await;
-        let (hung_up, after) = crate::live::after_hang_up(&app.store, &meeting).await;
+        let (hung_up, after) = crate::running::after_hang_up(&app.store, &meeting).await;
         assert_eq!(hung_up, json!({"how":"session.close","confirmed":true}));
         assert!(
             !after.iter().any(|k| k == "socket_reconnecting"),

@@ -64,7 +64,7 @@ impl SessionConfig {
 
     /// The session object, as `realtime/calls` and `accept` take it.
     pub fn to_json(&self) -> Value {
-        let mut session = scribe_actors::realtime::client::session_object(
+        let mut session = scribe_actors::voice::realtime::session_object(
             &self.instructions,
             &self.voice,
             &self.transcription,

@@ -11,7 +11,7 @@ use super::auth::MeetingAccess;
 use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::domain::meeting::Meeting;
-use crate::openai::calls::{CallsApiError, SessionConfig};
+use crate::openai::rest::{CallsApiError, SessionConfig};
 use crate::store::AttachedStart;
 use axum::body::Bytes;
 use axum::extract::State;

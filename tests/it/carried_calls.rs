@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use scribe::sim::calls::media::{self, MediaCounts};
-use scribe::sim::calls::{CallStatus, CallsConfig, EndedAnswer, StartOn};
+use scribe::sim::carried::media::{self, MediaCounts};
+use scribe::sim::carried::{CallStatus, CallsConfig, EndedAnswer, StartOn};
 use scribe::sim::openai_webhook::OpenAiWebhooks;
 use scribe::sim::realtime::SimRealtimeConfig;
 use scribe::sim::script::{Script, Step, Transcription, Turn};
@@ -19,7 +19,7 @@ use crate::helpers::{
     ADMIN_TOKEN, API_TOKEN, TestApp, each_backend, expect_error, expect_json, live_settings,
     spawn_app_with,
 };
-use crate::live::{
+use crate::running::{
     DEADLINE, after_hang_up, ended_at_openai, events, eventually, hang_up, new_meeting, status_of,
     transcript, wait_for_lines, wait_for_status, wait_until_ended,
 };
@@ -30,7 +30,7 @@ pub const WEBHOOK_SECRET: &str = "whsec_c2NyaWJlIHRlc3Qgd2ViaG9vayBzZWNyZXQ=";
 /// A real offer (the simulator's WebRTC endpoint as the caller), for
 /// requests whose media never flows.
 pub async fn offer() -> String {
-    scribe::sim::calls::media::offer()
+    scribe::sim::carried::media::offer()
         .await
         .expect("an offer")
         .0
@@ -476,7 +476,7 @@ async fn a_call_the_provider_ends_is_finalized_whatever_a_re_attach_answers() {
 /// turn 3, the user's words of turn 2 cannot be (a retrieved item names no
 /// predecessor): that hole is marked, never filled.
 async fn recover_after(url: &str, interrupt: &str) {
-    let app = calls_app(url, |_| crate::live::away_script(), EndedAnswer::NotFound).await;
+    let app = calls_app(url, |_| crate::running::away_script(), EndedAnswer::NotFound).await;
     let calls = app.llm.calls().clone();
     let meeting = new_meeting(&app).await;
     let answer = post_call(&app, &meeting, "application/sdp", &offer().await, bearer()).await;
@@ -519,7 +519,7 @@ async fn recover_after(url: &str, interrupt: &str) {
     let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
     assert_eq!(
         texts,
-        crate::live::AWAY_LINES,
+        crate::running::AWAY_LINES,
         "{interrupt}: the reply of turn 2 is fetched back and stored in its place"
     );
     let numbers: Vec<i64> = lines.iter().map(|l| l.sequence_number).collect();

@@ -179,9 +179,9 @@ pub async fn hang_up(app: &TestApp, meeting: &str) -> reqwest::Response {
 
 /// Waits until the simulated OpenAI call has ended; returns what ended it
 /// (`hangup`, `session.close`, `caller`, `connection_lost`).
-pub async fn ended_at_openai(call: &scribe::sim::calls::SimCallState) -> &'static str {
+pub async fn ended_at_openai(call: &scribe::sim::carried::SimCallState) -> &'static str {
     eventually("the call to end at OpenAI", || async {
-        (call.status() == scribe::sim::calls::CallStatus::Ended)
+        (call.status() == scribe::sim::carried::CallStatus::Ended)
             .then(|| call.ended_by())
             .flatten()
     })

@@ -13,7 +13,7 @@ use scribe_actors::ids::MeetingId;
 use serde_json::{Value, json};
 
 use crate::helpers::{ADMIN_TOKEN, each_backend, expect_json, live_settings, spawn_app_with};
-use crate::live::*;
+use crate::running::*;
 
 #[tokio::test]
 async fn transcript_is_in_conversation_order_whenever_user_transcriptions_arrive() {
