@@ -16,9 +16,9 @@ use scribe::store::{PoolSize, Store};
 use scribe_actors::domain::{ChunkStatus, Speaker};
 use scribe_actors::ids::MeetingId;
 use scribe_actors::ports::{TranscriptSink, WriteBatch};
+use scribe_actors::transcript::{Conversation, Line};
 use scribe_actors::voice::event::parse;
 use scribe_actors::voice::gpt_live::parse_live;
-use scribe_actors::transcript::{Conversation, Line};
 use serde_json::json;
 
 /// One GA turn as the service sends it: the user's item, the agent's reply

@@ -5,15 +5,15 @@
 mod admin;
 mod agents;
 pub mod auth;
-mod meeting_call;
 mod error;
 mod extract;
 pub mod health;
 pub mod limits;
-mod page;
+mod meeting_call;
 mod meetings;
 mod openai_webhook;
 pub mod openapi;
+mod page;
 pub mod serve;
 pub mod streams;
 mod webhook;
@@ -64,6 +64,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct AppState {
     pub store: Store,
     pub calls: Calls,
+    /// Starts, ends and hangs up calls: the one way to the actors.
+    pub service: crate::service::CallService,
     pub api_token: Arc<SecretString>,
     /// The key of the meeting pages' capabilities (`SCRIBE_PAGE_SECRET`,
     /// else generated once and kept in the database).
@@ -97,24 +99,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// A call that just became `active`: its actor started by the
-    /// supervisor after this request's answer, and its page link (with its
-    /// key) printed.
-    pub fn start_call(&self, meeting: scribe_actors::ids::MeetingId) {
-        let state = self.clone();
-        tokio::spawn(async move {
-            if let Err(error) = state.calls.start(meeting).await {
-                tracing::error!(%meeting, %error, "call not started");
-            }
-            if let Ok(Some(stored)) = state.store.meeting(meeting).await {
-                println!("meeting {meeting} started: {}", state.page_url(&stored));
-            }
-        });
-    }
-
     /// The meeting's page link, with the key that opens it.
     pub fn page_url(&self, meeting: &crate::domain::meeting::Meeting) -> String {
-        auth::page_link(&self.page_base, &self.page_key, meeting)
+        self.service.page_url(meeting)
     }
 
     /// The meeting as the API token's holder sees it: with its page link.
@@ -164,7 +151,10 @@ fn routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(api_sized(routes!(meetings::transcript)))
         .routes(api_sized(routes!(meetings::retry)))
         .routes(api_sized(routes!(meetings::page_link)))
-        .routes(sized(routes!(meeting_call::call), meeting_call::MAX_OFFER_BYTES))
+        .routes(sized(
+            routes!(meeting_call::call),
+            meeting_call::MAX_OFFER_BYTES,
+        ))
         .routes(api_sized(routes!(meeting_call::hangup)))
         .routes(api_sized(routes!(page::events)))
         .routes(api_sized(routes!(page::page)))

@@ -7,6 +7,6 @@
 //! - [`models`]: announced model shutdowns, warned of at startup.
 //! - [`webhook`]: signature verification and the events scribe acts on.
 
-pub mod rest;
 pub mod models;
+pub mod rest;
 pub mod webhook;

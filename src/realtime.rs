@@ -90,8 +90,6 @@ pub struct RealtimeEndpoint {
     correlate: bool,
     /// Where sidebands attach: `{ws base}/realtime?call_id=...`.
     sideband_base: String,
-    /// The voice API of calls that do not record one.
-    voice_api: VoiceApi,
 }
 
 impl RealtimeEndpoint {
@@ -117,19 +115,12 @@ impl RealtimeEndpoint {
             stream_api_secret,
             correlate: false,
             sideband_base: ws_base(crate::config::DEFAULT_OPENAI_BASE_URL),
-            voice_api: VoiceApi::Realtime,
         }
-    }
-
-    /// Opens and attaches sessions of `api` for calls that record none.
-    pub fn speaking(mut self, api: VoiceApi) -> Self {
-        self.voice_api = api;
-        self
     }
 
     /// GPT-Live: the owned session's or the sideband's URL.
     fn live_url(&self, call: &SessionTarget) -> String {
-        match &call.attach_to {
+        match call.attach_to() {
             Some(id) => format!("{}/live/sessions/{id}/attach", self.sideband_base),
             None => format!("{}/live/sessions", self.sideband_base),
         }
@@ -184,8 +175,8 @@ impl RealtimeEndpoint {
 impl RealtimeConnector for RealtimeEndpoint {
     async fn connect(&self, target: &SessionTarget) -> Result<RealtimeSession, ConnectError> {
         let request = self.request(target)?;
-        let live = target.voice_api.unwrap_or(self.voice_api) == VoiceApi::Live;
-        let Some(call) = &target.attach_to else {
+        let live = target.voice_api() == VoiceApi::Live;
+        let Some(call) = target.attach_to() else {
             let name = if live { LIVE } else { self.provider.name() };
             return open(request, name, MAX_MESSAGE_BYTES).await;
         };
@@ -197,7 +188,7 @@ impl RealtimeConnector for RealtimeEndpoint {
                 provider,
             }) => Err(ConnectError::Gone {
                 provider,
-                call: call.clone(),
+                call: call.to_owned(),
             }),
             other => other,
         }
@@ -207,8 +198,8 @@ impl RealtimeConnector for RealtimeEndpoint {
 impl RealtimeEndpoint {
     /// The upgrade request for a call's session: URL, query and headers.
     pub fn request(&self, call: &SessionTarget) -> Result<Request, ConnectError> {
-        let live = call.voice_api.unwrap_or(self.voice_api) == VoiceApi::Live;
-        let direct = match &call.attach_to {
+        let live = call.voice_api() == VoiceApi::Live;
+        let direct = match call.attach_to() {
             _ if live => Some(self.live_url(call)),
             Some(call_id) => Some(format!("{}/realtime?call_id={call_id}", self.sideband_base)),
             None => None,
@@ -272,14 +263,16 @@ impl RealtimeEndpoint {
 mod tests {
     use super::*;
     use scribe_actors::ids::MeetingId;
+    use scribe_actors::path::{CallPath, Carrier, Resume};
 
     fn call() -> SessionTarget {
         SessionTarget {
             meeting_id: MeetingId::new(),
             call_id: Some("abc".into()),
             call_type: Some("default".into()),
-            attach_to: None,
-            voice_api: None,
+            path: CallPath::Owned {
+                api: VoiceApi::Realtime,
+            },
         }
     }
 
@@ -293,7 +286,12 @@ mod tests {
         )
         .attaching_at("https://api.openai.com/v1/");
         let target = SessionTarget {
-            attach_to: Some("rtc_123".into()),
+            path: CallPath::Attached {
+                api: VoiceApi::Realtime,
+                carrier: Carrier::WebRtc,
+                provider_call_id: "rtc_123".into(),
+                resume: Resume::default(),
+            },
             ..call()
         };
         let request = endpoint.request(&target).expect("request");

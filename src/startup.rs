@@ -8,17 +8,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use ractor::Actor;
-use scribe_actors::analysis::job::AnalysisDeps;
 use scribe_actors::domain::{Transport, VoiceApi};
-use scribe_actors::guardian::CallGuardian;
-use scribe_actors::meeting::deps::{CallConfig, CallDeps};
-use scribe_actors::recovery::recover;
-use scribe_actors::supervisor::actor::SupervisorArgs;
+use scribe_actors::meeting::deps::CallConfig;
 use scribe_actors::supervisor::handle::Calls;
-use scribe_actors::supervisor::current::CurrentSupervisor;
-use scribe_actors::supervisor::registry::CallRegistry;
-use scribe_actors::writer::{ChunkWriter, WriterConfig};
+use scribe_actors::tree::{ActorTree, Patience, TreeConfig, TreePorts};
+use scribe_actors::writer::WriterConfig;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -32,6 +26,7 @@ use crate::http::streams::{StreamBounds, StreamLimits};
 use crate::http::{AppState, router};
 use crate::openai::rest::{CallsApi, SessionConfig};
 use crate::realtime::RealtimeEndpoint;
+use crate::service::CallService;
 use crate::store::{Backend, PoolSize, Store, redact_url};
 
 /// Transactions a full writer batch is split into on PostgreSQL
@@ -45,12 +40,7 @@ pub struct Application {
     probe_task: JoinHandle<()>,
     local_addr: SocketAddr,
     state: AppState,
-    writer: ChunkWriter,
-    writer_task: JoinHandle<()>,
-    registry: Arc<CallRegistry>,
-    lease_owner: String,
-    guardian_task: JoinHandle<()>,
-    backlog_retry: std::time::Duration,
+    tree: ActorTree,
 }
 
 impl Application {
@@ -98,13 +88,6 @@ impl Application {
             },
             ..settings.writer
         };
-        let (writer, writer_task) = ChunkWriter::spawn(Arc::new(store.clone()), writer_config);
-        let analysis = Arc::new(AnalysisDeps {
-            store: Arc::new(store.clone()),
-            analyzer: Arc::new(analyzer),
-            writer: writer.clone(),
-            permits: Arc::new(tokio::sync::Semaphore::new(settings.analysis_concurrency)),
-        });
         let connector = RealtimeEndpoint::new(
             &settings.realtime_url,
             settings.openai_api_key.clone(),
@@ -112,8 +95,7 @@ impl Application {
             settings.stream_api_secret.clone(),
         )
         .correlated(settings.simulated_peer)
-        .attaching_at(&settings.openai_base_url)
-        .speaking(settings.voice_api);
+        .attaching_at(&settings.openai_base_url);
         // Stream's agent endpoint speaks Realtime only: GPT-Live sessions
         // are OpenAI's.
         let owned_transport = match settings.voice_api {
@@ -130,20 +112,7 @@ impl Application {
         let calls_api = settings
             .openai_api_key
             .clone()
-            .map(|key| CallsApi::new(&settings.openai_base_url, key).on(settings.voice_api));
-        let deps = Arc::new(CallDeps {
-            store: Arc::new(store.clone()),
-            writer: writer.clone(),
-            connector: Arc::new(connector),
-            control: calls_api
-                .clone()
-                .map(|api| Arc::new(api) as Arc<dyn scribe_actors::ports::CallControl>),
-            config: CallConfig {
-                voice_api: settings.voice_api,
-                live_model: settings.model().to_owned(),
-                ..settings.call.clone()
-            },
-        });
+            .map(|key| CallsApi::new(&settings.openai_base_url, key));
         let session = Arc::new(SessionConfig {
             model: settings.model().to_owned(),
             instructions: String::new(),
@@ -156,34 +125,41 @@ impl Application {
         probe.check(&store).await;
         let probe_task = tokio::spawn(probe.clone().run(store.clone()));
         let (stop_streams, stopping) = Stopping::new();
-        let registry = Arc::new(CallRegistry::default());
-        let current = Arc::new(CurrentSupervisor::default());
-        let (_, guardian_task) = Actor::spawn(
-            None,
-            CallGuardian,
-            SupervisorArgs {
-                deps,
-                leases: Arc::new(store.clone()),
-                analysis,
-                registry: registry.clone(),
+        let shared = Arc::new(store.clone());
+        let tree = ActorTree::start(
+            TreePorts {
+                sink: shared.clone(),
+                calls: shared.clone(),
+                leases: shared.clone(),
+                analyses: shared,
+                analyzer: Arc::new(analyzer),
+                connector: Arc::new(connector),
+                control: calls_api
+                    .clone()
+                    .map(|api| Arc::new(api) as Arc<dyn scribe_actors::ports::CallControl>),
+            },
+            TreeConfig {
+                call: CallConfig {
+                    live_model: settings.model().to_owned(),
+                    ..settings.call.clone()
+                },
+                writer: writer_config,
                 budget: settings.restart_budget,
                 lease: settings.lease.clone(),
-                current: current.clone(),
+                analysis_permits: settings.analysis_concurrency,
             },
         )
         .await
         .context("starting the call supervisor")?;
-        let calls = Calls::new(current);
+        let calls = tree.calls.clone();
 
         // Calls that were live when the last process stopped are adopted
         // now, and analyses that had not finished resume at once.
-        let recovered = recover(
-            &calls,
-            &store,
-            &store,
-            "adopted at startup: the call was active when the previous process stopped",
-        )
-        .await;
+        let recovered = tree
+            .recover("adopted at startup: the call was active when the previous process stopped")
+            .await;
+        let page_base: Arc<str> = format!("http://{local_addr}").into();
+        let page_key = Arc::new(page_key);
         tracing::info!(%local_addr, database = %redact_url(url), backend = ?store.backend(), adopted = recovered.adopted, resumed_analyses = recovered.analyses, "scribe ready");
         Ok(Self {
             listener,
@@ -198,14 +174,21 @@ impl Application {
             probe_task,
             local_addr,
             state: AppState {
+                service: CallService::new(
+                    store.clone(),
+                    calls.clone(),
+                    calls_api.clone(),
+                    page_base.clone(),
+                    page_key.clone(),
+                ),
                 store,
                 calls,
                 api_token: Arc::new(settings.api_token),
-                page_key: Arc::new(page_key),
+                page_key,
                 admin_token: settings.admin_token.map(Arc::new),
                 stream_api_secret: settings.stream_api_secret.map(Arc::new),
                 chaos: settings.chaos,
-                page_base: format!("http://{local_addr}").into(),
+                page_base,
                 owned_transport,
                 calls_api,
                 openai_webhook_key,
@@ -226,12 +209,7 @@ impl Application {
                 stopping,
                 max_requests: settings.http.max_requests,
             },
-            writer,
-            writer_task,
-            registry,
-            lease_owner: settings.lease.owner.clone(),
-            guardian_task,
-            backlog_retry: settings.call.backlog_retry,
+            tree,
         })
     }
 
@@ -263,7 +241,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let store = self.state.store.clone();
-        let calls = self.state.calls.clone();
+        let service = self.state.service.clone();
         let served = serve(
             self.listener,
             router(self.state),
@@ -275,40 +253,10 @@ impl Application {
         .context("serving HTTP");
         self.probe_task.abort();
         tracing::info!("http server stopped; finishing call ends, then stopping calls");
-        // Calls that already ended are finalized before anything stops.
-        if let Err(error) = calls.settled(std::time::Duration::from_secs(30)).await {
-            tracing::error!(%error, "shutting down with calls still being finalized");
-        }
+        service.settle(std::time::Duration::from_secs(10)).await;
         // Live calls stay `active` in the database: the next start adopts
-        // them. Stopping the root stops the whole tree, and nothing restarts.
-        calls.stop_all();
-        let _ = self.guardian_task.await;
-        let left = self
-            .registry
-            .end_all_sessions(
-                &self.writer,
-                self.backlog_retry,
-                std::time::Duration::from_secs(5),
-            )
-            .await;
-        if left > 0 {
-            tracing::error!(
-                left,
-                "transcript lines not handed to the writer at shutdown"
-            );
-        }
-        if tokio::time::timeout(std::time::Duration::from_secs(10), self.writer.flush())
-            .await
-            .is_err()
-        {
-            tracing::error!("transcript writer did not drain within 10 s");
-        }
-        drop(self.writer);
-        self.writer_task.abort();
-        // Another instance may take the live calls over at once.
-        if let Err(error) = store.release_leases(&self.lease_owner).await {
-            tracing::error!(error = %error, "leases not released; other instances wait for them to expire");
-        }
+        // them; another instance may take them over at once.
+        self.tree.shutdown(Patience::default()).await;
         store.close().await;
         served
     }

@@ -13,7 +13,6 @@
 mod agents;
 mod analysis;
 mod attached;
-mod ports;
 pub mod changes;
 mod copy;
 mod events;
@@ -23,6 +22,7 @@ mod meetings;
 mod news;
 mod participants;
 pub mod pool;
+mod ports;
 mod rows;
 mod secrets;
 pub mod status;

@@ -26,8 +26,6 @@
 //! - [`lifecycle`]: the meeting state machine: which status may become which.
 //! - [`ports`]: what the actors need from outside, as narrow traits (stores,
 //!   analyzer, realtime connector), and the port error.
-//! - [`realtime`]: the OpenAI Realtime protocol: server events, client events,
-//!   opening a WebSocket session.
 //! - [`transcript`]: the conversation model: slots in `previous_item_id`
 //!   order, sequence numbers, lines ready to be written.
 //! - [`writer`]: the process-wide batched writer.
@@ -41,8 +39,16 @@
 //! - [`snapshot`]: one live actor as `/admin/actors` shows it.
 //! - [`exit`]: why a supervised actor ended.
 //! - [`metrics`]: metric names and what they measure (the `metrics` facade).
+//! - [`path`]: how a call reaches its voice session (owned or attached, on
+//!   which voice API), decided once.
+//! - [`voice`]: the voice protocols (Realtime, GPT-Live) behind one trait.
+//! - `contract` (tests, and the `contract` feature): what every store
+//!   behind the ports keeps, run on SQLite, PostgreSQL and in memory.
+//! - [`tree`]: the one builder of the actor tree, and its shutdown order.
 
 pub mod analysis;
+#[cfg(any(test, feature = "contract"))]
+pub mod contract;
 pub mod domain;
 pub mod exit;
 #[cfg(test)]
@@ -52,10 +58,12 @@ pub mod ids;
 pub mod lifecycle;
 pub mod meeting;
 pub mod metrics;
+pub mod path;
 pub mod ports;
-pub mod voice;
 pub mod recovery;
 pub mod snapshot;
 pub mod supervisor;
 pub mod transcript;
+pub mod tree;
+pub mod voice;
 pub mod writer;

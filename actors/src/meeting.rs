@@ -9,14 +9,19 @@
 //! session.
 //!
 //! - [`msg`]: what the actor is told.
-//! - [`state`]: what it holds, and the session logic.
+//! - [`actor_state`]: what it holds, and how it carries out effects.
+//! - [`rules`]: its decisions (rotation, re-attach, refusals, a socket's
+//!   end) as functions from facts to effects.
+//! - [`session`]: one socket's session, as a value.
+//! - [`open`]: opening, replacing and ending sessions; finalizing.
 //! - [`notices`]: what it does with what the reader reports.
-//! - [`attach`]: attached sessions: re-attaching, recovery, the call's end.
+//! - [`attach`]: the ends of an attached call (the provider's, scribe's hang-up).
 //! - [`reader`]: the socket reader task.
 //! - [`shared`]: `SharedCall`, the conversation that outlives actors.
 //! - [`drain`]: the end of a call, written once.
 //! - [`deps`]: what every call shares, and its timings.
 
+pub mod actor_state;
 pub mod attach;
 pub mod deps;
 pub mod drain;
@@ -24,8 +29,9 @@ pub mod msg;
 pub mod notices;
 pub mod open;
 pub mod reader;
+pub mod rules;
+pub mod session;
 pub mod shared;
-pub mod actor_state;
 
 #[cfg(test)]
 mod tests;
@@ -38,10 +44,10 @@ use serde_json::json;
 use crate::domain::EventKind;
 use crate::ports::CallContext;
 use crate::snapshot::SocketState;
+use actor_state::MeetingState;
 use deps::CallDeps;
 use msg::MeetingMsg;
 use shared::SharedCall;
-use actor_state::MeetingState;
 
 pub struct MeetingActor;
 
@@ -97,7 +103,7 @@ impl Actor for MeetingActor {
         match message {
             MeetingMsg::Connect => {
                 if !state.ending
-                    && state.socket.is_none()
+                    && state.session.is_none()
                     && state.socket_state != SocketState::ConfigurationError
                 {
                     Box::pin(state.connect(&myself)).await;
@@ -127,27 +133,18 @@ impl Actor for MeetingActor {
                 }
             }
             MeetingMsg::SessionUpdateDeadline { epoch } => {
-                state.on_session_update_deadline(epoch);
+                state.on_session_update_deadline(&myself, epoch);
             }
             MeetingMsg::Rotate { epoch } => {
-                if !state.ending && state.is_current(epoch) {
-                    if state.call.is_idle() {
-                        Box::pin(state.rotate(&myself, false)).await;
-                    } else if state.must_rotate_now() {
-                        Box::pin(state.rotate(&myself, true)).await;
-                    } else {
-                        myself.send_after(state.deps.config.rotate_retry, move || {
-                            MeetingMsg::Rotate { epoch }
-                        });
-                    }
+                if !state.ending {
+                    Box::pin(state.on_rotate(&myself, epoch)).await;
                 }
             }
             MeetingMsg::Finalize { ended_at } => {
                 if !state.ending {
-                    // An attached call ends because scribe was told to
-                    // end it (its hang-up): the provider's call ends too.
-                    let hang_up = state.is_attached();
-                    let done = Box::pin(state.finalize(ended_at, hang_up)).await;
+                    // scribe was told to end the call (its hang-up): a call
+                    // it is attached to ends at the provider too.
+                    let done = Box::pin(state.finalize(ended_at, true)).await;
                     if let Some(done) = done {
                         tracing::info!(meeting = %state.meeting(), lines = done.lines, lost = done.lost.len(), "call finalized");
                     }

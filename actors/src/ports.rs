@@ -23,9 +23,10 @@ use futures::stream::BoxStream;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::domain::{AnalysisStage, EventKind, MeetingStatus, Speaker, Transport, VoiceApi};
-use crate::ids::MeetingId;
 use crate::domain::Line;
+use crate::domain::{AnalysisStage, EventKind, MeetingStatus, Speaker, VoiceApi};
+use crate::ids::MeetingId;
+use crate::path::CallPath;
 
 /// A failure behind a port. The cause is kept as the error's source: log it
 /// with [`error_chain`] to see the whole story.
@@ -76,29 +77,15 @@ pub struct CallContext {
     /// without a shutdown, and lines it had read but not committed may be
     /// missing.
     pub lease_unreleased: bool,
-    /// How the call reaches OpenAI (`None`: started before scribe recorded
-    /// it, an owned session).
-    pub transport: Option<Transport>,
-    /// The provider's own call id (OpenAI's `rtc_...`) of an attached call.
-    pub provider_call_id: Option<String>,
-    /// The item id of the highest-numbered stored line: where an attached
-    /// conversation continues after a restart.
-    pub last_item_id: Option<String>,
-    /// The voice API the call runs on (`None`: not recorded; the
-    /// configured one).
-    pub voice_api: Option<VoiceApi>,
-    /// Where the highest-numbered stored line ended on its session's clock
-    /// (GPT-Live): where an attached session's record stops.
-    pub last_end_ms: Option<i64>,
+    /// How the call reaches its voice session: owned or attached, on
+    /// which voice API.
+    pub path: CallPath,
 }
 
 impl CallContext {
     /// The provider call to attach to, when the session is attached.
     pub fn attached_to(&self) -> Option<&str> {
-        match self.transport {
-            Some(t) if t.is_attached() => self.provider_call_id.as_deref(),
-            _ => None,
-        }
+        self.path.attached_to()
     }
 
     /// What a realtime connector needs to know of this call.
@@ -107,8 +94,7 @@ impl CallContext {
             meeting_id: self.meeting_id,
             call_id: self.call_id.clone(),
             call_type: self.call_type.clone(),
-            attach_to: self.attached_to().map(str::to_owned),
-            voice_api: self.voice_api,
+            path: self.path.clone(),
         }
     }
 }
@@ -417,11 +403,20 @@ pub struct SessionTarget {
     /// The Stream call (owned sessions through Stream's agent endpoint).
     pub call_id: Option<String>,
     pub call_type: Option<String>,
+    /// Owned or attached, on which voice API.
+    pub path: CallPath,
+}
+
+impl SessionTarget {
     /// The provider call to attach a sideband to; `None` for an owned
     /// session (scribe opens a new one).
-    pub attach_to: Option<String>,
-    /// The voice API of the session (`None`: the connector's own).
-    pub voice_api: Option<VoiceApi>,
+    pub fn attach_to(&self) -> Option<&str> {
+        self.path.attached_to()
+    }
+
+    pub const fn voice_api(&self) -> VoiceApi {
+        self.path.api()
+    }
 }
 
 /// Client events on their way to the realtime service.

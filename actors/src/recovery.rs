@@ -3,9 +3,14 @@
 //! guardian replaced a dead supervisor). Calls another instance holds are
 //! left to it.
 
+use futures::StreamExt;
+
 use crate::ids::MeetingId;
 use crate::ports::{AnalysisStore, CallStore, error_chain};
 use crate::supervisor::handle::Calls;
+
+/// Adoptions asked of the supervisor at once.
+pub const ADOPTING_AT_ONCE: usize = crate::supervisor::state::STORE_TASKS;
 
 /// What a recovery found to do.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -23,17 +28,25 @@ pub async fn recover(
     let mut recovered = Recovered::default();
     match store.active_meetings().await {
         Ok(meetings) => {
-            for meeting in meetings {
-                match calls.adopt(meeting, reason).await {
-                    Ok(outcome) => {
-                        tracing::debug!(%meeting, ?outcome, "active call considered");
-                        recovered.adopted += 1;
+            // Several at once (the supervisor bounds the store work); a
+            // thousand calls are not adopted one round trip after another.
+            let adopted = futures::stream::iter(meetings)
+                .map(|meeting| async move {
+                    match calls.adopt(meeting, reason).await {
+                        Ok(outcome) => {
+                            tracing::debug!(%meeting, ?outcome, "active call considered");
+                            1
+                        }
+                        Err(error) => {
+                            tracing::error!(%meeting, error = %error_chain(&error), "active meeting not adopted");
+                            0
+                        }
                     }
-                    Err(error) => {
-                        tracing::error!(%meeting, error = %error_chain(&error), "active meeting not adopted")
-                    }
-                }
-            }
+                })
+                .buffer_unordered(ADOPTING_AT_ONCE)
+                .fold(0, |n, one| async move { n + one })
+                .await;
+            recovered.adopted += adopted;
         }
         Err(error) => {
             tracing::error!(error = %error_chain(&error), "active meetings not listed; the lease renewal takes them over")

@@ -18,8 +18,9 @@
 pub mod actor;
 pub mod analyses;
 pub mod budget;
-pub mod handle;
 pub mod current;
+pub mod ends;
+pub mod handle;
 pub mod leases;
 pub mod meetings;
 pub mod msg;

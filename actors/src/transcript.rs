@@ -30,8 +30,8 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{ChunkStatus, Speaker};
 pub use crate::domain::Line;
+use crate::domain::{ChunkStatus, Speaker};
 use crate::voice::event::{ErrorInfo, ItemInfo, ServerEvent};
 
 /// Longest text kept for one line; deltas past it are dropped.

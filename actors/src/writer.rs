@@ -21,9 +21,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::domain::EventKind;
+use crate::domain::Line;
 use crate::ids::MeetingId;
 use crate::ports::{LoggedEvent, PortError, TranscriptSink, WriteBatch, error_chain};
-use crate::domain::Line;
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriterConfig {

@@ -155,3 +155,12 @@ pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
         message: format!("{method} is not allowed on {}", uri.path()),
     }
 }
+
+impl From<crate::service::EndError> for ApiError {
+    fn from(error: crate::service::EndError) -> Self {
+        match error {
+            crate::service::EndError::Store(e) => e.into(),
+            crate::service::EndError::Calls(e) => Self::Calls(e),
+        }
+    }
+}

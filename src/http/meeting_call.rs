@@ -17,9 +17,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use scribe_actors::domain::{EventKind, MeetingStatus, Transport, VoiceApi};
+use scribe_actors::domain::{MeetingStatus, Transport};
 use scribe_actors::ids::MeetingId;
-use scribe_actors::supervisor::outcome::EndOutcome;
 use serde::Serialize;
 
 /// The largest SDP offer accepted.
@@ -165,6 +164,7 @@ pub async fn call(
             "OPENAI_API_KEY is not set: scribe cannot create calls",
         ));
     };
+    let api = api.on(state.store.voice_api());
     if meeting.status != MeetingStatus::Upcoming {
         return Err(ApiError::Conflict(format!(
             "Meeting is {}: a call starts only for an upcoming meeting",
@@ -208,24 +208,14 @@ pub async fn call(
     }
     tracing::info!(meeting = %meeting.id, call = %created.call_id, "webrtc call created");
     let id = meeting.id;
-    let mut changes = state.store.changes().subscribe(id);
-    state.start_call(id);
     // The browser sends no audio before it has the answer: answering once
     // the sideband is attached means scribe hears the call from its first
     // word. A slow attach delays the call by at most ATTACH_BEFORE_ANSWER.
-    let attached = tokio::time::timeout(ATTACH_BEFORE_ANSWER, async {
-        loop {
-            let log = state.store.events(id).await.unwrap_or_default();
-            if log.iter().any(|e| e.kind == EventKind::SocketConnected) {
-                return;
-            }
-            if changes.changed().await.is_err() {
-                return;
-            }
-        }
-    })
-    .await;
-    if attached.is_err() {
+    if !state
+        .service
+        .started_and_attached(id, ATTACH_BEFORE_ANSWER)
+        .await
+    {
         tracing::warn!(meeting = %id, "answering before the sideband attached: the call's first events may be missed");
     }
     Ok((
@@ -294,16 +284,7 @@ pub async fn hangup(
     // the instance that owns it) ends an attached call at OpenAI the way
     // its path ends, after it stopped listening for the sideband's end:
     // nothing re-attaches.
-    let ended_at = crate::domain::now();
-    state.store.mark_end_requested(meeting.id, ended_at).await?;
-    let outcome = state
-        .calls
-        .end(meeting.id, ended_at)
-        .await
-        .map_err(ApiError::Calls)?;
-    if outcome == EndOutcome::FinalizingFromStore {
-        hang_up_without_actor(&state, &meeting).await;
-    }
+    state.service.hang_up(&meeting).await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(HungUp {
@@ -311,31 +292,6 @@ pub async fn hangup(
             ended,
         }),
     ))
-}
-
-/// An attached call no actor holds anywhere (none runs it, no instance
-/// owns it): OpenAI's REST hang-up, best effort. A GPT-Live WebRTC session
-/// ends only with `session.close` on a sideband, which nobody holds: it
-/// ends when its caller leaves.
-async fn hang_up_without_actor(state: &AppState, meeting: &Meeting) {
-    let (Some(transport), Some(call_id)) = (meeting.transport, &meeting.provider_call_id) else {
-        return;
-    };
-    if !transport.is_attached() {
-        return;
-    }
-    let Some(api) = &state.calls_api else {
-        tracing::warn!(meeting = %meeting.id, "no OPENAI_API_KEY: the call is not hung up at OpenAI");
-        return;
-    };
-    let voice_api = meeting.voice_api.unwrap_or(api.voice_api());
-    if voice_api == VoiceApi::Live && transport == Transport::WebRtc {
-        tracing::warn!(meeting = %meeting.id, "no sideband holds this GPT-Live WebRTC session: it ends when its caller leaves");
-        return;
-    }
-    if let Err(error) = api.clone().on(voice_api).hangup(call_id).await {
-        tracing::warn!(meeting = %meeting.id, %error, "hangup not confirmed by OpenAI");
-    }
 }
 
 /// OpenAI's refusal, as the caller sees it. OpenAI's own words go to the

@@ -126,7 +126,9 @@ fn serves(state: &AppState, api: VoiceApi) -> bool {
     state
         .calls_api
         .as_ref()
-        .map_or(api == VoiceApi::Realtime, |calls| calls.voice_api() == api)
+        .map_or(api == VoiceApi::Realtime, |_| {
+            state.store.voice_api() == api
+        })
 }
 
 async fn incoming_call(
@@ -146,6 +148,7 @@ async fn incoming_call(
             "OPENAI_API_KEY is not set: scribe cannot accept calls",
         ));
     };
+    let api = api.on(state.store.voice_api());
     // SIP headers come from the caller: they route, they never authorize.
     let to = event.sip_header("To").and_then(PhoneNumber::from_uri);
     let agent = match &to {
@@ -199,7 +202,7 @@ async fn incoming_call(
             return Ok(answer(WebhookOutcome::Duplicate));
         }
     }
-    state.start_call(meeting);
+    state.service.started(meeting);
     Ok(Json(WebhookAnswer {
         status: WebhookOutcome::Accepted,
         meeting_id: Some(meeting),

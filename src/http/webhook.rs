@@ -31,7 +31,8 @@ use super::error::ErrorBody;
 use super::extract::read_body;
 use super::{ApiError, AppState};
 use crate::realtime::AGENT_USER_ID;
-use crate::store::{EndRequest, Movement, Presence, SessionStart, WebhookDelivery};
+use crate::service::Ending;
+use crate::store::{Movement, Presence, SessionStart, WebhookDelivery};
 use crate::stream::event::{
     CALL_ENDED, PARTICIPANT_JOINED, PARTICIPANT_LEFT, SESSION_ENDED, SESSION_STARTED, WebhookEvent,
 };
@@ -285,7 +286,7 @@ async fn session_started(
         ))),
         SessionStart::Started => {
             // The socket is opened after this answer.
-            state.start_call(meeting);
+            state.service.started(meeting);
             Ok(WebhookOutcome::Started)
         }
     }
@@ -381,17 +382,12 @@ async fn end(
     ended_at: chrono::DateTime<chrono::Utc>,
     why: &str,
 ) -> Result<WebhookOutcome, ApiError> {
-    let request = state.store.mark_end_requested(meeting, ended_at).await?;
-    if request == EndRequest::NotActive {
+    let (ending, _) = state.service.end(meeting, ended_at).await?;
+    if ending == Ending::NotActive {
         tracing::info!(%meeting, why, "the call had already ended: a duplicate end");
         return Ok(WebhookOutcome::Duplicate);
     }
-    state
-        .calls
-        .end(meeting, ended_at)
-        .await
-        .map_err(ApiError::Calls)?;
-    if request == EndRequest::First {
+    if ending == Ending::First {
         tracing::info!(%meeting, why, "call ended");
         Ok(WebhookOutcome::Ending)
     } else {

@@ -192,6 +192,13 @@ impl Store {
         self
     }
 
+    /// The voice API new calls run on (`SCRIBE_VOICE_API`): the one place
+    /// the service keeps it. A call's own API is recorded on its meeting
+    /// as it starts and read back in its path.
+    pub fn voice_api(&self) -> VoiceApi {
+        self.voice_api
+    }
+
     /// Transcript lines go to PostgreSQL this way (the ingest example
     /// compares them; the default is the one it found fastest).
     pub fn writing_lines_by(mut self, how: super::PgLines) -> Self {

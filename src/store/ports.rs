@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use scribe_actors::domain::{EventKind, MeetingStatus, Speaker};
 use scribe_actors::ids::MeetingId;
+use scribe_actors::path::{CallPath, Resume};
 use scribe_actors::ports::{
     AnalysisInput, AnalysisResult, AnalysisStore, CallContext, CallStore, Finalized, LeaseNews,
     LeaseReport, LeaseStore, PortError, TranscriptSink, WriteBatch,
@@ -97,19 +98,21 @@ impl Store {
                 && row
                     .lease_expires_at
                     .is_some_and(|at| at > DateTime::<Utc>::UNIX_EPOCH),
-            transport: row
-                .transport
-                .map(|t| t.parse())
-                .transpose()
-                .map_err(|e| StoreError::Corrupt(format!("meeting {meeting}: {e}")))?,
-            provider_call_id: row.provider_call_id,
-            last_item_id: row.last_item_id,
-            voice_api: row
-                .voice_api
-                .map(|v| v.parse())
-                .transpose()
-                .map_err(|e| StoreError::Corrupt(format!("meeting {meeting}: {e}")))?,
-            last_end_ms: row.last_end_ms,
+            path: CallPath::recorded(
+                row.transport
+                    .map(|t| t.parse())
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(format!("meeting {meeting}: {e}")))?,
+                row.provider_call_id,
+                row.voice_api
+                    .map(|v| v.parse())
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(format!("meeting {meeting}: {e}")))?,
+                Resume {
+                    last_item_id: row.last_item_id,
+                    last_end_ms: row.last_end_ms,
+                },
+            ),
         }))
     }
 

@@ -608,7 +608,11 @@ async fn page_call(api: VoiceApi) {
             VoiceApi::Realtime => "hangup",
             VoiceApi::Live => "session.close",
         };
-        assert_eq!(running::ended_at_openai(&call).await, how, "hung up at OpenAI");
+        assert_eq!(
+            running::ended_at_openai(&call).await,
+            how,
+            "hung up at OpenAI"
+        );
         assert_eq!(browser.text("call-state").await, "Ended");
         browser.screenshot(&shot("9-call-ended.png")).await;
         browser.until("the results", &VISIBLE("results")).await;

@@ -22,8 +22,8 @@ use serde_json::Value;
 
 use crate::fleet::{Service, fleet_meetings, start_browser_call};
 use crate::helpers::{ADMIN_TOKEN, API_TOKEN, each_backend, expect_json};
-use crate::running::{DEADLINE, events, eventually, transcript, wait_for_lines, wait_for_status};
 use crate::process::ChildScribe;
+use crate::running::{DEADLINE, events, eventually, transcript, wait_for_lines, wait_for_status};
 
 #[derive(Clone, Copy, Debug)]
 enum Interruption {

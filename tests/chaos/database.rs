@@ -17,8 +17,8 @@ use crate::helpers::{
     ADMIN_TOKEN, Backend, TestDb, backends, expect_json, init_test_log, live_settings,
     spawn_app_with,
 };
-use crate::running::{transcript, wait_for_lines, wait_for_status};
 use crate::proxy::{FaultProxy, Link};
+use crate::running::{transcript, wait_for_lines, wait_for_status};
 
 /// The app under test, with the test's reads going straight to the
 /// database rather than through the faulty link.

@@ -20,11 +20,11 @@ use crate::fleet::{
     start_browser_call, start_calls, webhooks,
 };
 use crate::helpers::{API_TOKEN, Backend, TestDb, backends, expect_json, init_test_log};
+use crate::process::ChildScribe;
 use crate::running::{
     DEADLINE, assert_transcript, eventually, gated_call, transcript, wait_for_lines,
     wait_until_ended,
 };
-use crate::process::ChildScribe;
 
 const INSTANCES: usize = 3;
 /// Attached calls (browser calls OpenAI carries) on the instance that dies.

@@ -32,3 +32,4 @@ mod llm;
 mod process;
 mod proxy;
 mod socket;
+mod stall;

@@ -53,7 +53,8 @@ async fn a_restarted_process_adopts_live_calls_and_numbering_continues() {
         .await;
         app.stop().await.expect("graceful stop");
         assert_eq!(
-            crate::running::status_of(&crate::helpers::TestDb::store_at(&url).await, &meeting).await,
+            crate::running::status_of(&crate::helpers::TestDb::store_at(&url).await, &meeting)
+                .await,
             MeetingStatus::Active,
             "a live call stays active across a restart"
         );

@@ -476,7 +476,12 @@ async fn a_call_the_provider_ends_is_finalized_whatever_a_re_attach_answers() {
 /// turn 3, the user's words of turn 2 cannot be (a retrieved item names no
 /// predecessor): that hole is marked, never filled.
 async fn recover_after(url: &str, interrupt: &str) {
-    let app = calls_app(url, |_| crate::running::away_script(), EndedAnswer::NotFound).await;
+    let app = calls_app(
+        url,
+        |_| crate::running::away_script(),
+        EndedAnswer::NotFound,
+    )
+    .await;
     let calls = app.llm.calls().clone();
     let meeting = new_meeting(&app).await;
     let answer = post_call(&app, &meeting, "application/sdp", &offer().await, bearer()).await;

@@ -11,6 +11,7 @@ mod carried_calls;
 mod conformance;
 mod event_stream;
 mod fidelity;
+mod gpt_live;
 mod hangup;
 mod hardening;
 #[path = "../support/harness.rs"]
@@ -18,15 +19,15 @@ mod helpers;
 mod http_limits;
 mod ingest_paths;
 mod instances;
-#[path = "../support/running.rs"]
-mod running;
-mod running_calls;
 mod live_faults;
 mod llm;
 mod openapi;
+mod port_contract;
 mod properties;
+#[path = "../support/running.rs"]
+mod running;
+mod running_calls;
 mod security;
 mod store_suite;
 mod stream_end;
-mod gpt_live;
 mod webhook;

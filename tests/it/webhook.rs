@@ -11,7 +11,9 @@ use scribe_actors::domain::MeetingStatus;
 use serde_json::{Value, json};
 
 use crate::helpers::{STREAM_SECRET, each_backend, expect_error, expect_json, spawn_app};
-use crate::running::{driver, force_active, live_app, new_meeting, sim, status_of, wait_until_ended};
+use crate::running::{
+    driver, force_active, live_app, new_meeting, sim, status_of, wait_until_ended,
+};
 use scribe::sim::script::Script;
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {

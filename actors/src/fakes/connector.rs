@@ -138,7 +138,7 @@ impl RealtimeConnector for FakeConnector {
             Some(Outcome::Gone) => {
                 return Err(ConnectError::Gone {
                     provider: "the fake realtime service".into(),
-                    call: target.attach_to.clone().unwrap_or_default(),
+                    call: target.attach_to().unwrap_or_default().to_owned(),
                 });
             }
             Some(Outcome::Fails) => return Err(ConnectError::Io("connection refused".into())),

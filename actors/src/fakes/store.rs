@@ -13,9 +13,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::DEADLINE;
-use crate::domain::{EventKind, MeetingStatus, Speaker, Transport, VoiceApi};
+use crate::domain::{ChunkStatus, EventKind, MeetingStatus, Speaker, Transport, VoiceApi};
 use crate::ids::MeetingId;
 use crate::lifecycle::check;
+use crate::path::{CallPath, Resume};
 use crate::ports::{
     AnalysisInput, AnalysisResult, AnalysisStore, CallContext, CallStore, Finalized, LeaseReport,
     LeaseStore, PortError, TranscriptSink, WriteBatch,
@@ -299,11 +300,21 @@ impl CallStore for MemoryStore {
                 next_sequence: fake.top_number() + 1,
                 end_requested_at: fake.end_requested_at,
                 lease_unreleased: false,
-                transport: fake.attached.as_ref().map(|(t, _)| *t),
-                provider_call_id: fake.attached.as_ref().map(|(_, id)| id.clone()),
-                last_item_id: fake.lines.values().last().and_then(|l| l.item_id.clone()),
-                voice_api: fake.voice_api,
-                last_end_ms: fake.lines.values().last().and_then(|l| l.end_ms),
+                path: CallPath::recorded(
+                    fake.attached.as_ref().map(|(t, _)| *t),
+                    fake.attached.as_ref().map(|(_, id)| id.clone()),
+                    fake.voice_api,
+                    Resume {
+                        // As the store reads it: the last line that is not lost.
+                        last_item_id: fake
+                            .lines
+                            .values()
+                            .rev()
+                            .find(|l| l.status != ChunkStatus::Lost)
+                            .and_then(|l| l.item_id.clone()),
+                        last_end_ms: fake.lines.values().last().and_then(|l| l.end_ms),
+                    },
+                ),
             })
         }))
     }
@@ -317,6 +328,8 @@ impl CallStore for MemoryStore {
             m.meeting(meeting)
                 .lines
                 .range(..before)
+                // As the store replays: lines with words, never a lost one.
+                .filter(|(_, l)| l.status != ChunkStatus::Lost && !l.text.is_empty())
                 .map(|(_, l)| (l.speaker, l.text.clone()))
                 .collect()
         }))
@@ -337,6 +350,13 @@ impl CallStore for MemoryStore {
             let top = mark.max(fake.lines.keys().last().copied().unwrap_or(0));
             let lost: Vec<i64> = (1..=top).filter(|n| !fake.lines.contains_key(n)).collect();
             let transitioned = fake.change(MeetingStatus::Processing);
+            // As the store does: each hole is a `lost` line, without a speaker.
+            for &n in &lost {
+                let mut hole = crate::fakes::user_line(n, "");
+                hole.status = ChunkStatus::Lost;
+                hole.item_id = None;
+                fake.lines.insert(n, hole);
+            }
             if transitioned {
                 fake.job = Some(FakeJob {
                     state: JobState::Pending,
@@ -472,7 +492,12 @@ impl AnalysisStore for MemoryStore {
                 lines: fake
                     .lines
                     .values()
-                    .map(|l| (Some(l.speaker), l.text.clone()))
+                    .map(|l| {
+                        (
+                            (l.status != ChunkStatus::Lost).then_some(l.speaker),
+                            l.text.clone(),
+                        )
+                    })
                     .collect(),
                 run: job.attempt,
             })

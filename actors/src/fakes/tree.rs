@@ -4,24 +4,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorRef};
-
 use super::analyzer::FakeAnalyzer;
 use super::connector::FakeConnector;
 use super::control::FakeControl;
 use super::store::MemoryStore;
-use crate::analysis::job::AnalysisDeps;
-use crate::guardian::CallGuardian;
 use crate::ids::MeetingId;
-use crate::meeting::deps::{CallConfig, CallDeps};
+use crate::meeting::deps::CallConfig;
 use crate::snapshot::{ActorKind, ActorSnapshot};
-use crate::supervisor::actor::SupervisorArgs;
 use crate::supervisor::budget::RestartBudget;
 use crate::supervisor::handle::Calls;
-use crate::supervisor::current::CurrentSupervisor;
 use crate::supervisor::leases::LeaseConfig;
-use crate::supervisor::registry::CallRegistry;
-use crate::writer::{ChunkWriter, WriterConfig};
+use crate::tree::{ActorTree, TreeConfig, TreePorts};
+use crate::writer::WriterConfig;
 
 /// This instance's name in the leases.
 pub const OWNER: &str = "instance-a";
@@ -41,7 +35,7 @@ pub struct TestTree {
     pub analyzer: Arc<FakeAnalyzer>,
     pub calls: Calls,
     pub lease: LeaseConfig,
-    guardian: ActorRef<()>,
+    tree: ActorTree,
 }
 
 impl TestTree {
@@ -50,48 +44,41 @@ impl TestTree {
         let connector = FakeConnector::new();
         let control = FakeControl::new();
         let analyzer = FakeAnalyzer::new();
-        let (writer, _) = ChunkWriter::spawn(store.clone(), WriterConfig::default());
         let config = CallConfig {
             finalize_grace: Duration::from_millis(100),
             // In-memory sessions are quiet between frames: never "silent".
             silence_timeout: Duration::from_secs(24 * 3600),
             ..CallConfig::default()
         };
-        let deps = Arc::new(CallDeps {
-            store: store.clone(),
-            writer: writer.clone(),
-            connector: connector.clone(),
-            control: Some(control.clone()),
-            config,
-        });
-        let analysis = Arc::new(AnalysisDeps {
-            store: store.clone(),
-            analyzer: analyzer.clone(),
-            writer,
-            permits: Arc::new(tokio::sync::Semaphore::new(permits)),
-        });
-        let current = Arc::new(CurrentSupervisor::default());
         let lease = LeaseConfig::new(OWNER);
-        let args = SupervisorArgs {
-            deps,
-            leases: store.clone(),
-            analysis,
-            registry: Arc::new(CallRegistry::default()),
-            budget,
-            lease: lease.clone(),
-            current: current.clone(),
-        };
-        let (guardian, _) = Actor::spawn(None, CallGuardian, args)
-            .await
-            .expect("the tree starts");
+        let tree = ActorTree::start(
+            TreePorts {
+                sink: store.clone(),
+                calls: store.clone(),
+                leases: store.clone(),
+                analyses: store.clone(),
+                analyzer: analyzer.clone(),
+                connector: connector.clone(),
+                control: Some(control.clone()),
+            },
+            TreeConfig {
+                call: config,
+                writer: WriterConfig::default(),
+                budget,
+                lease: lease.clone(),
+                analysis_permits: permits,
+            },
+        )
+        .await
+        .expect("the tree starts");
         Self {
             store,
             connector,
             control,
             analyzer,
-            calls: Calls::new(current),
+            calls: tree.calls.clone(),
             lease,
-            guardian,
+            tree,
         }
     }
 
@@ -106,6 +93,6 @@ impl TestTree {
     }
 
     pub fn stop(&self) {
-        self.guardian.stop(None);
+        self.tree.guardian().stop(None);
     }
 }

@@ -49,8 +49,6 @@ pub struct CallConfig {
     pub retrieve_timeout: Duration,
     /// The voice scribe asks for.
     pub voice: String,
-    /// The voice API of calls whose meeting does not record one.
-    pub voice_api: VoiceApi,
     /// The model a GPT-Live session starts with (`session.start`).
     pub live_model: String,
     /// The model that transcribes the user in a Realtime session.
@@ -76,7 +74,6 @@ impl Default for CallConfig {
             reattach_window: Duration::from_secs(60),
             retrieve_timeout: Duration::from_secs(5),
             voice: "marin".into(),
-            voice_api: VoiceApi::Realtime,
             live_model: VoiceApi::Live.default_model().into(),
             transcription_model: crate::voice::realtime::DEFAULT_TRANSCRIPTION_MODEL.into(),
         }

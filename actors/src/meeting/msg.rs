@@ -6,9 +6,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use ractor::RpcReplyPort;
 
-use crate::voice::event::ErrorInfo;
 use crate::snapshot::ActorSnapshot;
 use crate::transcript::Notice;
+use crate::voice::event::{ErrorInfo, ServerEvent};
 
 pub enum MeetingMsg {
     /// Open a realtime session now.
@@ -77,24 +77,46 @@ impl SocketEnd {
     }
 }
 
-/// What the reader tells the actor besides the end of the socket.
+/// What the reader tells the actor besides the end of the socket, in the
+/// same words for either protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RealtimeNotice {
-    SessionCreated {
+    /// The session exists (Realtime `session.created`): it expires at
+    /// `expires_at` (Unix seconds).
+    Opened {
         expires_at: Option<i64>,
     },
-    SessionUpdated {
+    /// The service confirmed scribe's settings (Realtime
+    /// `session.updated`, GPT-Live `session.started`).
+    Configured {
         transcription_on: bool,
-    },
-    /// GPT-Live `session.started`.
-    LiveStarted {
         expires_at: Option<i64>,
     },
-    /// GPT-Live `session.closed`.
-    LiveClosed {
+    /// The service closed the session (GPT-Live `session.closed`).
+    Closed {
         reason: Option<String>,
     },
     Error(ErrorInfo),
     Transcript(Notice),
     GarbageFrame(String),
+}
+
+impl RealtimeNotice {
+    /// What the actor hears of a server event (besides its transcript).
+    pub fn of(event: ServerEvent) -> Option<Self> {
+        match event {
+            ServerEvent::SessionCreated { expires_at } => Some(Self::Opened { expires_at }),
+            ServerEvent::SessionUpdated { transcription_on } => Some(Self::Configured {
+                transcription_on,
+                expires_at: None,
+            }),
+            ServerEvent::LiveStarted { expires_at } => Some(Self::Configured {
+                transcription_on: true,
+                expires_at,
+            }),
+            ServerEvent::LiveClosed { reason } => Some(Self::Closed { reason }),
+            ServerEvent::Error(error) => Some(Self::Error(error)),
+            _ => None,
+        }
+    }
 }

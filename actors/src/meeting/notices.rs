@@ -5,13 +5,12 @@
 use ractor::ActorRef;
 use serde_json::json;
 
-use super::msg::{MeetingMsg, RealtimeNotice};
 use super::actor_state::MeetingState;
+use super::msg::{MeetingMsg, RealtimeNotice};
+use super::rules::{self, Effect, When};
 use crate::domain::EventKind;
-use crate::voice::realtime::SESSION_UPDATE_EVENT_ID;
-use crate::voice::event::ErrorInfo;
-use crate::voice::gpt_live::LIVE_START_EVENT_ID;
 use crate::transcript::Notice;
+use crate::voice::event::ErrorInfo;
 
 /// The `event_id` prefix of scribe's `conversation.item.retrieve`s: an
 /// `error` that echoes it means the item cannot be given back.
@@ -31,14 +30,15 @@ const LOGGED_ERRORS_PER_SESSION: u32 = 20;
 impl MeetingState {
     pub fn on_notice(&mut self, myself: &ActorRef<MeetingMsg>, notice: RealtimeNotice) {
         match notice {
-            RealtimeNotice::SessionCreated { expires_at } => {
-                self.schedule_rotation(myself, expires_at);
-            }
-            RealtimeNotice::LiveStarted { expires_at } => self.on_live_started(myself, expires_at),
-            RealtimeNotice::LiveClosed { reason } => self.on_live_closed(myself, reason),
-            RealtimeNotice::SessionUpdated { transcription_on } => {
+            RealtimeNotice::Opened { expires_at } => self.schedule_rotation(myself, expires_at),
+            RealtimeNotice::Configured {
+                transcription_on,
+                expires_at,
+            } => {
                 self.backoff = self.deps.reconnect_backoff();
-                self.configured = true;
+                if let Some(session) = self.session.as_mut() {
+                    session.configured = true;
+                }
                 self.clear_problem();
                 if !transcription_on {
                     self.log(
@@ -46,12 +46,16 @@ impl MeetingState {
                         json!({ "error": "session.updated shows input transcription off: user lines will have no text" }),
                     );
                 }
+                self.schedule_rotation(myself, expires_at);
+            }
+            RealtimeNotice::Closed { reason } => {
+                let effects = rules::session_closed(&self.path, reason);
+                self.apply(myself, effects);
             }
             RealtimeNotice::Error(error) => self.on_error(myself, error),
             RealtimeNotice::Transcript(notice) => self.on_transcript_notice(myself, notice),
             RealtimeNotice::GarbageFrame(error) => {
-                self.errors_this_session += 1;
-                if self.errors_this_session <= LOGGED_ERRORS_PER_SESSION {
+                if self.count_error() {
                     self.log(
                         EventKind::RealtimeError,
                         json!({ "error": format!("unparsable frame ignored: {error}") }),
@@ -59,6 +63,15 @@ impl MeetingState {
                 }
             }
         }
+    }
+
+    /// Counts an error of the current session; true while it is among the
+    /// first few, which are logged.
+    fn count_error(&mut self) -> bool {
+        self.session.as_mut().is_some_and(|session| {
+            session.errors += 1;
+            session.errors <= LOGGED_ERRORS_PER_SESSION
+        })
     }
 
     fn on_error(&mut self, myself: &ActorRef<MeetingMsg>, error: ErrorInfo) {
@@ -78,41 +91,14 @@ impl MeetingState {
             }
             return;
         }
-        if error.event_id.as_deref() == Some(LIVE_START_EVENT_ID) {
-            // No session: GPT-Live refused the configuration. Not retried.
-            let field = error
-                .param
-                .as_deref()
-                .map(|p| format!(" for `{p}`"))
-                .unwrap_or_default();
-            let shown = format!("GPT-Live refused scribe's session (session.start): {code}{field}");
-            self.configuration_error = Some(format!("{code}: {}", error.message));
-            let log = json!({ "code": code, "param": error.param, "event": "session.start", "retry": false });
-            self.configuration_problem(shown, error.message, log);
-            return;
-        }
-        if error.event_id.as_deref() == Some(SESSION_UPDATE_EVENT_ID) && self.is_reattach() {
-            // The call was configured when it started: a refusal now
-            // changes nothing it records. Logged, never shown.
-            self.log(
-                EventKind::RealtimeError,
-                json!({ "code": code, "message": error.message, "param": error.param, "event": "session.update", "reattach": true }),
-            );
-            return;
-        }
-        if error.event_id.as_deref() == Some(SESSION_UPDATE_EVENT_ID) {
-            // The session stays open; what it records is not what scribe asked for.
-            let field = error
-                .param
-                .as_deref()
-                .map(|p| format!(" for `{p}`"))
-                .unwrap_or_default();
-            let shown = format!(
-                "{} refused scribe's session settings (session.update): {code}{field}",
-                self.provider
-            );
-            let log = json!({ "code": code, "param": error.param, "event": "session.update" });
-            self.show_problem(EventKind::ConfigurationError, shown, error.message, log);
+        let setup = self.protocol.setup();
+        if error.event_id.as_deref() == Some(setup.event_id) {
+            let (effects, refusal) =
+                rules::setup_refused(setup, self.is_reattach(), &self.provider, &error);
+            if let (Some(refusal), Some(session)) = (refusal, self.session.as_mut()) {
+                session.refusal = Some(refusal);
+            }
+            self.apply(myself, effects);
             return;
         }
         if error.flat {
@@ -128,19 +114,31 @@ impl MeetingState {
             let retry = self.deps.config.refused_retry;
             let log =
                 json!({ "kind": kind, "code": code, "retry_in_ms": retry.as_millis() as u64 });
-            self.show_problem(EventKind::SessionRefused, shown, error.message, log);
-            if let Some(socket) = self.socket.take() {
-                tokio::spawn(socket.close());
+            if let Some(session) = self.session.take() {
+                tokio::spawn(session.close());
             }
             self.call.end_session(&self.deps.writer);
-            self.schedule_reconnect(myself, "the provider refused the session", Some(retry));
+            let effects = vec![
+                Effect::Show {
+                    kind: EventKind::SessionRefused,
+                    shown,
+                    detail: error.message,
+                    log,
+                },
+                Effect::Connect {
+                    why: "the provider refused the session".into(),
+                    when: When::Backoff { floor: Some(retry) },
+                },
+            ];
+            self.apply(myself, effects);
             return;
         }
-        if CONFIGURATION_ERROR_CODES.contains(&code.as_str()) {
-            self.configuration_error = Some(format!("{code}: {}", error.message));
+        if CONFIGURATION_ERROR_CODES.contains(&code.as_str())
+            && let Some(session) = self.session.as_mut()
+        {
+            session.refusal = Some(format!("{code}: {}", error.message));
         }
-        self.errors_this_session += 1;
-        if self.errors_this_session <= LOGGED_ERRORS_PER_SESSION {
+        if self.count_error() {
             self.log(
                 EventKind::RealtimeError,
                 json!({ "code": error.code, "message": error.message, "type": error.kind, "param": error.param }),
@@ -156,9 +154,9 @@ impl MeetingState {
                     "event_id": format!("{RETRIEVE_EVENT_PREFIX}{item_id}"),
                     "item_id": item_id,
                 });
-                self.outgoing.push(retrieve.to_string());
-                if let Some(socket) = &self.socket {
-                    let epoch = socket.epoch;
+                if let Some(session) = self.session.as_mut() {
+                    session.outgoing.push(retrieve.to_string());
+                    let epoch = session.epoch;
                     myself.send_after(self.deps.config.retrieve_timeout, move || {
                         MeetingMsg::RetrieveDeadline { epoch, item_id }
                     });

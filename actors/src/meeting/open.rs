@@ -1,104 +1,146 @@
-//! What opens a session, by voice API:
-//!
-//! - Realtime, owned: `session.update` (confirmed by `session.updated`),
-//!   then the stored lines replayed as conversation items;
-//! - Realtime, attached: a `session.update` of input transcription only,
-//!   on every attach: the rest was set when the call was created or
-//!   accepted, and the voice cannot change once the assistant has spoken;
-//! - GPT-Live, owned: `session.start`, seeded (`session.input`) with the
-//!   most recent stored lines that fit its limits, confirmed by
-//!   `session.started`;
-//! - GPT-Live, attached: nothing (the session started with the call; a
-//!   sideband never sends `session.start`).
+//! What opens and ends a call's sessions: connect (what the protocol sends
+//! on the call's path: configure, replay or seed), react to a socket's end
+//! through the path's rule, rotate a session before it expires, and
+//! finalize the call.
 
 use std::time::Duration;
 
-use chrono::Utc;
-use futures::SinkExt;
+use chrono::{DateTime, Utc};
 use ractor::ActorRef;
 use serde_json::json;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::msg::MeetingMsg;
-use super::actor_state::{LiveSocket, MeetingState};
-use crate::domain::{EventKind, Speaker, VoiceApi};
-use crate::ports::error_chain;
-use crate::voice::realtime::{replay_item, session_update, sideband_update};
-use crate::voice::gpt_live::{self, SEED_MAX_MESSAGES};
-
-type Sent = Result<(), tokio_tungstenite::tungstenite::Error>;
+use super::actor_state::MeetingState;
+use super::drain::{Verdict, end_call};
+use super::msg::{MeetingMsg, SocketEnd};
+use super::reader::{ReaderContext, read_socket};
+use super::rules::{self, Ended, PathState, Rotation};
+use super::session::{Sent, Session};
+use crate::domain::{EventKind, Speaker};
+use crate::ports::{ConnectError, Finalized, RealtimeSession, error_chain};
+use crate::snapshot::SocketState;
+use crate::voice::{History, SessionSettings};
 
 impl MeetingState {
-    /// The voice API this call runs on.
-    pub fn voice_api(&self) -> VoiceApi {
-        self.context.voice_api.unwrap_or(self.deps.config.voice_api)
-    }
-
-    pub fn is_live(&self) -> bool {
-        self.voice_api() == VoiceApi::Live
-    }
-
-    pub(super) async fn send(socket: &mut LiveSocket, frame: String) -> Sent {
-        socket
-            .outbox
-            .send(Message::Text(Utf8Bytes::from(frame)))
+    pub async fn connect(&mut self, myself: &ActorRef<MeetingMsg>) {
+        self.socket_state = SocketState::Connecting;
+        let timeout = self.deps.config.connect_timeout;
+        let target = self.context.target();
+        let connecting = self.deps.connector.connect(&target);
+        let connected = tokio::time::timeout(timeout, connecting)
             .await
+            .unwrap_or(Err(ConnectError::Timeout(timeout)));
+        let RealtimeSession {
+            provider,
+            frames,
+            outbox,
+        } = match connected {
+            Ok(session) => session,
+            Err(error) => {
+                let effects = rules::connect_failed(
+                    &mut self.path,
+                    error,
+                    Instant::now(),
+                    &self.deps.config,
+                    &self.provider,
+                );
+                self.apply(myself, effects);
+                return;
+            }
+        };
+        self.provider = provider;
+        // Everything of the previous session is final now. An owned session
+        // starts a new chain (lines numbered from here on belong to it); an
+        // attached one continues the call's own conversation.
+        let epoch = self.begin_session();
+        // Read from the first moment: the service may speak while the
+        // session is still being configured.
+        let reader = tokio::spawn(read_socket(
+            frames,
+            ReaderContext {
+                epoch,
+                call: self.call.clone(),
+                writer: self.deps.writer.clone(),
+                actor: myself.clone(),
+                silence_timeout: self.deps.config.silence_timeout,
+                backlog_retry: self.deps.config.backlog_retry,
+                protocol: self.protocol,
+            },
+        ));
+        let mut session = Session::new(epoch, outbox, reader);
+        self.sessions += 1;
+        let (replayed, sent) = self.open_session(myself, &mut session).await;
+        // A failed send means the socket is going away: its reader reports the end.
+        if let Err(error) = sent {
+            tracing::info!(meeting = %self.meeting(), %error, "socket failed while configuring the session");
+        }
+        self.session = Some(session);
+        self.socket_state = SocketState::Open;
+        self.log(
+            EventKind::SocketConnected,
+            json!({ "session": self.sessions, "incarnation": self.incarnation, "replayed_lines": replayed }),
+        );
+        self.call.session_opened();
     }
 
-    /// Sends what opens the session and arms the confirmation deadline.
-    /// Returns the lines replayed (or seeded) and whether the sends went
-    /// through.
-    pub(super) async fn open_session(
+    /// Makes everything of the previous session final and returns the new
+    /// session's epoch: an owned call's next session starts a new chain, an
+    /// attached call's continues its conversation.
+    fn begin_session(&mut self) -> u64 {
+        match self.path {
+            PathState::Owned => self.call.end_session(&self.deps.writer),
+            PathState::Attached(_) => self.call.detach(&self.deps.writer),
+        }
+    }
+
+    /// Sends what opens the session on the call's path and arms the
+    /// confirmation deadline. Returns the lines replayed (or seeded) and
+    /// whether the sends went through.
+    async fn open_session(
         &mut self,
         myself: &ActorRef<MeetingMsg>,
-        socket: &mut LiveSocket,
-        replay_before: i64,
+        session: &mut Session,
     ) -> (usize, Sent) {
-        let epoch = socket.epoch;
-        let deadline = self.deps.config.session_update_timeout;
-        if self.is_live() {
-            if self.is_attached() {
-                // Nothing to confirm: the call's session is running.
-                self.configured = true;
-                return (0, Ok(()));
+        let before = self.call.next_sequence();
+        let history = match self.protocol.history(&self.context.path) {
+            _ if before <= 1 => History::None,
+            history => history,
+        };
+        let seed = match history {
+            History::Seed => self.replay_or_log(before).await,
+            History::None | History::Replay => Vec::new(),
+        };
+        let config = &self.deps.config;
+        let settings = SessionSettings {
+            instructions: &self.context.instructions,
+            voice: &config.voice,
+            transcription_model: &config.transcription_model,
+            live_model: &config.live_model,
+        };
+        let opening = self.protocol.opening(&self.context.path, &settings, &seed);
+        if !opening.awaits_confirmation {
+            // Nothing to confirm: the call's session is running.
+            session.configured = true;
+        }
+        let mut sent = Ok(());
+        for frame in opening.setup {
+            sent = session.send(frame).await;
+            if sent.is_err() {
+                break;
             }
-            let seed = if replay_before > 1 {
-                self.replay_or_log(replay_before).await
-            } else {
-                Vec::new()
-            };
-            let seeded = gpt_live::seed(&seed).len().min(SEED_MAX_MESSAGES);
-            let start = gpt_live::session_start(
-                &self.deps.config.live_model,
-                &self.context.instructions,
-                &self.deps.config.voice,
-                &seed,
-            );
-            let sent = Self::send(socket, start).await;
+        }
+        if opening.awaits_confirmation {
+            let epoch = session.epoch;
+            let deadline = self.deps.config.session_update_timeout;
             myself.send_after(deadline, move || MeetingMsg::SessionUpdateDeadline {
                 epoch,
             });
-            return (seeded, sent);
         }
-        let transcription = &self.deps.config.transcription_model;
-        let update = if self.is_attached() {
-            sideband_update(transcription)
-        } else {
-            session_update(
-                &self.context.instructions,
-                &self.deps.config.voice,
-                transcription,
-            )
-        };
-        let mut sent = Self::send(socket, update).await;
-        myself.send_after(deadline, move || MeetingMsg::SessionUpdateDeadline {
-            epoch,
-        });
-        let mut replayed = 0;
-        if sent.is_ok() && replay_before > 1 {
-            for (n, (speaker, text)) in self.replay_or_log(replay_before).await.iter().enumerate() {
-                sent = Self::send(socket, replay_item(n, *speaker, text)).await;
+        let mut replayed = opening.seeded;
+        if sent.is_ok() && history == History::Replay {
+            let lines = self.replay_or_log(before).await;
+            for frame in self.protocol.replay(&lines) {
+                sent = session.send(frame).await;
                 if sent.is_err() {
                     break;
                 }
@@ -134,115 +176,158 @@ impl MeetingState {
         }
     }
 
-    /// Before a call is finalized, gives its session the grace period to
-    /// make what it holds final: Realtime's outstanding user
-    /// transcriptions; GPT-Live's `session.close`, whose `session.closed`
-    /// makes every pending fragment a `completed` line.
-    pub(super) async fn finish_session(&mut self, deadline: Instant) {
-        if !self.is_live() {
-            self.call
-                .wait_until(deadline, |c| c.pending_user_lines() == 0)
-                .await;
-            return;
-        }
-        let Some(socket) = self.socket.as_mut() else {
-            return;
-        };
-        if self.call.pending_fragments() == 0 {
-            return;
-        }
-        if Self::send(socket, gpt_live::session_close()).await.is_ok() {
-            self.call
-                .wait_until(deadline, |c| c.pending_fragments() == 0)
-                .await;
+    /// Sends the client events queued by handlers that could not wait.
+    pub async fn flush_outgoing(&mut self) {
+        if let Some(session) = self.session.as_mut() {
+            session.flush().await;
         }
     }
 
-    /// Arms the rotation of the current session before it expires
-    /// (`expires_at`, Unix seconds). An attached session is never rotated:
-    /// its `expires_at` is the call's own limit, and the call ends when the
-    /// provider ends it.
+    /// No confirmation of session `epoch`'s settings came in time.
+    pub fn on_session_update_deadline(&mut self, myself: &ActorRef<MeetingMsg>, epoch: u64) {
+        let configured = self.current(epoch).is_none_or(|s| s.configured);
+        if configured || self.problem.is_some() {
+            return;
+        }
+        let effect = rules::confirmation_missed(
+            self.is_reattach(),
+            &self.provider,
+            self.deps.config.session_update_timeout,
+        );
+        self.apply(myself, vec![effect]);
+    }
+
+    /// The session's socket ended: its open lines end, and the path's rule
+    /// decides what comes next.
+    pub fn on_socket_end(&mut self, myself: &ActorRef<MeetingMsg>, end: SocketEnd) {
+        let Some(session) = self.session.take() else {
+            return;
+        };
+        // Whether the socket was ever heard is read before its lines end.
+        let heard = self.call.heard() > 0;
+        self.begin_session();
+        self.log(EventKind::SocketClosed, rules::socket_closed_log(&end));
+        if self.ending || self.over {
+            self.socket_state = SocketState::Closed;
+            return;
+        }
+        let ended = Ended {
+            end: &end,
+            heard,
+            opened: session.opened,
+            refusal: session.refusal.clone(),
+            already_shown: self.socket_state == SocketState::ConfigurationError
+                && self.problem.is_some(),
+            provider: &self.provider,
+        };
+        let effects = rules::socket_ended(&mut self.path, ended, Instant::now(), &self.deps.config);
+        self.apply(myself, effects);
+    }
+
+    /// The service said when session `epoch` expires (`expires_at`, Unix
+    /// seconds): arm its rotation, when the call's path rotates.
     pub(super) fn schedule_rotation(
         &mut self,
         myself: &ActorRef<MeetingMsg>,
         expires_at: Option<i64>,
     ) {
-        if self.is_attached() {
+        let schedule = rules::rotation_schedule(
+            &self.path,
+            expires_at,
+            Utc::now().timestamp(),
+            &self.deps.config,
+        );
+        let (Some((left, delay)), Some(session)) = (schedule, self.session.as_mut()) else {
             return;
+        };
+        session.expires = Some(Instant::now() + left);
+        let epoch = session.epoch;
+        myself.send_after(delay, move || MeetingMsg::Rotate { epoch });
+    }
+
+    /// The rotation timer of session `epoch` fired.
+    pub async fn on_rotate(&mut self, myself: &ActorRef<MeetingMsg>, epoch: u64) {
+        let Some(session) = self.current(epoch) else {
+            return;
+        };
+        let expires = session.expires;
+        match rules::rotation(
+            self.call.is_idle(),
+            expires,
+            Instant::now(),
+            &self.deps.config,
+        ) {
+            Rotation::Now { forced } => Box::pin(self.rotate(myself, forced)).await,
+            Rotation::Later(delay) => {
+                myself.send_after(delay, move || MeetingMsg::Rotate { epoch });
+            }
         }
-        if let (Some(expires_at), Some(socket)) = (expires_at, &self.socket) {
-            let left = Duration::from_secs(
-                u64::try_from(expires_at - Utc::now().timestamp()).unwrap_or(0),
+    }
+
+    /// Replaces the session before it expires: closes it, then opens a new
+    /// one with the conversation replayed.
+    /// `forced`: mid-turn, because the session is about to expire.
+    async fn rotate(&mut self, myself: &ActorRef<MeetingMsg>, forced: bool) {
+        if let Some(session) = self.session.take() {
+            session.close().await;
+        }
+        if forced {
+            self.log(
+                EventKind::RotationForced,
+                json!({ "reason": "the session was about to expire and the turn had not ended" }),
             );
-            self.expires = Some(Instant::now() + left);
-            let delay = left.saturating_sub(self.deps.config.rotate_before_expiry);
-            let epoch = socket.epoch;
-            myself.send_after(delay, move || MeetingMsg::Rotate { epoch });
         }
+        self.log(
+            EventKind::SocketRotated,
+            json!({ "reason": "session close to its expiry; replaced between turns" }),
+        );
+        self.connect(myself).await;
     }
 
-    /// GPT-Live `session.started`: the session is confirmed; rotate before
-    /// it expires.
-    pub(super) fn on_live_started(
-        &mut self,
-        myself: &ActorRef<MeetingMsg>,
-        expires_at: Option<i64>,
-    ) {
-        self.backoff = self.deps.reconnect_backoff();
-        self.configured = true;
-        self.clear_problem();
-        self.schedule_rotation(myself, expires_at);
+    /// Waits (up to the grace period) for what the session holds to become
+    /// final, closes the socket, then ends the call with [`end_call`]. With
+    /// `hang_up`, scribe first ends the provider's call it is attached to
+    /// (the call ends because scribe was told to end it).
+    pub async fn finalize(&mut self, ended_at: DateTime<Utc>, hang_up: bool) -> Option<Finalized> {
+        self.ending = true;
+        let grace_deadline = Instant::now() + self.deps.config.finalize_grace;
+        if let Some(how) = self.context.path.hang_up().filter(|_| hang_up) {
+            self.hang_up(how, grace_deadline).await;
+        }
+        self.finish_session(grace_deadline).await;
+        if let Some(session) = self.session.take() {
+            session.close().await;
+        }
+        self.socket_state = SocketState::Closed;
+        let call = Some(self.call.clone());
+        end_call(
+            &self.deps,
+            self.meeting(),
+            call,
+            Verdict::Finalize { ended_at },
+        )
+        .await
     }
 
-    /// GPT-Live `session.closed`, by its reason. On an attached call it is
-    /// final whatever the reason: the call is over, finalized at once, with
-    /// nothing on the meeting for a normal end (`close_requested`,
-    /// `remote_hangup`, `expired`) and the reason shown for the others
-    /// (`content`, `connection_lost`, one not documented). On an owned
-    /// session:
-    /// - `remote_hangup`, `close_requested`: the call is over, finalize now;
-    /// - `expired`: a new session at once;
-    /// - anything else: in the log and on the meeting; the socket's end
-    ///   then opens a new session.
-    pub(super) fn on_live_closed(&mut self, myself: &ActorRef<MeetingMsg>, reason: Option<String>) {
-        let reason = reason.unwrap_or_else(|| "unknown".to_owned());
-        if self.is_attached() {
-            if !matches!(
-                reason.as_str(),
-                "close_requested" | "remote_hangup" | "expired"
-            ) {
-                let shown = match reason.as_str() {
-                    "content" => {
-                        "GPT-Live ended the call: its safety filter stopped it (content)".to_owned()
-                    }
-                    "connection_lost" => {
-                        "GPT-Live ended the call: its connection was lost (connection_lost)"
-                            .to_owned()
-                    }
-                    other => format!("GPT-Live ended the call: {other}"),
-                };
-                let log = json!({ "reason": reason, "final": true });
-                self.show_problem(EventKind::SessionClosed, shown, reason.clone(), log);
-            }
-            self.declare_call_over(myself, format!("GPT-Live closed the session: {reason}"));
+    /// Before a call is finalized, gives its session the grace period to
+    /// make what it holds final: Realtime's outstanding user
+    /// transcriptions; GPT-Live's `session.close`, whose `session.closed`
+    /// makes every pending fragment a `completed` line.
+    async fn finish_session(&mut self, deadline: Instant) {
+        let pending = self.protocol.pending();
+        if self.call.pending(pending) == 0 {
             return;
         }
-        match reason.as_str() {
-            "remote_hangup" | "close_requested" => {
-                self.declare_call_over(myself, format!("GPT-Live closed the session: {reason}"));
-            }
-            "expired" => {
-                // The socket's end opens the next session, seeded.
-                self.log(
-                    EventKind::SessionClosed,
-                    json!({ "reason": reason, "next": "a new session, seeded with the recent lines" }),
-                );
-            }
-            _ => {
-                let shown = format!("GPT-Live closed the call's session: {reason}");
-                let log = json!({ "reason": reason });
-                self.show_problem(EventKind::SessionClosed, shown, reason.clone(), log);
+        if let Some(close) = self.protocol.close() {
+            let Some(session) = self.session.as_mut() else {
+                return;
+            };
+            if session.send(close).await.is_err() {
+                return;
             }
         }
+        self.call
+            .wait_until(deadline, |c| c.pending(pending) == 0)
+            .await;
     }
 }

@@ -13,8 +13,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::msg::{MeetingMsg, RealtimeNotice, SocketEnd};
 use super::shared::SharedCall;
-use crate::voice::event::{ServerEvent, parse};
-use crate::voice::gpt_live::parse_live;
+use crate::voice::VoiceProtocol;
 use crate::writer::ChunkWriter;
 
 pub struct ReaderContext {
@@ -24,8 +23,8 @@ pub struct ReaderContext {
     pub actor: ActorRef<MeetingMsg>,
     pub silence_timeout: Duration,
     pub backlog_retry: Duration,
-    /// The session speaks GPT-Live, not Realtime.
-    pub live: bool,
+    /// The protocol the session speaks.
+    pub protocol: &'static dyn VoiceProtocol,
 }
 
 pub async fn read_socket(
@@ -48,7 +47,7 @@ pub async fn read_socket(
                 Ok(Some(Err(error))) => break SocketEnd::Error(error.to_string()),
                 Ok(Some(Ok(Message::Text(text)))) => {
                     frames.increment(1);
-                    let parsed = if cx.live { parse_live(&text) } else { parse(&text) };
+                    let parsed = cx.protocol.parse(&text);
                     match parsed {
                         Ok(event) => {
                             let Some(notices) = cx.call.apply(cx.epoch, &event, &cx.writer) else {
@@ -57,13 +56,8 @@ pub async fn read_socket(
                             for n in notices {
                                 notify(RealtimeNotice::Transcript(n));
                             }
-                            match event {
-                                ServerEvent::SessionCreated { expires_at } => notify(RealtimeNotice::SessionCreated { expires_at }),
-                                ServerEvent::SessionUpdated { transcription_on } => notify(RealtimeNotice::SessionUpdated { transcription_on }),
-                                ServerEvent::Error(error) => notify(RealtimeNotice::Error(error)),
-                                ServerEvent::LiveStarted { expires_at } => notify(RealtimeNotice::LiveStarted { expires_at }),
-                                ServerEvent::LiveClosed { reason } => notify(RealtimeNotice::LiveClosed { reason }),
-                                _ => {}
+                            if let Some(notice) = RealtimeNotice::of(event) {
+                                notify(notice);
                             }
                         }
                         Err(error) => notify(RealtimeNotice::GarbageFrame(error.to_string())),

@@ -7,19 +7,24 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::Utc;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::domain::{EventKind, VoiceApi};
 use crate::ids::MeetingId;
+use crate::path::CallPath;
 use crate::ports::CallContext;
-use crate::voice::event::ServerEvent;
 use crate::transcript::{Conversation, Notice};
+use crate::voice::Pending;
+use crate::voice::event::ServerEvent;
 use crate::writer::{ChunkWriter, Handoff, Rejected};
 
 pub struct SharedCall {
     meeting: MeetingId,
     inner: Mutex<Inner>,
     changed: Notify,
+    /// Sessions opened for the call (configured and replayed), by every
+    /// actor of it: whoever waits for the call's socket watches this.
+    opened: watch::Sender<u32>,
 }
 
 struct Inner {
@@ -41,18 +46,18 @@ impl SharedCall {
     /// sideband sockets, continuing after the last stored item) when the
     /// call is attached.
     pub fn for_call(context: &CallContext) -> Self {
-        let conversation = match context.attached_to() {
-            Some(_) => {
+        let conversation = match &context.path {
+            CallPath::Attached { api, resume, .. } => {
                 let mut conversation =
-                    Conversation::attached(context.next_sequence, context.last_item_id.clone());
+                    Conversation::attached(context.next_sequence, resume.last_item_id.clone());
                 // A GPT-Live call recorded before (another process, another
                 // instance): what was said since its last stored line is gone.
-                if context.voice_api == Some(VoiceApi::Live) && context.next_sequence > 1 {
-                    conversation.resumed_timed(context.last_end_ms);
+                if *api == VoiceApi::Live && context.next_sequence > 1 {
+                    conversation.resumed_timed(resume.last_end_ms);
                 }
                 conversation
             }
-            None => Conversation::new(context.next_sequence),
+            CallPath::Owned { .. } => Conversation::new(context.next_sequence),
         };
         Self::with(context.meeting_id, conversation)
     }
@@ -66,7 +71,18 @@ impl SharedCall {
                 heard: 0,
             }),
             changed: Notify::new(),
+            opened: watch::Sender::new(0),
         }
+    }
+
+    /// A session of the call is open and configured.
+    pub fn session_opened(&self) {
+        self.opened.send_modify(|n| *n += 1);
+    }
+
+    /// Sessions opened so far, and every one opened later.
+    pub fn sessions_opened(&self) -> watch::Receiver<u32> {
+        self.opened.subscribe()
     }
 
     /// A panic while the lock was held cannot leave the conversation half
@@ -181,6 +197,14 @@ impl SharedCall {
 
     pub fn pending_user_lines(&self) -> usize {
         self.lock().conversation.pending_user_lines()
+    }
+
+    /// What the service still holds that the end of a call waits for.
+    pub fn pending(&self, what: Pending) -> usize {
+        match what {
+            Pending::UserTranscriptions => self.pending_user_lines(),
+            Pending::Fragments => self.pending_fragments(),
+        }
     }
 
     /// GPT-Live: the session sent `session.closed`.

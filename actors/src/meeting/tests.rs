@@ -230,20 +230,14 @@ pub(super) async fn lines_of(tree: &TestTree, meeting: MeetingId, n: usize) -> V
 async fn an_attached_call_is_re_attached_without_replay_and_its_conversation_continues() {
     let tree = TestTree::start(budget(5), 4).await;
     let meeting = attached_call(&tree).await;
-    assert_eq!(
-        tree.connector.target(0).attach_to.as_deref(),
-        Some("rtc_call_1")
-    );
+    assert_eq!(tree.connector.target(0).attach_to(), Some("rtc_call_1"));
     for frame in turn_frames("u1", None, "a1", "Hello.") {
         tree.connector.send(0, &frame);
     }
     lines_of(&tree, meeting, 2).await;
     tree.connector.drop_session(0);
     tree.connector.wait_for_sessions(2).await;
-    assert_eq!(
-        tree.connector.target(1).attach_to.as_deref(),
-        Some("rtc_call_1")
-    );
+    assert_eq!(tree.connector.target(1).attach_to(), Some("rtc_call_1"));
     // The next turn follows the last one scribe saw: nothing is missing.
     for frame in turn_frames("u2", Some("a1"), "a2", "Again.") {
         tree.connector.send(1, &frame);

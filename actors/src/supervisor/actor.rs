@@ -71,18 +71,28 @@ impl Actor for CallSupervisor {
                 meeting,
                 reason,
                 reply,
-            } => {
-                let outcome = state.start(&myself, meeting, reason).await;
-                let _ = reply.send(outcome);
-            }
+            } => state.start(&myself, meeting, reason, Some(reply)),
+            SupervisorMsg::Prepared {
+                meeting,
+                reason,
+                prepared,
+            } => state.prepared(&myself, meeting, reason, prepared).await,
+            SupervisorMsg::RestartDecided {
+                meeting,
+                heir,
+                over,
+            } => state.restart_decided(&myself, meeting, heir, over).await,
+            SupervisorMsg::EndRouted {
+                meeting,
+                ended_at,
+                forwarded,
+                reply,
+            } => state.end_routed(&myself, meeting, ended_at, forwarded, reply),
             SupervisorMsg::EndCall {
                 meeting,
                 ended_at,
                 reply,
-            } => {
-                let outcome = state.end(&myself, meeting, ended_at).await;
-                let _ = reply.send(outcome);
-            }
+            } => state.end(&myself, meeting, ended_at, Some(reply)),
             SupervisorMsg::Finalized { meeting } => {
                 state.finalized(meeting);
                 state
@@ -109,9 +119,9 @@ impl Actor for CallSupervisor {
                 let _ = reply.send(found);
             }
             SupervisorMsg::LeasesRenewed { report, began } => {
-                state.leases_renewed(&myself, report, began).await;
+                state.leases_renewed(&myself, report, began);
             }
-            SupervisorMsg::Orphaned(meetings) => state.take_over(&myself, meetings).await,
+            SupervisorMsg::Orphaned(meetings) => state.take_over(&myself, meetings),
             SupervisorMsg::LeaseNews(news) => state.lease_news(&myself, news),
             SupervisorMsg::WhenSettled(reply) => {
                 if state.finalizing.is_empty() {
@@ -125,8 +135,16 @@ impl Actor for CallSupervisor {
                 let analyses = state.analyses.values().map(|a| a.actor.clone()).collect();
                 let _ = reply.send((meetings, analyses));
             }
+            SupervisorMsg::SessionsOpened { meeting, reply } => {
+                let opened = state.registry.get(meeting).map(|c| c.sessions_opened());
+                let _ = reply.send(opened);
+            }
             SupervisorMsg::Kill { meeting, reply } => {
-                let found = state.running.get(&meeting).map(|c| c.actor.kill()).is_some();
+                let found = state
+                    .running
+                    .get(&meeting)
+                    .map(|c| c.actor.kill())
+                    .is_some();
                 let _ = reply.send(found);
             }
             SupervisorMsg::Panic { meeting, reply } => {

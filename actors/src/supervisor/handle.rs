@@ -113,6 +113,21 @@ impl Calls {
         .await
     }
 
+    /// Waits (up to `patience`) until a session of `meeting` is open here
+    /// (configured; replayed or seeded when owned). False when none opened
+    /// in time, or this process does not hold the call.
+    pub async fn socket_up(&self, meeting: MeetingId, patience: Duration) -> bool {
+        let Ok(Some(mut opened)) = self
+            .ask(|reply| SupervisorMsg::SessionsOpened { meeting, reply })
+            .await
+        else {
+            return false;
+        };
+        tokio::time::timeout(patience, opened.wait_for(|n| *n > 0))
+            .await
+            .is_ok_and(|seen| seen.is_ok())
+    }
+
     /// Waits (up to `patience`) until every call being finalized is done.
     pub async fn settled(&self, patience: Duration) -> Result<(), CallsError> {
         match self

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use ractor::ActorRef;
 use serde_json::json;
 use tokio::sync::Notify;
@@ -108,7 +107,7 @@ pub async fn forward_news(
 }
 
 impl SupervisorState {
-    pub async fn leases_renewed(
+    pub fn leases_renewed(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         report: LeaseReport,
@@ -138,7 +137,7 @@ impl SupervisorState {
         for (meeting, ended_at) in report.end_requested {
             self.ended_elsewhere(myself, meeting, ended_at);
         }
-        self.take_over(myself, report.orphaned).await;
+        self.take_over(myself, report.orphaned);
     }
 
     /// What another instance said, acted on at once.
@@ -147,41 +146,6 @@ impl SupervisorState {
         match news {
             LeaseNews::EndRequested { meeting, at } => self.ended_elsewhere(myself, meeting, at),
             LeaseNews::Released | LeaseNews::Missed => self.renew_now.notify_one(),
-        }
-    }
-
-    /// A call this instance holds ended at another instance: its actor
-    /// finalizes it, or, with none live here, the store does.
-    fn ended_elsewhere(
-        &mut self,
-        myself: &ActorRef<SupervisorMsg>,
-        meeting: MeetingId,
-        ended_at: DateTime<Utc>,
-    ) {
-        if !self.end_live(meeting, ended_at)
-            && !self.running.contains_key(&meeting)
-            && !self.finalizing.contains(&meeting)
-        {
-            self.finalize_without_actor(myself, meeting, ended_at);
-        }
-    }
-
-    /// Starts the calls nobody holds here (another instance may win each).
-    pub async fn take_over(&mut self, myself: &ActorRef<SupervisorMsg>, orphaned: Vec<MeetingId>) {
-        for meeting in orphaned {
-            if self.running.contains_key(&meeting) || self.finalizing.contains(&meeting) {
-                continue;
-            }
-            let reason = Some(format!(
-                "taken over by {}: the call's lease had expired",
-                self.owner
-            ));
-            match self.start(myself, meeting, reason).await {
-                Ok(outcome) => tracing::info!(%meeting, ?outcome, "orphaned call considered"),
-                Err(error) => {
-                    tracing::warn!(%meeting, error = %error_chain(&error), "orphaned call not taken over")
-                }
-            }
         }
     }
 }

@@ -1,25 +1,33 @@
 //! The supervisor's meeting actors: start one per live call (after taking
-//! the call's lease), route the end of a call to it (or finalize from the
-//! stored state when none is live), restart one that dies while its call is
-//! still `active` (after the old one's termination event, within the
-//! budget), and give up with a verdict past the budget.
+//! the call's lease), restart one that dies while its call is still
+//! `active` (after the old one's termination event, within the budget),
+//! and give up with a verdict past the budget.
+//!
+//! The supervisor never waits on the store inside a handler: what a start
+//! or a restart needs from it (the call's context, its lease, whether it
+//! is still live) is read in a task ([`STORE_TASKS`] at most at once),
+//! whose answer comes back as a message. Meanwhile the call is `waiting`:
+//! a second start or an end for it waits with it.
 
-use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorRef};
 use serde_json::json;
 use tokio::time::Instant;
 
 use super::budget::Restarts;
-use super::msg::SupervisorMsg;
-use super::outcome::{EndOutcome, StartError, StartOutcome};
-use super::state::{ChildKind, RunningCall, SupervisorState};
+use super::msg::{Prepared, SupervisorMsg};
+use super::outcome::{StartError, StartOutcome};
+use super::state::{ChildKind, Heir, RunningCall, SupervisorState, Waiting};
 use crate::domain::{EventKind, MeetingStatus};
 use crate::exit::ExitReason;
 use crate::ids::MeetingId;
 use crate::meeting::drain::{Verdict, end_call};
-use crate::meeting::msg::MeetingMsg;
 use crate::meeting::{MeetingActor, MeetingArgs};
-use crate::ports::{CallContext, error_chain};
+use crate::ports::{CallContext, PortError, error_chain};
+
+/// A start's answer for every start request that waited on it: the first
+/// gets it as it is; the others, which asked for a call being started,
+/// find it running (or the same refusal).
+type StartReply = ractor::RpcReplyPort<Result<StartOutcome, StartError>>;
 
 impl SupervisorState {
     async fn spawn(
@@ -59,29 +67,88 @@ impl SupervisorState {
         Ok(())
     }
 
-    /// Starts the call's actor: the meeting must be `active` and its lease
-    /// free (or this instance's).
-    pub async fn start(
+    /// Starts the call's actor once the store says the meeting is `active`
+    /// and its lease is free (or this instance's). `reply` (when someone
+    /// asks) gets the outcome then.
+    pub fn start(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         meeting: MeetingId,
         reason: Option<String>,
-    ) -> Result<StartOutcome, StartError> {
+        reply: Option<StartReply>,
+    ) {
         if self.running.contains_key(&meeting) {
-            return Ok(StartOutcome::AlreadyRunning);
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(StartOutcome::AlreadyRunning));
+            }
+            return;
         }
-        let Some(context) = self.deps.store.call_context(meeting).await? else {
-            return Ok(StartOutcome::NotFound);
+        let first = !self.waiting.contains_key(&meeting);
+        let waiting = self.waiting.entry(meeting).or_default();
+        waiting.starts.extend(reply);
+        if !first {
+            return;
+        }
+        let (store, leases, permits) = (
+            self.deps.store.clone(),
+            self.leases.clone(),
+            self.store_work.clone(),
+        );
+        let (owner, ttl, me) = (self.owner.clone(), self.lease_ttl, myself.clone());
+        self.spawn_task(async move {
+            let _permit = permits.acquire_owned().await;
+            let prepared = async {
+                let Some(context) = store.call_context(meeting).await? else {
+                    return Ok(Prepared::NotFound);
+                };
+                if context.status != MeetingStatus::Active {
+                    return Ok(Prepared::NotActive(context.status));
+                }
+                if !leases.acquire_lease(meeting, &owner, ttl).await? {
+                    return Ok(Prepared::OwnedElsewhere);
+                }
+                Ok::<_, PortError>(Prepared::Ready(context))
+            }
+            .await
+            .map_err(StartError::from);
+            let _ = me.cast(SupervisorMsg::Prepared {
+                meeting,
+                reason,
+                prepared,
+            });
+        });
+    }
+
+    /// The store answered a start.
+    pub async fn prepared(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        meeting: MeetingId,
+        reason: Option<String>,
+        prepared: Result<Prepared, StartError>,
+    ) {
+        let waiting = self.waiting.remove(&meeting).unwrap_or_default();
+        let outcome = match prepared {
+            Ok(Prepared::NotFound) => Ok(StartOutcome::NotFound),
+            Ok(Prepared::NotActive(status)) => Ok(StartOutcome::NotActive(status)),
+            Ok(Prepared::OwnedElsewhere) => Ok(StartOutcome::OwnedElsewhere),
+            Ok(Prepared::Ready(context)) => self.ready(myself, context, reason).await,
+            Err(error) => Err(error),
         };
-        if context.status != MeetingStatus::Active {
-            return Ok(StartOutcome::NotActive(context.status));
-        }
-        let leased = self
-            .leases
-            .acquire_lease(meeting, &self.owner, self.lease_ttl)
-            .await?;
-        if !leased {
-            return Ok(StartOutcome::OwnedElsewhere);
+        self.answer(myself, meeting, waiting, outcome);
+    }
+
+    /// An active call whose lease this instance holds: its actor starts
+    /// (unless its end came first).
+    async fn ready(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        context: CallContext,
+        reason: Option<String>,
+    ) -> Result<StartOutcome, StartError> {
+        let meeting = context.meeting_id;
+        if self.finalizing.contains(&meeting) {
+            return Ok(StartOutcome::Ending);
         }
         if context.lease_unreleased && self.registry.get(meeting).is_none() {
             // The process that ran the call died without a shutdown, and
@@ -106,68 +173,53 @@ impl SupervisorState {
         Ok(StartOutcome::Started)
     }
 
-    /// Routes the end of a call: to its live actor, else to the instance
-    /// that owns it (through the database), else finalizes it here from
-    /// the stored state.
-    pub async fn end(
+    /// Answers everyone who waited on a call's start, then routes an end
+    /// that arrived meanwhile.
+    fn answer(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         meeting: MeetingId,
-        ended_at: DateTime<Utc>,
-    ) -> EndOutcome {
-        match self.running.get(&meeting).map(|entry| entry.ending) {
-            Some(true) => return EndOutcome::Finalizing,
-            Some(false) if self.end_live(meeting, ended_at) => return EndOutcome::Finalizing,
-            _ => {}
-        }
-        if self.finalizing.contains(&meeting) {
-            return EndOutcome::FinalizingFromStore;
-        }
-        let forwarded = self
-            .deps
-            .store
-            .request_end(meeting, &self.owner, ended_at)
-            .await;
-        if matches!(forwarded, Ok(true)) {
-            return EndOutcome::Forwarded;
-        }
-        self.finalize_without_actor(myself, meeting, ended_at);
-        EndOutcome::FinalizingFromStore
-    }
-
-    /// Tells the call's live actor to finalize; false when none took it.
-    pub fn end_live(&mut self, meeting: MeetingId, ended_at: DateTime<Utc>) -> bool {
-        match self.running.get_mut(&meeting) {
-            Some(entry)
-                if !entry.ending && entry.actor.cast(MeetingMsg::Finalize { ended_at }).is_ok() =>
-            {
-                entry.ending = true;
-                self.finalizing.insert(meeting);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Ends a call no actor runs: drains what this process holds of it,
-    /// then finalizes it from the store, in a task the supervisor owns.
-    pub fn finalize_without_actor(
-        &mut self,
-        myself: &ActorRef<SupervisorMsg>,
-        meeting: MeetingId,
-        ended_at: DateTime<Utc>,
+        waiting: Waiting,
+        outcome: Result<StartOutcome, StartError>,
     ) {
-        self.finalizing.insert(meeting);
-        let (deps, registry, me) = (self.deps.clone(), self.registry.clone(), myself.clone());
-        self.spawn_task(async move {
-            let call = registry.get(meeting);
-            let done = end_call(&deps, meeting, call, Verdict::Finalize { ended_at }).await;
-            registry.remove(meeting);
-            let _ = me.cast(SupervisorMsg::Finalized { meeting });
-            if let Some(done) = done {
-                tracing::info!(%meeting, lines = done.lines, lost = done.lost.len(), "call finalized without a live actor");
+        let mut starts = waiting.starts.into_iter();
+        let others = match &outcome {
+            Ok(StartOutcome::Started) => Ok(StartOutcome::AlreadyRunning),
+            Ok(other) => Ok(*other),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Some(first) = starts.next() {
+            let _ = first.send(outcome);
+        } else if let Err(error) = &outcome {
+            tracing::warn!(%meeting, error = %error_chain(error), "call not started");
+        }
+        for reply in starts {
+            let again = others
+                .clone()
+                .map_err(|error| StartError::Store(PortError::store(std::io::Error::other(error))));
+            let _ = reply.send(again);
+        }
+        if let Some((ended_at, reply)) = waiting.end {
+            self.end(myself, meeting, ended_at, reply);
+        }
+    }
+
+    /// Calls found without an owner (their lease lapsed): each is started
+    /// here, its store work bounded with every other's.
+    pub fn take_over(&mut self, myself: &ActorRef<SupervisorMsg>, orphaned: Vec<MeetingId>) {
+        for meeting in orphaned {
+            if self.running.contains_key(&meeting)
+                || self.finalizing.contains(&meeting)
+                || self.waiting.contains_key(&meeting)
+            {
+                continue;
             }
-        });
+            let reason = Some(format!(
+                "taken over by {}: the call's lease had expired",
+                self.owner
+            ));
+            self.start(myself, meeting, reason, None);
+        }
     }
 
     pub async fn on_meeting_exit(
@@ -194,7 +246,7 @@ impl SupervisorState {
                     .await;
             } else {
                 // Died while finalizing: finish the job from what is stored and shared.
-                self.finalize_without_actor(myself, meeting, Utc::now());
+                self.finalize_without_actor(myself, meeting, chrono::Utc::now());
             }
             return;
         }
@@ -214,31 +266,71 @@ impl SupervisorState {
         }
         // Only a definite answer stops the restart: with the database out
         // of reach the call is still live and its lines wait in memory.
-        let over = match self.deps.store.call_context(meeting).await {
-            Ok(Some(CallContext { status, .. })) => status != MeetingStatus::Active,
-            Ok(None) => true,
-            Err(error) => {
-                tracing::warn!(%meeting, error = %error_chain(&error), "call state unknown; restarting its actor anyway");
-                false
-            }
+        self.waiting.entry(meeting).or_default();
+        let heir = Heir {
+            context: entry.context,
+            incarnation: entry.incarnation + 1,
+            restarts: entry.restarts,
+            reason: why.to_string(),
         };
-        if over {
-            self.registry.remove(meeting);
+        let (store, permits, me) = (
+            self.deps.store.clone(),
+            self.store_work.clone(),
+            myself.clone(),
+        );
+        self.spawn_task(async move {
+            let _permit = permits.acquire_owned().await;
+            let over = match store.call_context(meeting).await {
+                Ok(Some(CallContext { status, .. })) => status != MeetingStatus::Active,
+                Ok(None) => true,
+                Err(error) => {
+                    tracing::warn!(%meeting, error = %error_chain(&error), "call state unknown; restarting its actor anyway");
+                    false
+                }
+            };
+            let _ = me.cast(SupervisorMsg::RestartDecided {
+                meeting,
+                heir,
+                over,
+            });
+        });
+    }
+
+    /// The store said whether a call whose actor died is still live.
+    pub async fn restart_decided(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        meeting: MeetingId,
+        heir: Heir,
+        over: bool,
+    ) {
+        let waiting = self.waiting.remove(&meeting).unwrap_or_default();
+        if over || self.finalizing.contains(&meeting) {
+            if !self.finalizing.contains(&meeting) {
+                self.registry.remove(meeting);
+            }
+            let outcome = Ok(StartOutcome::NotActive(MeetingStatus::Processing));
+            self.answer(myself, meeting, waiting, outcome);
             return;
         }
         crate::metrics::restarted("meeting");
-        let reason = Some(why.to_string());
-        if let Err(error) = self
+        let outcome = match self
             .spawn(
                 myself,
-                entry.context,
-                entry.incarnation + 1,
-                entry.restarts,
-                reason,
+                heir.context,
+                heir.incarnation,
+                heir.restarts,
+                Some(heir.reason),
             )
             .await
         {
-            tracing::error!(%meeting, error = %error_chain(&error), "meeting actor could not be restarted");
-        }
+            // Whoever asked meanwhile finds it running.
+            Ok(()) => Ok(StartOutcome::AlreadyRunning),
+            Err(error) => {
+                tracing::error!(%meeting, error = %error_chain(&error), "meeting actor could not be restarted");
+                Err(error)
+            }
+        };
+        self.answer(myself, meeting, waiting, outcome);
     }
 }

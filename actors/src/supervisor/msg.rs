@@ -6,6 +6,7 @@ use ractor::{ActorRef, RpcReplyPort};
 use tokio::time::Instant;
 
 use super::outcome::{EndOutcome, StartError, StartOutcome};
+use super::state::Heir;
 use crate::analysis::AnalysisMsg;
 use crate::ids::MeetingId;
 use crate::meeting::msg::MeetingMsg;
@@ -28,6 +29,32 @@ pub enum SupervisorMsg {
         reply: RpcReplyPort<EndOutcome>,
     },
     Actors(RpcReplyPort<LiveActors>),
+    /// The store answered what starting a call needs (its context, its
+    /// lease), read in a task.
+    Prepared {
+        meeting: MeetingId,
+        reason: Option<String>,
+        prepared: Result<Prepared, StartError>,
+    },
+    /// The store answered whether another instance owns a call that is to
+    /// end (and was told).
+    EndRouted {
+        meeting: MeetingId,
+        ended_at: DateTime<Utc>,
+        forwarded: bool,
+        reply: Option<RpcReplyPort<EndOutcome>>,
+    },
+    /// The store answered whether a call whose actor died is still live.
+    RestartDecided {
+        meeting: MeetingId,
+        heir: Heir,
+        over: bool,
+    },
+    /// The sessions opened for a call this process holds (`None`: none).
+    SessionsOpened {
+        meeting: MeetingId,
+        reply: RpcReplyPort<Option<tokio::sync::watch::Receiver<u32>>>,
+    },
     /// Start the meeting's analysis (after a retry, or at startup for an
     /// unfinished job). Replies whether an actor was started.
     Analyze {
@@ -72,4 +99,15 @@ pub enum SupervisorMsg {
         meeting: MeetingId,
         reply: RpcReplyPort<bool>,
     },
+}
+
+/// What the store said of a call to be started.
+#[derive(Debug)]
+pub enum Prepared {
+    NotFound,
+    NotActive(crate::domain::MeetingStatus),
+    /// Another live instance holds the call's lease.
+    OwnedElsewhere,
+    /// The call is active and its lease is this instance's.
+    Ready(crate::ports::CallContext),
 }

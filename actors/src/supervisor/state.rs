@@ -6,12 +6,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use ractor::{ActorId, ActorRef, RpcReplyPort};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::budget::{RestartBudget, Restarts};
+use super::outcome::{EndOutcome, StartError, StartOutcome};
 use super::registry::CallRegistry;
 use crate::analysis::AnalysisMsg;
 use crate::analysis::job::AnalysisDeps;
@@ -36,6 +38,27 @@ pub struct RunningCall {
 }
 
 /// A live analysis actor.
+/// The next actor of a call whose actor died, while the store says
+/// whether the call is still live.
+pub struct Heir {
+    pub context: CallContext,
+    pub incarnation: u32,
+    pub restarts: Restarts,
+    pub reason: String,
+}
+
+/// Who waits on a call whose start (or restart) waits on the store.
+#[derive(Default)]
+pub struct Waiting {
+    pub starts: Vec<RpcReplyPort<Result<StartOutcome, StartError>>>,
+    /// An end that arrived meanwhile: routed once the call's actor runs.
+    pub end: Option<(DateTime<Utc>, Option<RpcReplyPort<EndOutcome>>)>,
+}
+
+/// Store work the supervisor runs at once, at most (starts, restarts and
+/// takeovers read a call's context and take its lease in tasks).
+pub const STORE_TASKS: usize = 16;
+
 pub struct RunningAnalysis {
     pub actor: ActorRef<AnalysisMsg>,
     pub incarnation: u32,
@@ -63,6 +86,10 @@ pub struct SupervisorState {
     pub by_actor: HashMap<ActorId, (MeetingId, ChildKind)>,
     /// Calls being finalized (by their actor or from the store).
     pub finalizing: HashSet<MeetingId>,
+    /// Calls whose start or restart waits on the store.
+    pub waiting: HashMap<MeetingId, Waiting>,
+    /// Bounds the store work running at once.
+    pub store_work: Arc<Semaphore>,
     /// Waiting for `finalizing` to become empty (graceful shutdown).
     pub settled_waiters: Vec<RpcReplyPort<()>>,
     /// Asks the lease renewal task to renew at once.
@@ -95,6 +122,8 @@ impl SupervisorState {
             analyses: HashMap::new(),
             by_actor: HashMap::new(),
             finalizing: HashSet::new(),
+            waiting: HashMap::new(),
+            store_work: Arc::new(Semaphore::new(STORE_TASKS)),
             settled_waiters: Vec::new(),
             renew_now: Arc::new(Notify::new()),
             tasks: JoinSet::new(),

@@ -240,10 +240,7 @@ async fn an_expired_owned_session_is_replaced_by_one_seeded_with_the_recent_line
 async fn an_attached_live_call_sends_nothing_and_records_the_gap_of_a_drop() {
     let tree = TestTree::start(budget(5), 4).await;
     let meeting = live_meeting(&tree, Some("live_call_1")).await;
-    assert_eq!(
-        tree.connector.target(0).attach_to.as_deref(),
-        Some("live_call_1")
-    );
+    assert_eq!(tree.connector.target(0).attach_to(), Some("live_call_1"));
     for frame in [
         fragment(Speaker::User, "One.", 0, 500),
         fragment(Speaker::Agent, "Two.", 1_000, 1_500),

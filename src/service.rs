@@ -1,0 +1,187 @@
+//! The one way from HTTP to the actors. Each entry point (Stream's
+//! webhooks, OpenAI's incoming-call webhook, a meeting's call and hang-up
+//! routes) records what happened in the store, then calls this service to
+//! start, end or hang up the call; nothing else talks to the supervisor
+//! about a call's life.
+//!
+//! The work that follows an answer (starting a call's actor once its
+//! webhook is answered) runs in tasks this service owns; shutdown waits
+//! for them ([`CallService::settle`]). Whether a call's socket is up is
+//! told by its actor (a watch on its shared call), never read back from
+//! the event log.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use scribe_actors::domain::MeetingStatus;
+use scribe_actors::ids::MeetingId;
+use scribe_actors::path::{CallPath, HangUp, Resume};
+use scribe_actors::supervisor::handle::Calls;
+use scribe_actors::supervisor::outcome::{CallsError, EndOutcome};
+use secrecy::SecretString;
+use tokio::task::JoinSet;
+
+use crate::domain::meeting::Meeting;
+use crate::openai::rest::CallsApi;
+use crate::store::{EndRequest, Store, StoreError};
+
+/// Why a call could not be ended.
+#[derive(Debug, thiserror::Error)]
+pub enum EndError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Calls(#[from] CallsError),
+}
+
+/// What ending a call found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The first end of a live call: on its way.
+    First,
+    /// The end was already on its way (a retried or second event):
+    /// dispatched again all the same, since ending is idempotent.
+    Again,
+    /// The call had already ended.
+    NotActive,
+}
+
+/// Starts, ends and hangs up calls.
+#[derive(Clone)]
+pub struct CallService {
+    store: Store,
+    calls: Calls,
+    /// OpenAI's calls API (`None` without `OPENAI_API_KEY`): hangs up a
+    /// call no actor holds.
+    rest: Option<CallsApi>,
+    /// Where the started meetings' pages are, and the key of their links.
+    page_base: Arc<str>,
+    page_key: Arc<SecretString>,
+    /// Starts under way, after their request was answered.
+    starting: Arc<Mutex<JoinSet<()>>>,
+}
+
+impl CallService {
+    pub fn new(
+        store: Store,
+        calls: Calls,
+        rest: Option<CallsApi>,
+        page_base: Arc<str>,
+        page_key: Arc<SecretString>,
+    ) -> Self {
+        Self {
+            store,
+            calls,
+            rest,
+            page_base,
+            page_key,
+            starting: Arc::default(),
+        }
+    }
+
+    /// The meeting's page link, with the key that opens it.
+    pub fn page_url(&self, meeting: &Meeting) -> String {
+        crate::http::auth::page_link(&self.page_base, &self.page_key, meeting)
+    }
+
+    /// A call that just became `active`: its actor is started after this
+    /// request's answer, and its page link (with its key) printed.
+    pub fn started(&self, meeting: MeetingId) {
+        let service = self.clone();
+        let mut starting = self.starting.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(done) = starting.try_join_next() {
+            if let Err(error) = done {
+                tracing::error!(%meeting, %error, "a call start failed");
+            }
+        }
+        starting.spawn(async move {
+            service.start(meeting).await;
+        });
+    }
+
+    /// Starts the call's actor now and waits (up to `patience`) until its
+    /// socket is up. False when it was not up in time (the call goes on;
+    /// its first events may be missed).
+    pub async fn started_and_attached(&self, meeting: MeetingId, patience: Duration) -> bool {
+        self.start(meeting).await;
+        self.calls.socket_up(meeting, patience).await
+    }
+
+    async fn start(&self, meeting: MeetingId) {
+        if let Err(error) = self.calls.start(meeting).await {
+            tracing::error!(%meeting, %error, "call not started");
+        }
+        if let Ok(Some(stored)) = self.store.meeting(meeting).await {
+            println!("meeting {meeting} started: {}", self.page_url(&stored));
+        }
+    }
+
+    /// Ends the meeting's call at `ended_at`: records the end (the record
+    /// other instances act on), then routes it to the call's actor, its
+    /// instance, or finalizes it from the store.
+    pub async fn end(
+        &self,
+        meeting: MeetingId,
+        ended_at: DateTime<Utc>,
+    ) -> Result<(Ending, Option<EndOutcome>), EndError> {
+        let request = self.store.mark_end_requested(meeting, ended_at).await?;
+        let ending = match request {
+            EndRequest::NotActive => return Ok((Ending::NotActive, None)),
+            EndRequest::First => Ending::First,
+            _ => Ending::Again,
+        };
+        let outcome = self.calls.end(meeting, ended_at).await?;
+        Ok((ending, Some(outcome)))
+    }
+
+    /// scribe was told to end `meeting`'s call (it is `active`): as
+    /// [`Self::end`], and a call scribe is attached to ends at OpenAI too,
+    /// by its actor (here or on the instance that owns it) or, when no
+    /// actor holds it anywhere, here.
+    pub async fn hang_up(&self, meeting: &Meeting) -> Result<(), EndError> {
+        debug_assert_eq!(meeting.status, MeetingStatus::Active);
+        let (_, outcome) = self.end(meeting.id, crate::domain::now()).await?;
+        if outcome == Some(EndOutcome::FinalizingFromStore) {
+            self.hang_up_without_actor(meeting).await;
+        }
+        Ok(())
+    }
+
+    /// An attached call no actor holds anywhere (none runs it, no instance
+    /// owns it): OpenAI's REST hang-up, best effort. A GPT-Live WebRTC
+    /// session ends only with `session.close` on a sideband, which nobody
+    /// holds: it ends when its caller leaves.
+    async fn hang_up_without_actor(&self, meeting: &Meeting) {
+        let path = CallPath::recorded(
+            meeting.transport,
+            meeting.provider_call_id.clone(),
+            meeting.voice_api,
+            Resume::default(),
+        );
+        let (Some(how), Some(call_id)) = (path.hang_up(), path.attached_to()) else {
+            return;
+        };
+        if how == HangUp::SessionClose {
+            tracing::warn!(meeting = %meeting.id, "no sideband holds this GPT-Live WebRTC session: it ends when its caller leaves");
+            return;
+        }
+        let Some(rest) = &self.rest else {
+            tracing::warn!(meeting = %meeting.id, "no OPENAI_API_KEY: the call is not hung up at OpenAI");
+            return;
+        };
+        if let Err(error) = rest.clone().on(path.api()).hangup(call_id).await {
+            tracing::warn!(meeting = %meeting.id, %error, "hangup not confirmed by OpenAI");
+        }
+    }
+
+    /// Waits (up to `patience`) for the starts under way.
+    pub async fn settle(&self, patience: Duration) {
+        let mut starting =
+            std::mem::take(&mut *self.starting.lock().unwrap_or_else(PoisonError::into_inner));
+        let all = async { while starting.join_next().await.is_some() {} };
+        if tokio::time::timeout(patience, all).await.is_err() {
+            tracing::warn!("call starts still under way at shutdown");
+        }
+    }
+}
