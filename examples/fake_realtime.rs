@@ -13,8 +13,8 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
-use scribe::sim::script::Script;
+use scribe_sim::realtime::{SimRealtime, SimRealtimeConfig};
+use scribe_sim::script::Script;
 
 #[derive(Debug, Parser)]
 #[command(about = "Simulated OpenAI Realtime server (WebSocket)")]

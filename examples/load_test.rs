@@ -43,16 +43,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use futures::StreamExt;
-use scribe::demo::percentile;
-use scribe::sim::carried::{CallsConfig, EndedAnswer, StartOn};
-use scribe::sim::llm::SimLlm;
-use scribe::sim::realtime::ConnectionInfo;
-use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
-use scribe::sim::script::{Comparison, Script, Step, compare, done_mark};
-use scribe::sim::webhook::{SimCall, WebhookDriver};
 use scribe::store::{PoolSize, Store};
 use scribe_actors::domain::MeetingStatus;
 use scribe_actors::ids::MeetingId;
+use scribe_sim::carried::{CallsConfig, EndedAnswer, StartOn};
+use scribe_sim::demo::percentile;
+use scribe_sim::llm::SimLlm;
+use scribe_sim::realtime::ConnectionInfo;
+use scribe_sim::realtime::{SimRealtime, SimRealtimeConfig};
+use scribe_sim::script::{Comparison, Script, Step, compare, done_mark};
+use scribe_sim::webhook::{SimCall, WebhookDriver};
 use serde_json::{Value, json};
 
 #[path = "load_test/fleet.rs"]

@@ -18,11 +18,11 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use scribe::realtime::ws_base;
-use scribe::sim::carried::CallsConfig;
-use scribe::sim::llm::SimLlm;
-use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
-use scribe::sim::script::{Reply, Script, Step, Transcription, Turn};
 use scribe_actors::domain::Speaker;
+use scribe_sim::carried::CallsConfig;
+use scribe_sim::llm::SimLlm;
+use scribe_sim::realtime::{SimRealtime, SimRealtimeConfig};
+use scribe_sim::script::{Reply, Script, Step, Transcription, Turn};
 use tokio_tungstenite::tungstenite::Message;
 
 /// How long a quiet socket means the script has played out.

@@ -3,10 +3,10 @@
 use anyhow::Context;
 use clap::Parser;
 use scribe::config::{Cli, Command, Settings, TokenSource};
-use scribe::sim::Simulators;
 use scribe::startup::{Application, shutdown_signal};
 use scribe::store::{PoolSize, Store};
 use scribe::telemetry;
+use scribe_sim::Simulators;
 use secrecy::ExposeSecret;
 
 #[tokio::main]
@@ -41,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
             drop(simulators);
             served
         }
-        Command::Demo(args) => scribe::demo::run(args).await,
+        Command::Demo(args) => scribe_sim::demo::run(args).await,
         Command::Migrate(args) => {
             let url = args.database_url.expose_secret();
             let store = Store::connect(url, PoolSize(1))

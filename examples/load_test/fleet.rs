@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use scribe::sim::realtime::SimRealtime;
 use scribe_actors::domain::EventKind;
 use scribe_actors::ids::MeetingId;
+use scribe_sim::realtime::SimRealtime;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::io::{AsyncBufReadExt, BufReader};

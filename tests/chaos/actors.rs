@@ -7,9 +7,9 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
-use scribe::sim::llm::LlmFault;
-use scribe::sim::script::{Script, SentLine, Step, Transcription, Turn};
 use scribe_actors::domain::MeetingStatus;
+use scribe_sim::llm::LlmFault;
+use scribe_sim::script::{Script, SentLine, Step, Transcription, Turn};
 use serde_json::Value;
 
 use crate::fleet::{

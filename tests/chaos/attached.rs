@@ -14,10 +14,10 @@
 use std::sync::atomic::Ordering;
 
 use reqwest::StatusCode;
-use scribe::sim::carried::{CallsConfig, EndedAnswer, StartOn};
-use scribe::sim::llm::SimLlm;
-use scribe::sim::realtime::SimRealtimeConfig;
 use scribe_actors::domain::MeetingStatus;
+use scribe_sim::carried::{CallsConfig, EndedAnswer, StartOn};
+use scribe_sim::llm::SimLlm;
+use scribe_sim::realtime::SimRealtimeConfig;
 use serde_json::Value;
 
 use crate::fleet::{Service, fleet_meetings, start_browser_call};

@@ -7,17 +7,17 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use scribe::sim::carried::media;
-use scribe::sim::llm::SimLlm;
-use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
-use scribe::sim::script::{Script, SentLine, Step, Transcription, Turn};
 use scribe::store::StoredChunk;
 use scribe_actors::domain::{ChunkStatus, Speaker};
+use scribe_sim::carried::media;
+use scribe_sim::llm::SimLlm;
+use scribe_sim::realtime::{SimRealtime, SimRealtimeConfig};
+use scribe_sim::script::{Script, SentLine, Step, Transcription, Turn};
 
 use futures::future::join_all;
 use reqwest::StatusCode;
-use scribe::sim::webhook::{SimCall, WebhookDriver};
 use scribe::store::Store;
+use scribe_sim::webhook::{SimCall, WebhookDriver};
 use serde_json::{Value, json};
 
 use crate::helpers::{API_TOKEN, STREAM_SECRET, TestApp, admin_actor, expect_json};

@@ -10,10 +10,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::future::join_all;
-use scribe::sim::carried::{CallsConfig, EndedAnswer, StartOn};
-use scribe::sim::llm::SimLlm;
-use scribe::sim::realtime::SimRealtimeConfig;
 use scribe_actors::domain::EventKind;
+use scribe_sim::carried::{CallsConfig, EndedAnswer, StartOn};
+use scribe_sim::llm::SimLlm;
+use scribe_sim::realtime::SimRealtimeConfig;
 
 use crate::fleet::{
     Service, check_chaotic_transcript, done_mark, fleet_meetings, fleet_peer, session_script,
@@ -172,8 +172,8 @@ async fn a_sigkilled_instances_calls_are_taken_over_by_the_others_with_nothing_l
     println!(
         "{} calls ({ATTACHED} attached) of a SIGKILLed instance taken over ({owners:?}) with a {LEASE_MS} ms lease renewed every {RENEW_MS} ms: kill to new session p50 {:.0} ms, p99 {:.0} ms (debug build)",
         CALLS_EACH + ATTACHED,
-        scribe::demo::percentile(&mut sorted, 50.0).expect("p50"),
-        scribe::demo::percentile(&mut sorted, 99.0).expect("p99"),
+        scribe_sim::demo::percentile(&mut sorted, 50.0).expect("p50"),
+        scribe_sim::demo::percentile(&mut sorted, 99.0).expect("p99"),
     );
     // Every call ends at an instance picked round the fleet, a few at a
     // time.
@@ -220,7 +220,7 @@ async fn a_sigkilled_instances_calls_are_taken_over_by_the_others_with_nothing_l
 /// lines are stored.
 async fn stored_in_full(
     at: &impl Service,
-    peer: &scribe::sim::realtime::SimRealtime,
+    peer: &scribe_sim::realtime::SimRealtime,
     meeting: &str,
     session: usize,
 ) {

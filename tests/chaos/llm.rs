@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use scribe::sim::llm::{LlmFault, SimLlm};
 use scribe_actors::domain::MeetingStatus;
 use scribe_actors::ids::MeetingId;
+use scribe_sim::llm::{LlmFault, SimLlm};
 use serde_json::json;
 
 use crate::fleet::{finish_chaotic_calls, fleet_meetings, fleet_peer, start_calls};

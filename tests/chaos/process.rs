@@ -6,10 +6,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use scribe::sim::llm::{LlmFault, SimLlm};
-use scribe::sim::realtime::SimRealtime;
-use scribe::sim::script::{Script, Step, Transcription, Turn};
 use scribe_actors::domain::MeetingStatus;
+use scribe_sim::llm::{LlmFault, SimLlm};
+use scribe_sim::realtime::SimRealtime;
+use scribe_sim::script::{Script, Step, Transcription, Turn};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 

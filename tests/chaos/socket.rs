@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
-use scribe::sim::script::{Script, SentLine, Step, Transcription, Turn};
+use scribe_sim::realtime::{SimRealtime, SimRealtimeConfig};
+use scribe_sim::script::{Script, SentLine, Step, Transcription, Turn};
 use serde_json::Value;
 
 use crate::helpers::{each_backend, live_settings, spawn_app_with};

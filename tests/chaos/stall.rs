@@ -173,7 +173,7 @@ async fn a_stalled_database_holds_up_no_call(backend: Backend) {
     let hooks = webhooks(&app);
     let later_calls: Vec<_> = later
         .iter()
-        .map(|m| scribe::sim::webhook::SimCall::new(m))
+        .map(|m| scribe_sim::webhook::SimCall::new(m))
         .collect();
     // Stream retries a delivery that failed; so does the test (SQLite's
     // writes give up at their busy timeout while the lock lasts).

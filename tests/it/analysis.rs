@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use scribe::sim::llm::LlmFault;
-use scribe::sim::script::{Script, Step, Transcription, Turn};
 use scribe_actors::domain::MeetingStatus;
 use scribe_actors::ids::MeetingId;
+use scribe_sim::llm::LlmFault;
+use scribe_sim::script::{Script, Step, Transcription, Turn};
 use serde_json::{Value, json};
 
 use crate::helpers::{
@@ -28,7 +28,7 @@ async fn stages(app: &TestApp, meeting: &str) -> Vec<String> {
 }
 
 /// Speaks one turn and ends the call.
-async fn call(app: &TestApp, peer: &scribe::sim::realtime::SimRealtime, meeting: &str) {
+async fn call(app: &TestApp, peer: &scribe_sim::realtime::SimRealtime, meeting: &str) {
     let call = start_call(app, meeting).await;
     assert!(peer.wait_for_mark("spoken", DEADLINE).await);
     wait_for_lines(&app.store, meeting, 2).await;
@@ -211,7 +211,7 @@ async fn a_failing_model_fails_the_meeting_and_retry_completes_it() {
 
 /// A blueprint call that has ended, with its analysis's first model request
 /// hanging (until the client gives up or dies).
-async fn analysis_in_flight(url: &str) -> (scribe::sim::realtime::SimRealtime, TestApp, String) {
+async fn analysis_in_flight(url: &str) -> (scribe_sim::realtime::SimRealtime, TestApp, String) {
     let peer = sim(|_| one_turn()).await;
     let realtime = peer.url();
     let app = spawn_app_with(url, |s| live_settings(s, &realtime)).await;
@@ -306,7 +306,7 @@ async fn analyses_run_within_the_concurrency_bound() {
         })
         .await;
         let slow =
-            scribe::sim::llm::SimLlm::start(([127, 0, 0, 1], 0).into(), Duration::from_millis(400))
+            scribe_sim::llm::SimLlm::start(([127, 0, 0, 1], 0).into(), Duration::from_millis(400))
                 .await
                 .expect("slow llm");
         let (realtime, llm_url) = (peer.url(), slow.base_url());

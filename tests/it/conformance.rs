@@ -13,8 +13,8 @@
 use std::path::{Path, PathBuf};
 
 use reqwest::StatusCode;
-use scribe::sim::script::{Script, Step};
-use scribe::sim::webhook::SimCall;
+use scribe_sim::script::{Script, Step};
+use scribe_sim::webhook::SimCall;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -3,8 +3,8 @@
 //! the page capability that lets the meeting page retry its analysis.
 
 use reqwest::StatusCode;
-use scribe::sim::llm::LlmFault;
 use scribe_actors::domain::MeetingStatus;
+use scribe_sim::llm::LlmFault;
 use serde_json::{Value, json};
 
 use crate::helpers::{
@@ -442,8 +442,8 @@ async fn the_page_capability_retries_its_own_meeting_and_nothing_else() {
 
 #[tokio::test]
 async fn a_problem_with_the_session_is_streamed_in_scribes_words_only() {
-    use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
-    use scribe::sim::script::Script;
+    use scribe_sim::realtime::{SimRealtime, SimRealtimeConfig};
+    use scribe_sim::script::Script;
     each_backend(|_, url| async move {
         let peer = SimRealtime::start(
             ([127, 0, 0, 1], 0).into(),
@@ -477,8 +477,8 @@ async fn a_problem_with_the_session_is_streamed_in_scribes_words_only() {
 
 #[tokio::test]
 async fn a_line_cut_off_after_it_was_streamed_is_streamed_again_as_interrupted() {
-    use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
-    use scribe::sim::script::{Reply, Script, Step, Transcription, Turn};
+    use scribe_sim::realtime::{SimRealtime, SimRealtimeConfig};
+    use scribe_sim::script::{Reply, Script, Step, Transcription, Turn};
     each_backend(|_, url| async move {
         let turn = Turn::numbered("call", 1, Transcription::Before)
             .ending(Reply::Truncated { audio_end_ms: 900 });

@@ -4,9 +4,9 @@
 //! shapes of OpenAI's generated types and Stream's documented frames.
 
 use reqwest::StatusCode;
-use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
-use scribe::sim::script::{Reply, Script, Step, Transcription, Turn};
 use scribe_actors::domain::ChunkStatus;
+use scribe_sim::realtime::{SimRealtime, SimRealtimeConfig};
+use scribe_sim::script::{Reply, Script, Step, Transcription, Turn};
 use serde_json::Value;
 
 use crate::helpers::{TestApp, each_backend, expect_json, live_settings, spawn_app_with};
@@ -64,8 +64,8 @@ struct Played {
     app: TestApp,
     _peer: SimRealtime,
     meeting: String,
-    call: scribe::sim::webhook::SimCall,
-    expected: Vec<scribe::sim::script::SentLine>,
+    call: scribe_sim::webhook::SimCall,
+    expected: Vec<scribe_sim::script::SentLine>,
     live: Vec<scribe::store::StoredChunk>,
 }
 

@@ -8,11 +8,11 @@
 use std::sync::atomic::Ordering;
 
 use reqwest::StatusCode;
-use scribe::sim::carried::{CallStatus, CallsConfig, EndedAnswer, StartOn};
-use scribe::sim::openai_webhook::OpenAiWebhooks;
-use scribe::sim::realtime::SimRealtimeConfig;
-use scribe::sim::script::{Script, SentLine, Step, Transcription, Turn};
 use scribe_actors::domain::{MeetingStatus, VoiceApi};
+use scribe_sim::carried::{CallStatus, CallsConfig, EndedAnswer, StartOn};
+use scribe_sim::openai_webhook::OpenAiWebhooks;
+use scribe_sim::realtime::SimRealtimeConfig;
+use scribe_sim::script::{Script, SentLine, Step, Transcription, Turn};
 use serde_json::{Value, json};
 
 use crate::carried_calls::{OPENAI_KEY, WEBHOOK_SECRET, bearer, offer, post_call};
@@ -32,7 +32,7 @@ fn turn(n: usize, transcription: Transcription) -> Turn {
 /// play `script`.
 async fn live_app(
     url: &str,
-    script: impl Fn(&scribe::sim::realtime::ConnectionInfo) -> Script + Send + Sync + 'static,
+    script: impl Fn(&scribe_sim::realtime::ConnectionInfo) -> Script + Send + Sync + 'static,
     start: StartOn,
     reject_start: Option<&str>,
 ) -> TestApp {

@@ -6,11 +6,11 @@
 //! for GPT-Live, which ends with `session.close`.)
 
 use reqwest::StatusCode;
-use scribe::sim::carried::{CallsConfig, EndedAnswer, StartOn};
-use scribe::sim::openai_webhook::OpenAiWebhooks;
-use scribe::sim::realtime::SimRealtimeConfig;
-use scribe::sim::script::{Script, Step, Transcription, Turn};
 use scribe_actors::domain::{MeetingStatus, VoiceApi};
+use scribe_sim::carried::{CallsConfig, EndedAnswer, StartOn};
+use scribe_sim::openai_webhook::OpenAiWebhooks;
+use scribe_sim::realtime::SimRealtimeConfig;
+use scribe_sim::script::{Script, Step, Transcription, Turn};
 use serde_json::json;
 
 use crate::carried_calls::{OPENAI_KEY, WEBHOOK_SECRET};

@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use scribe::sim::realtime::SimRealtime;
-use scribe::sim::script::{Script, SentLine, Step, Transcription, Turn};
-use scribe::sim::webhook::SimCall;
+use scribe_sim::realtime::SimRealtime;
+use scribe_sim::script::{Script, SentLine, Step, Transcription, Turn};
+use scribe_sim::webhook::SimCall;
 
 use crate::helpers::{TestApp, each_backend, expect_json, live_settings, spawn_app_with};
 use crate::running::{
@@ -253,8 +253,8 @@ async fn postgres_an_end_at_another_instance_reaches_the_owner_at_once() {
     }
     println!(
         "{CALLS} calls ended at the other instance: call end to processing p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (debug build)",
-        scribe::demo::percentile(&mut to_processing, 50.0).expect("p50"),
-        scribe::demo::percentile(&mut to_processing, 99.0).expect("p99"),
+        scribe_sim::demo::percentile(&mut to_processing, 50.0).expect("p50"),
+        scribe_sim::demo::percentile(&mut to_processing, 99.0).expect("p99"),
         to_processing.last().expect("max"),
     );
     b.stop().await.expect("clean stop");

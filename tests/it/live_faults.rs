@@ -2,7 +2,7 @@
 //! `tests/chaos`).
 
 use reqwest::StatusCode;
-use scribe::sim::script::Script;
+use scribe_sim::script::Script;
 
 use crate::helpers::{ADMIN_TOKEN, each_backend, expect_error, live_settings, spawn_app_with};
 use crate::running::{actor_where, live_app, new_meeting, sim, start_call};

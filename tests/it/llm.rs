@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use scribe::analysis::llm::{AnswerFormat, Attempt, LlmClient, LlmFailure, RetryPolicy};
-use scribe::sim::llm::{LlmFault, SimLlm};
+use scribe_sim::llm::{LlmFault, SimLlm};
 use serde_json::Value;
 
 async fn sim() -> SimLlm {

@@ -230,8 +230,8 @@ async fn stream_until(app: &TestApp, meeting: &str, until: &str) -> String {
 
 #[tokio::test]
 async fn the_providers_own_words_reach_admin_and_never_the_public_error() {
-    use scribe::sim::llm::LlmFault;
     use scribe_actors::domain::MeetingStatus;
+    use scribe_sim::llm::LlmFault;
 
     use crate::running::{DEADLINE, coach_with_plan, end_call, meeting_with, one_turn, sim};
     const KEY: &str = "sk-proj-marker0123456789wxyz";

@@ -7,9 +7,9 @@
 //! (`tests/fixtures/stream`), with only their values changed.
 
 use reqwest::StatusCode;
-use scribe::sim::script::{Script, Step, Transcription};
-use scribe::sim::webhook::{SimCall, WebhookDriver};
 use scribe_actors::domain::MeetingStatus;
+use scribe_sim::script::{Script, Step, Transcription};
+use scribe_sim::webhook::{SimCall, WebhookDriver};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, each_backend, expect_json};
@@ -75,7 +75,7 @@ async fn moved(
 /// A started call with the sim peer talking, and the webhook driver.
 async fn started(
     url: &str,
-    peer: &scribe::sim::realtime::SimRealtime,
+    peer: &scribe_sim::realtime::SimRealtime,
 ) -> (TestApp, SimCall, WebhookDriver) {
     let app = live_app(url, peer).await;
     let meeting = new_meeting(&app).await;

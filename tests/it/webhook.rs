@@ -5,16 +5,16 @@ use std::io::Write;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use reqwest::StatusCode;
-use scribe::sim::webhook::SimCall;
 use scribe::stream::signature::sign;
 use scribe_actors::domain::MeetingStatus;
+use scribe_sim::webhook::SimCall;
 use serde_json::{Value, json};
 
 use crate::helpers::{STREAM_SECRET, each_backend, expect_error, expect_json, spawn_app};
 use crate::running::{
     driver, force_active, live_app, new_meeting, sim, status_of, wait_until_ended,
 };
-use scribe::sim::script::Script;
+use scribe_sim::script::Script;
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());

@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use scribe::sim::realtime::{SimRealtime, SimRealtimeConfig};
-use scribe::sim::script::{Script, SentLine, Transcription, Turn};
-use scribe::sim::webhook::{SimCall, WebhookDriver};
 use scribe::store::{Store, StoredChunk};
 use scribe_actors::domain::{ChunkStatus, MeetingStatus};
 use scribe_actors::ids::MeetingId;
+use scribe_sim::realtime::{SimRealtime, SimRealtimeConfig};
+use scribe_sim::script::{Script, SentLine, Transcription, Turn};
+use scribe_sim::webhook::{SimCall, WebhookDriver};
 use serde_json::{Value, json};
 
 use crate::helpers::{STREAM_SECRET, TestApp, expect_json, live_settings, spawn_app_with};
@@ -19,7 +19,7 @@ use crate::helpers::{STREAM_SECRET, TestApp, expect_json, live_settings, spawn_a
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
 pub async fn sim(
-    script: impl Fn(&scribe::sim::realtime::ConnectionInfo) -> Script + Send + Sync + 'static,
+    script: impl Fn(&scribe_sim::realtime::ConnectionInfo) -> Script + Send + Sync + 'static,
 ) -> SimRealtime {
     SimRealtime::start(
         ([127, 0, 0, 1], 0).into(),
@@ -179,9 +179,9 @@ pub async fn hang_up(app: &TestApp, meeting: &str) -> reqwest::Response {
 
 /// Waits until the simulated OpenAI call has ended; returns what ended it
 /// (`hangup`, `session.close`, `caller`, `connection_lost`).
-pub async fn ended_at_openai(call: &scribe::sim::carried::SimCallState) -> &'static str {
+pub async fn ended_at_openai(call: &scribe_sim::carried::SimCallState) -> &'static str {
     eventually("the call to end at OpenAI", || async {
-        (call.status() == scribe::sim::carried::CallStatus::Ended)
+        (call.status() == scribe_sim::carried::CallStatus::Ended)
             .then(|| call.ended_by())
             .flatten()
     })
@@ -322,9 +322,9 @@ pub async fn meeting_with(app: &TestApp, agent: Value, name: &str) -> String {
 pub fn one_turn() -> Script {
     Script {
         steps: vec![
-            scribe::sim::script::Step::Turn(Turn::numbered("call", 1, Transcription::Before)),
-            scribe::sim::script::Step::Mark("spoken".into()),
-            scribe::sim::script::Step::Hold,
+            scribe_sim::script::Step::Turn(Turn::numbered("call", 1, Transcription::Before)),
+            scribe_sim::script::Step::Mark("spoken".into()),
+            scribe_sim::script::Step::Hold,
         ],
     }
 }
@@ -333,7 +333,7 @@ pub fn one_turn() -> Script {
 /// 2, `two`, gate `three`, turn 3, `three`), so a test can take scribe
 /// away while turn 2 is said.
 pub fn away_script() -> Script {
-    use scribe::sim::script::Step;
+    use scribe_sim::script::Step;
     let turn = |n| Step::Turn(Turn::numbered("call", n, Transcription::Before));
     Script {
         steps: vec![
@@ -363,7 +363,7 @@ pub const AWAY_LINES: [&str; 5] = [
 /// Two turns with the gate `second` between them (so a test sees lines
 /// arrive while the call is live), then `spoken`.
 pub fn gated_call() -> Script {
-    use scribe::sim::script::Step;
+    use scribe_sim::script::Step;
     Script {
         steps: vec![
             Step::Turn(Turn::numbered("call", 1, Transcription::Before)),

@@ -14,7 +14,7 @@ use super::actor_state::MeetingState;
 use super::drain::{Verdict, end_call};
 use super::msg::{MeetingMsg, SocketEnd};
 use super::reader::{ReaderContext, read_socket};
-use super::rules::{self, Ended, PathState, Rotation};
+use super::rules::{self, Ended, Rotation};
 use super::session::{Sent, Session};
 use crate::domain::{EventKind, Speaker};
 use crate::ports::{ConnectError, Finalized, RealtimeSession, error_chain};
@@ -87,10 +87,7 @@ impl MeetingState {
     /// session's epoch: an owned call's next session starts a new chain, an
     /// attached call's continues its conversation.
     fn begin_session(&mut self) -> u64 {
-        match self.path {
-            PathState::Owned => self.call.end_session(&self.deps.writer),
-            PathState::Attached(_) => self.call.detach(&self.deps.writer),
-        }
+        self.path.next_session(&self.call, &self.deps.writer)
     }
 
     /// Sends what opens the session on the call's path and arms the

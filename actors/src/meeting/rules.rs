@@ -25,11 +25,13 @@ use tokio::time::Instant;
 
 use super::deps::CallConfig;
 use super::msg::SocketEnd;
+use super::shared::SharedCall;
 use crate::domain::EventKind;
 use crate::path::CallPath;
 use crate::ports::ConnectError;
 use crate::voice::Setup;
 use crate::voice::event::ErrorInfo;
+use crate::writer::ChunkWriter;
 
 /// What the actor does.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +95,16 @@ impl PathState {
         match self {
             Self::Owned => false,
             Self::Attached(_) => sessions > 1 || incarnation > 0 || next_sequence > 1,
+        }
+    }
+
+    /// Ends the call's current session (its open lines become lines) and
+    /// returns the next one's epoch: an owned call's next session starts a
+    /// new chain; an attached call's continues its conversation.
+    pub fn next_session(&self, call: &SharedCall, writer: &ChunkWriter) -> u64 {
+        match self {
+            Self::Owned => call.end_session(writer),
+            Self::Attached(_) => call.detach(writer),
         }
     }
 

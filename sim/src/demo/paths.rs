@@ -19,10 +19,10 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::world::{Demo, PHONE, TOKEN};
-use crate::sim::carried::media;
-use crate::sim::openai_webhook::OpenAiWebhooks;
-use crate::sim::script::{Comparison, Script, SentLine, compare, done_mark};
-use crate::sim::webhook::SimCall;
+use crate::carried::media;
+use crate::openai_webhook::OpenAiWebhooks;
+use crate::script::{Comparison, Script, SentLine, compare, done_mark};
+use crate::webhook::SimCall;
 
 /// How long one demo call may take, at most.
 const DEADLINE: Duration = Duration::from_secs(600);

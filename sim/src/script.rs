@@ -116,8 +116,8 @@ pub struct Comparison {
 
 /// Compares line by line: each said line in place, elsewhere (misordered)
 /// or nowhere (lost); stored lines beyond what was said are duplicates.
-pub fn compare(stored: &[crate::store::StoredChunk], expected: &[SentLine]) -> Comparison {
-    let same = |s: &crate::store::StoredChunk, w: &SentLine| {
+pub fn compare(stored: &[scribe::store::StoredChunk], expected: &[SentLine]) -> Comparison {
+    let same = |s: &scribe::store::StoredChunk, w: &SentLine| {
         s.text == w.text && s.speaker == Some(w.speaker) && s.status == w.status
     };
     let mut out = Comparison {

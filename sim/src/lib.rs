@@ -1,10 +1,16 @@
+//! # scribe-sim
+//!
 //! Simulated outside parts that speak the real wire protocols: a realtime
 //! peer (OpenAI Realtime over WebSocket), an OpenAI-compatible
-//! chat-completions server, and a signed Stream webhook driver.
-//! They are product features (`--simulate`, demos, load tests), not mocks:
-//! scribe talks to them exactly as it talks to the real services.
+//! chat-completions server, OpenAI's calls API with its sideband and
+//! WebRTC endpoint, GPT-Live, and signed Stream and OpenAI webhook
+//! drivers; and `scribe demo` ([`demo`]). They are product features
+//! (`--simulate`, the demo, load tests), not mocks: scribe talks to them
+//! exactly as it talks to the real services. The service library
+//! (`scribe`) does not depend on this crate.
 
 pub mod carried;
+pub mod demo;
 pub mod llm;
 pub mod openai_webhook;
 pub mod realtime;
@@ -16,9 +22,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::config::Settings;
 use llm::SimLlm;
 use realtime::{SimRealtime, SimRealtimeConfig};
+use scribe::config::Settings;
 use script::Script;
 
 /// The simulated realtime peer and LLM of `scribe serve --simulate`, on

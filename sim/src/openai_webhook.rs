@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::openai::webhook::sign;
+use scribe::openai::webhook::sign;
 
 /// Posts OpenAI-style webhooks to one endpoint, signed with one secret.
 pub struct OpenAiWebhooks {

@@ -23,10 +23,10 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use super::super::sideband::{accept, websocket_key};
 use super::super::{SimCalls, error};
 use super::play::{closed, play_live};
-use crate::sim::realtime::MEETING_HEADER;
-use crate::sim::realtime::config::ConnectionInfo;
-use crate::sim::realtime::play::Outgoing;
-use crate::sim::realtime::records::ConnectionRecord;
+use crate::realtime::MEETING_HEADER;
+use crate::realtime::config::ConnectionInfo;
+use crate::realtime::play::Outgoing;
+use crate::realtime::records::ConnectionRecord;
 
 fn close(code: u16) -> Message {
     Message::Close(Some(CloseFrame {

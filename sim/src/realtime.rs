@@ -40,7 +40,7 @@ use records::{Shared, update_record};
 
 /// The header scribe sends only to this simulated peer (never to a real
 /// provider) so that it can tell calls apart.
-pub use crate::realtime::MEETING_HEADER;
+pub use scribe::realtime::MEETING_HEADER;
 
 /// A running simulated realtime server.
 pub struct SimRealtime {

@@ -11,7 +11,7 @@
 //!   │                 ├─ ChunkWriter task
 //!   │                 └─ CallGuardian ── CallSupervisor ─┬─ MeetingActor per live call
 //!   │                                                    └─ AnalysisActor per ended call
-//!   └─ Simulators (only with --simulate; `Application` is told their addresses)
+//!   └─ Simulators (`scribe-sim`, only with --simulate; `Application` is told their addresses)
 //! ```
 //!
 //! ## Modules
@@ -20,7 +20,6 @@
 //!   `Analyzer` port's implementation.
 //! - [`config`]: the `scribe` command line, env fallbacks, resolved [`config::Settings`].
 //! - [`telemetry`]: the tracing subscriber.
-//! - [`demo`]: `scribe demo`, the whole flow offline with a report.
 //! - [`domain`]: validated agents, blueprints and meetings.
 //! - [`store`]: one store over SQLite and PostgreSQL, embedded migrations,
 //!   every status change through the state machine; it implements the
@@ -32,20 +31,20 @@
 //! - [`metrics`]: the Prometheus recorder and the service's own metrics.
 //! - [`openai`]: OpenAI's Realtime calls REST API and its webhooks.
 //! - [`stream`]: Stream webhook signatures and events, the agent JWT.
-//! - [`sim`]: simulated realtime peer, simulated LLM, scripts, webhook
-//!   driver, and `Simulators` for `--simulate`.
+//! - [`service`]: `CallService`, the one way from HTTP to the actors.
+//!
+//! The simulators and `scribe demo` are the `scribe-sim` crate; the
+//! binary (`scribe`) is the workspace's root package.
 //! - [`startup`]: `Application::build` / `run_until_stopped`, shutdown signals.
 
 pub mod analysis;
 pub mod config;
-pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod metrics;
 pub mod openai;
 pub mod realtime;
 pub mod service;
-pub mod sim;
 pub mod startup;
 pub mod store;
 pub mod stream;

@@ -78,8 +78,8 @@ pub(crate) fn renew_leases_sql<P: Dialect>(_pool: &P) -> &'static str {
 }
 
 /// The embedded migrations, one migrator per backend with mirrored versions.
-pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
-pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
+pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

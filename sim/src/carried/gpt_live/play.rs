@@ -25,10 +25,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::sim::realtime::config::SimRealtimeConfig;
-use crate::sim::realtime::play::{Outgoing, pause};
-use crate::sim::realtime::records::Shared;
-use crate::sim::script::{Reply, Script, Step, Transcription, Turn};
+use crate::realtime::config::SimRealtimeConfig;
+use crate::realtime::play::{Outgoing, pause};
+use crate::realtime::records::Shared;
+use crate::script::{Reply, Script, Step, Transcription, Turn};
 
 /// Session milliseconds per spoken word (GPT-Live's ~200 ms steps).
 const WORD_MS: u64 = 200;

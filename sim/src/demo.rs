@@ -18,17 +18,17 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use scribe_actors::ids::MeetingId;
 use serde_json::{Value, json};
 
-use crate::config::{DemoArgs, DemoPath, Settings};
-use crate::openai::webhook::secret_key;
-use crate::sim::carried::{CallsConfig, EndedAnswer, StartOn};
-use crate::sim::llm::SimLlm;
-use crate::sim::openai_webhook::OpenAiWebhooks;
-use crate::sim::realtime::{SimRealtime, SimRealtimeConfig};
-use crate::sim::script::Script;
-use crate::sim::webhook::WebhookDriver;
-use crate::startup::Application;
-use crate::store::Store;
+use crate::carried::{CallsConfig, EndedAnswer, StartOn};
+use crate::llm::SimLlm;
+use crate::openai_webhook::OpenAiWebhooks;
+use crate::realtime::{SimRealtime, SimRealtimeConfig};
+use crate::script::Script;
+use crate::webhook::WebhookDriver;
 use paths::{Bars, Outcome};
+use scribe::config::{DemoArgs, DemoPath, Settings};
+use scribe::openai::webhook::secret_key;
+use scribe::startup::Application;
+use scribe::store::Store;
 use world::{Demo, OPENAI_KEY, OPENAI_WEBHOOK_SECRET, PHONE, SECRET, TOKEN};
 
 /// The `p`-th percentile (nearest rank) of `values`, which it sorts.
@@ -142,7 +142,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             show_meeting(&demo.store, first).await?;
             let page_key = secrecy::SecretString::from(demo.store.page_secret().await?);
             let meeting = demo.store.meeting(first).await?.context("demo meeting")?;
-            let link = crate::http::auth::page_link(&demo.base, &page_key, &meeting);
+            let link = scribe::http::auth::page_link(&demo.base, &page_key, &meeting);
             println!("page: {link}");
             Some(link)
         }
@@ -159,7 +159,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "scribe demo: serving {} until Ctrl-C (API token {TOKEN}); the demo database is removed then",
             demo.base
         );
-        crate::startup::shutdown_signal().await;
+        scribe::startup::shutdown_signal().await;
     }
     let _ = stop.send(());
     server.await.context("server task")??;

@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
-use crate::stream::event::{PARTICIPANT_LEFT, SESSION_ENDED, SESSION_STARTED};
-use crate::stream::signature::sign;
+use scribe::stream::event::{PARTICIPANT_LEFT, SESSION_ENDED, SESSION_STARTED};
+use scribe::stream::signature::sign;
 
 pub struct WebhookDriver {
     client: reqwest::Client,

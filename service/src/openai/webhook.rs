@@ -304,7 +304,7 @@ mod tests {
             "timestamp_fullwidth_digits_signed_as_sent",
         ];
         let vectors: Vec<Value> = serde_json::from_str(include_str!(
-            "../../tests/fixtures/openai/webhook_vectors.json"
+            "../../../tests/fixtures/openai/webhook_vectors.json"
         ))
         .expect("the vectors parse");
         assert!(vectors.len() >= 30, "{} vectors", vectors.len());

@@ -25,10 +25,10 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::{CallStatus, EndedAnswer, SimCallState, SimCalls, StartOn, error};
-use crate::sim::realtime::MEETING_HEADER;
-use crate::sim::realtime::config::ConnectionInfo;
-use crate::sim::realtime::play::Outgoing;
-use crate::sim::realtime::records::ConnectionRecord;
+use crate::realtime::MEETING_HEADER;
+use crate::realtime::config::ConnectionInfo;
+use crate::realtime::play::Outgoing;
+use crate::realtime::records::ConnectionRecord;
 
 #[derive(Deserialize)]
 pub struct AttachQuery {

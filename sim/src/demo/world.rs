@@ -5,11 +5,11 @@ use anyhow::Context;
 use scribe_actors::ids::MeetingId;
 use serde_json::{Value, json};
 
-use crate::sim::llm::SimLlm;
-use crate::sim::openai_webhook::OpenAiWebhooks;
-use crate::sim::realtime::SimRealtime;
-use crate::sim::webhook::WebhookDriver;
-use crate::store::Store;
+use crate::llm::SimLlm;
+use crate::openai_webhook::OpenAiWebhooks;
+use crate::realtime::SimRealtime;
+use crate::webhook::WebhookDriver;
+use scribe::store::Store;
 
 pub const SECRET: &str = "demo-stream-secret";
 pub const TOKEN: &str = "demo-api-token-0123456789abcdef0123";
