@@ -20,6 +20,7 @@ use scribe_actors::path::{CallPath, HangUp, Resume};
 use scribe_actors::supervisor::handle::Calls;
 use scribe_actors::supervisor::outcome::{CallsError, EndOutcome};
 use secrecy::SecretString;
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use crate::domain::meeting::Meeting;
@@ -88,33 +89,44 @@ impl CallService {
     /// A call that just became `active`: its actor is started after this
     /// request's answer, and its page link (with its key) printed.
     pub fn started(&self, meeting: MeetingId) {
+        self.spawn_start(meeting, None);
+    }
+
+    /// Starts the call's actor (as [`Self::started`]) and waits, `patience`
+    /// at most in all, until its socket is up. False when it was not up in
+    /// time: the call goes on, and its first events may be missed.
+    pub async fn started_and_attached(&self, meeting: MeetingId, patience: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + patience;
+        let (done, started) = oneshot::channel();
+        self.spawn_start(meeting, Some(done));
+        if tokio::time::timeout_at(deadline, started).await.is_err() {
+            return false;
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        self.calls.socket_up(meeting, left).await
+    }
+
+    /// Starts the call's actor in a task this service owns; `done` hears
+    /// when the supervisor answered.
+    fn spawn_start(&self, meeting: MeetingId, done: Option<oneshot::Sender<()>>) {
         let service = self.clone();
         let mut starting = self.starting.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some(done) = starting.try_join_next() {
-            if let Err(error) = done {
+        while let Some(finished) = starting.try_join_next() {
+            if let Err(error) = finished {
                 tracing::error!(%meeting, %error, "a call start failed");
             }
         }
         starting.spawn(async move {
-            service.start(meeting).await;
+            if let Err(error) = service.calls.start(meeting).await {
+                tracing::error!(%meeting, %error, "call not started");
+            }
+            if let Some(done) = done {
+                let _ = done.send(());
+            }
+            if let Ok(Some(stored)) = service.store.meeting(meeting).await {
+                println!("meeting {meeting} started: {}", service.page_url(&stored));
+            }
         });
-    }
-
-    /// Starts the call's actor now and waits (up to `patience`) until its
-    /// socket is up. False when it was not up in time (the call goes on;
-    /// its first events may be missed).
-    pub async fn started_and_attached(&self, meeting: MeetingId, patience: Duration) -> bool {
-        self.start(meeting).await;
-        self.calls.socket_up(meeting, patience).await
-    }
-
-    async fn start(&self, meeting: MeetingId) {
-        if let Err(error) = self.calls.start(meeting).await {
-            tracing::error!(%meeting, %error, "call not started");
-        }
-        if let Ok(Some(stored)) = self.store.meeting(meeting).await {
-            println!("meeting {meeting} started: {}", self.page_url(&stored));
-        }
     }
 
     /// Ends the meeting's call at `ended_at`: records the end (the record
@@ -141,8 +153,12 @@ impl CallService {
     /// actor holds it anywhere, here.
     pub async fn hang_up(&self, meeting: &Meeting) -> Result<(), EndError> {
         debug_assert_eq!(meeting.status, MeetingStatus::Active);
-        let (_, outcome) = self.end(meeting.id, crate::domain::now()).await?;
-        if outcome == Some(EndOutcome::FinalizingFromStore) {
+        let ended_at = crate::domain::now();
+        // Dispatched whatever the record says: a hang-up racing the call's
+        // own end still reaches the provider's call.
+        self.store.mark_end_requested(meeting.id, ended_at).await?;
+        let outcome = self.calls.end(meeting.id, ended_at).await?;
+        if outcome == EndOutcome::FinalizingFromStore {
             self.hang_up_without_actor(meeting).await;
         }
         Ok(())

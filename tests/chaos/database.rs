@@ -22,9 +22,9 @@ use crate::running::{transcript, wait_for_lines, wait_for_status};
 
 /// The app under test, with the test's reads going straight to the
 /// database rather than through the faulty link.
-struct Direct<'a> {
-    app: &'a crate::helpers::TestApp,
-    store: &'a scribe::store::Store,
+pub struct Direct<'a> {
+    pub app: &'a crate::helpers::TestApp,
+    pub store: &'a scribe::store::Store,
 }
 
 impl Service for Direct<'_> {
@@ -37,6 +37,23 @@ impl Service for Direct<'_> {
     fn client(&self) -> &reqwest::Client {
         &self.app.client
     }
+}
+
+/// A fault-injecting proxy in front of the PostgreSQL at `database`, and
+/// the URL that reaches it through the proxy.
+pub async fn behind_proxy(database: &str) -> (url::Url, FaultProxy) {
+    let mut url = url::Url::parse(database).expect("postgres url");
+    let upstream: SocketAddr = (
+        url.host_str().expect("host").to_owned(),
+        url.port().unwrap_or(5432),
+    )
+        .to_socket_addrs()
+        .expect("resolves")
+        .next()
+        .expect("an address");
+    let proxy = FaultProxy::start(upstream).await;
+    url.set_port(Some(proxy.addr().port())).expect("port");
+    (url, proxy)
 }
 
 /// How many lines the app has read but not committed, over all `meetings`.
@@ -97,17 +114,7 @@ async fn calls_survive_a_postgres_outage(link: Link, outage: Duration, pace: f64
     }
     const CALLS: usize = 10;
     let db = TestDb::create(Backend::Postgres).await;
-    let mut url = url::Url::parse(&db.url).expect("postgres url");
-    let upstream: SocketAddr = (
-        url.host_str().expect("host").to_owned(),
-        url.port().unwrap_or(5432),
-    )
-        .to_socket_addrs()
-        .expect("resolves")
-        .next()
-        .expect("an address");
-    let proxy = FaultProxy::start(upstream).await;
-    url.set_port(Some(proxy.addr().port())).expect("port");
+    let (url, proxy) = behind_proxy(&db.url).await;
     let direct = TestDb::store_at(&db.url).await;
     // The test's own reads never go through the faulty link.
 

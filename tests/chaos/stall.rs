@@ -7,7 +7,6 @@
 //! PostgreSQL stalls behind the fault-injecting proxy (nothing flows);
 //! SQLite is locked by another writer (every write waits).
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -18,9 +17,8 @@ use serde_json::{Value, json};
 use sqlx::{Connection, Executor};
 use tokio::time::Instant;
 
-use crate::fleet::{
-    Service, finish_chaotic_calls, fleet_meetings, fleet_peer, start_calls, webhooks,
-};
+use crate::database::{Direct, behind_proxy};
+use crate::fleet::{finish_chaotic_calls, fleet_meetings, fleet_peer, start_calls, webhooks};
 use crate::helpers::{
     ADMIN_TOKEN, Backend, TestApp, TestDb, backends, expect_json, init_test_log, live_settings,
     spawn_app_with,
@@ -33,24 +31,6 @@ const STALL: Duration = Duration::from_secs(10);
 /// How long `/admin/actors` may take while it does: an answer that waited
 /// on the database would take the whole stall.
 const AT_ONCE: Duration = Duration::from_secs(2);
-
-/// The app's reads of the test go straight to the database.
-struct Direct<'a> {
-    app: &'a TestApp,
-    store: &'a scribe::store::Store,
-}
-
-impl Service for Direct<'_> {
-    fn address(&self) -> &str {
-        &self.app.address
-    }
-    fn store(&self) -> &scribe::store::Store {
-        self.store
-    }
-    fn client(&self) -> &reqwest::Client {
-        &self.app.client
-    }
-}
 
 /// How the database is made to stall, and undone.
 enum Stall {
@@ -135,17 +115,7 @@ async fn a_stalled_database_holds_up_no_call(backend: Backend) {
     let db = TestDb::create(backend).await;
     let (url, mut stall) = match backend {
         Backend::Postgres => {
-            let mut url = url::Url::parse(&db.url).expect("postgres url");
-            let upstream: SocketAddr = (
-                url.host_str().expect("host").to_owned(),
-                url.port().unwrap_or(5432),
-            )
-                .to_socket_addrs()
-                .expect("resolves")
-                .next()
-                .expect("an address");
-            let proxy = FaultProxy::start(upstream).await;
-            url.set_port(Some(proxy.addr().port())).expect("port");
+            let (url, proxy) = behind_proxy(&db.url).await;
             (url.to_string(), Stall::Proxy(proxy))
         }
         Backend::Sqlite => (db.url.clone(), Stall::Lock(db.url.clone(), None)),

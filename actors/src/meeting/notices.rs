@@ -114,22 +114,21 @@ impl MeetingState {
             let retry = self.deps.config.refused_retry;
             let log =
                 json!({ "kind": kind, "code": code, "retry_in_ms": retry.as_millis() as u64 });
+            let shown = Effect::Show {
+                kind: EventKind::SessionRefused,
+                shown,
+                detail: error.message,
+                log,
+            };
+            self.apply(myself, vec![shown]);
             if let Some(session) = self.session.take() {
                 tokio::spawn(session.close());
             }
             self.call.end_session(&self.deps.writer);
-            let effects = vec![
-                Effect::Show {
-                    kind: EventKind::SessionRefused,
-                    shown,
-                    detail: error.message,
-                    log,
-                },
-                Effect::Connect {
-                    why: "the provider refused the session".into(),
-                    when: When::Backoff { floor: Some(retry) },
-                },
-            ];
+            let effects = vec![Effect::Connect {
+                why: "the provider refused the session".into(),
+                when: When::Backoff { floor: Some(retry) },
+            }];
             self.apply(myself, effects);
             return;
         }

@@ -53,6 +53,9 @@ impl MeetingState {
         // starts a new chain (lines numbered from here on belong to it); an
         // attached one continues the call's own conversation.
         let epoch = self.begin_session();
+        // What a new owned session is told: every line numbered so far,
+        // fixed before its reader can number another.
+        let before = self.call.next_sequence();
         // Read from the first moment: the service may speak while the
         // session is still being configured.
         let reader = tokio::spawn(read_socket(
@@ -69,7 +72,7 @@ impl MeetingState {
         ));
         let mut session = Session::new(epoch, outbox, reader);
         self.sessions += 1;
-        let (replayed, sent) = self.open_session(myself, &mut session).await;
+        let (replayed, sent) = self.open_session(myself, &mut session, before).await;
         // A failed send means the socket is going away: its reader reports the end.
         if let Err(error) = sent {
             tracing::info!(meeting = %self.meeting(), %error, "socket failed while configuring the session");
@@ -97,8 +100,8 @@ impl MeetingState {
         &mut self,
         myself: &ActorRef<MeetingMsg>,
         session: &mut Session,
+        before: i64,
     ) -> (usize, Sent) {
-        let before = self.call.next_sequence();
         let history = match self.protocol.history(&self.context.path) {
             _ if before <= 1 => History::None,
             history => history,

@@ -86,13 +86,13 @@ impl Actor for CallSupervisor {
                 meeting,
                 ended_at,
                 forwarded,
-                reply,
-            } => state.end_routed(&myself, meeting, ended_at, forwarded, reply),
+                replies,
+            } => state.end_routed(&myself, meeting, ended_at, forwarded, replies),
             SupervisorMsg::EndCall {
                 meeting,
                 ended_at,
                 reply,
-            } => state.end(&myself, meeting, ended_at, Some(reply)),
+            } => state.end(&myself, meeting, ended_at, vec![reply]),
             SupervisorMsg::Finalized { meeting } => {
                 state.finalized(meeting);
                 state
@@ -124,7 +124,7 @@ impl Actor for CallSupervisor {
             SupervisorMsg::Orphaned(meetings) => state.take_over(&myself, meetings),
             SupervisorMsg::LeaseNews(news) => state.lease_news(&myself, news),
             SupervisorMsg::WhenSettled(reply) => {
-                if state.finalizing.is_empty() {
+                if state.is_settled() {
                     let _ = reply.send(());
                 } else {
                     state.settled_waiters.push(reply);
@@ -155,6 +155,7 @@ impl Actor for CallSupervisor {
                 let _ = reply.send(found);
             }
         }
+        state.wake_if_settled();
         state.publish();
         Ok(())
     }

@@ -3,7 +3,10 @@
 //! else finalized here from the stored state, in a task the supervisor
 //! owns. The store is asked in a task; its answer comes back as a message.
 
+use std::panic::AssertUnwindSafe;
+
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use ractor::{ActorRef, RpcReplyPort};
 
 use super::msg::SupervisorMsg;
@@ -13,38 +16,45 @@ use crate::ids::MeetingId;
 use crate::meeting::drain::{Verdict, end_call};
 use crate::meeting::msg::MeetingMsg;
 
+/// Gives every asker the same answer.
+fn answer(replies: Vec<RpcReplyPort<EndOutcome>>, outcome: EndOutcome) {
+    for reply in replies {
+        let _ = reply.send(outcome);
+    }
+}
+
 impl SupervisorState {
-    /// Routes the end of a call; `reply` (when someone asks) gets where it
-    /// went.
+    /// Routes the end of a call; `replies` (whoever asks) get where it went.
     pub fn end(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         meeting: MeetingId,
         ended_at: DateTime<Utc>,
-        reply: Option<RpcReplyPort<EndOutcome>>,
+        replies: Vec<RpcReplyPort<EndOutcome>>,
     ) {
-        let answer = |reply: Option<RpcReplyPort<EndOutcome>>, outcome| {
-            if let Some(reply) = reply {
-                let _ = reply.send(outcome);
-            }
-        };
         match self.running.get(&meeting).map(|entry| entry.ending) {
-            Some(true) => return answer(reply, EndOutcome::Finalizing),
+            Some(true) => return answer(replies, EndOutcome::Finalizing),
             Some(false) if self.end_live(meeting, ended_at) => {
-                return answer(reply, EndOutcome::Finalizing);
+                return answer(replies, EndOutcome::Finalizing);
             }
             _ => {}
         }
         if self.finalizing.contains(&meeting) {
-            return answer(reply, EndOutcome::FinalizingFromStore);
+            return answer(replies, EndOutcome::FinalizingFromStore);
         }
         if let Some(waiting) = self.waiting.get_mut(&meeting) {
-            // Its actor is about to start (or restart): the end follows it.
-            match &waiting.end {
-                Some(_) => answer(reply, EndOutcome::Finalizing),
-                None => waiting.end = Some((ended_at, reply)),
-            }
+            // Its actor is about to start (or restart): the end follows it,
+            // and every asker hears where it went then.
+            waiting
+                .end
+                .get_or_insert_with(|| (ended_at, Vec::new()))
+                .1
+                .extend(replies);
             return;
+        }
+        if !self.routing.insert(meeting) {
+            // Already being routed: the first end's answer is this one's.
+            return answer(replies, EndOutcome::Finalizing);
         }
         let (store, owner, permits, me) = (
             self.deps.store.clone(),
@@ -54,12 +64,15 @@ impl SupervisorState {
         );
         self.spawn_task(async move {
             let _permit = permits.acquire_owned().await;
-            let forwarded = matches!(store.request_end(meeting, &owner, ended_at).await, Ok(true));
+            let asked = AssertUnwindSafe(store.request_end(meeting, &owner, ended_at));
+            // A failure (or a panic) routes the end here: finalizing twice
+            // is harmless, an end nobody finalizes is not.
+            let forwarded = matches!(asked.catch_unwind().await, Ok(Ok(true)));
             let _ = me.cast(SupervisorMsg::EndRouted {
                 meeting,
                 ended_at,
                 forwarded,
-                reply,
+                replies,
             });
         });
     }
@@ -71,25 +84,21 @@ impl SupervisorState {
         meeting: MeetingId,
         ended_at: DateTime<Utc>,
         forwarded: bool,
-        reply: Option<RpcReplyPort<EndOutcome>>,
+        replies: Vec<RpcReplyPort<EndOutcome>>,
     ) {
+        self.routing.remove(&meeting);
         if forwarded {
-            if let Some(reply) = reply {
-                let _ = reply.send(EndOutcome::Forwarded);
-            }
-            return;
+            return answer(replies, EndOutcome::Forwarded);
         }
         // Nobody else has it: here (the actor may have started meanwhile).
         if self.running.contains_key(&meeting)
             || self.waiting.contains_key(&meeting)
             || self.finalizing.contains(&meeting)
         {
-            return self.end(myself, meeting, ended_at, reply);
+            return self.end(myself, meeting, ended_at, replies);
         }
         self.finalize_without_actor(myself, meeting, ended_at);
-        if let Some(reply) = reply {
-            let _ = reply.send(EndOutcome::FinalizingFromStore);
-        }
+        answer(replies, EndOutcome::FinalizingFromStore);
     }
 
     /// Tells the call's live actor to finalize; false when none took it.
@@ -121,8 +130,9 @@ impl SupervisorState {
         }
         match self.waiting.get_mut(&meeting) {
             Some(waiting) => {
-                waiting.end.get_or_insert((ended_at, None));
+                waiting.end.get_or_insert_with(|| (ended_at, Vec::new()));
             }
+            None if self.routing.contains(&meeting) => {}
             None => self.finalize_without_actor(myself, meeting, ended_at),
         }
     }

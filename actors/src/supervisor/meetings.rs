@@ -9,6 +9,9 @@
 //! whose answer comes back as a message. Meanwhile the call is `waiting`:
 //! a second start or an end for it waits with it.
 
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
 use ractor::{Actor, ActorRef};
 use serde_json::json;
 use tokio::time::Instant;
@@ -97,7 +100,7 @@ impl SupervisorState {
         let (owner, ttl, me) = (self.owner.clone(), self.lease_ttl, myself.clone());
         self.spawn_task(async move {
             let _permit = permits.acquire_owned().await;
-            let prepared = async {
+            let prepared = AssertUnwindSafe(async {
                 let Some(context) = store.call_context(meeting).await? else {
                     return Ok(Prepared::NotFound);
                 };
@@ -108,8 +111,15 @@ impl SupervisorState {
                     return Ok(Prepared::OwnedElsewhere);
                 }
                 Ok::<_, PortError>(Prepared::Ready(context))
-            }
+            })
+            .catch_unwind()
             .await
+            // A panic answers as a store failure: nobody waits forever.
+            .unwrap_or_else(|_| {
+                Err(PortError::store(std::io::Error::other(
+                    "the store task panicked",
+                )))
+            })
             .map_err(StartError::from);
             let _ = me.cast(SupervisorMsg::Prepared {
                 meeting,
@@ -199,8 +209,8 @@ impl SupervisorState {
                 .map_err(|error| StartError::Store(PortError::store(std::io::Error::other(error))));
             let _ = reply.send(again);
         }
-        if let Some((ended_at, reply)) = waiting.end {
-            self.end(myself, meeting, ended_at, reply);
+        if let Some((ended_at, replies)) = waiting.end {
+            self.end(myself, meeting, ended_at, replies);
         }
     }
 
@@ -280,11 +290,16 @@ impl SupervisorState {
         );
         self.spawn_task(async move {
             let _permit = permits.acquire_owned().await;
-            let over = match store.call_context(meeting).await {
-                Ok(Some(CallContext { status, .. })) => status != MeetingStatus::Active,
-                Ok(None) => true,
-                Err(error) => {
+            let read = AssertUnwindSafe(store.call_context(meeting)).catch_unwind();
+            let over = match read.await {
+                Ok(Ok(Some(CallContext { status, .. }))) => status != MeetingStatus::Active,
+                Ok(Ok(None)) => true,
+                Ok(Err(error)) => {
                     tracing::warn!(%meeting, error = %error_chain(&error), "call state unknown; restarting its actor anyway");
+                    false
+                }
+                Err(_) => {
+                    tracing::error!(%meeting, "the store task panicked; restarting the call's actor anyway");
                     false
                 }
             };
@@ -309,8 +324,14 @@ impl SupervisorState {
             if !self.finalizing.contains(&meeting) {
                 self.registry.remove(meeting);
             }
-            let outcome = Ok(StartOutcome::NotActive(MeetingStatus::Processing));
-            self.answer(myself, meeting, waiting, outcome);
+            // Whoever asked to start it meanwhile gets what the store says
+            // now; an end that came meanwhile is routed.
+            for reply in waiting.starts {
+                self.start(myself, meeting, None, Some(reply));
+            }
+            if let Some((ended_at, replies)) = waiting.end {
+                self.end(myself, meeting, ended_at, replies);
+            }
             return;
         }
         crate::metrics::restarted("meeting");

@@ -42,7 +42,7 @@ pub enum SupervisorMsg {
         meeting: MeetingId,
         ended_at: DateTime<Utc>,
         forwarded: bool,
-        reply: Option<RpcReplyPort<EndOutcome>>,
+        replies: Vec<RpcReplyPort<EndOutcome>>,
     },
     /// The store answered whether a call whose actor died is still live.
     RestartDecided {

@@ -51,8 +51,9 @@ pub struct Heir {
 #[derive(Default)]
 pub struct Waiting {
     pub starts: Vec<RpcReplyPort<Result<StartOutcome, StartError>>>,
-    /// An end that arrived meanwhile: routed once the call's actor runs.
-    pub end: Option<(DateTime<Utc>, Option<RpcReplyPort<EndOutcome>>)>,
+    /// An end that arrived meanwhile (the first one's time, and everyone
+    /// who asked): routed once the call's actor runs.
+    pub end: Option<(DateTime<Utc>, Vec<RpcReplyPort<EndOutcome>>)>,
 }
 
 /// Store work the supervisor runs at once, at most (starts, restarts and
@@ -90,6 +91,8 @@ pub struct SupervisorState {
     pub waiting: HashMap<MeetingId, Waiting>,
     /// Bounds the store work running at once.
     pub store_work: Arc<Semaphore>,
+    /// Calls whose end is being routed (the store asked who owns them).
+    pub routing: HashSet<MeetingId>,
     /// Waiting for `finalizing` to become empty (graceful shutdown).
     pub settled_waiters: Vec<RpcReplyPort<()>>,
     /// Asks the lease renewal task to renew at once.
@@ -124,6 +127,7 @@ impl SupervisorState {
             finalizing: HashSet::new(),
             waiting: HashMap::new(),
             store_work: Arc::new(Semaphore::new(STORE_TASKS)),
+            routing: HashSet::new(),
             settled_waiters: Vec::new(),
             renew_now: Arc::new(Notify::new()),
             tasks: JoinSet::new(),
@@ -155,7 +159,20 @@ impl SupervisorState {
     /// A call's finalization is done: wake whoever waits for none to be left.
     pub fn finalized(&mut self, meeting: MeetingId) {
         self.finalizing.remove(&meeting);
-        if self.finalizing.is_empty() {
+        self.wake_if_settled();
+    }
+
+    /// No call is being finalized, and no end is on its way to one (being
+    /// routed, or waiting for a call's actor to start).
+    pub fn is_settled(&self) -> bool {
+        self.finalizing.is_empty()
+            && self.routing.is_empty()
+            && !self.waiting.values().any(|w| w.end.is_some())
+    }
+
+    /// Answers who waits for [`Self::is_settled`], once it holds.
+    pub fn wake_if_settled(&mut self) {
+        if self.is_settled() {
             for waiter in self.settled_waiters.drain(..) {
                 let _ = waiter.send(());
             }

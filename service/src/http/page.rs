@@ -30,7 +30,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use futures::Stream;
-use scribe_actors::domain::{EventKind, MeetingStatus};
+use scribe_actors::domain::MeetingStatus;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -40,9 +40,12 @@ use super::extract::QueryParams;
 use super::serve::ClientAddress;
 use super::{ApiError, AppState};
 use crate::domain::meeting::Meeting;
-use crate::store::{FeedCursor, FeedEvent, FeedRead};
+use crate::store::{FeedCursor, FeedRead};
+use entries::entry_event;
 
 /// How often a stream reads the database when nothing woke it.
+mod entries;
+
 const POLL: Duration = Duration::from_secs(3);
 /// Keep-alive comments, so proxies keep an idle stream open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -163,7 +166,9 @@ pub async fn events(
     let mut stopping = state.stopping.clone();
     let lifetime = state.streams.lifetime();
     let last_words = tx.clone();
-    tokio::spawn(async move {
+    // The task that feeds the stream lives as long as the stream: the
+    // answer holds its handle, and dropping the answer stops it.
+    let producer = Producer(tokio::spawn(async move {
         tokio::select! {
             () = follow(&state, access.holder, cursor, first, changes, tx) => {}
             // The server stops: the stream ends (the reader reconnects
@@ -175,11 +180,20 @@ pub async fn events(
             }
         }
         drop(slot);
-    });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|event| (Ok(event), rx))
+    }));
+    let stream = futures::stream::unfold((rx, producer), |(mut rx, producer)| async move {
+        rx.recv().await.map(|event| (Ok(event), (rx, producer)))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// The task feeding one event stream, stopped when the stream is dropped.
+struct Producer(tokio::task::JoinHandle<()>);
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn terminal(status: MeetingStatus) -> bool {
@@ -277,72 +291,6 @@ async fn follow(
             Err(error) => {
                 tracing::warn!(meeting = %id, %error, "event stream read failed; trying again")
             }
-        }
-    }
-}
-
-/// A log entry as the stream shows it: its event name and data.
-fn entry_event(entry: FeedEvent) -> (&'static str, Value) {
-    let (name, mut data) = match entry.kind {
-        // Only scribe's own words: the provider's go to the log and /admin.
-        EventKind::ConfigurationError | EventKind::SessionRefused => {
-            let problem = json!({ "error": entry.detail["error"], "at": entry.created_at });
-            return ("problem", problem);
-        }
-        EventKind::ReplyTruncated => {
-            let change = json!({
-                "sequence_number": entry.detail["sequence_number"],
-                "status": "interrupted",
-                "audio_end_ms": entry.detail["audio_end_ms"],
-                "at": entry.created_at,
-            });
-            return ("line_status", change);
-        }
-        EventKind::CallEnded => ("ended", json!({ "lost_lines": entry.lost_lines })),
-        // Where lines may be missing (a re-attach could not know): the
-        // lines on either side and the time range, never a made-up count.
-        EventKind::PossibleGap => {
-            let hole = json!({
-                "after": entry.detail["after"],
-                "before": entry.detail["before"],
-                "from": entry.detail["from"],
-                "to": entry.detail["to"],
-                "at": entry.created_at,
-            });
-            return ("hole", hole);
-        }
-        EventKind::StatusChanged => {
-            let to = entry.detail["to"].clone();
-            let mut change = json!({ "status": to });
-            if to == "processing" {
-                change["processing_started_at"] = json!(entry.created_at);
-            }
-            ("status", change)
-        }
-        _ => ("stage", json!({})),
-    };
-    if let (Value::Object(data), Value::Object(detail)) = (&mut data, entry.detail) {
-        data.extend(detail);
-        scrub(data);
-        data.insert("at".into(), json!(entry.created_at));
-    }
-    (name, data)
-}
-
-/// Removes the provider's own text from what the public stream shows: its
-/// error `message`s (which can quote part of a key, or name hosts), at any
-/// depth. `/admin/meetings/{id}` keeps them.
-fn scrub(data: &mut serde_json::Map<String, Value>) {
-    data.remove("message");
-    for value in data.values_mut() {
-        match value {
-            Value::Object(inner) => scrub(inner),
-            Value::Array(items) => items.iter_mut().for_each(|item| {
-                if let Value::Object(inner) = item {
-                    scrub(inner);
-                }
-            }),
-            _ => {}
         }
     }
 }
