@@ -16,10 +16,11 @@ mod tests;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use serde_json::json;
+
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::call_log::Stage;
 use crate::domain::AnalysisStage;
 use crate::ids::MeetingId;
 use crate::ports::error_chain;
@@ -69,13 +70,14 @@ impl Actor for AnalysisActor {
         args: AnalysisArgs,
     ) -> Result<AnalysisState, ActorProcessingErr> {
         let job = Arc::new(Job::new(args.meeting, args.deps));
-        match args.restart_reason {
-            None => job.stage(AnalysisStage::AnalysisActorStarted, json!({})),
-            Some(reason) => job.stage(
-                AnalysisStage::AnalysisActorRestarted,
-                json!({ "incarnation": args.incarnation, "reason": reason }),
-            ),
-        }
+        job.stage(match args.restart_reason {
+            None => Stage::new(AnalysisStage::AnalysisActorStarted),
+            Some(reason) => Stage {
+                incarnation: Some(args.incarnation),
+                reason: Some(reason),
+                ..Stage::new(AnalysisStage::AnalysisActorRestarted)
+            },
+        });
         myself.cast(AnalysisMsg::Run)?;
         Ok(AnalysisState {
             job,

@@ -39,6 +39,8 @@
 //! - [`snapshot`]: one live actor as `/admin/actors` shows it.
 //! - [`exit`]: why a supervised actor ended.
 //! - [`metrics`]: metric names and what they measure (the `metrics` facade).
+//! - [`call_log`]: the meeting's event log, typed (`CallEvent`), with
+//!   what is for operators only (`Private`) kept off public answers.
 //! - [`path`]: how a call reaches its voice session (owned or attached, on
 //!   which voice API), decided once.
 //! - [`voice`]: the voice protocols (Realtime, GPT-Live) behind one trait.
@@ -47,6 +49,7 @@
 //! - [`tree`]: the one builder of the actor tree, and its shutdown order.
 
 pub mod analysis;
+pub mod call_log;
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
 pub mod domain;

@@ -39,9 +39,8 @@ mod tests;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use serde_json::json;
 
-use crate::domain::EventKind;
+use crate::call_log::CallEvent;
 use crate::ports::CallContext;
 use crate::snapshot::SocketState;
 use actor_state::MeetingState;
@@ -72,14 +71,17 @@ impl Actor for MeetingActor {
         args: MeetingArgs,
     ) -> Result<MeetingState, ActorProcessingErr> {
         let meeting = args.context.meeting_id;
-        match &args.restart_reason {
-            None => args.deps.log(meeting, EventKind::ActorStarted, json!({ "incarnation": args.incarnation })),
-            Some(reason) => args.deps.log(
-                meeting,
-                EventKind::ActorRestarted,
-                json!({ "incarnation": args.incarnation, "reason": reason, "next_sequence": args.call.next_sequence() }),
-            ),
-        }
+        let event = match &args.restart_reason {
+            None => CallEvent::ActorStarted {
+                incarnation: args.incarnation,
+            },
+            Some(reason) => CallEvent::ActorRestarted {
+                incarnation: args.incarnation,
+                reason: reason.clone(),
+                next_sequence: args.call.next_sequence(),
+            },
+        };
+        args.deps.log(meeting, event);
         tracing::info!(%meeting, incarnation = args.incarnation, "meeting actor started");
         myself.cast(MeetingMsg::Connect)?;
         Ok(MeetingState::new(

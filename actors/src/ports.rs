@@ -24,7 +24,7 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::domain::Line;
-use crate::domain::{AnalysisStage, EventKind, MeetingStatus, Speaker, VoiceApi};
+use crate::domain::{EventKind, MeetingStatus, Speaker, VoiceApi};
 use crate::ids::MeetingId;
 use crate::path::CallPath;
 
@@ -383,7 +383,7 @@ pub trait AnalysisStore: Send + Sync + 'static {
 }
 
 /// Records progress of an analysis in the meeting's event log.
-pub type StageFn<'a> = dyn Fn(AnalysisStage, Value) + Send + Sync + 'a;
+pub type StageFn<'a> = dyn Fn(crate::call_log::Stage) + Send + Sync + 'a;
 
 /// Runs the LLM part of an analysis; `stage` records its progress.
 #[async_trait]

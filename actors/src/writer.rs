@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::domain::EventKind;
+use crate::call_log::CallEvent;
 use crate::domain::Line;
 use crate::ids::MeetingId;
 use crate::ports::{LoggedEvent, PortError, TranscriptSink, WriteBatch, error_chain};
@@ -132,11 +132,12 @@ impl ChunkWriter {
     /// task of its own; at most [`MAX_WAITING_EVENTS`] wait at once, and
     /// entries past that are dropped with a warning: memory stays bounded,
     /// and transcript lines never take this path.
-    pub fn log(&self, meeting: MeetingId, kind: EventKind, detail: serde_json::Value) {
+    pub fn log(&self, meeting: MeetingId, event: CallEvent) {
+        let kind = event.kind();
         let event = Submission::Event(LoggedEvent {
             meeting,
             kind,
-            detail,
+            detail: event.detail(),
             at: chrono::Utc::now(),
         });
         self.send_soon(meeting, kind.as_str(), event);
@@ -568,8 +569,10 @@ mod tests {
         for n in 0..20 {
             writer.log(
                 meeting,
-                EventKind::RealtimeError,
-                serde_json::json!({ "n": n }),
+                crate::call_log::CallEvent::RealtimeError(crate::call_log::RealtimeError {
+                    error: Some(format!("error {n}")),
+                    ..Default::default()
+                }),
             );
         }
         store.open_writes();

@@ -23,6 +23,7 @@ mod live_faults;
 mod llm;
 mod openapi;
 mod port_contract;
+mod private_text;
 mod properties;
 #[path = "../support/running.rs"]
 mod running;

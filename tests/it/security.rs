@@ -206,7 +206,7 @@ async fn the_page_and_every_answer_carry_the_security_headers() {
 }
 
 /// Reads the meeting's public event stream until `until` appears in it.
-async fn stream_until(app: &TestApp, meeting: &str, until: &str) -> String {
+pub async fn stream_until(app: &TestApp, meeting: &str, until: &str) -> String {
     let mut response = app
         .client
         .get(app.url(&format!("/api/meetings/{meeting}/events")))

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::domain::{AnalysisStage, EventKind};
+use crate::call_log::{CallEvent, Stage};
+use crate::domain::AnalysisStage;
 use crate::ids::MeetingId;
 use crate::ports::{AnalysisStore, Analyzer, PortError};
 use crate::snapshot::AnalysisPhase;
@@ -60,11 +60,10 @@ impl Job {
     }
 
     /// Logs a stage in the meeting's event log.
-    pub fn stage(&self, stage: AnalysisStage, mut detail: Value) {
-        detail["stage"] = json!(stage.as_str());
+    pub fn stage(&self, stage: Stage) {
         self.deps
             .writer
-            .log(self.meeting, EventKind::AnalysisStage, detail);
+            .log(self.meeting, CallEvent::AnalysisStage(stage));
     }
 
     pub async fn run(&self) -> Result<(), RunError> {
@@ -83,17 +82,18 @@ impl Job {
             return Ok(());
         };
         let lines = input.lines.iter().filter(|(_, t)| !t.is_empty()).count();
-        self.stage(
-            AnalysisStage::TranscriptCollected,
-            json!({ "lines": lines, "run": input.run }),
-        );
+        self.stage(Stage {
+            lines: Some(lines),
+            run: Some(input.run),
+            ..Stage::new(AnalysisStage::TranscriptCollected)
+        });
         if lines == 0 {
-            self.stage(
-                AnalysisStage::EmptyTranscript,
-                json!({ "warning": "the transcript is empty; analysing it anyway" }),
-            );
+            self.stage(Stage {
+                warning: Some("the transcript is empty; analysing it anyway".into()),
+                ..Stage::new(AnalysisStage::EmptyTranscript)
+            });
         }
-        let stage = |name: AnalysisStage, detail: Value| self.stage(name, detail);
+        let stage = |stage: Stage| self.stage(stage);
         let outcome = self.deps.analyzer.analyze(&input, &stage).await;
         // The stages logged so far are committed before the verdict.
         let _ = self.deps.writer.flush().await;

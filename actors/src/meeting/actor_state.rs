@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use backon::ExponentialBackoff;
 use ractor::ActorRef;
-use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::deps::CallDeps;
@@ -14,7 +13,7 @@ use super::msg::MeetingMsg;
 use super::rules::{Effect, PathState, When};
 use super::session::Session;
 use super::shared::SharedCall;
-use crate::domain::EventKind;
+use crate::call_log::{CallEvent, Problem, Shown};
 use crate::ids::MeetingId;
 use crate::ports::CallContext;
 use crate::snapshot::{ActorKind, ActorSnapshot, ActorState, MeetingPhase, SocketState};
@@ -79,8 +78,8 @@ impl MeetingState {
         self.context.meeting_id
     }
 
-    pub(super) fn log(&self, kind: EventKind, detail: Value) {
-        self.deps.log(self.meeting(), kind, detail);
+    pub(super) fn log(&self, event: CallEvent) {
+        self.deps.log(self.meeting(), event);
     }
 
     /// True when `epoch` is the session this actor has open now.
@@ -122,16 +121,11 @@ impl MeetingState {
     pub(super) fn apply(&mut self, myself: &ActorRef<MeetingMsg>, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
-                Effect::Log(kind, detail) => self.log(kind, detail),
-                Effect::Show {
-                    kind,
-                    shown,
-                    detail,
-                    log,
-                } => self.show_problem(kind, shown, detail, log),
-                Effect::Misconfigured { shown, detail, log } => {
+                Effect::Log(event) => self.log(event),
+                Effect::Show(shown, problem) => self.show_problem(shown, problem),
+                Effect::Misconfigured(problem) => {
                     self.socket_state = SocketState::ConfigurationError;
-                    self.show_problem(EventKind::ConfigurationError, shown, detail, log);
+                    self.show_problem(Shown::ConfigurationError, problem);
                 }
                 Effect::Connect { why, when } => self.reconnect(myself, &why, when),
                 Effect::CallOver(why) => {
@@ -146,12 +140,10 @@ impl MeetingState {
     /// Shows a problem with the call's realtime session: `shown` on the
     /// meeting (its status, page and stream), `detail` in the event log and
     /// on `/admin/actors`.
-    fn show_problem(&mut self, kind: EventKind, shown: String, detail: String, log: Value) {
+    fn show_problem(&mut self, how: Shown, problem: Problem) {
+        let (shown, detail) = (problem.error.clone(), problem.detail.0.clone());
         tracing::warn!(meeting = %self.meeting(), error = %detail, "realtime session problem");
-        let mut log = log;
-        log["error"] = json!(shown);
-        log["detail"] = json!(detail);
-        self.log(kind, log);
+        self.log(how.event(problem));
         self.deps
             .writer
             .set_error(self.meeting(), Some(shown.clone()));
@@ -179,10 +171,10 @@ impl MeetingState {
         self.socket_state = SocketState::Reconnecting;
         metrics::counter!(crate::metrics::RECONNECTS).increment(1);
         let delay_ms = delay.map_or(0, |d| d.as_millis() as u64);
-        self.log(
-            EventKind::SocketReconnecting,
-            json!({ "delay_ms": delay_ms, "reason": why }),
-        );
+        self.log(CallEvent::SocketReconnecting {
+            delay_ms,
+            reason: why.to_owned(),
+        });
         match delay {
             None => {
                 let _ = myself.cast(MeetingMsg::Connect);

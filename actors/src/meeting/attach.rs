@@ -3,12 +3,11 @@
 //! re-attach rule itself is in [`rules`](super::rules).
 
 use chrono::Utc;
-use serde_json::json;
 use tokio::time::Instant;
 
 use super::actor_state::MeetingState;
 use super::shared::SharedCall;
-use crate::domain::EventKind;
+use crate::call_log::CallEvent;
 use crate::path::HangUp;
 use crate::ports::Finalized;
 use crate::voice::gpt_live::session_close;
@@ -21,7 +20,9 @@ impl MeetingState {
             return None;
         }
         tracing::info!(meeting = %self.meeting(), reason = %why, "the provider ended the call");
-        self.log(EventKind::CallOver, json!({ "reason": why }));
+        self.log(CallEvent::CallOver {
+            reason: why.clone(),
+        });
         self.finalize(Utc::now(), false).await
     }
 
@@ -44,32 +45,40 @@ impl MeetingState {
                     .call
                     .wait_until(deadline, SharedCall::live_closed)
                     .await;
-            let log = match (sent, confirmed) {
-                (false, _) => {
-                    json!({ "how": "session.close", "error": "no sideband was open to send it on" })
-                }
-                (true, confirmed) => json!({ "how": "session.close", "confirmed": confirmed }),
+            let (confirmed, error) = match (sent, confirmed) {
+                (false, _) => (None, Some("no sideband was open to send it on".to_owned())),
+                (true, confirmed) => (Some(confirmed), None),
             };
-            self.log(EventKind::HungUp, log);
+            self.log(hung_up("session.close", confirmed, error));
             return;
         }
         let Some(control) = self.deps.control.clone() else {
-            self.log(
-                EventKind::HungUp,
-                json!({ "how": "hangup", "error": "no OPENAI_API_KEY: the call was not hung up at OpenAI" }),
-            );
+            self.log(hung_up(
+                "hangup",
+                None,
+                Some("no OPENAI_API_KEY: the call was not hung up at OpenAI".into()),
+            ));
             return;
         };
         let api = self.context.path.api();
-        let log = match tokio::time::timeout_at(deadline, control.hang_up(api, &call_id)).await {
-            Ok(Ok(())) => json!({ "how": "hangup", "confirmed": true }),
+        let event = match tokio::time::timeout_at(deadline, control.hang_up(api, &call_id)).await {
+            Ok(Ok(())) => hung_up("hangup", Some(true), None),
             // A call OpenAI already ended is ended all the same.
             Ok(Err(error)) => {
                 tracing::warn!(meeting = %self.meeting(), error = %crate::ports::error_chain(&error), "hangup not confirmed by the provider");
-                json!({ "how": "hangup", "confirmed": false })
+                hung_up("hangup", Some(false), None)
             }
-            Err(_) => json!({ "how": "hangup", "confirmed": false, "error": "no answer in time" }),
+            Err(_) => hung_up("hangup", Some(false), Some("no answer in time".into())),
         };
-        self.log(EventKind::HungUp, log);
+        self.log(event);
+    }
+}
+
+/// How scribe hung up an attached call, for the log.
+fn hung_up(how: &str, confirmed: Option<bool>, error: Option<String>) -> CallEvent {
+    CallEvent::HungUp {
+        how: how.to_owned(),
+        confirmed,
+        error,
     }
 }

@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
-use serde_json::Value;
 
-use crate::domain::{EventKind, VoiceApi};
+use crate::call_log::CallEvent;
+use crate::domain::VoiceApi;
 use crate::ids::MeetingId;
 use crate::ports::{CallControl, CallStore, RealtimeConnector};
 use crate::writer::ChunkWriter;
@@ -93,8 +93,8 @@ pub struct CallDeps {
 impl CallDeps {
     /// Appends to the meeting's event log, in order with its lines, without
     /// holding up the caller.
-    pub fn log(&self, meeting: MeetingId, kind: EventKind, detail: Value) {
-        self.writer.log(meeting, kind, detail);
+    pub fn log(&self, meeting: MeetingId, event: CallEvent) {
+        self.writer.log(meeting, event);
     }
 
     pub fn reconnect_backoff(&self) -> ExponentialBackoff {

@@ -3,14 +3,14 @@
 //! anything else), and the transcript model's notices for the event log.
 
 use ractor::ActorRef;
-use serde_json::json;
 
 use super::actor_state::MeetingState;
 use super::msg::{MeetingMsg, RealtimeNotice};
 use super::rules::{self, Effect, When};
-use crate::domain::EventKind;
+use crate::call_log::{CallEvent, Hole, Private, Problem, RealtimeError, ServiceError, Shown};
 use crate::transcript::Notice;
 use crate::voice::event::ErrorInfo;
+use crate::voice::realtime::retrieve_item;
 
 /// The `event_id` prefix of scribe's `conversation.item.retrieve`s: an
 /// `error` that echoes it means the item cannot be given back.
@@ -41,10 +41,9 @@ impl MeetingState {
                 }
                 self.clear_problem();
                 if !transcription_on {
-                    self.log(
-                        EventKind::TranscriptionOff,
-                        json!({ "error": "session.updated shows input transcription off: user lines will have no text" }),
-                    );
+                    self.log(CallEvent::TranscriptionOff {
+                        error: "session.updated shows input transcription off: user lines will have no text".into(),
+                    });
                 }
                 self.schedule_rotation(myself, expires_at);
             }
@@ -56,10 +55,10 @@ impl MeetingState {
             RealtimeNotice::Transcript(notice) => self.on_transcript_notice(myself, notice),
             RealtimeNotice::GarbageFrame(error) => {
                 if self.count_error() {
-                    self.log(
-                        EventKind::RealtimeError,
-                        json!({ "error": format!("unparsable frame ignored: {error}") }),
-                    );
+                    self.log(CallEvent::RealtimeError(RealtimeError {
+                        error: Some(format!("unparsable frame ignored: {error}")),
+                        ..RealtimeError::default()
+                    }));
                 }
             }
         }
@@ -82,10 +81,13 @@ impl MeetingState {
             .and_then(|id| id.strip_prefix(RETRIEVE_EVENT_PREFIX))
         {
             // The service cannot give the missed item back.
-            self.log(
-                EventKind::RealtimeError,
-                json!({ "code": code, "message": error.message, "item_id": item_id, "event": "conversation.item.retrieve" }),
-            );
+            self.log(CallEvent::RealtimeError(RealtimeError {
+                code: Some(code),
+                message: Some(Private(error.message.clone())),
+                item_id: Some(Private(item_id.to_owned())),
+                event: Some("conversation.item.retrieve".into()),
+                ..RealtimeError::default()
+            }));
             for notice in self.call.retrieve_failed(item_id, &self.deps.writer) {
                 self.on_transcript_notice(myself, notice);
             }
@@ -112,14 +114,15 @@ impl MeetingState {
             .trim_end()
             .to_owned();
             let retry = self.deps.config.refused_retry;
-            let log =
-                json!({ "kind": kind, "code": code, "retry_in_ms": retry.as_millis() as u64 });
-            let shown = Effect::Show {
-                kind: EventKind::SessionRefused,
-                shown,
-                detail: error.message,
-                log,
+            let problem = Problem {
+                error: shown,
+                detail: Private(error.message.clone()),
+                kind: Some(kind.to_owned()),
+                code: Some(code),
+                retry_in_ms: Some(retry.as_millis() as u64),
+                ..Problem::default()
             };
+            let shown = Effect::Show(Shown::SessionRefused, problem);
             self.apply(myself, vec![shown]);
             if let Some(session) = self.session.take() {
                 tokio::spawn(session.close());
@@ -138,48 +141,49 @@ impl MeetingState {
             session.refusal = Some(format!("{code}: {}", error.message));
         }
         if self.count_error() {
-            self.log(
-                EventKind::RealtimeError,
-                json!({ "code": error.code, "message": error.message, "type": error.kind, "param": error.param }),
-            );
+            self.log(CallEvent::RealtimeError(RealtimeError {
+                code: error.code,
+                message: Some(Private(error.message)),
+                kind: error.kind,
+                param: error.param,
+                ..RealtimeError::default()
+            }));
         }
     }
 
     pub(super) fn on_transcript_notice(&mut self, myself: &ActorRef<MeetingMsg>, notice: Notice) {
-        match notice {
+        let event = match notice {
             Notice::RetrieveItem { item_id } => {
-                let retrieve = json!({
-                    "type": "conversation.item.retrieve",
-                    "event_id": format!("{RETRIEVE_EVENT_PREFIX}{item_id}"),
-                    "item_id": item_id,
-                });
+                let event_id = format!("{RETRIEVE_EVENT_PREFIX}{item_id}");
                 if let Some(session) = self.session.as_mut() {
-                    session.outgoing.push(retrieve.to_string());
+                    session.outgoing.push(retrieve_item(&event_id, &item_id));
                     let epoch = session.epoch;
                     myself.send_after(self.deps.config.retrieve_timeout, move || {
                         MeetingMsg::RetrieveDeadline { epoch, item_id }
                     });
                 }
+                return;
             }
             Notice::ItemRecovered {
                 item_id,
                 sequence_number,
-            } => self.log(
-                EventKind::ItemRecovered,
-                json!({ "item_id": item_id, "sequence_number": sequence_number }),
-            ),
+            } => CallEvent::ItemRecovered {
+                item_id: Private(item_id),
+                sequence_number,
+            },
             Notice::PossibleHole {
                 after,
                 before,
                 from,
                 to,
-            } => self.log(
-                EventKind::PossibleGap,
-                json!({
-                    "after": after, "before": before, "from": from, "to": to,
-                    "reason": "scribe's sideband was away: items the call made meanwhile may be missing here (a retrieved item does not name its predecessor)",
-                }),
-            ),
+            } => CallEvent::PossibleGap(Hole {
+                after,
+                before: Some(before),
+                from,
+                to: Some(to),
+                reason: "scribe's sideband was away: items the call made meanwhile may be missing here (a retrieved item does not name its predecessor)".into(),
+                ..Hole::default()
+            }),
             Notice::TimedGap {
                 after,
                 before,
@@ -187,84 +191,94 @@ impl MeetingState {
                 to,
                 from_ms,
                 to_ms,
-            } => self.log(
-                EventKind::PossibleGap,
-                json!({
-                    "after": after, "before": before, "from": from, "to": to,
-                    "from_ms": from_ms, "to_ms": to_ms,
-                    "reason": "scribe's sideband was away: what was said meanwhile is not recorded (GPT-Live cannot give fragments back)",
-                }),
-            ),
+            } => CallEvent::PossibleGap(Hole {
+                after,
+                before: Some(before),
+                from,
+                to: Some(to),
+                from_ms,
+                to_ms: Some(to_ms),
+                reason: "scribe's sideband was away: what was said meanwhile is not recorded (GPT-Live cannot give fragments back)".into(),
+            }),
             Notice::LateFragment {
                 speaker,
                 start_ms,
                 placed_at_ms,
-            } => self.log(
-                EventKind::LateFragment,
-                json!({ "speaker": speaker, "start_ms": start_ms, "placed_at_ms": placed_at_ms }),
-            ),
+            } => CallEvent::LateFragment {
+                speaker,
+                start_ms,
+                placed_at_ms,
+            },
             Notice::OutOfOrderItem {
                 item_id,
                 previous_item_id,
-            } => self.log(
-                EventKind::OutOfOrderItem,
-                json!({ "item_id": item_id, "previous_item_id": previous_item_id }),
-            ),
+            } => CallEvent::OutOfOrderItem {
+                item_id: Private(item_id),
+                sequence_number: None,
+                previous_item_id: Some(Private(previous_item_id)),
+                reason: None,
+            },
             Notice::ReplyInterrupted {
                 response_id,
                 status,
                 reason,
                 error,
                 lines,
-            } => self.log(
-                EventKind::ReplyInterrupted,
-                json!({ "response_id": response_id, "status": status, "reason": reason, "error": error, "lines": lines }),
-            ),
+            } => CallEvent::ReplyInterrupted {
+                response_id: Private(response_id),
+                status,
+                reason,
+                error: error.map(Private),
+                lines,
+            },
             Notice::ReplyTruncated {
                 item_id,
                 audio_end_ms,
                 sequence_number,
-            } => self.log(
-                EventKind::ReplyTruncated,
-                json!({ "item_id": item_id, "audio_end_ms": audio_end_ms, "sequence_number": sequence_number }),
-            ),
+            } => CallEvent::ReplyTruncated {
+                item_id: Private(item_id),
+                audio_end_ms,
+                sequence_number,
+            },
             Notice::Unplaced {
                 item_id,
                 sequence_number,
-            } => self.log(
-                EventKind::OutOfOrderItem,
-                json!({
-                    "item_id": item_id, "sequence_number": sequence_number, "previous_item_id": null,
-                    "reason": "a transcript for an item whose place in the conversation never came: stored after the lines before it",
-                }),
-            ),
+            } => CallEvent::OutOfOrderItem {
+                item_id: Private(item_id),
+                sequence_number: Some(sequence_number),
+                previous_item_id: None,
+                reason: Some("a transcript for an item whose place in the conversation never came: stored after the lines before it".into()),
+            },
             Notice::Silence {
                 item_id,
                 sequence_number,
                 given_back,
-            } => self.log(
-                EventKind::Silence,
-                json!({
-                    "item_id": item_id, "sequence_number": sequence_number, "given_back": given_back,
-                    "reason": if given_back || sequence_number.is_none() {
-                        "the user turn's transcription completed empty: no line was stored"
-                    } else {
-                        "the user turn's transcription completed empty after a later line was stored: its place is kept as an empty transcription_failed line"
-                    },
-                }),
-            ),
+            } => CallEvent::Silence {
+                reason: if given_back || sequence_number.is_none() {
+                    "the user turn's transcription completed empty: no line was stored"
+                } else {
+                    "the user turn's transcription completed empty after a later line was stored: its place is kept as an empty transcription_failed line"
+                }
+                .into(),
+                item_id: Private(item_id),
+                sequence_number,
+                given_back,
+            },
             Notice::TranscriptionFailed {
                 item_id,
                 sequence_number,
                 error,
-            } => self.log(
-                EventKind::TranscriptionFailed,
-                json!({
-                    "item_id": item_id, "sequence_number": sequence_number,
-                    "error": { "type": error.kind, "code": error.code, "message": error.message },
-                }),
-            ),
-        }
+            } => CallEvent::TranscriptionFailed {
+                item_id: Private(item_id),
+                sequence_number,
+                error: ServiceError {
+                    kind: error.kind,
+                    code: error.code,
+                    message: Private(error.message),
+                },
+            },
+        };
+        self.log(event);
     }
 
     /// A missed item asked for on session `epoch` did not come back in time.

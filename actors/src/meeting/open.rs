@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ractor::ActorRef;
-use serde_json::json;
 use tokio::time::Instant;
 
 use super::actor_state::MeetingState;
@@ -16,7 +15,8 @@ use super::msg::{MeetingMsg, SocketEnd};
 use super::reader::{ReaderContext, read_socket};
 use super::rules::{self, Ended, Rotation};
 use super::session::{Sent, Session};
-use crate::domain::{EventKind, Speaker};
+use crate::call_log::{CallEvent, RealtimeError};
+use crate::domain::Speaker;
 use crate::ports::{ConnectError, Finalized, RealtimeSession, error_chain};
 use crate::snapshot::SocketState;
 use crate::voice::{History, SessionSettings};
@@ -79,10 +79,11 @@ impl MeetingState {
         }
         self.session = Some(session);
         self.socket_state = SocketState::Open;
-        self.log(
-            EventKind::SocketConnected,
-            json!({ "session": self.sessions, "incarnation": self.incarnation, "replayed_lines": replayed }),
-        );
+        self.log(CallEvent::SocketConnected {
+            session: self.sessions,
+            incarnation: self.incarnation,
+            replayed_lines: replayed,
+        });
         self.call.session_opened();
     }
 
@@ -167,10 +168,10 @@ impl MeetingState {
         match self.replay_lines(before).await {
             Ok(lines) => lines,
             Err(error) => {
-                self.log(
-                    EventKind::RealtimeError,
-                    json!({ "error": format!("replay skipped: {error}") }),
-                );
+                self.log(CallEvent::RealtimeError(RealtimeError {
+                    error: Some(format!("replay skipped: {error}")),
+                    ..RealtimeError::default()
+                }));
                 Vec::new()
             }
         }
@@ -206,7 +207,7 @@ impl MeetingState {
         // Whether the socket was ever heard is read before its lines end.
         let heard = self.call.heard() > 0;
         self.begin_session();
-        self.log(EventKind::SocketClosed, rules::socket_closed_log(&end));
+        self.log(rules::socket_closed(&end));
         if self.ending || self.over {
             self.socket_state = SocketState::Closed;
             return;
@@ -272,15 +273,13 @@ impl MeetingState {
             session.close().await;
         }
         if forced {
-            self.log(
-                EventKind::RotationForced,
-                json!({ "reason": "the session was about to expire and the turn had not ended" }),
-            );
+            self.log(CallEvent::RotationForced {
+                reason: "the session was about to expire and the turn had not ended".into(),
+            });
         }
-        self.log(
-            EventKind::SocketRotated,
-            json!({ "reason": "session close to its expiry; replaced between turns" }),
-        );
+        self.log(CallEvent::SocketRotated {
+            reason: "session close to its expiry; replaced between turns".into(),
+        });
         self.connect(myself).await;
     }
 

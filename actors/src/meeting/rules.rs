@@ -20,13 +20,12 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::deps::CallConfig;
 use super::msg::SocketEnd;
 use super::shared::SharedCall;
-use crate::domain::EventKind;
+use crate::call_log::{CallEvent, Private, Problem, RealtimeError, Shown};
 use crate::path::CallPath;
 use crate::ports::ConnectError;
 use crate::voice::Setup;
@@ -37,22 +36,14 @@ use crate::writer::ChunkWriter;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// An entry in the meeting's event log.
-    Log(EventKind, Value),
-    /// A problem with the session: `shown` on the meeting (its status,
-    /// page and stream), `detail` in the event log and on `/admin/actors`.
-    Show {
-        kind: EventKind,
-        shown: String,
-        detail: String,
-        log: Value,
-    },
+    Log(CallEvent),
+    /// A problem with the session: its `error` shown on the meeting (its
+    /// status, page and stream), its `detail` in the event log and on
+    /// `/admin/actors`.
+    Show(Shown, Problem),
     /// A configuration the service refused: shown, and no retry until
     /// someone fixes it.
-    Misconfigured {
-        shown: String,
-        detail: String,
-        log: Value,
-    },
+    Misconfigured(Problem),
     /// Open a session again.
     Connect { why: String, when: When },
     /// The call is over: finalize it; from now on a socket's end opens
@@ -210,11 +201,12 @@ pub fn connect_failed(
     provider: &str,
 ) -> Vec<Effect> {
     match error {
-        ConnectError::Config(message) => vec![Effect::Misconfigured {
-            shown: format!("the realtime connection is misconfigured: {message}"),
-            detail: message,
-            log: json!({ "retry": false }),
-        }],
+        ConnectError::Config(message) => vec![Effect::Misconfigured(Problem {
+            error: format!("the realtime connection is misconfigured: {message}"),
+            detail: Private(message),
+            retry: Some(false),
+            ..Problem::default()
+        })],
         ConnectError::Gone { provider, call } => vec![Effect::CallOver(format!(
             "{provider} answered that call {call} does not exist"
         ))],
@@ -231,14 +223,15 @@ pub fn connect_failed(
                 // until the call counts as over.
                 PathState::Attached(watch) => {
                     let retry = config.refused_retry;
-                    let log = json!({ "status": status, "retry_in_ms": retry.as_millis() as u64 });
+                    let problem = Problem {
+                        error: shown,
+                        detail: Private(detail),
+                        status: Some(status),
+                        retry_in_ms: Some(retry.as_millis() as u64),
+                        ..Problem::default()
+                    };
                     vec![
-                        Effect::Show {
-                            kind: EventKind::ConfigurationError,
-                            shown,
-                            detail,
-                            log,
-                        },
+                        Effect::Show(Shown::ConfigurationError, problem),
                         watch.reattach(
                             "the sideband was refused",
                             Some(retry),
@@ -248,11 +241,13 @@ pub fn connect_failed(
                         ),
                     ]
                 }
-                PathState::Owned => vec![Effect::Misconfigured {
-                    shown,
-                    detail,
-                    log: json!({ "status": status, "retry": false }),
-                }],
+                PathState::Owned => vec![Effect::Misconfigured(Problem {
+                    error: shown,
+                    detail: Private(detail),
+                    status: Some(status),
+                    retry: Some(false),
+                    ..Problem::default()
+                })],
             }
         }
         error @ (ConnectError::Io(_) | ConnectError::Timeout(_)) => {
@@ -321,8 +316,13 @@ pub fn socket_ended(
                 }
                 _ => format!("{provider} closed the session as misconfigured"),
             };
-            let log = json!({ "retry": false, "hint": "check OPENAI_API_KEY, the realtime URL and the model" });
-            vec![Effect::Misconfigured { shown, detail, log }]
+            vec![Effect::Misconfigured(Problem {
+                error: shown,
+                detail: Private(detail),
+                retry: Some(false),
+                hint: Some("check OPENAI_API_KEY, the realtime URL and the model".into()),
+                ..Problem::default()
+            })]
         }
         PathState::Owned => vec![Effect::Connect {
             why: "the realtime session ended while the call is live".into(),
@@ -332,15 +332,17 @@ pub fn socket_ended(
 }
 
 /// What the ending of a socket logs.
-pub fn socket_closed_log(end: &SocketEnd) -> Value {
-    match end {
-        SocketEnd::Closed { code, reason } => json!({ "code": code, "reason": reason }),
-        SocketEnd::Eof => json!({ "reason": "connection ended without a close frame" }),
-        SocketEnd::Error(e) => json!({ "reason": e }),
-        SocketEnd::Silent(d) => {
-            json!({ "reason": format!("nothing received for {} s", d.as_secs()) })
-        }
-        SocketEnd::Superseded => json!({ "reason": "session superseded" }),
+pub fn socket_closed(end: &SocketEnd) -> CallEvent {
+    let (code, reason) = match end {
+        SocketEnd::Closed { code, reason } => (*code, reason.clone()),
+        SocketEnd::Eof => (None, "connection ended without a close frame".to_owned()),
+        SocketEnd::Error(e) => (None, e.clone()),
+        SocketEnd::Silent(d) => (None, format!("nothing received for {} s", d.as_secs())),
+        SocketEnd::Superseded => (None, "session superseded".to_owned()),
+    };
+    CallEvent::SocketClosed {
+        code,
+        reason: Private(reason),
     }
 }
 
@@ -369,28 +371,30 @@ pub fn session_closed(path: &PathState, reason: Option<String>) -> Vec<Effect> {
                 }
                 other => format!("GPT-Live ended the call: {other}"),
             };
-            let log = json!({ "reason": reason, "final": true });
-            vec![
-                Effect::Show {
-                    kind: EventKind::SessionClosed,
-                    shown,
-                    detail: reason.clone(),
-                    log,
-                },
-                over,
-            ]
+            let problem = Problem {
+                error: shown,
+                detail: Private(reason.clone()),
+                reason: Some(reason.clone()),
+                last: Some(true),
+                ..Problem::default()
+            };
+            vec![Effect::Show(Shown::SessionClosed, problem), over]
         }
         (PathState::Owned, "remote_hangup" | "close_requested") => vec![over],
-        (PathState::Owned, "expired") => vec![Effect::Log(
-            EventKind::SessionClosed,
-            json!({ "reason": reason, "next": "a new session, seeded with the recent lines" }),
+        (PathState::Owned, "expired") => vec![Effect::Log(CallEvent::SessionClosed(Problem {
+            reason: Some(reason.clone()),
+            next: Some("a new session, seeded with the recent lines".into()),
+            ..Problem::default()
+        }))],
+        (PathState::Owned, _) => vec![Effect::Show(
+            Shown::SessionClosed,
+            Problem {
+                error: format!("GPT-Live closed the call's session: {reason}"),
+                detail: Private(reason.clone()),
+                reason: Some(reason.clone()),
+                ..Problem::default()
+            },
         )],
-        (PathState::Owned, _) => vec![Effect::Show {
-            kind: EventKind::SessionClosed,
-            shown: format!("GPT-Live closed the call's session: {reason}"),
-            detail: reason.clone(),
-            log: json!({ "reason": reason }),
-        }],
     }
 }
 
@@ -412,51 +416,69 @@ pub fn setup_refused(
     let event = setup.event;
     if setup.refusal_ends_session {
         // No session: the configuration is wrong. Not retried.
-        let shown = format!("{provider} refused scribe's session ({event}): {code}{field}");
-        let log = json!({ "code": code, "param": error.param, "event": event, "retry": false });
         let refusal = format!("{code}: {}", error.message);
-        let effect = Effect::Misconfigured {
-            shown,
-            detail: error.message.clone(),
-            log,
-        };
+        let effect = Effect::Misconfigured(Problem {
+            error: format!("{provider} refused scribe's session ({event}): {code}{field}"),
+            detail: Private(error.message.clone()),
+            code: Some(code),
+            param: error.param.clone(),
+            event: Some(event.to_owned()),
+            retry: Some(false),
+            ..Problem::default()
+        });
         return (vec![effect], Some(refusal));
     }
     if reattach {
         // The call was configured when it started: a refusal now changes
         // nothing it records. Logged, never shown.
-        let log = json!({ "code": code, "message": error.message, "param": error.param, "event": event, "reattach": true });
-        return (vec![Effect::Log(EventKind::RealtimeError, log)], None);
+        let logged = CallEvent::RealtimeError(RealtimeError {
+            code: Some(code),
+            message: Some(Private(error.message.clone())),
+            param: error.param.clone(),
+            event: Some(event.to_owned()),
+            reattach: Some(true),
+            ..RealtimeError::default()
+        });
+        return (vec![Effect::Log(logged)], None);
     }
     // The session stays open; what it records is not what scribe asked for.
-    let shown = format!("{provider} refused scribe's session settings ({event}): {code}{field}");
-    let log = json!({ "code": code, "param": error.param, "event": event });
-    let effect = Effect::Show {
-        kind: EventKind::ConfigurationError,
-        shown,
-        detail: error.message.clone(),
-        log,
+    let problem = Problem {
+        error: format!("{provider} refused scribe's session settings ({event}): {code}{field}"),
+        detail: Private(error.message.clone()),
+        code: Some(code),
+        param: error.param.clone(),
+        event: Some(event.to_owned()),
+        ..Problem::default()
     };
-    (vec![effect], None)
+    (vec![Effect::Show(Shown::ConfigurationError, problem)], None)
 }
 
 /// No confirmation of the session's settings came within `waited`.
 pub fn confirmation_missed(reattach: bool, provider: &str, waited: Duration) -> Effect {
     if reattach {
-        return Effect::Log(
-            EventKind::RealtimeError,
-            json!({ "error": "no session.updated confirmed the re-attached sideband's transcription setting", "reattach": true }),
-        );
+        return Effect::Log(CallEvent::RealtimeError(RealtimeError {
+            error: Some(
+                "no session.updated confirmed the re-attached sideband's transcription setting"
+                    .into(),
+            ),
+            reattach: Some(true),
+            ..RealtimeError::default()
+        }));
     }
-    Effect::Show {
-        kind: EventKind::ConfigurationError,
-        shown: format!(
-            "{provider} did not confirm scribe's session settings within {}",
-            spoken(waited)
-        ),
-        detail: format!("no session.updated within {waited:?} of session.update"),
-        log: json!({ "event": "session.update" }),
-    }
+    Effect::Show(
+        Shown::ConfigurationError,
+        Problem {
+            error: format!(
+                "{provider} did not confirm scribe's session settings within {}",
+                spoken(waited)
+            ),
+            detail: Private(format!(
+                "no session.updated within {waited:?} of session.update"
+            )),
+            event: Some("session.update".into()),
+            ..Problem::default()
+        },
+    )
 }
 
 /// A duration as a person says it: "10 s", "300 ms".

@@ -9,7 +9,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use chrono::Utc;
 use tokio::sync::{Notify, watch};
 
-use crate::domain::{EventKind, VoiceApi};
+use crate::call_log::{CallEvent, Dropped};
+use crate::domain::VoiceApi;
 use crate::ids::MeetingId;
 use crate::path::CallPath;
 use crate::ports::CallContext;
@@ -256,10 +257,11 @@ fn submit(meeting: MeetingId, conversation: &mut Conversation, writer: &ChunkWri
             tracing::error!(%meeting, from, to, "transcript backlog over its bound: oldest lines dropped");
             writer.log(
                 meeting,
-                EventKind::Gap,
-                serde_json::json!({
-                    "from": from, "to": to, "count": shed.len(),
-                    "reason": format!("the database did not take lines for so long that the call's backlog passed {MAX_BACKLOG_BYTES} bytes"),
+                CallEvent::Gap(Dropped {
+                    from: *from,
+                    to: *to,
+                    count: Some(shed.len()),
+                    reason: format!("the database did not take lines for so long that the call's backlog passed {MAX_BACKLOG_BYTES} bytes"),
                 }),
             );
         }

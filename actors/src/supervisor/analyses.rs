@@ -2,13 +2,12 @@
 //! that dies within its budget, and give up with a verdict past it.
 
 use ractor::{Actor, ActorRef};
-use serde_json::json;
 
 use super::budget::Restarts;
 use super::msg::SupervisorMsg;
 use super::state::{ChildKind, RunningAnalysis, SupervisorState};
 use crate::analysis::{AnalysisActor, AnalysisArgs};
-use crate::domain::EventKind;
+use crate::call_log::CallEvent;
 use crate::exit::ExitReason;
 use crate::ids::MeetingId;
 use crate::ports::error_chain;
@@ -85,8 +84,10 @@ impl SupervisorState {
             let error = spent.to_string();
             self.deps.log(
                 meeting,
-                EventKind::RestartBudgetExhausted,
-                json!({ "error": error, "kind": "analysis" }),
+                CallEvent::RestartBudgetExhausted {
+                    error: error.clone(),
+                    kind: Some("analysis".into()),
+                },
             );
             let store = self.analysis.store.clone();
             self.spawn_task(async move {

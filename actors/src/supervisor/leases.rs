@@ -7,13 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::ActorRef;
-use serde_json::json;
 use tokio::sync::Notify;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::msg::SupervisorMsg;
 use super::state::SupervisorState;
-use crate::domain::EventKind;
+use crate::call_log::CallEvent;
 use crate::ids::MeetingId;
 use crate::ports::{LeaseNews, LeaseReport, LeaseStore, error_chain};
 
@@ -129,8 +128,10 @@ impl SupervisorState {
                 entry.actor.kill();
                 self.deps.log(
                     meeting,
-                    EventKind::LeaseLost,
-                    json!({ "owner": self.owner, "reason": "the lease expired or passed to another instance" }),
+                    CallEvent::LeaseLost {
+                        owner: self.owner.clone(),
+                        reason: "the lease expired or passed to another instance".into(),
+                    },
                 );
             }
         }

@@ -13,14 +13,14 @@ use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
 use ractor::{Actor, ActorRef};
-use serde_json::json;
 use tokio::time::Instant;
 
 use super::budget::Restarts;
 use super::msg::{Prepared, SupervisorMsg};
 use super::outcome::{StartError, StartOutcome};
 use super::state::{ChildKind, Heir, RunningCall, SupervisorState, Waiting};
-use crate::domain::{EventKind, MeetingStatus};
+use crate::call_log::{CallEvent, Hole};
+use crate::domain::MeetingStatus;
 use crate::exit::ExitReason;
 use crate::ids::MeetingId;
 use crate::meeting::drain::{Verdict, end_call};
@@ -167,10 +167,10 @@ impl SupervisorState {
             let after = context.next_sequence - 1;
             self.deps.log(
                 meeting,
-                EventKind::PossibleGap,
-                json!({
-                    "after": after,
-                    "reason": format!("the process that ran this call stopped without a shutdown: lines it read after number {after} and had not committed may be missing"),
+                CallEvent::PossibleGap(Hole {
+                    after: Some(after),
+                    reason: format!("the process that ran this call stopped without a shutdown: lines it read after number {after} and had not committed may be missing"),
+                    ..Hole::default()
                 }),
             );
         }
@@ -265,8 +265,10 @@ impl SupervisorState {
             let error = spent.to_string();
             self.deps.log(
                 meeting,
-                EventKind::RestartBudgetExhausted,
-                json!({ "error": error }),
+                CallEvent::RestartBudgetExhausted {
+                    error: error.clone(),
+                    kind: None,
+                },
             );
             let (deps, call) = (self.deps.clone(), self.registry.remove(meeting));
             self.spawn_task(async move {

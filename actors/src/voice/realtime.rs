@@ -76,6 +76,17 @@ pub fn bearer_request(url: &str, api_key: Option<&str>) -> Result<Request, Conne
     Ok(request)
 }
 
+/// `conversation.item.retrieve`: asks the service for an item scribe
+/// missed; `event_id` comes back on an `error` when it cannot.
+pub fn retrieve_item(event_id: &str, item_id: &str) -> String {
+    serde_json::json!({
+        "type": "conversation.item.retrieve",
+        "event_id": event_id,
+        "item_id": item_id,
+    })
+    .to_string()
+}
+
 /// The `event_id` of scribe's `session.update`: an `error` that echoes it
 /// refused scribe's session settings.
 pub const SESSION_UPDATE_EVENT_ID: &str = "scribe_session_update";

@@ -2,6 +2,7 @@
 //! validation, on top of [`LlmClient`].
 
 use async_trait::async_trait;
+use scribe_actors::call_log::Stage;
 use scribe_actors::domain::{AnalysisStage, Speaker};
 use scribe_actors::ports::{
     AnalysisError, AnalysisInput, AnalysisResult, Analyzer, NextSession, StageFn,
@@ -148,10 +149,10 @@ impl Analyzer for LlmAnalyzer {
         stage: &StageFn<'_>,
     ) -> Result<AnalysisResult, AnalysisError> {
         let on_attempt = |a: Attempt| match a {
-            Attempt::Started { attempt } => stage(
-                AnalysisStage::LlmAttemptStarted,
-                json!({ "attempt": attempt }),
-            ),
+            Attempt::Started { attempt } => stage(Stage {
+                attempt: Some(attempt),
+                ..Stage::new(AnalysisStage::LlmAttemptStarted)
+            }),
             Attempt::Failed {
                 attempt,
                 error,
@@ -161,14 +162,17 @@ impl Analyzer for LlmAnalyzer {
                 // The provider's words go to the log; the meeting's event
                 // log (public) gets scribe's.
                 tracing::warn!(attempt, %detail, "analysis attempt failed");
-                stage(
-                    AnalysisStage::LlmAttemptFailed,
-                    json!({ "attempt": attempt, "error": error, "retry_in_ms": retry_in.map(|d| d.as_millis() as u64) }),
-                )
+                stage(Stage {
+                    attempt: Some(attempt),
+                    error: Some(error),
+                    retry_in_ms: Some(retry_in.map(|d| d.as_millis() as u64)),
+                    ..Stage::new(AnalysisStage::LlmAttemptFailed)
+                })
             }
-            Attempt::Succeeded { attempt } => {
-                stage(AnalysisStage::AnswerReceived, json!({ "attempt": attempt }))
-            }
+            Attempt::Succeeded { attempt } => stage(Stage {
+                attempt: Some(attempt),
+                ..Stage::new(AnalysisStage::AnswerReceived)
+            }),
         };
         let transcript = transcript_text(input);
         let sessions: Option<Vec<String>> = input.blueprint.as_ref().and_then(|b| {

@@ -248,7 +248,9 @@ async fn follow(
                 } else {
                     let Some(entry) = entries.next() else { break };
                     cursor.event = entry.id;
-                    let (name, data) = entry_event(entry);
+                    let Some((name, data)) = entry_event(entry) else {
+                        continue;
+                    };
                     Event::default()
                         .event(name)
                         .id(cursor.to_string())

@@ -1,10 +1,11 @@
 //! The analysis job's life in the store: begin (or resume), complete with
 //! the next session's meeting, fail, retry.
 
+use scribe_actors::call_log::{CallEvent, Stage};
 use scribe_actors::domain::{AnalysisStage, EventKind, MeetingStatus};
 use scribe_actors::ids::MeetingId;
 use scribe_actors::ports::{AnalysisInput, AnalysisResult};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
@@ -26,9 +27,8 @@ const STAGE_EVENT: &str =
     "INSERT INTO meeting_events (meeting_id, kind, detail, created_at) VALUES ($1, $2, $3, $4)";
 
 /// An `analysis_stage` entry's detail: `stage` and what it carries.
-fn stage_detail(stage: AnalysisStage, mut detail: Value) -> Json<Value> {
-    detail["stage"] = json!(stage.as_str());
-    Json(detail)
+fn stage_detail(stage: Stage) -> Json<Value> {
+    Json(CallEvent::AnalysisStage(stage).detail())
 }
 
 /// What a retry request found.
@@ -154,15 +154,15 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
             // The stages are committed with the results they report.
-            let mut stages = vec![stage_detail(
-                AnalysisStage::ResultsSaved,
-                json!({ "kind": kind }),
-            )];
+            let mut stages = vec![stage_detail(Stage {
+                kind: Some(kind.to_owned()),
+                ..Stage::new(AnalysisStage::ResultsSaved)
+            })];
             if let Some((next,)) = &next_id {
-                stages.push(stage_detail(
-                    AnalysisStage::NextMeetingCreated,
-                    json!({ "next_meeting_id": next }),
-                ));
+                stages.push(stage_detail(Stage {
+                    next_meeting_id: Some(MeetingId::from_uuid(*next)),
+                    ..Stage::new(AnalysisStage::NextMeetingCreated)
+                }));
             }
             for detail in stages {
                 sqlx::query(STAGE_EVENT)
@@ -208,10 +208,10 @@ impl Store {
             sqlx::query(STAGE_EVENT)
                 .bind(meeting.as_uuid())
                 .bind(EventKind::AnalysisStage.as_str())
-                .bind(stage_detail(
-                    AnalysisStage::Failed,
-                    json!({ "error": error }),
-                ))
+                .bind(stage_detail(Stage {
+                    error: Some(error.to_owned()),
+                    ..Stage::new(AnalysisStage::Failed)
+                }))
                 .bind(at)
                 .execute(&mut *tx)
                 .await?;

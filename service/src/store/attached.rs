@@ -3,6 +3,7 @@
 //! and the possible holes a re-attach left in a transcript.
 
 use chrono::{DateTime, Utc};
+use scribe_actors::call_log::CallEvent;
 use scribe_actors::domain::{EventKind, MeetingStatus, Transport};
 use scribe_actors::ids::MeetingId;
 use serde::Serialize;
@@ -158,16 +159,20 @@ impl Store {
             .fetch_all(p)
             .await
         })?;
-        let time = |v: &Value| v.as_str().and_then(|t| t.parse().ok());
         Ok(rows
             .into_iter()
-            .map(|(detail,)| TranscriptHole {
-                after: detail["after"].as_i64(),
-                before: detail["before"].as_i64(),
-                from: time(&detail["from"]),
-                to: time(&detail["to"]),
-                reason: detail["reason"].as_str().unwrap_or_default().to_owned(),
-            })
+            .filter_map(
+                |(detail,)| match CallEvent::read(EventKind::PossibleGap, &detail) {
+                    Ok(CallEvent::PossibleGap(hole)) => Some(TranscriptHole {
+                        after: hole.after,
+                        before: hole.before,
+                        from: hole.from,
+                        to: hole.to,
+                        reason: hole.reason,
+                    }),
+                    _ => None,
+                },
+            )
             .collect())
     }
 }

@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use scribe_actors::domain::{EventKind, MeetingStatus, Speaker};
+use scribe_actors::call_log::{CallEvent, Dropped};
+use scribe_actors::domain::{MeetingStatus, Speaker};
 use scribe_actors::ids::MeetingId;
 use scribe_actors::path::{CallPath, Resume};
 use scribe_actors::ports::{
     AnalysisInput, AnalysisResult, AnalysisStore, CallContext, CallStore, Finalized, LeaseNews,
     LeaseReport, LeaseStore, PortError, TranscriptSink, WriteBatch,
 };
-use serde_json::{Value, json};
 use sqlx::types::Json;
 
 use super::pool::{Store, StoreError, on_pool};
@@ -160,18 +160,20 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            let log = |kind: EventKind, detail: Value| {
+            let log = |event: CallEvent| {
                 sqlx::query("INSERT INTO meeting_events (meeting_id, kind, detail, created_at) VALUES ($1, $2, $3, $4)")
                     .bind(meeting.as_uuid())
-                    .bind(kind.as_str())
-                    .bind(Json(detail))
+                    .bind(event.kind().as_str())
+                    .bind(Json(event.detail()))
                     .bind(at)
             };
             for (from, to) in ranges(&lost) {
-                log(
-                    EventKind::Gap,
-                    json!({ "from": from, "to": to, "reason": "no line was stored for these numbers; kept as lost lines" }),
-                )
+                log(CallEvent::Gap(Dropped {
+                    from,
+                    to,
+                    count: None,
+                    reason: "no line was stored for these numbers; kept as lost lines".into(),
+                }))
                 .execute(&mut *tx)
                 .await?;
             }
@@ -194,10 +196,10 @@ impl Store {
                 .bind(at)
                 .execute(&mut *tx)
                 .await?;
-                log(
-                    EventKind::CallEnded,
-                    json!({ "lines": top, "lost": lost.len() }),
-                )
+                log(CallEvent::CallEnded {
+                    lines: top,
+                    lost: lost.len(),
+                })
                 .execute(&mut *tx)
                 .await?;
             }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use scribe_actors::domain::{EventKind, MeetingStatus, Transport, VoiceApi};
 use scribe_actors::ids::MeetingId;
 use scribe_actors::lifecycle::{TransitionRefused, check};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{PgConnection, SqliteConnection};
 
@@ -190,7 +190,13 @@ pub async fn change_status(
             )
             .bind(meeting.as_uuid())
             .bind(EventKind::StatusChanged.as_str())
-            .bind(Json(json!({ "from": from, "to": to })))
+            .bind(Json(
+                scribe_actors::call_log::CallEvent::StatusChanged {
+                    from: from.as_str().to_owned(),
+                    to: to.as_str().to_owned(),
+                }
+                .detail(),
+            ))
             .bind(at)
             .execute(&mut *$c)
             .await?;

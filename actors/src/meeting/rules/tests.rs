@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use proptest::prelude::*;
-use serde_json::json;
 use tokio::time::Instant;
 
 use super::*;
+use crate::call_log::{CallEvent, Shown};
 use crate::domain::VoiceApi;
 use crate::voice::{self, VoiceProtocol};
 
@@ -64,11 +64,11 @@ fn an_owned_session_closed_as_misconfigured_is_not_retried() {
         Instant::now(),
         &config(),
     );
-    let [Effect::Misconfigured { shown, .. }] = effects.as_slice() else {
+    let [Effect::Misconfigured(problem)] = effects.as_slice() else {
         panic!("{effects:?}");
     };
     assert_eq!(
-        shown,
+        problem.error,
         "OpenAI Realtime closed the session as misconfigured (close 4000)"
     );
     // A refusal the session already showed in its own words: nothing more.
@@ -123,10 +123,7 @@ fn a_refused_sideband_is_shown_and_retried_slowly_where_an_owned_one_is_misconfi
     assert!(matches!(
         effects.as_slice(),
         [
-            Effect::Show {
-                kind: EventKind::ConfigurationError,
-                ..
-            },
+            Effect::Show(Shown::ConfigurationError, _),
             Effect::Connect {
                 when: When::Backoff { floor: Some(_) },
                 ..
@@ -134,7 +131,7 @@ fn a_refused_sideband_is_shown_and_retried_slowly_where_an_owned_one_is_misconfi
         ]
     ));
     let effects = connect_failed(&mut PathState::Owned, refused(), now, &config(), "x");
-    assert!(matches!(effects.as_slice(), [Effect::Misconfigured { .. }]));
+    assert!(matches!(effects.as_slice(), [Effect::Misconfigured(_)]));
     // A call the provider says does not exist is over, on any path.
     let gone = ConnectError::Gone {
         provider: "OpenAI Realtime".into(),
@@ -161,13 +158,13 @@ fn gpt_live_session_closed_ends_an_attached_call_whatever_the_reason() {
     let content = session_closed(&attached(), Some("content".into()));
     assert!(matches!(
         content.as_slice(),
-        [Effect::Show { .. }, Effect::CallOver(_)]
+        [Effect::Show(Shown::SessionClosed, _), Effect::CallOver(_)]
     ));
     // Owned: an expired session is replaced; a hang-up ends the call; any
     // other reason is shown and the session replaced.
     assert!(matches!(
         session_closed(&PathState::Owned, Some("expired".into())).as_slice(),
-        [Effect::Log(EventKind::SessionClosed, _)]
+        [Effect::Log(CallEvent::SessionClosed(_))]
     ));
     assert!(is_over(&session_closed(
         &PathState::Owned,
@@ -175,7 +172,7 @@ fn gpt_live_session_closed_ends_an_attached_call_whatever_the_reason() {
     )));
     assert!(matches!(
         session_closed(&PathState::Owned, None).as_slice(),
-        [Effect::Show { .. }]
+        [Effect::Show(Shown::SessionClosed, _)]
     ));
 }
 
@@ -190,11 +187,11 @@ fn a_refused_setup_ends_a_gpt_live_session_and_is_only_logged_on_a_reattach() {
     };
     let live = voice::protocol(VoiceApi::Live).setup();
     let (effects, refusal) = setup_refused(live, false, "GPT-Live", &error(live.event_id));
-    let [Effect::Misconfigured { shown, .. }] = effects.as_slice() else {
+    let [Effect::Misconfigured(problem)] = effects.as_slice() else {
         panic!("{effects:?}");
     };
     assert_eq!(
-        shown,
+        problem.error,
         "GPT-Live refused scribe's session (session.start): unknown_parameter for `session.voice`"
     );
     assert_eq!(
@@ -208,13 +205,16 @@ fn a_refused_setup_ends_a_gpt_live_session_and_is_only_logged_on_a_reattach() {
         "OpenAI Realtime",
         &error(realtime.event_id),
     );
-    assert!(matches!(effects.as_slice(), [Effect::Show { .. }]));
+    assert!(matches!(
+        effects.as_slice(),
+        [Effect::Show(Shown::ConfigurationError, _)]
+    ));
     assert_eq!(refusal, None);
     let (effects, _) = setup_refused(realtime, true, "OpenAI Realtime", &error(realtime.event_id));
-    let [Effect::Log(EventKind::RealtimeError, log)] = effects.as_slice() else {
+    let [Effect::Log(CallEvent::RealtimeError(logged))] = effects.as_slice() else {
         panic!("{effects:?}");
     };
-    assert_eq!(log["reattach"], json!(true));
+    assert_eq!(logged.reattach, Some(true));
 }
 
 #[test]

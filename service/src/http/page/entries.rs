@@ -1,73 +1,131 @@
-//! What the public stream shows of a meeting's event log: only scribe's
-//! own words, never the provider's.
+//! What the public stream shows of a meeting's event log. Each entry is
+//! read back typed (`CallEvent`) and shown as a public type of its own,
+//! built from the entry's public fields only: what is for operators (a
+//! provider's words, its ids) is a `Private`, which no type here could
+//! hold and still serialize.
 
-use scribe_actors::domain::EventKind;
-use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
+use scribe_actors::call_log::{CallEvent, Hole, Stage};
+use serde::Serialize;
+use serde_json::Value;
 
-use crate::store::FeedEvent;
+use crate::store::{FeedEvent, StoredChunk};
 
-/// A log entry as the stream shows it: its event name and data.
-pub(super) fn entry_event(entry: FeedEvent) -> (&'static str, Value) {
-    let (name, mut data) = match entry.kind {
-        // Only scribe's own words: the provider's go to the log and /admin.
-        EventKind::ConfigurationError | EventKind::SessionRefused => {
-            let problem = json!({ "error": entry.detail["error"], "at": entry.created_at });
-            return ("problem", problem);
-        }
-        EventKind::ReplyTruncated => {
-            let change = json!({
-                "sequence_number": entry.detail["sequence_number"],
-                "status": "interrupted",
-                "audio_end_ms": entry.detail["audio_end_ms"],
-                "at": entry.created_at,
-            });
-            return ("line_status", change);
-        }
-        EventKind::CallEnded => ("ended", json!({ "lost_lines": entry.lost_lines })),
-        // Where lines may be missing (a re-attach could not know): the
-        // lines on either side and the time range, never a made-up count.
-        EventKind::PossibleGap => {
-            let hole = json!({
-                "after": entry.detail["after"],
-                "before": entry.detail["before"],
-                "from": entry.detail["from"],
-                "to": entry.detail["to"],
-                "at": entry.created_at,
-            });
-            return ("hole", hole);
-        }
-        EventKind::StatusChanged => {
-            let to = entry.detail["to"].clone();
-            let mut change = json!({ "status": to });
-            if to == "processing" {
-                change["processing_started_at"] = json!(entry.created_at);
-            }
-            ("status", change)
-        }
-        _ => ("stage", json!({})),
-    };
-    if let (Value::Object(data), Value::Object(detail)) = (&mut data, entry.detail) {
-        data.extend(detail);
-        scrub(data);
-        data.insert("at".into(), json!(entry.created_at));
-    }
-    (name, data)
+/// One log entry as the public stream shows it.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Shown {
+    /// A problem with the call's session, in scribe's words.
+    Problem { error: String, at: DateTime<Utc> },
+    /// A line the user cut off.
+    LineStatus {
+        sequence_number: Option<i64>,
+        status: &'static str,
+        audio_end_ms: Option<u64>,
+        at: DateTime<Utc>,
+    },
+    /// The call ended: how many lines, which were lost.
+    Ended {
+        lost_lines: Vec<StoredChunk>,
+        lines: i64,
+        lost: usize,
+        at: DateTime<Utc>,
+    },
+    /// Where lines may be missing (a re-attach could not know): the lines
+    /// on either side and the time range, never a made-up count.
+    Hole {
+        after: Option<i64>,
+        before: Option<i64>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    },
+    Status {
+        status: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        processing_started_at: Option<DateTime<Utc>>,
+        from: String,
+        to: String,
+        at: DateTime<Utc>,
+    },
+    /// A stage of the analysis (no private field: all of it is shown).
+    Stage {
+        #[serde(flatten)]
+        stage: Stage,
+        at: DateTime<Utc>,
+    },
 }
 
-/// Removes the provider's own text from what the public stream shows: its
-/// error `message`s (which can quote part of a key, or name hosts), at any
-/// depth. `/admin/meetings/{id}` keeps them.
-fn scrub(data: &mut serde_json::Map<String, Value>) {
-    data.remove("message");
-    for value in data.values_mut() {
-        match value {
-            Value::Object(inner) => scrub(inner),
-            Value::Array(items) => items.iter_mut().for_each(|item| {
-                if let Value::Object(inner) = item {
-                    scrub(inner);
-                }
-            }),
-            _ => {}
+/// A log entry as the stream shows it: its event name and data; `None`
+/// for an entry the stream does not show (or cannot read).
+pub(super) fn entry_event(entry: FeedEvent) -> Option<(&'static str, Value)> {
+    let event = match CallEvent::read(entry.kind, &entry.detail) {
+        Ok(event) => event,
+        Err(error) => {
+            tracing::warn!(kind = %entry.kind, %error, "a log entry that does not read back is not streamed");
+            return None;
         }
-    }
+    };
+    let at = entry.created_at;
+    let (name, shown) = match event {
+        // Only scribe's own words: the provider's go to the log and /admin.
+        CallEvent::ConfigurationError(problem) | CallEvent::SessionRefused(problem) => (
+            "problem",
+            Shown::Problem {
+                error: problem.error,
+                at,
+            },
+        ),
+        CallEvent::ReplyTruncated {
+            audio_end_ms,
+            sequence_number,
+            ..
+        } => (
+            "line_status",
+            Shown::LineStatus {
+                sequence_number,
+                status: "interrupted",
+                audio_end_ms,
+                at,
+            },
+        ),
+        CallEvent::CallEnded { lines, lost } => (
+            "ended",
+            Shown::Ended {
+                lost_lines: entry.lost_lines,
+                lines,
+                lost,
+                at,
+            },
+        ),
+        CallEvent::PossibleGap(Hole {
+            after,
+            before,
+            from,
+            to,
+            ..
+        }) => (
+            "hole",
+            Shown::Hole {
+                after,
+                before,
+                from,
+                to,
+                at,
+            },
+        ),
+        CallEvent::StatusChanged { from, to } => (
+            "status",
+            Shown::Status {
+                status: to.clone(),
+                processing_started_at: (to == "processing").then_some(at),
+                from,
+                to,
+                at,
+            },
+        ),
+        CallEvent::AnalysisStage(stage) => ("stage", Shown::Stage { stage, at }),
+        _ => return None,
+    };
+    Some((name, serde_json::to_value(shown).unwrap_or(Value::Null)))
 }
