@@ -20,18 +20,6 @@ use crate::domain::{AnalysisStage, EventKind, Speaker};
 #[serde(transparent)]
 pub struct Private<T>(pub T);
 
-impl<T> Private<T> {
-    pub fn into_inner(self) -> T {
-        self.0
-    }
-}
-
-impl<T> From<T> for Private<T> {
-    fn from(value: T) -> Self {
-        Self(value)
-    }
-}
-
 /// Writes a [`Private`] into the event log's storage.
 pub fn stored<T: Serialize, S: Serializer>(value: &Private<T>, to: S) -> Result<S::Ok, S::Error> {
     value.0.serialize(to)

@@ -19,15 +19,6 @@ pub enum Carrier {
     Sip,
 }
 
-impl Carrier {
-    pub const fn transport(self) -> Transport {
-        match self {
-            Self::WebRtc => Transport::WebRtc,
-            Self::Sip => Transport::Sip,
-        }
-    }
-}
-
 /// Where an attached conversation continues after scribe was away (another
 /// socket, actor, process or instance).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

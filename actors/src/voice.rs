@@ -77,8 +77,6 @@ pub struct Setup {
 
 /// One voice protocol, as a call's actor uses it.
 pub trait VoiceProtocol: Send + Sync + 'static {
-    fn api(&self) -> VoiceApi;
-
     /// One text frame from the service.
     fn parse(&self, frame: &str) -> Result<ServerEvent, FrameError>;
 
@@ -126,10 +124,6 @@ pub fn protocol(api: VoiceApi) -> &'static dyn VoiceProtocol {
 }
 
 impl VoiceProtocol for Realtime {
-    fn api(&self) -> VoiceApi {
-        VoiceApi::Realtime
-    }
-
     fn parse(&self, frame: &str) -> Result<ServerEvent, FrameError> {
         event::parse(frame)
     }
@@ -194,10 +188,6 @@ impl VoiceProtocol for Realtime {
 }
 
 impl VoiceProtocol for GptLive {
-    fn api(&self) -> VoiceApi {
-        VoiceApi::Live
-    }
-
     fn parse(&self, frame: &str) -> Result<ServerEvent, FrameError> {
         gpt_live::parse_live(frame)
     }

@@ -73,8 +73,6 @@ pub struct AppState {
     pub admin_token: Option<Arc<SecretString>>,
     pub stream_api_secret: Option<Arc<SecretString>>,
     pub chaos: bool,
-    /// Where this server's pages are (`http://<listen address>`).
-    pub page_base: Arc<str>,
     /// How calls started by Stream's webhooks reach OpenAI (owned sessions).
     pub owned_transport: Transport,
     /// OpenAI's calls API (`None` without `OPENAI_API_KEY`).

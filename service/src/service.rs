@@ -136,15 +136,15 @@ impl CallService {
         &self,
         meeting: MeetingId,
         ended_at: DateTime<Utc>,
-    ) -> Result<(Ending, Option<EndOutcome>), EndError> {
+    ) -> Result<Ending, EndError> {
         let request = self.store.mark_end_requested(meeting, ended_at).await?;
         let ending = match request {
-            EndRequest::NotActive => return Ok((Ending::NotActive, None)),
+            EndRequest::NotActive => return Ok(Ending::NotActive),
             EndRequest::First => Ending::First,
             _ => Ending::Again,
         };
-        let outcome = self.calls.end(meeting, ended_at).await?;
-        Ok((ending, Some(outcome)))
+        self.calls.end(meeting, ended_at).await?;
+        Ok(ending)
     }
 
     /// scribe was told to end `meeting`'s call (it is `active`): as

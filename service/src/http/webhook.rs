@@ -382,7 +382,7 @@ async fn end(
     ended_at: chrono::DateTime<chrono::Utc>,
     why: &str,
 ) -> Result<WebhookOutcome, ApiError> {
-    let (ending, _) = state.service.end(meeting, ended_at).await?;
+    let ending = state.service.end(meeting, ended_at).await?;
     if ending == Ending::NotActive {
         tracing::info!(%meeting, why, "the call had already ended: a duplicate end");
         return Ok(WebhookOutcome::Duplicate);

@@ -14,7 +14,7 @@ use crate::store::{FeedEvent, StoredChunk};
 /// One log entry as the public stream shows it.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
-enum Shown {
+enum Public {
     /// A problem with the call's session, in scribe's words.
     Problem { error: String, at: DateTime<Utc> },
     /// A line the user cut off.
@@ -71,7 +71,7 @@ pub(super) fn entry_event(entry: FeedEvent) -> Option<(&'static str, Value)> {
         // Only scribe's own words: the provider's go to the log and /admin.
         CallEvent::ConfigurationError(problem) | CallEvent::SessionRefused(problem) => (
             "problem",
-            Shown::Problem {
+            Public::Problem {
                 error: problem.error,
                 at,
             },
@@ -82,7 +82,7 @@ pub(super) fn entry_event(entry: FeedEvent) -> Option<(&'static str, Value)> {
             ..
         } => (
             "line_status",
-            Shown::LineStatus {
+            Public::LineStatus {
                 sequence_number,
                 status: "interrupted",
                 audio_end_ms,
@@ -91,7 +91,7 @@ pub(super) fn entry_event(entry: FeedEvent) -> Option<(&'static str, Value)> {
         ),
         CallEvent::CallEnded { lines, lost } => (
             "ended",
-            Shown::Ended {
+            Public::Ended {
                 lost_lines: entry.lost_lines,
                 lines,
                 lost,
@@ -106,7 +106,7 @@ pub(super) fn entry_event(entry: FeedEvent) -> Option<(&'static str, Value)> {
             ..
         }) => (
             "hole",
-            Shown::Hole {
+            Public::Hole {
                 after,
                 before,
                 from,
@@ -116,7 +116,7 @@ pub(super) fn entry_event(entry: FeedEvent) -> Option<(&'static str, Value)> {
         ),
         CallEvent::StatusChanged { from, to } => (
             "status",
-            Shown::Status {
+            Public::Status {
                 status: to.clone(),
                 processing_started_at: (to == "processing").then_some(at),
                 from,
@@ -124,7 +124,7 @@ pub(super) fn entry_event(entry: FeedEvent) -> Option<(&'static str, Value)> {
                 at,
             },
         ),
-        CallEvent::AnalysisStage(stage) => ("stage", Shown::Stage { stage, at }),
+        CallEvent::AnalysisStage(stage) => ("stage", Public::Stage { stage, at }),
         _ => return None,
     };
     Some((name, serde_json::to_value(shown).unwrap_or(Value::Null)))
