@@ -264,6 +264,8 @@ async fn batched(
                         high_water: Some(row.sequence_number),
                         interrupted: Vec::new(),
                         lines: vec![line(row)],
+                        // The meetings were never taken: their lease epoch is 0.
+                        lease: 0,
                     };
                     loop {
                         match writer.try_submit(meeting, handoff) {

@@ -62,7 +62,7 @@ mod measure;
 #[path = "load_test/pressure.rs"]
 mod pressure;
 use fleet::{Fleet, Launch};
-use measure::{counter, gauge_sum, histogram_quantile, scrape};
+use measure::{counter, gauge_sum, histogram_quantile, scrape, upkeep_rows};
 use pressure::Pressure;
 
 const TOKEN: &str = "load-test-token-0123456789abcdef0123456789";
@@ -107,6 +107,12 @@ struct Args {
     /// the per-meeting limit), read and dropped.
     #[arg(long, default_value_t = 0)]
     streams: usize,
+    /// Once every call is live, hold them all this many seconds more and
+    /// count the rows the ownership upkeep wrote meanwhile (heartbeats,
+    /// takeovers; not the takings of new calls), reported per renewal
+    /// interval (10 s).
+    #[arg(long, default_value_t = 0)]
+    hold_seconds: u64,
     /// Run this many `scribe serve` processes on one PostgreSQL database
     /// (`--database-url`), Stream's webhooks spread over all of them: each
     /// call's end goes to another instance than its start.
@@ -387,6 +393,18 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let held_calls = gauge_sum(&http, &fleet, "scribe_live_actors{kind=\"meeting\"}").await?;
+    let upkeep_per_renewal = if args.hold_seconds > 0 {
+        let before = upkeep_rows(&http, &fleet).await?;
+        say(format!(
+            "holding {held_calls} calls {} s to count the ownership upkeep",
+            args.hold_seconds
+        ));
+        tokio::time::sleep(Duration::from_secs(args.hold_seconds)).await;
+        let after = upkeep_rows(&http, &fleet).await?;
+        Some((after - before) / (args.hold_seconds as f64 / 10.0))
+    } else {
+        None
+    };
     let talked = started_at.elapsed().as_secs_f64();
     let held = fleet.stat()?;
     peak_rss = peak_rss.max(held.rss_bytes);
@@ -525,6 +543,7 @@ async fn main() -> anyhow::Result<()> {
         "voice_api": args.voice_api,
         "calls": meetings.len(),
         "held_calls": held_calls,
+        "lease_upkeep_rows_per_renewal": upkeep_per_renewal,
         "turns": turns,
         "pace": args.pace,
         "backend": if database_url.starts_with("postgres") { "postgres" } else { "sqlite" },

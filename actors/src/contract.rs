@@ -67,7 +67,9 @@ pub async fn run_all(fixture: &dyn Fixture) {
     an_attached_call_reads_back_its_path_and_where_it_resumes(fixture).await;
     finalize_fills_gaps_as_lost_lines_and_moves_to_processing_once(fixture).await;
     fail_ends_a_call_that_is_not_over(fixture).await;
-    a_lease_has_one_owner_and_an_end_reaches_it(fixture).await;
+    a_call_has_one_holder_and_an_end_reaches_it(fixture).await;
+    a_dead_members_calls_are_taken_and_its_writes_refused(fixture).await;
+    a_new_life_of_an_instance_frees_its_old_lifes_calls_in_batches(fixture).await;
     an_ended_call_is_analyzed_once(fixture).await;
 }
 
@@ -252,39 +254,170 @@ async fn fail_ends_a_call_that_is_not_over(f: &dyn Fixture) {
     assert_eq!(f.status(ended).await, MeetingStatus::Completed);
 }
 
-async fn a_lease_has_one_owner_and_an_end_reaches_it(f: &dyn Fixture) {
+async fn a_call_has_one_holder_and_an_end_reaches_it(f: &dyn Fixture) {
     let store = f.ports();
     let m = f.active_meeting(VoiceApi::Realtime, None).await;
-    let (a, b) = (format!("a-{m}"), format!("b-{m}"));
+    let a = store.join(&format!("a-{m}")).await.expect("join");
+    let b = store.join(&format!("b-{m}")).await.expect("join");
+    let taken = store.acquire_lease(m, &a).await.expect("take");
+    assert_eq!(
+        taken.map(|c| c.after_crash),
+        Some(false),
+        "a call nobody held is taken, and no crash left a hole in it"
+    );
+    let lease = context(&*store, m).await.lease;
     assert!(
-        store.acquire_lease(m, &a, TTL).await.expect("lease"),
-        "a free lease is taken"
+        store.acquire_lease(m, &b).await.expect("take").is_none(),
+        "a call a live member holds is not taken"
     );
     assert!(
-        !store.acquire_lease(m, &b, TTL).await.expect("lease"),
-        "a held lease is not"
+        store.acquire_lease(m, &a).await.expect("take").is_some(),
+        "its holder keeps it"
     );
-    assert!(
-        store.acquire_lease(m, &a, TTL).await.expect("lease"),
-        "its owner keeps it"
+    assert_eq!(
+        context(&*store, m).await.lease,
+        lease,
+        "the lease epoch moves only when the call changes hands"
     );
-    let report = store.renew_leases(&a, TTL).await.expect("renew");
-    assert!(report.owned.contains(&m), "the owner renews it");
-    assert!(!report.orphaned.contains(&m), "a held lease is no orphan");
-    // An end recorded by another instance reaches the owner; its own does not go round.
+    assert!(store.owned_calls(&a).await.expect("owned").contains(&m));
+    assert!(store.heartbeat(&a).await.expect("beat").alive);
+    // An end recorded by another instance reaches the holder; its own does not go round.
     assert!(!store.request_end(m, &a, Utc::now()).await.expect("end"));
     assert!(store.request_end(m, &b, Utc::now()).await.expect("end"));
-    let report = store.renew_leases(&a, TTL).await.expect("renew");
+    let beat = store.heartbeat(&a).await.expect("beat");
     assert!(
-        report.end_requested.iter().any(|(ended, _)| *ended == m),
-        "the owner learns of the end"
+        beat.end_requested.iter().any(|(ended, _)| *ended == m),
+        "the holder learns of the end"
     );
-    let context = store.call_context(m).await.expect("read").expect("found");
-    assert!(context.end_requested_at.is_some(), "the end is recorded");
-    store.release_leases(&a).await.expect("release");
+    assert!(context(&*store, m).await.end_requested_at.is_some());
+    store.release(&a).await.expect("release");
     assert!(
-        store.acquire_lease(m, &b, TTL).await.expect("lease"),
-        "a released lease is free at once"
+        !store.heartbeat(&a).await.expect("beat").alive,
+        "a released member is no longer live"
+    );
+    let taken = store.acquire_lease(m, &b).await.expect("take");
+    assert_eq!(
+        taken.map(|c| c.after_crash),
+        Some(false),
+        "a released member's call is free at once, and no crash cut it"
+    );
+    assert!(context(&*store, m).await.lease > lease, "it changed hands");
+}
+
+async fn context(store: &dyn Ports, m: MeetingId) -> crate::ports::CallContext {
+    store.call_context(m).await.expect("read").expect("found")
+}
+
+fn fenced(meeting: MeetingId, lease: i64, lines: Vec<Line>) -> WriteBatch {
+    WriteBatch {
+        leases: vec![(meeting, lease)],
+        ..batch(meeting, lines, None)
+    }
+}
+
+async fn a_dead_members_calls_are_taken_and_its_writes_refused(f: &dyn Fixture) {
+    let store = f.ports();
+    let m = f.active_meeting(VoiceApi::Realtime, None).await;
+    let a = store.join(&format!("a-{m}")).await.expect("join");
+    store
+        .acquire_lease(m, &a)
+        .await
+        .expect("take")
+        .expect("free");
+    let old = context(&*store, m).await.lease;
+    let refused = store
+        .write(&fenced(m, old, vec![line(1, Speaker::User, "one", "i1")]))
+        .await
+        .expect("write");
+    assert!(refused.is_empty(), "the holder writes");
+    let b = store.join(&format!("b-{m}")).await.expect("join");
+    // `a` stops renewing; `b` renews and looks until `a`'s heartbeat is
+    // older than the lease.
+    let ttl = Duration::from_millis(300);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let claim = loop {
+        assert!(store.heartbeat(&b).await.expect("beat").alive);
+        let claimed = store.take_over(&b, ttl, 100).await.expect("take over");
+        if let Some(claim) = claimed.into_iter().find(|c| c.meeting == m) {
+            break claim;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dead member's call was never taken"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(claim.after_crash, "its holder died without releasing it");
+    assert!(
+        !store.heartbeat(&a).await.expect("beat").alive,
+        "a member declared dead learns it at its next heartbeat"
+    );
+    assert!(store.acquire_lease(m, &a).await.expect("take").is_none());
+    // `a` wakes up and writes: refused, nothing of it stored.
+    let refused = store
+        .write(&fenced(
+            m,
+            old,
+            vec![line(2, Speaker::Agent, "stale", "i2")],
+        ))
+        .await
+        .expect("write");
+    assert_eq!(refused, [m], "a call's old holder cannot write for it");
+    let new = context(&*store, m).await.lease;
+    assert!(new > old);
+    let refused = store
+        .write(&fenced(m, new, vec![line(2, Speaker::Agent, "two", "i2")]))
+        .await
+        .expect("write");
+    assert!(refused.is_empty(), "the new holder writes");
+    let stored: Vec<String> = f.lines(m).await.into_iter().map(|l| l.2).collect();
+    assert_eq!(stored, ["one", "two"]);
+}
+
+async fn a_new_life_of_an_instance_frees_its_old_lifes_calls_in_batches(f: &dyn Fixture) {
+    let store = f.ports();
+    let mut calls = Vec::new();
+    for _ in 0..3 {
+        calls.push(f.active_meeting(VoiceApi::Realtime, None).await);
+    }
+    let name = format!("x-{}", calls[0]);
+    let first = store.join(&name).await.expect("join");
+    for m in &calls {
+        store
+            .acquire_lease(*m, &first)
+            .await
+            .expect("take")
+            .expect("free");
+    }
+    let second = store.join(&name).await.expect("join");
+    assert!(second.epoch > first.epoch, "a new life, a new epoch");
+    assert!(!store.heartbeat(&first).await.expect("beat").alive);
+    // Other tests' dead members may hold calls in the same database: take
+    // until none is left, two at most at a time, and find ours among them.
+    let mut taken = Vec::new();
+    loop {
+        let claimed = store.take_over(&second, TTL, 2).await.expect("take over");
+        assert!(
+            claimed.len() <= 2,
+            "a batch holds at most its limit: {claimed:?}"
+        );
+        if claimed.is_empty() {
+            break;
+        }
+        taken.extend(claimed);
+    }
+    for m in &calls {
+        let claim = taken.iter().find(|c| c.meeting == *m).expect("taken");
+        assert!(claim.after_crash, "the old life stopped without a release");
+    }
+    let mut owned = store.owned_calls(&second).await.expect("owned");
+    owned.sort();
+    let mut expected = calls.clone();
+    expected.sort();
+    assert!(expected.iter().all(|m| owned.contains(m)));
+    assert!(
+        store.owned_calls(&first).await.expect("owned").is_empty(),
+        "the old life holds nothing"
     );
 }
 

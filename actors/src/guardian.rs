@@ -74,12 +74,21 @@ impl Actor for CallGuardian {
         tracing::error!(reason = %why, replaced = state.replaced, "the call supervisor died; starting a new one");
         state.supervisor = Self::spawn_supervisor(&myself, &state.args).await?;
         let calls = Calls::new(state.args.current.clone());
-        let store = state.args.deps.store.clone();
+        let leases = state.args.leases.clone();
+        let (membership, ttl) = (state.args.membership.clone(), state.args.lease.ttl);
         let analyses = state.args.analysis.store.clone();
         let reason = format!("re-adopted: the call supervisor died ({why}) and was replaced");
         while state.recoveries.try_join_next().is_some() {}
         state.recoveries.spawn(async move {
-            let recovered = recover(&calls, store.as_ref(), analyses.as_ref(), &reason).await;
+            let recovered = recover(
+                &calls,
+                leases.as_ref(),
+                &membership,
+                ttl,
+                analyses.as_ref(),
+                &reason,
+            )
+            .await;
             tracing::info!(
                 adopted = recovered.adopted,
                 analyses = recovered.analyses,

@@ -17,6 +17,7 @@ pub const COMMIT_LAG: &str = "scribe_commit_lag_seconds";
 pub const BATCH_LINES: &str = "scribe_write_batch_lines";
 /// Batches the database did not take at the first try.
 pub const WRITE_RETRIES: &str = "scribe_write_retries_total";
+pub const FENCED_WRITES: &str = "scribe_fenced_writes_total";
 /// Actors started again after dying, by `kind` (meeting, analysis, supervisor).
 pub const ACTOR_RESTARTS: &str = "scribe_actor_restarts_total";
 /// Live actors, by `kind`.
@@ -39,6 +40,10 @@ pub fn describe() {
     );
     describe_histogram!(BATCH_LINES, "Lines per committed batch");
     describe_counter!(WRITE_RETRIES, "Batches retried after a failed write");
+    describe_counter!(
+        FENCED_WRITES,
+        "Calls whose writes the store refused because another instance holds them now"
+    );
     describe_counter!(ACTOR_RESTARTS, "Actors started again after dying, by kind");
     describe_gauge!(LIVE_ACTORS, "Live actors, by kind");
     describe_counter!(

@@ -73,10 +73,11 @@ pub struct CallContext {
     /// When `call.session_ended` was received for this call (here or by
     /// another instance) and the call is not finalized yet.
     pub end_requested_at: Option<DateTime<Utc>>,
-    /// A process held the call's lease and did not release it: it stopped
-    /// without a shutdown, and lines it had read but not committed may be
-    /// missing.
-    pub lease_unreleased: bool,
+    /// The call's lease epoch as read: bumped whenever another instance
+    /// (or another life of this one) takes the call. Everything this
+    /// instance writes for the call carries it, and the store refuses
+    /// writes whose epoch is no longer the call's (fencing).
+    pub lease: i64,
     /// How the call reaches its voice session: owned or attached, on
     /// which voice API.
     pub path: CallPath,
@@ -99,15 +100,45 @@ impl CallContext {
     }
 }
 
-/// What renewing an instance's leases found.
+/// One life of an instance in a deployment: its name
+/// (`SCRIBE_INSTANCE_ID`) and the epoch this process took when it joined.
+/// A call names the member that holds it; the member, not each call,
+/// renews its liveness.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Member {
+    pub instance: String,
+    pub epoch: i64,
+}
+
+impl std::fmt::Display for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}#{}", self.instance, self.epoch)
+    }
+}
+
+/// A call this member took: it runs the call's actor from now on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claimed {
+    pub meeting: MeetingId,
+    /// The call's lease epoch as taken: everything this member writes for
+    /// the call carries it (never an epoch read later, which may be the
+    /// next holder's).
+    pub lease: i64,
+    /// The member that held the call before stopped without releasing it
+    /// (killed, or declared dead when its heartbeat lapsed): lines it had
+    /// read and not committed may be missing.
+    pub after_crash: bool,
+}
+
+/// What renewing a member's heartbeat found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LeaseReport {
-    /// Active meetings this instance holds the lease of (renewed now).
-    pub owned: Vec<MeetingId>,
-    /// Among those, calls another instance was told have ended.
+pub struct Heartbeat {
+    /// False when the member is no longer live: its heartbeat lapsed and
+    /// another instance declared it dead (its calls are being taken over),
+    /// or it was released. It must stop every call and join again.
+    pub alive: bool,
+    /// Calls the member holds that another instance was told have ended.
     pub end_requested: Vec<(MeetingId, DateTime<Utc>)>,
-    /// Active meetings whose lease is free or expired: to be taken over.
-    pub orphaned: Vec<MeetingId>,
 }
 
 /// What another instance tells this one at once (PostgreSQL's
@@ -136,6 +167,12 @@ pub struct WriteBatch {
     pub lines: Vec<(MeetingId, Line)>,
     /// Per meeting, the highest sequence number handed out so far.
     pub high_water: Vec<(MeetingId, i64)>,
+    /// The lease epoch every meeting's lines, marks, interruptions and
+    /// error were made under (one per meeting). A store writes them only
+    /// while the call's lease epoch is still that, and reports the
+    /// meetings it refused: an instance that lost a call cannot write for
+    /// it. Event-log entries are not fenced.
+    pub leases: Vec<(MeetingId, i64)>,
     /// Lines already stored that are `interrupted` now (the user cut the
     /// reply off after its transcript was final). Applied after `lines`.
     pub interrupted: Vec<(MeetingId, i64)>,
@@ -157,6 +194,9 @@ impl WriteBatch {
         }
         for mark in self.high_water {
             parts[lane(&mark.0)].high_water.push(mark);
+        }
+        for lease in self.leases {
+            parts[lane(&lease.0)].leases.push(lease);
         }
         for cut in self.interrupted {
             parts[lane(&cut.0)].interrupted.push(cut);
@@ -263,8 +303,11 @@ pub struct Finalized {
 /// entries.
 #[async_trait]
 pub trait TranscriptSink: Send + Sync + 'static {
-    /// Writes lines and reservations in one transaction, idempotently.
-    async fn write(&self, batch: &WriteBatch) -> Result<(), PortError>;
+    /// Writes lines and reservations in one transaction, idempotently,
+    /// for the meetings whose lease epoch is still the batch's; returns
+    /// the meetings it refused (fenced: the call passed to another
+    /// instance), whose lines, marks, interruptions and error it dropped.
+    async fn write(&self, batch: &WriteBatch) -> Result<Vec<MeetingId>, PortError>;
 }
 
 /// A call's life in the store: its context, its replay, its end.
@@ -302,48 +345,63 @@ pub trait CallStore: Send + Sync + 'static {
     /// state machine allows it (an `active` or `processing` meeting).
     async fn fail(&self, meeting: MeetingId, error: &str) -> Result<(), PortError>;
 
-    /// Meetings that are `active`: calls to adopt when no actor runs them.
-    async fn active_meetings(&self) -> Result<Vec<MeetingId>, PortError>;
-
-    /// When another live instance (not `me`) holds the meeting's lease,
-    /// records that the call ended and returns true: the owner finalizes.
+    /// When another live member (not `me`) holds the call, records that
+    /// the call ended and returns true: the owner finalizes.
     async fn request_end(
         &self,
         meeting: MeetingId,
-        me: &str,
+        me: &Member,
         at: DateTime<Utc>,
     ) -> Result<bool, PortError>;
 }
 
-/// Call ownership across instances.
+/// Call ownership across instances. A member renews its own liveness
+/// (one row, whatever its calls); a call names the member that holds it,
+/// written only when the call is taken or ends.
 #[async_trait]
 pub trait LeaseStore: Send + Sync + 'static {
-    /// Takes the lease of an `active` meeting for `owner` until `now + ttl`,
-    /// when it is free, expired or already `owner`'s. False when another
-    /// instance holds it.
+    /// Starts a new life of `instance`: a new epoch, live, its heartbeat
+    /// now. Older lives of the same instance are over (declared dead): their
+    /// calls are free for the taking.
+    async fn join(&self, instance: &str) -> Result<Member, PortError>;
+
+    /// Takes an `active` call for `member` when nobody holds it, `member`
+    /// already does, or its holder is no longer live. `None` when a live
+    /// member holds it, or the call is not active.
     async fn acquire_lease(
         &self,
         meeting: MeetingId,
-        owner: &str,
+        member: &Member,
+    ) -> Result<Option<Claimed>, PortError>;
+
+    /// Renews `member`'s heartbeat, and reads which of its calls ended
+    /// elsewhere.
+    async fn heartbeat(&self, member: &Member) -> Result<Heartbeat, PortError>;
+
+    /// Declares dead every live member whose heartbeat is older than
+    /// `ttl`, then takes for `member` up to `limit` active calls that no
+    /// live member holds (their holder dead or released; or nobody, for
+    /// longer than `ttl`: a start whose instance died before taking it),
+    /// a batch of one member's calls per statement.
+    async fn take_over(
+        &self,
+        member: &Member,
         ttl: Duration,
-    ) -> Result<bool, PortError>;
+        limit: usize,
+    ) -> Result<Vec<Claimed>, PortError>;
 
-    /// Extends every lease `owner` holds on an active meeting, and reports
-    /// what it holds, which of those ended elsewhere, and which active
-    /// meetings nobody holds.
-    async fn renew_leases(&self, owner: &str, ttl: Duration) -> Result<LeaseReport, PortError>;
+    /// The active calls `member` holds.
+    async fn owned_calls(&self, member: &Member) -> Result<Vec<MeetingId>, PortError>;
 
-    /// Frees every lease `owner` holds (graceful shutdown).
-    async fn release_leases(&self, owner: &str) -> Result<(), PortError>;
+    /// Ends `member`'s life gracefully (shutdown): its calls are free for
+    /// the taking at once, and were not cut by a crash.
+    async fn release(&self, member: &Member) -> Result<(), PortError>;
 
-    /// Active meetings whose lease is free or expired: to be taken over.
-    /// Cheaper than a renewal, so read more often.
-    async fn orphaned_calls(&self, ttl: Duration) -> Result<Vec<MeetingId>, PortError>;
-
-    /// News for `owner` as other instances make it, where the store can
-    /// push it; `None` where it cannot (the lease renewal carries the same,
-    /// later). The news stop when the receiver is dropped.
-    fn lease_news(&self, _owner: &str) -> Option<tokio::sync::mpsc::Receiver<LeaseNews>> {
+    /// News for `instance` as other instances make it, where the store can
+    /// push it; `None` where it cannot (the heartbeat and the look for
+    /// calls nobody holds carry the same, later). The news stop when the
+    /// receiver is dropped.
+    fn lease_news(&self, _instance: &str) -> Option<tokio::sync::mpsc::Receiver<LeaseNews>> {
         None
     }
 }
@@ -468,79 +526,4 @@ pub trait CallControl: Send + Sync + 'static {
 }
 
 #[cfg(test)]
-mod tests {
-    use chrono::Utc;
-    use serde_json::json;
-    use uuid::Uuid;
-
-    use super::*;
-    use crate::fakes::user_line;
-
-    fn line(n: i64) -> crate::transcript::Line {
-        user_line(n, format!("line {n}"))
-    }
-
-    #[test]
-    fn a_batch_splits_by_meeting_keeping_each_meetings_order() {
-        let (a, b, c) = (
-            MeetingId::from_uuid(Uuid::from_u128(10)),
-            MeetingId::from_uuid(Uuid::from_u128(11)),
-            MeetingId::from_uuid(Uuid::from_u128(12)),
-        );
-        let event = |meeting, n| LoggedEvent {
-            meeting,
-            kind: EventKind::Gap,
-            detail: json!({ "n": n }),
-            at: Utc::now(),
-        };
-        let batch = WriteBatch {
-            lines: vec![
-                (a, line(1)),
-                (b, line(1)),
-                (a, line(2)),
-                (c, line(1)),
-                (a, line(3)),
-            ],
-            high_water: vec![(a, 4), (b, 2)],
-            interrupted: vec![(c, 1)],
-            events: vec![event(a, 1), event(b, 1), event(a, 2)],
-            errors: vec![(b, Some("no socket".into()))],
-        };
-        let parts = batch.clone().split(2);
-        assert_eq!(parts.len(), 2);
-        // Lane 0: the even ids (a and c), in their order; lane 1: b.
-        let numbers = |part: &WriteBatch, m| -> Vec<i64> {
-            part.lines
-                .iter()
-                .filter(|(id, _)| *id == m)
-                .map(|(_, l)| l.sequence_number)
-                .collect()
-        };
-        assert_eq!(numbers(&parts[0], a), [1, 2, 3]);
-        assert_eq!(numbers(&parts[0], c), [1]);
-        assert_eq!(parts[0].high_water, [(a, 4)]);
-        assert_eq!(parts[0].interrupted, [(c, 1)]);
-        assert_eq!(
-            parts[0]
-                .events
-                .iter()
-                .map(|e| e.detail["n"].clone())
-                .collect::<Vec<_>>(),
-            [json!(1), json!(2)]
-        );
-        assert!(parts[0].errors.is_empty());
-        assert_eq!(numbers(&parts[1], b), [1]);
-        assert_eq!(parts[1].high_water, [(b, 2)]);
-        assert_eq!(parts[1].errors, [(b, Some("no socket".into()))]);
-        // Nothing lost or added; one lane gives the batch back whole.
-        let total = |parts: &[WriteBatch]| parts.iter().map(|p| p.lines.len()).sum::<usize>();
-        assert_eq!(total(&parts), 5);
-        assert_eq!(batch.clone().split(1), std::slice::from_ref(&batch));
-        // A lane with nothing in it is left out.
-        let only_b = WriteBatch {
-            lines: vec![(b, line(1))],
-            ..WriteBatch::default()
-        };
-        assert_eq!(only_b.clone().split(2), [only_b]);
-    }
-}
+mod tests;

@@ -21,7 +21,7 @@ use crate::supervisor::actor::SupervisorArgs;
 use crate::supervisor::budget::RestartBudget;
 use crate::supervisor::current::CurrentSupervisor;
 use crate::supervisor::handle::Calls;
-use crate::supervisor::leases::LeaseConfig;
+use crate::supervisor::leases::{LeaseConfig, Membership};
 use crate::supervisor::registry::CallRegistry;
 use crate::writer::{ChunkWriter, WriterConfig};
 
@@ -59,9 +59,9 @@ pub struct ActorTree {
     guardian: ActorRef<()>,
     guardian_task: JoinHandle<()>,
     leases: Arc<dyn LeaseStore>,
-    lease_owner: String,
+    membership: Arc<Membership>,
+    lease_ttl: Duration,
     backlog_retry: Duration,
-    calls_store: Arc<dyn CallStore>,
     analyses_store: Arc<dyn AnalysisStore>,
 }
 
@@ -86,9 +86,27 @@ impl Default for Patience {
     }
 }
 
+/// Why the tree did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    #[error("this instance could not join the deployment: {0}")]
+    Join(#[source] crate::ports::PortError),
+    #[error("an actor could not be started: {0}")]
+    Spawn(#[from] SpawnErr),
+}
+
 impl ActorTree {
-    /// Starts the writer and the guardian (which starts the supervisor).
-    pub async fn start(ports: TreePorts, config: TreeConfig) -> Result<Self, SpawnErr> {
+    /// Joins the deployment (a new life of this instance: calls held by
+    /// its older lives are free for the taking), then starts the writer and
+    /// the guardian (which starts the supervisor).
+    pub async fn start(ports: TreePorts, config: TreeConfig) -> Result<Self, TreeError> {
+        let member = ports
+            .leases
+            .join(&config.lease.owner)
+            .await
+            .map_err(TreeError::Join)?;
+        tracing::info!(%member, "joined");
+        let membership = Arc::new(Membership::new(member));
         let (writer, writer_task) = ChunkWriter::spawn(ports.sink, config.writer);
         let deps = Arc::new(CallDeps {
             store: ports.calls.clone(),
@@ -115,6 +133,7 @@ impl ActorTree {
                 registry: registry.clone(),
                 budget: config.budget,
                 lease: config.lease.clone(),
+                membership: membership.clone(),
                 current: current.clone(),
             },
         )
@@ -127,23 +146,31 @@ impl ActorTree {
             guardian,
             guardian_task,
             leases: ports.leases,
-            lease_owner: config.lease.owner,
+            membership,
+            lease_ttl: config.lease.ttl,
             backlog_retry: config.call.backlog_retry,
-            calls_store: ports.calls,
             analyses_store: ports.analyses,
         })
     }
 
-    /// Adopts the calls that were live when the last process stopped, and
-    /// resumes the analyses that had not finished.
+    /// Adopts the calls this member holds with no actor, and resumes the
+    /// analyses that had not finished, and takes the calls nobody live
+    /// holds (an earlier life of this instance's, a dead instance's).
     pub async fn recover(&self, reason: &str) -> Recovered {
         recover(
             &self.calls,
-            self.calls_store.as_ref(),
+            self.leases.as_ref(),
+            &self.membership,
+            self.lease_ttl,
             self.analyses_store.as_ref(),
             reason,
         )
         .await
+    }
+
+    /// This process's member: its instance name and epoch.
+    pub fn member(&self) -> crate::ports::Member {
+        self.membership.get()
     }
 
     /// The root actor.
@@ -183,8 +210,9 @@ impl ActorTree {
         }
         drop(self.writer);
         self.writer_task.abort();
-        if let Err(error) = self.leases.release_leases(&self.lease_owner).await {
-            tracing::error!(error = %error_chain(&error), "leases not released; other instances wait for them to expire");
+        let member = self.membership.get();
+        if let Err(error) = self.leases.release(&member).await {
+            tracing::error!(%member, error = %error_chain(&error), "membership not released; other instances take its calls over once its heartbeat lapses");
         }
     }
 }

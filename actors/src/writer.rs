@@ -61,6 +61,9 @@ pub struct Handoff {
     pub high_water: Option<i64>,
     /// Lines handed over before that are `interrupted` now.
     pub interrupted: Vec<i64>,
+    /// The call's lease epoch when this instance took it: the store writes
+    /// all this only while the call's epoch is still that.
+    pub lease: i64,
 }
 
 impl Handoff {
@@ -78,6 +81,7 @@ enum Submission {
     /// The meeting's `error` while it is active (`None` clears it).
     Error {
         meeting: MeetingId,
+        lease: i64,
         error: Option<String>,
     },
     Barrier(oneshot::Sender<()>),
@@ -95,6 +99,51 @@ pub const MAX_WAITING_EVENTS: usize = 10_000;
 pub struct ChunkWriter {
     tx: mpsc::Sender<Submission>,
     waiting_events: Arc<AtomicUsize>,
+    fenced: Arc<FencedCalls>,
+}
+
+/// Calls whose writes the store refused (another instance holds them
+/// now), kept for whoever stops their actors.
+#[derive(Debug, Default)]
+pub struct FencedCalls {
+    /// Each call with the lease epoch its refused writes carried.
+    calls: std::sync::Mutex<Vec<(MeetingId, i64)>>,
+    added: tokio::sync::Notify,
+}
+
+impl FencedCalls {
+    fn add(&self, refused: Vec<MeetingId>, batch: &WriteBatch) {
+        let meetings: Vec<(MeetingId, i64)> = batch
+            .leases
+            .iter()
+            .filter(|(meeting, _)| refused.contains(meeting))
+            .copied()
+            .collect();
+        if meetings.is_empty() {
+            return;
+        }
+        self.calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(meetings);
+        self.added.notify_one();
+    }
+
+    /// The calls fenced since the last take, with the lease epoch their
+    /// refused writes carried.
+    pub fn take(&self) -> Vec<(MeetingId, i64)> {
+        std::mem::take(
+            &mut *self
+                .calls
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Resolves when a call was fenced (at once if one was since the last wait).
+    pub async fn notified(&self) {
+        self.added.notified().await;
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,10 +153,12 @@ pub struct WriterStopped;
 impl ChunkWriter {
     pub fn spawn(store: Arc<dyn TranscriptSink>, config: WriterConfig) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
-        let task = tokio::spawn(run(store, config, rx));
+        let fenced = Arc::new(FencedCalls::default());
+        let task = tokio::spawn(run(store, config, rx, fenced.clone()));
         let writer = Self {
             tx,
             waiting_events: Arc::new(AtomicUsize::new(0)),
+            fenced,
         };
         (writer, task)
     }
@@ -144,13 +195,23 @@ impl ChunkWriter {
     }
 
     /// Sets (or, with `None`, clears) the error an active meeting shows,
-    /// in order with its event log, without blocking the caller.
-    pub fn set_error(&self, meeting: MeetingId, error: Option<String>) {
+    /// in order with its event log, without blocking the caller; `lease`
+    /// is the call's lease epoch, as for its lines.
+    pub fn set_error(&self, meeting: MeetingId, lease: i64, error: Option<String>) {
         self.send_soon(
             meeting,
             "meeting error",
-            Submission::Error { meeting, error },
+            Submission::Error {
+                meeting,
+                lease,
+                error,
+            },
         );
+    }
+
+    /// The calls whose writes the store refused.
+    pub fn fenced(&self) -> Arc<FencedCalls> {
+        self.fenced.clone()
     }
 
     /// Queues at once, or in a task of its own when the queue is full (at
@@ -186,60 +247,109 @@ async fn run(
     store: Arc<dyn TranscriptSink>,
     config: WriterConfig,
     mut rx: mpsc::Receiver<Submission>,
+    fenced: Arc<FencedCalls>,
 ) {
-    while let Some(first) = rx.recv().await {
+    // A submission made under another lease epoch of a call than the one
+    // the open batch holds for it (the call was lost and taken back)
+    // closes the batch and opens the next.
+    let mut carried: Option<Submission> = None;
+    loop {
+        let first = match carried.take() {
+            Some(first) => first,
+            None => match rx.recv().await {
+                Some(first) => first,
+                None => return,
+            },
+        };
         let mut batch = WriteBatch::default();
         let mut marks = Marks::default();
+        let mut leases: HashMap<MeetingId, i64> = HashMap::new();
         let mut barriers = Vec::new();
-        let mut take = |s: Submission, batch: &mut WriteBatch| match s {
-            Submission::Lines { meeting, handoff } => {
-                marks.note(meeting, &handoff);
-                batch
-                    .lines
-                    .extend(handoff.lines.into_iter().map(|l| (meeting, l)));
-                batch
-                    .interrupted
-                    .extend(handoff.interrupted.into_iter().map(|n| (meeting, n)));
-                false
-            }
-            Submission::Event(event) => {
-                batch.events.push(event);
-                false
-            }
-            Submission::Error { meeting, error } => {
-                batch.errors.push((meeting, error));
-                false
-            }
-            Submission::Barrier(done) => {
-                barriers.push(done);
-                true
+        // Takes a submission into the batch: `Some(urgent)`, or `None` when
+        // it must wait for the next batch.
+        let mut take = |s: Submission, batch: &mut WriteBatch| -> Result<bool, Submission> {
+            let lease_of =
+                |meeting: MeetingId, lease: i64, leases: &mut HashMap<MeetingId, i64>| {
+                    *leases.entry(meeting).or_insert(lease) == lease
+                };
+            match s {
+                Submission::Lines { meeting, handoff } => {
+                    if !lease_of(meeting, handoff.lease, &mut leases) {
+                        return Err(Submission::Lines { meeting, handoff });
+                    }
+                    marks.note(meeting, &handoff);
+                    batch
+                        .lines
+                        .extend(handoff.lines.into_iter().map(|l| (meeting, l)));
+                    batch
+                        .interrupted
+                        .extend(handoff.interrupted.into_iter().map(|n| (meeting, n)));
+                    Ok(false)
+                }
+                Submission::Event(event) => {
+                    batch.events.push(event);
+                    Ok(false)
+                }
+                Submission::Error {
+                    meeting,
+                    lease,
+                    error,
+                } => {
+                    if !lease_of(meeting, lease, &mut leases) {
+                        return Err(Submission::Error {
+                            meeting,
+                            lease,
+                            error,
+                        });
+                    }
+                    batch.errors.push((meeting, error));
+                    Ok(false)
+                }
+                Submission::Barrier(done) => {
+                    barriers.push(done);
+                    Ok(true)
+                }
             }
         };
-        let mut urgent = take(first, &mut batch);
+        let mut urgent = match take(first, &mut batch) {
+            Ok(urgent) => urgent,
+            Err(_) => unreachable!("an empty batch takes any submission"),
+        };
         let deadline = tokio::time::Instant::now() + config.max_delay;
         // A barrier closes the batch at once: someone waits on it (a call
         // being finalized), so what is queued goes now, not after the delay.
-        while batch.lines.len() < config.max_batch_lines && !urgent {
+        while batch.lines.len() < config.max_batch_lines && !urgent && carried.is_none() {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(s)) => urgent = take(s, &mut batch),
+                Ok(Some(s)) => match take(s, &mut batch) {
+                    Ok(closes) => urgent = closes,
+                    Err(next) => carried = Some(next),
+                },
                 Ok(None) | Err(_) => break,
             }
         }
         // Whatever is already queued joins it, without waiting.
-        while batch.lines.len() < config.max_batch_lines {
+        while batch.lines.len() < config.max_batch_lines && carried.is_none() {
             match rx.try_recv() {
                 Ok(s) => {
-                    take(s, &mut batch);
+                    if let Err(next) = take(s, &mut batch) {
+                        carried = Some(next);
+                    }
                 }
                 Err(_) => break,
             }
         }
         batch.high_water = marks.uncovered();
+        batch.leases = leases.into_iter().collect();
         if config.lanes > 1 && batch.lines.len() >= config.max_batch_lines {
             let parts = batch.split(config.lanes);
-            futures::future::join_all(parts.iter().map(|part| commit(store.as_ref(), part))).await;
+            let refused =
+                futures::future::join_all(parts.iter().map(|part| commit(store.as_ref(), part)))
+                    .await;
+            for (refused, part) in refused.into_iter().zip(&parts) {
+                fenced.add(refused, part);
+            }
         } else {
-            commit(store.as_ref(), &batch).await;
+            fenced.add(commit(store.as_ref(), &batch).await, &batch);
         }
         for done in barriers {
             let _ = done.send(());
@@ -280,15 +390,19 @@ impl Marks {
     }
 }
 
-fn record_commit(batch: &WriteBatch) {
+fn record_commit(batch: &WriteBatch, refused: &[MeetingId]) {
     if batch.lines.is_empty() {
         return;
     }
     let lag = metrics::histogram!(crate::metrics::COMMIT_LAG);
-    for (_, line) in &batch.lines {
-        lag.record(line.ready_at.elapsed().as_secs_f64());
+    let mut committed = 0;
+    for (meeting, line) in &batch.lines {
+        if !refused.contains(meeting) {
+            lag.record(line.ready_at.elapsed().as_secs_f64());
+            committed += 1;
+        }
     }
-    metrics::counter!(crate::metrics::LINES_COMMITTED).increment(batch.lines.len() as u64);
+    metrics::counter!(crate::metrics::LINES_COMMITTED).increment(committed);
     metrics::histogram!(crate::metrics::BATCH_LINES).record(batch.lines.len() as f64);
 }
 
@@ -297,10 +411,11 @@ fn record_commit(batch: &WriteBatch) {
 /// Writes are idempotent, so a write that did land is harmless to repeat.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Writes the batch, retrying with capped exponential backoff until it lands.
-async fn commit(store: &dyn TranscriptSink, batch: &WriteBatch) {
+/// Writes the batch, retrying with capped exponential backoff until it
+/// lands; returns the calls whose writes the store refused (fenced).
+async fn commit(store: &dyn TranscriptSink, batch: &WriteBatch) -> Vec<MeetingId> {
     if batch.is_empty() {
-        return;
+        return Vec::new();
     }
     let mut delay = Duration::from_millis(50);
     let mut attempt = 1u32;
@@ -309,9 +424,14 @@ async fn commit(store: &dyn TranscriptSink, batch: &WriteBatch) {
             .await
             .unwrap_or(Err(PortError::Timeout(WRITE_TIMEOUT)));
         match outcome {
-            Ok(()) => {
-                record_commit(batch);
-                return;
+            Ok(refused) => {
+                record_commit(batch, &refused);
+                if !refused.is_empty() {
+                    metrics::counter!(crate::metrics::FENCED_WRITES)
+                        .increment(refused.len() as u64);
+                    tracing::warn!(calls = ?refused, "writes refused: another instance holds these calls now");
+                }
+                return refused;
             }
             Err(error) => {
                 metrics::counter!(crate::metrics::WRITE_RETRIES).increment(1);
@@ -325,262 +445,4 @@ async fn commit(store: &dyn TranscriptSink, batch: &WriteBatch) {
 }
 
 #[cfg(test)]
-mod tests {
-    use tokio::time::Instant;
-
-    use super::*;
-    use crate::domain::MeetingStatus;
-    use crate::fakes::store::MemoryStore;
-    use crate::fakes::user_line;
-
-    fn lines(from: i64, n: i64) -> Vec<Line> {
-        (from..from + n)
-            .map(|n| user_line(n, format!("line {n}")))
-            .collect()
-    }
-
-    fn handoff(lines: Vec<Line>, high_water: Option<i64>) -> Handoff {
-        Handoff {
-            lines,
-            high_water,
-            interrupted: Vec::new(),
-        }
-    }
-
-    fn config(max_batch_lines: usize, max_delay_ms: u64, queue_capacity: usize) -> WriterConfig {
-        WriterConfig {
-            max_batch_lines,
-            max_delay: Duration::from_millis(max_delay_ms),
-            queue_capacity,
-            lanes: 1,
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_batch_closes_at_its_line_limit_without_waiting_for_the_delay() {
-        let store = MemoryStore::new();
-        let meetings: Vec<_> = (0..3)
-            .map(|_| store.add_meeting(MeetingStatus::Active))
-            .collect();
-        let (writer, _task) = ChunkWriter::spawn(store.clone(), config(4, 1_000, 16));
-        let start = Instant::now();
-        for (n, meeting) in meetings.iter().enumerate() {
-            writer
-                .try_submit(*meeting, handoff(lines(1, 2), None))
-                .unwrap_or_else(|_| panic!("submission {n} queued"));
-        }
-        let commits = store
-            .wait_for("two batches", |m| {
-                (m.commits.len() >= 2).then(|| m.commits.clone())
-            })
-            .await;
-        // Two submissions fill the first batch: it is written at once.
-        assert_eq!(commits[0].0, 4);
-        assert_eq!(commits[0].1, start, "no delay before a full batch");
-        // The last one waits for the delay, then goes alone.
-        assert_eq!(commits[1].0, 2);
-        assert_eq!(commits[1].1 - start, Duration::from_secs(1));
-        let stored = store.read(|m| m.meeting(meetings[2]).lines.len());
-        assert_eq!(stored, 2);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_lone_line_waits_for_the_delay_then_is_written() {
-        let store = MemoryStore::new();
-        let meeting = store.add_meeting(MeetingStatus::Active);
-        let (writer, _task) = ChunkWriter::spawn(store.clone(), config(500, 20, 16));
-        writer
-            .try_submit(meeting, handoff(lines(1, 1), Some(1)))
-            .expect("queued");
-        tokio::time::advance(Duration::from_millis(19)).await;
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
-        assert!(
-            store.read(|m| m.commits.is_empty()),
-            "nothing written before the delay"
-        );
-        tokio::time::advance(Duration::from_millis(1)).await;
-        store
-            .wait_for("the line", |m| (m.commits.len() == 1).then_some(()))
-            .await;
-        let (lines, high) = store.read(|m| {
-            (
-                m.meeting(meeting).lines.len(),
-                m.meeting(meeting).top_number(),
-            )
-        });
-        assert_eq!((lines, high), (1, 1));
-    }
-
-    /// Meetings of the two lanes: four whose uuid is even, four odd.
-    fn meetings_of_two_lanes(store: &MemoryStore) -> Vec<MeetingId> {
-        let (mut even, mut odd) = (Vec::new(), Vec::new());
-        while even.len() < 4 || odd.len() < 4 {
-            let id = store.add_meeting(MeetingStatus::Active);
-            let lane = if id.as_uuid().as_u128().is_multiple_of(2) {
-                &mut even
-            } else {
-                &mut odd
-            };
-            if lane.len() < 4 {
-                lane.push(id);
-            }
-        }
-        even.into_iter().chain(odd).collect()
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_full_batch_goes_as_two_transactions_by_meeting_and_a_late_one_whole() {
-        let store = MemoryStore::new();
-        let meetings = meetings_of_two_lanes(&store);
-        let two_lanes = WriterConfig {
-            lanes: 2,
-            ..config(16, 1_000, 64)
-        };
-        let (writer, _task) = ChunkWriter::spawn(store.clone(), two_lanes);
-        // Eight meetings of two lines fill the batch: it goes at once, in
-        // two transactions of one lane's four meetings each.
-        for meeting in &meetings {
-            writer
-                .try_submit(*meeting, handoff(lines(1, 2), Some(3)))
-                .expect("queued");
-        }
-        let commits = store
-            .wait_for("both lanes", |m| {
-                (m.commits.len() == 2).then(|| m.commits.clone())
-            })
-            .await;
-        assert_eq!(commits.iter().map(|c| c.0).collect::<Vec<_>>(), [8, 8]);
-        // Each meeting's lines and its mark (ahead of them) are stored.
-        for meeting in &meetings {
-            let (lines, mark) = store.read(|m| {
-                let meeting = m.meeting(*meeting);
-                (meeting.lines.len(), meeting.high_water)
-            });
-            assert_eq!((lines, mark), (2, 3));
-        }
-        // Two meetings, one per lane, with one line each: the delay closes
-        // the batch before it is full, and it goes whole.
-        for meeting in [meetings[0], meetings[7]] {
-            writer
-                .try_submit(meeting, handoff(lines(3, 1), None))
-                .expect("queued");
-        }
-        writer.flush().await.expect("flushed");
-        let commits = store.read(|m| m.commits.clone());
-        assert_eq!(commits.len(), 3, "the short batch is one transaction");
-        assert_eq!(commits[2].0, 2);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn only_a_mark_ahead_of_the_batchs_lines_is_written_as_a_mark() {
-        let store = MemoryStore::new();
-        let (covered, ahead, alone) = (
-            store.add_meeting(MeetingStatus::Active),
-            store.add_meeting(MeetingStatus::Active),
-            store.add_meeting(MeetingStatus::Active),
-        );
-        let (writer, _task) = ChunkWriter::spawn(store.clone(), config(500, 20, 16));
-        // Lines 1-3 with their numbers handed out one by one: the lines
-        // store the top number themselves.
-        for n in 1..=3 {
-            writer
-                .try_submit(covered, handoff(lines(n, 1), Some(n)))
-                .expect("queued");
-        }
-        // Lines 1-2 while number 4 is already handed out (a turn being
-        // spoken), and a number with no line at all.
-        writer
-            .try_submit(ahead, handoff(lines(1, 2), Some(4)))
-            .expect("queued");
-        writer
-            .try_submit(alone, handoff(Vec::new(), Some(7)))
-            .expect("queued");
-        writer.flush().await.expect("flushed");
-        let marks = store.read(|m| {
-            [covered, ahead, alone].map(|id| {
-                let meeting = m.meeting(id);
-                (meeting.high_water, meeting.top_number())
-            })
-        });
-        assert_eq!(marks, [(0, 3), (4, 4), (7, 7)]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_full_queue_hands_lines_back_and_loses_none_of_them() {
-        let store = MemoryStore::new();
-        let meeting = store.add_meeting(MeetingStatus::Active);
-        store.hold_writes();
-        let (writer, _task) = ChunkWriter::spawn(store.clone(), config(1, 1, 2));
-        // The writer takes one submission into a batch (and waits on the
-        // stalled store), the queue holds two more, the fourth comes back.
-        let mut refused = None;
-        for n in 0..10 {
-            let sent = lines(n + 1, 1);
-            if let Err(Rejected(back)) =
-                writer.try_submit(meeting, handoff(sent.clone(), Some(n + 1)))
-            {
-                assert_eq!(
-                    back,
-                    handoff(sent, Some(n + 1)),
-                    "the lines come back whole"
-                );
-                refused = Some((n + 1, back));
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        let (first_refused, back) = refused.expect("the queue filled up");
-        assert_eq!(first_refused, 4, "one in the writer's hands, two queued");
-        store.open_writes();
-        writer.flush().await.expect("the queue drains");
-        writer
-            .try_submit(meeting, back)
-            .unwrap_or_else(|_| panic!("room again"));
-        writer.flush().await.expect("writer runs");
-        let stored: Vec<i64> = store.read(|m| m.meeting(meeting).lines.keys().copied().collect());
-        assert_eq!(stored, [1, 2, 3, 4]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_failed_write_is_retried_with_backoff_until_it_lands() {
-        let store = MemoryStore::new();
-        let meeting = store.add_meeting(MeetingStatus::Active);
-        store.fail_writes(3);
-        let (writer, _task) = ChunkWriter::spawn(store.clone(), config(500, 20, 16));
-        let start = Instant::now();
-        writer
-            .try_submit(meeting, handoff(lines(1, 3), None))
-            .expect("queued");
-        writer.flush().await.expect("writer runs");
-        let (attempts, stored) = store.read(|m| (m.write_attempts, m.meeting(meeting).lines.len()));
-        assert_eq!((attempts, stored), (4, 3), "three failures, then the write");
-        // The flush closes the batch at once; then 50 + 100 + 200 ms of backoff.
-        assert_eq!(Instant::now() - start, Duration::from_millis(350));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn event_log_entries_wait_for_room_without_blocking_the_caller() {
-        let store = MemoryStore::new();
-        let meeting = store.add_meeting(MeetingStatus::Active);
-        store.hold_writes();
-        let (writer, _task) = ChunkWriter::spawn(store.clone(), config(1, 1, 1));
-        for n in 0..20 {
-            writer.log(
-                meeting,
-                crate::call_log::CallEvent::RealtimeError(crate::call_log::RealtimeError {
-                    error: Some(format!("error {n}")),
-                    ..Default::default()
-                }),
-            );
-        }
-        store.open_writes();
-        writer.flush().await.expect("writer runs");
-        store
-            .wait_for("every entry", |m| {
-                (m.meeting(meeting).events.len() == 20).then_some(())
-            })
-            .await;
-    }
-}
+mod tests;

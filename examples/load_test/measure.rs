@@ -112,3 +112,22 @@ pub fn counter(metrics: &str, name: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// Rows the ownership upkeep wrote so far, summed over the live instances
+/// (`scribe_lease_rows_written_total`, every statement but `acquire`).
+pub async fn upkeep_rows(
+    http: &reqwest::Client,
+    fleet: &crate::fleet::Fleet,
+) -> anyhow::Result<f64> {
+    let mut rows = 0.0;
+    for server in fleet.alive() {
+        let text = scrape(http, &server.base).await?;
+        rows += text
+            .lines()
+            .filter(|l| l.starts_with("scribe_lease_rows_written_total{"))
+            .filter(|l| !l.contains("statement=\"acquire\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    Ok(rows)
+}

@@ -8,6 +8,10 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Model requests, by `outcome` (ok, error).
+/// Rows the ownership statements wrote, by statement: the upkeep
+/// (`heartbeat`, `declare_dead`, `take_over`, `forget`) stays flat however
+/// many calls an instance holds; `acquire` counts one per call started.
+pub const LEASE_ROWS: &str = "scribe_lease_rows_written_total";
 pub const LLM_ATTEMPTS: &str = "scribe_llm_attempts_total";
 /// Stream webhooks answered, by event `type` and `outcome` (the answer's
 /// status, or the HTTP status of an error).
@@ -61,6 +65,10 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             scribe_actors::metrics::describe();
             metrics::describe_counter!(LLM_ATTEMPTS, "Model requests, by outcome");
             metrics::describe_counter!(WEBHOOKS, "Stream webhooks answered, by type and outcome");
+            metrics::describe_counter!(
+                LEASE_ROWS,
+                "Rows the call-ownership statements wrote, by statement"
+            );
             metrics::describe_gauge!(MEETINGS, "Meetings in the database, by status");
             metrics::describe_counter!(PROBE_QUERIES, "Database checks by the background probe");
             metrics::describe_gauge!(OPEN_STREAMS, "Event streams open now");

@@ -17,7 +17,7 @@ pub mod changes;
 mod copy;
 mod events;
 mod feed;
-mod leases;
+pub mod leases;
 mod meetings;
 mod news;
 mod participants;

@@ -9,6 +9,8 @@
 //! - [`process`]: SIGKILL and SIGTERM of the real `scribe serve`.
 //! - [`instances`]: three instances of the binary on one PostgreSQL
 //!   database, one SIGKILLed with 100 calls: the others take them over.
+//! - [`paused`]: an instance SIGSTOPped past its lease and woken: the
+//!   calls it lost are another's, and its writes for them are refused.
 //! - [`attached`]: a call OpenAI carries (WebRTC), its sideband dropped,
 //!   its actor killed, the process SIGKILLed: what the re-attach recovers
 //!   and the holes it marks.
@@ -29,6 +31,7 @@ mod database;
 mod fleet;
 mod instances;
 mod llm;
+mod paused;
 mod process;
 mod proxy;
 mod socket;

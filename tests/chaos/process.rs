@@ -213,6 +213,17 @@ impl ChildScribe {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the process.
+    pub async fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("running").to_string();
+        let sent = tokio::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .await
+            .expect("kill runs");
+        assert!(sent.success(), "SIG{signal} sent");
+    }
+
     /// SIGKILL: no shutdown of any kind.
     pub async fn kill(mut self) {
         self.child.start_kill().expect("SIGKILL sent");
@@ -235,15 +246,14 @@ impl ChildScribe {
     }
 }
 
-/// Reads the meeting's lease state the way a starting process sees it.
+/// Whether the member that holds the meeting stopped without releasing it.
 async fn lease_unreleased(store: &scribe::store::Store, meeting: &str) -> bool {
-    use scribe_actors::ports::CallStore;
-    store
-        .call_context(meeting.parse().expect("id"))
+    let (_, state) = store
+        .holder(meeting.parse().expect("id"))
         .await
         .expect("query")
-        .expect("meeting")
-        .lease_unreleased
+        .expect("held");
+    state != "released"
 }
 
 /// SIGKILL of `scribe serve` with 20 calls talking and 10 analyses waiting

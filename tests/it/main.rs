@@ -19,6 +19,7 @@ mod helpers;
 mod http_limits;
 mod ingest_paths;
 mod instances;
+mod lease_plans;
 mod live_faults;
 mod llm;
 mod openapi;

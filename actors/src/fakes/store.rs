@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -18,10 +17,13 @@ use crate::ids::MeetingId;
 use crate::lifecycle::check;
 use crate::path::{CallPath, Resume};
 use crate::ports::{
-    AnalysisInput, AnalysisResult, AnalysisStore, CallContext, CallStore, Finalized, LeaseReport,
-    LeaseStore, PortError, TranscriptSink, WriteBatch,
+    AnalysisInput, AnalysisResult, AnalysisStore, CallContext, CallStore, Finalized, Member,
+    PortError, TranscriptSink, WriteBatch,
 };
 use crate::transcript::Line;
+
+mod members;
+pub use members::{FakeMember, MemberState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {
@@ -44,7 +46,10 @@ pub struct FakeMeeting {
     pub lines: BTreeMap<i64, Line>,
     pub events: Vec<(EventKind, Value)>,
     pub high_water: i64,
-    pub lease_owner: Option<String>,
+    /// The member that holds the call.
+    pub owner: Option<Member>,
+    /// Bumped whenever the call changes hands: the writes' fencing token.
+    pub lease_epoch: i64,
     pub end_requested_at: Option<DateTime<Utc>>,
     pub job: Option<FakeJob>,
     /// An attached call's transport and provider call id.
@@ -61,7 +66,8 @@ impl FakeMeeting {
             lines: BTreeMap::new(),
             events: Vec::new(),
             high_water: 0,
-            lease_owner: None,
+            owner: None,
+            lease_epoch: 0,
             end_requested_at: None,
             job: (status == MeetingStatus::Processing).then_some(FakeJob {
                 state: JobState::Pending,
@@ -113,8 +119,10 @@ pub struct Memory {
     pub commits: Vec<(usize, Instant)>,
     /// Write attempts, committed or not.
     pub write_attempts: usize,
-    /// Lease renewals, by owner.
-    pub renewals: HashMap<String, usize>,
+    /// Heartbeats, by instance.
+    pub heartbeats: HashMap<String, usize>,
+    /// Every life of every instance that joined, and how it stands.
+    pub members: HashMap<Member, FakeMember>,
 }
 
 impl Memory {
@@ -247,7 +255,7 @@ impl MemoryStore {
 
 #[async_trait]
 impl TranscriptSink for MemoryStore {
-    async fn write(&self, batch: &WriteBatch) -> Result<(), PortError> {
+    async fn write(&self, batch: &WriteBatch) -> Result<Vec<MeetingId>, PortError> {
         let mut open = self.writes_open.subscribe();
         let _ = open.wait_for(|open| *open).await;
         self.update(|m| m.write_attempts += 1);
@@ -256,15 +264,28 @@ impl TranscriptSink for MemoryStore {
             self.failing_writes.store(failing - 1, Ordering::SeqCst);
             return Err(Self::refused("injected write failure"));
         }
-        self.update(|m| {
-            for (meeting, line) in &batch.lines {
+        Ok(self.update(|m| {
+            // Fenced as the real store fences: nothing but event-log
+            // entries for a call whose lease epoch moved on.
+            let refused: Vec<MeetingId> = batch
+                .leases
+                .iter()
+                .filter(|(meeting, epoch)| {
+                    m.meetings
+                        .get(meeting)
+                        .is_some_and(|fake| fake.lease_epoch != *epoch)
+                })
+                .map(|(meeting, _)| *meeting)
+                .collect();
+            let kept = |meeting: &MeetingId| !refused.contains(meeting);
+            for (meeting, line) in batch.lines.iter().filter(|(m, _)| kept(m)) {
                 if let Some(fake) = m.meetings.get_mut(meeting) {
                     fake.lines
                         .entry(line.sequence_number)
                         .or_insert_with(|| line.clone());
                 }
             }
-            for (meeting, high) in &batch.high_water {
+            for (meeting, high) in batch.high_water.iter().filter(|(m, _)| kept(m)) {
                 if let Some(fake) = m.meetings.get_mut(meeting) {
                     fake.high_water = fake.high_water.max(*high);
                 }
@@ -274,7 +295,7 @@ impl TranscriptSink for MemoryStore {
                     fake.events.push((event.kind, event.detail.clone()));
                 }
             }
-            for (meeting, error) in &batch.errors {
+            for (meeting, error) in batch.errors.iter().filter(|(m, _)| kept(m)) {
                 if let Some(fake) = m.meetings.get_mut(meeting)
                     && fake.status == MeetingStatus::Active
                 {
@@ -282,8 +303,8 @@ impl TranscriptSink for MemoryStore {
                 }
             }
             m.commits.push((batch.lines.len(), Instant::now()));
-        });
-        Ok(())
+            refused
+        }))
     }
 }
 
@@ -299,7 +320,7 @@ impl CallStore for MemoryStore {
                 call_type: None,
                 next_sequence: fake.top_number() + 1,
                 end_requested_at: fake.end_requested_at,
-                lease_unreleased: false,
+                lease: fake.lease_epoch,
                 path: CallPath::recorded(
                     fake.attached.as_ref().map(|(t, _)| *t),
                     fake.attached.as_ref().map(|(_, id)| id.clone()),
@@ -383,90 +404,26 @@ impl CallStore for MemoryStore {
         Ok(())
     }
 
-    async fn active_meetings(&self) -> Result<Vec<MeetingId>, PortError> {
-        Ok(self.read(|m| {
-            m.meetings
-                .iter()
-                .filter(|(_, f)| f.status == MeetingStatus::Active)
-                .map(|(id, _)| *id)
-                .collect()
-        }))
-    }
-
     async fn request_end(
         &self,
         meeting: MeetingId,
-        me: &str,
+        me: &Member,
         at: DateTime<Utc>,
     ) -> Result<bool, PortError> {
-        Ok(self.update(|m| match m.meetings.get_mut(&meeting) {
-            Some(fake)
-                if fake.status == MeetingStatus::Active
-                    && fake.lease_owner.as_deref().is_some_and(|o| o != me) =>
-            {
-                fake.end_requested_at.get_or_insert(at);
-                true
-            }
-            _ => false,
-        }))
-    }
-}
-
-#[async_trait]
-impl LeaseStore for MemoryStore {
-    async fn acquire_lease(
-        &self,
-        meeting: MeetingId,
-        owner: &str,
-        _ttl: Duration,
-    ) -> Result<bool, PortError> {
-        Ok(self.update(|m| match m.meetings.get_mut(&meeting) {
-            Some(fake)
-                if fake.status == MeetingStatus::Active
-                    && fake.lease_owner.as_deref().is_none_or(|o| o == owner) =>
-            {
-                fake.lease_owner = Some(owner.to_owned());
-                true
-            }
-            _ => false,
-        }))
-    }
-
-    async fn orphaned_calls(&self, _ttl: Duration) -> Result<Vec<MeetingId>, PortError> {
-        Ok(Vec::new())
-    }
-
-    async fn renew_leases(&self, owner: &str, _ttl: Duration) -> Result<LeaseReport, PortError> {
         Ok(self.update(|m| {
-            *m.renewals.entry(owner.to_owned()).or_default() += 1;
-            let active = || {
-                m.meetings
-                    .iter()
-                    .filter(|(_, f)| f.status == MeetingStatus::Active)
-            };
-            let owned: Vec<_> = active()
-                .filter(|(_, f)| f.lease_owner.as_deref() == Some(owner))
-                .collect();
-            LeaseReport {
-                end_requested: owned
-                    .iter()
-                    .filter_map(|(id, f)| f.end_requested_at.map(|at| (**id, at)))
-                    .collect(),
-                owned: owned.iter().map(|(id, _)| **id).collect(),
-                orphaned: Vec::new(),
+            let held_by_other = m
+                .meetings
+                .get(&meeting)
+                .and_then(|f| f.owner.clone())
+                .is_some_and(|h| &h != me && m.is_live(&h));
+            match m.meetings.get_mut(&meeting) {
+                Some(fake) if fake.status == MeetingStatus::Active && held_by_other => {
+                    fake.end_requested_at.get_or_insert(at);
+                    true
+                }
+                _ => false,
             }
         }))
-    }
-
-    async fn release_leases(&self, owner: &str) -> Result<(), PortError> {
-        self.update(|m| {
-            for fake in m.meetings.values_mut() {
-                if fake.lease_owner.as_deref() == Some(owner) {
-                    fake.lease_owner = None;
-                }
-            }
-        });
-        Ok(())
     }
 }
 

@@ -71,6 +71,9 @@ impl TestTree {
         )
         .await
         .expect("the tree starts");
+        // As the service does: recovery first (nothing to recover here),
+        // then the membership task takes what nobody holds.
+        tree.recover("adopted at the test tree's start").await;
         Self {
             store,
             connector,
@@ -80,6 +83,11 @@ impl TestTree {
             lease,
             tree,
         }
+    }
+
+    /// This tree's member as it stands (it changes when it joins again).
+    pub fn tree_member(&self) -> crate::ports::Member {
+        self.tree.member()
     }
 
     /// The live actor of `kind` for `meeting`, as `/admin/actors` shows it.

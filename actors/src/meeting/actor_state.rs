@@ -146,14 +146,16 @@ impl MeetingState {
         self.log(how.event(problem));
         self.deps
             .writer
-            .set_error(self.meeting(), Some(shown.clone()));
+            .set_error(self.meeting(), self.context.lease, Some(shown.clone()));
         self.problem = Some((shown, detail));
     }
 
     /// The problem is gone (a later session was configured).
     pub(super) fn clear_problem(&mut self) {
         if self.problem.take().is_some() {
-            self.deps.writer.set_error(self.meeting(), None);
+            self.deps
+                .writer
+                .set_error(self.meeting(), self.context.lease, None);
         }
     }
 

@@ -21,6 +21,8 @@ use crate::writer::{ChunkWriter, Handoff, Rejected};
 
 pub struct SharedCall {
     meeting: MeetingId,
+    /// The call's lease epoch when this instance took it: its writes carry it.
+    lease: i64,
     inner: Mutex<Inner>,
     changed: Notify,
     /// Sessions opened for the call (configured and replayed), by every
@@ -40,7 +42,7 @@ struct Inner {
 
 impl SharedCall {
     pub fn new(meeting: MeetingId, next_sequence: i64) -> Self {
-        Self::with(meeting, Conversation::new(next_sequence))
+        Self::with(meeting, 0, Conversation::new(next_sequence))
     }
 
     /// The shared call of `context`: an attached conversation (kept across
@@ -60,12 +62,13 @@ impl SharedCall {
             }
             CallPath::Owned { .. } => Conversation::new(context.next_sequence),
         };
-        Self::with(context.meeting_id, conversation)
+        Self::with(context.meeting_id, context.lease, conversation)
     }
 
-    fn with(meeting: MeetingId, conversation: Conversation) -> Self {
+    fn with(meeting: MeetingId, lease: i64, conversation: Conversation) -> Self {
         Self {
             meeting,
+            lease,
             inner: Mutex::new(Inner {
                 conversation,
                 epoch: 0,
@@ -74,6 +77,11 @@ impl SharedCall {
             changed: Notify::new(),
             opened: watch::Sender::new(0),
         }
+    }
+
+    /// The call's lease epoch when this instance took it.
+    pub fn lease(&self) -> i64 {
+        self.lease
     }
 
     /// A session of the call is open and configured.
@@ -110,7 +118,7 @@ impl SharedCall {
                 inner.heard += 1;
             }
             inner.conversation.apply(event, Utc::now());
-            submit(self.meeting, &mut inner.conversation, writer);
+            submit(self.meeting, self.lease, &mut inner.conversation, writer);
             inner.conversation.take_notices()
         };
         self.changed.notify_waiters();
@@ -126,7 +134,7 @@ impl SharedCall {
             inner.epoch += 1;
             inner.heard = 0;
             inner.conversation.end_session();
-            submit(self.meeting, &mut inner.conversation, writer);
+            submit(self.meeting, self.lease, &mut inner.conversation, writer);
             inner.epoch
         };
         self.changed.notify_waiters();
@@ -142,7 +150,7 @@ impl SharedCall {
             inner.epoch += 1;
             inner.heard = 0;
             inner.conversation.detach(Utc::now());
-            submit(self.meeting, &mut inner.conversation, writer);
+            submit(self.meeting, self.lease, &mut inner.conversation, writer);
             inner.epoch
         };
         self.changed.notify_waiters();
@@ -160,7 +168,7 @@ impl SharedCall {
         let notices = {
             let mut inner = self.lock();
             inner.conversation.retrieve_failed(item_id, Utc::now());
-            submit(self.meeting, &mut inner.conversation, writer);
+            submit(self.meeting, self.lease, &mut inner.conversation, writer);
             inner.conversation.take_notices()
         };
         self.changed.notify_waiters();
@@ -175,7 +183,7 @@ impl SharedCall {
     /// Retries handing over lines the writer refused. True while some remain.
     pub fn flush_backlog(&self, writer: &ChunkWriter) -> bool {
         let mut inner = self.lock();
-        submit(self.meeting, &mut inner.conversation, writer);
+        submit(self.meeting, self.lease, &mut inner.conversation, writer);
         inner.conversation.has_ready()
     }
 
@@ -243,11 +251,12 @@ impl SharedCall {
 /// one call's memory grow without end.
 pub const MAX_BACKLOG_BYTES: usize = 1024 * 1024;
 
-fn submit(meeting: MeetingId, conversation: &mut Conversation, writer: &ChunkWriter) {
+fn submit(meeting: MeetingId, lease: i64, conversation: &mut Conversation, writer: &ChunkWriter) {
     let handoff = Handoff {
         lines: conversation.take_ready(),
         high_water: conversation.take_high_water(),
         interrupted: conversation.take_interrupted(),
+        lease,
     };
     if let Err(Rejected(back)) = writer.try_submit(meeting, handoff) {
         conversation.restore_ready(back.lines, back.interrupted);

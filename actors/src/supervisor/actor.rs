@@ -8,7 +8,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use super::budget::{RestartBudget, Restarts};
 use super::current::CurrentSupervisor;
-use super::leases::{LeaseConfig, forward_news, renew_leases};
+use super::leases::{Keeping, LeaseConfig, Membership, forward_news, keep_membership};
 use super::msg::SupervisorMsg;
 use super::registry::CallRegistry;
 use super::state::{ChildKind, SupervisorState};
@@ -28,6 +28,8 @@ pub struct SupervisorArgs {
     pub registry: Arc<CallRegistry>,
     pub budget: RestartBudget,
     pub lease: LeaseConfig,
+    /// This process's membership (joined before the tree started).
+    pub membership: Arc<Membership>,
     /// Where handles find the live supervisor (the guardian replaces a dead one).
     pub current: Arc<CurrentSupervisor>,
 }
@@ -48,14 +50,20 @@ impl Actor for CallSupervisor {
             args.analysis,
             args.registry,
             args.budget,
-            args.lease.owner.clone(),
-            args.lease.ttl,
+            args.membership.clone(),
         );
         if let Some(news) = args.leases.lease_news(&args.lease.owner) {
             state.spawn_task(forward_news(news, myself.clone()));
         }
-        let renew_now = state.renew_now.clone();
-        state.spawn_task(renew_leases(args.leases, args.lease, myself, renew_now));
+        let keeping = Keeping {
+            store: args.leases,
+            config: args.lease,
+            membership: args.membership,
+            supervisor: myself,
+            renew_now: state.renew_now.clone(),
+            fenced: state.deps.writer.fenced(),
+        };
+        state.spawn_task(keep_membership(keeping));
         Ok(state)
     }
 
@@ -81,7 +89,12 @@ impl Actor for CallSupervisor {
                 meeting,
                 heir,
                 over,
-            } => state.restart_decided(&myself, meeting, heir, over).await,
+                member,
+            } => {
+                state
+                    .restart_decided(&myself, meeting, heir, over, member)
+                    .await
+            }
             SupervisorMsg::EndRouted {
                 meeting,
                 ended_at,
@@ -118,10 +131,20 @@ impl Actor for CallSupervisor {
                     .is_some();
                 let _ = reply.send(found);
             }
-            SupervisorMsg::LeasesRenewed { report, began } => {
-                state.leases_renewed(&myself, report, began);
+            SupervisorMsg::EndedElsewhere(ends) => {
+                for (meeting, at) in ends {
+                    state.ended_elsewhere(&myself, meeting, at);
+                }
             }
-            SupervisorMsg::Orphaned(meetings) => state.take_over(&myself, meetings),
+            SupervisorMsg::Claimed { claimed, reason } => state.take_over(&myself, claimed, reason),
+            SupervisorMsg::CallsLost(meetings) => state.calls_lost(
+                meetings
+                    .into_iter()
+                    .map(|(m, lease)| (m, Some(lease)))
+                    .collect(),
+                "the store refused its writes: another instance holds the call",
+            ),
+            SupervisorMsg::MembershipLost(member) => state.membership_lost(&member),
             SupervisorMsg::LeaseNews(news) => state.lease_news(&myself, news),
             SupervisorMsg::WhenSettled(reply) => {
                 if state.is_settled() {

@@ -32,6 +32,11 @@ impl SupervisorState {
         ended_at: DateTime<Utc>,
         replies: Vec<RpcReplyPort<EndOutcome>>,
     ) {
+        if self.running.get(&meeting).is_some_and(|e| e.lease_lost) {
+            // Its actor here is stopping: another holds the call, or will
+            // (its end is recorded, and whoever takes it finalizes it).
+            return answer(replies, EndOutcome::Forwarded);
+        }
         match self.running.get(&meeting).map(|entry| entry.ending) {
             Some(true) => return answer(replies, EndOutcome::Finalizing),
             Some(false) if self.end_live(meeting, ended_at) => {
@@ -58,7 +63,7 @@ impl SupervisorState {
         }
         let (store, owner, permits, me) = (
             self.deps.store.clone(),
-            self.owner.clone(),
+            self.membership.get(),
             self.store_work.clone(),
             myself.clone(),
         );

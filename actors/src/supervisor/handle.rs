@@ -100,6 +100,21 @@ impl Calls {
         Ok(outcome?)
     }
 
+    /// Starts calls this member already took (nobody live held them);
+    /// `reason` goes to each call's log.
+    pub fn take_claimed(
+        &self,
+        claimed: Vec<crate::ports::Claimed>,
+        reason: &str,
+    ) -> Result<(), CallsError> {
+        self.supervisor()?
+            .cast(SupervisorMsg::Claimed {
+                claimed,
+                reason: Some(reason.to_owned()),
+            })
+            .map_err(|_| CallsError::Unreachable)
+    }
+
     pub async fn end(
         &self,
         meeting: MeetingId,

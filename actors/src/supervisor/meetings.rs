@@ -13,7 +13,6 @@ use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
 use ractor::{Actor, ActorRef};
-use tokio::time::Instant;
 
 use super::budget::Restarts;
 use super::msg::{Prepared, SupervisorMsg};
@@ -25,7 +24,7 @@ use crate::exit::ExitReason;
 use crate::ids::MeetingId;
 use crate::meeting::drain::{Verdict, end_call};
 use crate::meeting::{MeetingActor, MeetingArgs};
-use crate::ports::{CallContext, PortError, error_chain};
+use crate::ports::{CallContext, Claimed, Member, PortError, error_chain};
 
 /// A start's answer for every start request that waited on it: the first
 /// gets it as it is; the others, which asked for a call being started,
@@ -64,19 +63,39 @@ impl SupervisorState {
                 restarts,
                 ending: false,
                 lease_lost: false,
-                since: Instant::now(),
             },
         );
         Ok(())
     }
 
     /// Starts the call's actor once the store says the meeting is `active`
-    /// and its lease is free (or this instance's). `reply` (when someone
-    /// asks) gets the outcome then.
+    /// and this instance holds it (it took it now, or already did). `reply`
+    /// (when someone asks) gets the outcome then.
     pub fn start(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         meeting: MeetingId,
+        reason: Option<String>,
+        reply: Option<StartReply>,
+    ) {
+        self.prepare(myself, meeting, None, reason, reply);
+    }
+
+    /// Starts a call the membership task already took for this instance.
+    pub fn start_claimed(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        claim: Claimed,
+        reason: Option<String>,
+    ) {
+        self.prepare(myself, claim.meeting, Some(claim), reason, None);
+    }
+
+    fn prepare(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        meeting: MeetingId,
+        claimed: Option<Claimed>,
         reason: Option<String>,
         reply: Option<StartReply>,
     ) {
@@ -92,25 +111,50 @@ impl SupervisorState {
         if !first {
             return;
         }
+        self.prepare_task(myself, meeting, claimed, reason);
+    }
+
+    /// Reads what a start needs in a task: takes the call for this
+    /// member (unless `claimed` says it was taken), then reads it. The
+    /// actor writes under the lease epoch the taking returned, never one
+    /// read later (another instance may have taken the call since).
+    fn prepare_task(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        meeting: MeetingId,
+        claimed: Option<Claimed>,
+        reason: Option<String>,
+    ) {
         let (store, leases, permits) = (
             self.deps.store.clone(),
             self.leases.clone(),
             self.store_work.clone(),
         );
-        let (owner, ttl, me) = (self.owner.clone(), self.lease_ttl, myself.clone());
+        let (member, me) = (self.membership.get(), myself.clone());
         self.spawn_task(async move {
             let _permit = permits.acquire_owned().await;
             let prepared = AssertUnwindSafe(async {
-                let Some(context) = store.call_context(meeting).await? else {
+                // The call is taken first and read after: its numbering is
+                // read once no other instance can write for it.
+                let claimed = match claimed {
+                    Some(claimed) => Some(claimed),
+                    None => leases.acquire_lease(meeting, &member).await?,
+                };
+                let Some(mut context) = store.call_context(meeting).await? else {
                     return Ok(Prepared::NotFound);
                 };
                 if context.status != MeetingStatus::Active {
                     return Ok(Prepared::NotActive(context.status));
                 }
-                if !leases.acquire_lease(meeting, &owner, ttl).await? {
+                let Some(claimed) = claimed else {
                     return Ok(Prepared::OwnedElsewhere);
-                }
-                Ok::<_, PortError>(Prepared::Ready(context))
+                };
+                context.lease = claimed.lease;
+                Ok::<_, PortError>(Prepared::Ready {
+                    context: Box::new(context),
+                    after_crash: claimed.after_crash,
+                    member,
+                })
             })
             .catch_unwind()
             .await
@@ -137,12 +181,24 @@ impl SupervisorState {
         reason: Option<String>,
         prepared: Result<Prepared, StartError>,
     ) {
+        if let Ok(Prepared::Ready { member, .. }) = &prepared
+            && *member != self.membership.get()
+        {
+            // Taken by a life of this instance that is over (it was
+            // declared dead meanwhile): take it again as the live one.
+            self.prepare_task(myself, meeting, None, reason);
+            return;
+        }
         let waiting = self.waiting.remove(&meeting).unwrap_or_default();
         let outcome = match prepared {
             Ok(Prepared::NotFound) => Ok(StartOutcome::NotFound),
             Ok(Prepared::NotActive(status)) => Ok(StartOutcome::NotActive(status)),
             Ok(Prepared::OwnedElsewhere) => Ok(StartOutcome::OwnedElsewhere),
-            Ok(Prepared::Ready(context)) => self.ready(myself, context, reason).await,
+            Ok(Prepared::Ready {
+                context,
+                after_crash,
+                ..
+            }) => self.ready(myself, *context, after_crash, reason).await,
             Err(error) => Err(error),
         };
         self.answer(myself, meeting, waiting, outcome);
@@ -154,14 +210,16 @@ impl SupervisorState {
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         context: CallContext,
+        after_crash: bool,
         reason: Option<String>,
     ) -> Result<StartOutcome, StartError> {
         let meeting = context.meeting_id;
         if self.finalizing.contains(&meeting) {
             return Ok(StartOutcome::Ending);
         }
-        if context.lease_unreleased && self.registry.get(meeting).is_none() {
-            // The process that ran the call died without a shutdown, and
+        if after_crash && self.registry.get(meeting).is_none() {
+            // The call's last holder let it go without a shutdown (it died,
+            // or its heartbeat lapsed and it was declared dead), and
             // its unwritten lines died with it: numbers past the stored
             // high-water mark were never reported, so say where the hole is.
             let after = context.next_sequence - 1;
@@ -169,7 +227,7 @@ impl SupervisorState {
                 meeting,
                 CallEvent::PossibleGap(Hole {
                     after: Some(after),
-                    reason: format!("the process that ran this call stopped without a shutdown: lines it read after number {after} and had not committed may be missing"),
+                    reason: format!("the instance that ran this call stopped without a shutdown (it died, or was declared dead when its heartbeat lapsed): lines it read after number {after} and had not committed may be missing"),
                     ..Hole::default()
                 }),
             );
@@ -214,24 +272,6 @@ impl SupervisorState {
         }
     }
 
-    /// Calls found without an owner (their lease lapsed): each is started
-    /// here, its store work bounded with every other's.
-    pub fn take_over(&mut self, myself: &ActorRef<SupervisorMsg>, orphaned: Vec<MeetingId>) {
-        for meeting in orphaned {
-            if self.running.contains_key(&meeting)
-                || self.finalizing.contains(&meeting)
-                || self.waiting.contains_key(&meeting)
-            {
-                continue;
-            }
-            let reason = Some(format!(
-                "taken over by {}: the call's lease had expired",
-                self.owner
-            ));
-            self.start(myself, meeting, reason, None);
-        }
-    }
-
     pub async fn on_meeting_exit(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
@@ -243,6 +283,15 @@ impl SupervisorState {
         };
         if entry.lease_lost {
             self.registry.remove(meeting);
+            // Lost and taken back meanwhile (this instance joined again):
+            // it starts afresh, from what the store holds.
+            if let Some(claim) = self.taken_back.remove(&meeting) {
+                let reason = Some(format!(
+                    "taken back by {} after its membership lapsed",
+                    self.membership.get()
+                ));
+                self.start_claimed(myself, claim, reason);
+            }
             return;
         }
         // An actor that finalized its call because the provider ended it
@@ -285,17 +334,48 @@ impl SupervisorState {
             restarts: entry.restarts,
             reason: why.to_string(),
         };
-        let (store, permits, me) = (
+        self.decide_restart(myself, meeting, heir);
+    }
+
+    /// Asks the store, in a task, whether a call whose actor died is still
+    /// live and still this member's (taken again if its holder is gone:
+    /// the heir then starts from what the store holds, under the lease
+    /// epoch the taking returned).
+    fn decide_restart(&mut self, myself: &ActorRef<SupervisorMsg>, meeting: MeetingId, heir: Heir) {
+        let (store, leases, permits, me) = (
             self.deps.store.clone(),
+            self.leases.clone(),
             self.store_work.clone(),
             myself.clone(),
         );
+        let member = self.membership.get();
         self.spawn_task(async move {
             let _permit = permits.acquire_owned().await;
-            let read = AssertUnwindSafe(store.call_context(meeting)).catch_unwind();
+            let mut heir = heir;
+            let read = AssertUnwindSafe(async {
+                let claimed = leases.acquire_lease(meeting, &member).await?;
+                let context = store.call_context(meeting).await?;
+                Ok::<_, PortError>((claimed, context))
+            })
+            .catch_unwind();
             let over = match read.await {
-                Ok(Ok(Some(CallContext { status, .. }))) => status != MeetingStatus::Active,
-                Ok(Ok(None)) => true,
+                Ok(Ok((_, None))) => true,
+                Ok(Ok((_, Some(CallContext { status, .. })))) if status != MeetingStatus::Active => {
+                    true
+                }
+                Ok(Ok((None, Some(_)))) => {
+                    tracing::warn!(%meeting, "the call is held by another instance now; not restarted here");
+                    true
+                }
+                Ok(Ok((Some(claimed), Some(mut context)))) => {
+                    if claimed.lease != heir.context.lease {
+                        // Taken back under a new lease: what this process
+                        // held belongs to the old one.
+                        context.lease = claimed.lease;
+                        heir.context = context;
+                    }
+                    false
+                }
                 Ok(Err(error)) => {
                     tracing::warn!(%meeting, error = %error_chain(&error), "call state unknown; restarting its actor anyway");
                     false
@@ -307,8 +387,9 @@ impl SupervisorState {
             };
             let _ = me.cast(SupervisorMsg::RestartDecided {
                 meeting,
-                heir,
+                heir: Box::new(heir),
                 over,
+                member,
             });
         });
     }
@@ -318,9 +399,16 @@ impl SupervisorState {
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         meeting: MeetingId,
-        heir: Heir,
+        heir: Box<Heir>,
         over: bool,
+        member: Member,
     ) {
+        let heir = *heir;
+        if member != self.membership.get() {
+            // Decided for a life of this instance that is over: again.
+            self.decide_restart(myself, meeting, heir);
+            return;
+        }
         let waiting = self.waiting.remove(&meeting).unwrap_or_default();
         if over || self.finalizing.contains(&meeting) {
             if !self.finalizing.contains(&meeting) {

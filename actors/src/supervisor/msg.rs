@@ -3,14 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use ractor::{ActorRef, RpcReplyPort};
-use tokio::time::Instant;
 
 use super::outcome::{EndOutcome, StartError, StartOutcome};
 use super::state::Heir;
 use crate::analysis::AnalysisMsg;
 use crate::ids::MeetingId;
 use crate::meeting::msg::MeetingMsg;
-use crate::ports::{LeaseNews, LeaseReport};
+use crate::ports::{Claimed, LeaseNews, Member};
 
 /// Every live actor: meeting actors, then analysis actors.
 pub type LiveActors = (Vec<ActorRef<MeetingMsg>>, Vec<ActorRef<AnalysisMsg>>);
@@ -47,8 +46,10 @@ pub enum SupervisorMsg {
     /// The store answered whether a call whose actor died is still live.
     RestartDecided {
         meeting: MeetingId,
-        heir: Heir,
+        heir: Box<Heir>,
         over: bool,
+        /// The member the store was asked for.
+        member: Member,
     },
     /// The sessions opened for a call this process holds (`None`: none).
     SessionsOpened {
@@ -77,16 +78,21 @@ pub enum SupervisorMsg {
     },
     /// Replies once no call is being finalized (for graceful shutdown).
     WhenSettled(RpcReplyPort<()>),
-    /// The lease renewal's report (from the supervisor's renewal task):
-    /// stop calls whose lease is gone; finalize calls that ended elsewhere;
-    /// take over calls nobody holds.
-    LeasesRenewed {
-        report: LeaseReport,
-        began: Instant,
+    /// Calls this instance holds that ended at another instance (read with
+    /// the heartbeat, should a notification have been missed).
+    EndedElsewhere(Vec<(MeetingId, DateTime<Utc>)>),
+    /// Calls this instance took (the membership task, or recovery): start
+    /// them; `reason` (else "taken over") goes to each call's log.
+    Claimed {
+        claimed: Vec<Claimed>,
+        reason: Option<String>,
     },
-    /// Calls nobody holds (from the renewal task's scan between renewals):
-    /// take them over.
-    Orphaned(Vec<MeetingId>),
+    /// Calls whose writes the store refused (with the lease epoch the
+    /// writes carried): another instance holds them.
+    CallsLost(Vec<(MeetingId, i64)>),
+    /// This instance was declared dead (its heartbeat lapsed): every call
+    /// it runs stops here.
+    MembershipLost(Member),
     /// What another instance said (an end, freed leases), as it came.
     LeaseNews(LeaseNews),
     /// Chaos: kill the meeting's actor abruptly. Replies whether one was live.
@@ -106,8 +112,15 @@ pub enum SupervisorMsg {
 pub enum Prepared {
     NotFound,
     NotActive(crate::domain::MeetingStatus),
-    /// Another live instance holds the call's lease.
+    /// Another live instance holds the call.
     OwnedElsewhere,
     /// The call is active and its lease is this instance's.
-    Ready(crate::ports::CallContext),
+    Ready {
+        /// Its lease epoch the one the taking returned.
+        context: Box<crate::ports::CallContext>,
+        /// Its last holder stopped without releasing it.
+        after_crash: bool,
+        /// The member that took it.
+        member: crate::ports::Member,
+    },
 }

@@ -23,10 +23,15 @@ impl CallRegistry {
     /// none yet.
     pub fn get_or_insert(&self, context: &CallContext) -> Arc<SharedCall> {
         let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
-        calls
+        let call = calls
             .entry(context.meeting_id)
-            .or_insert_with(|| Arc::new(SharedCall::for_call(context)))
-            .clone()
+            .or_insert_with(|| Arc::new(SharedCall::for_call(context)));
+        // Held under an older lease (lost, and taken back since): what it
+        // held belongs to that lease; the call starts afresh from the store.
+        if call.lease() != context.lease {
+            *call = Arc::new(SharedCall::for_call(context));
+        }
+        call.clone()
     }
 
     pub fn get(&self, meeting: MeetingId) -> Option<Arc<SharedCall>> {

@@ -4,15 +4,14 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ractor::{ActorId, ActorRef, RpcReplyPort};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 
 use super::budget::{RestartBudget, Restarts};
+use super::leases::Membership;
 use super::outcome::{EndOutcome, StartError, StartOutcome};
 use super::registry::CallRegistry;
 use crate::analysis::AnalysisMsg;
@@ -20,7 +19,7 @@ use crate::analysis::job::AnalysisDeps;
 use crate::ids::MeetingId;
 use crate::meeting::deps::CallDeps;
 use crate::meeting::msg::MeetingMsg;
-use crate::ports::{CallContext, LeaseStore};
+use crate::ports::{CallContext, Claimed, LeaseStore};
 
 /// A live call's actor, as the supervisor tracks it.
 pub struct RunningCall {
@@ -30,11 +29,8 @@ pub struct RunningCall {
     pub restarts: Restarts,
     /// The actor was told to finalize.
     pub ending: bool,
-    /// The lease went to another instance: stop, do not restart.
+    /// Another instance holds the call now: stop, do not restart.
     pub lease_lost: bool,
-    /// When this actor was started (a lease report older than that may
-    /// not list the call yet).
-    pub since: Instant,
 }
 
 /// A live analysis actor.
@@ -78,10 +74,11 @@ pub struct SupervisorState {
     pub analysis: Arc<AnalysisDeps>,
     pub registry: Arc<CallRegistry>,
     pub budget: RestartBudget,
-    /// This instance's name in the leases.
-    pub owner: String,
-    /// How long a lease taken here lasts.
-    pub lease_ttl: Duration,
+    /// This process's membership: the member calls are taken for.
+    pub membership: Arc<Membership>,
+    /// Calls lost and taken back while their old actor was still stopping:
+    /// started once it is gone.
+    pub taken_back: HashMap<MeetingId, Claimed>,
     pub running: HashMap<MeetingId, RunningCall>,
     pub analyses: HashMap<MeetingId, RunningAnalysis>,
     pub by_actor: HashMap<ActorId, (MeetingId, ChildKind)>,
@@ -110,8 +107,7 @@ impl SupervisorState {
         analysis: Arc<AnalysisDeps>,
         registry: Arc<CallRegistry>,
         budget: RestartBudget,
-        owner: String,
-        lease_ttl: Duration,
+        membership: Arc<Membership>,
     ) -> Self {
         Self {
             deps,
@@ -119,8 +115,8 @@ impl SupervisorState {
             analysis,
             registry,
             budget,
-            owner,
-            lease_ttl,
+            membership,
+            taken_back: HashMap::new(),
             running: HashMap::new(),
             analyses: HashMap::new(),
             by_actor: HashMap::new(),

@@ -8,9 +8,10 @@ use serde_json::Value;
 use super::outcome::{EndOutcome, StartOutcome};
 use crate::domain::{EventKind, MeetingStatus};
 use crate::fakes::DEADLINE;
-use crate::fakes::store::Memory;
+use crate::fakes::store::{MemberState, Memory};
 use crate::fakes::tree::{OWNER, TestTree, budget};
 use crate::ids::MeetingId;
+use crate::ports::LeaseStore;
 use crate::snapshot::{ActorKind, SocketState};
 
 /// The `n`-th entry of `kind` in the meeting's log, once there is one.
@@ -147,15 +148,27 @@ async fn deaths_further_apart_than_the_window_are_always_restarted() {
     tree.stop();
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_call_whose_lease_passed_to_another_instance_is_stopped_here_and_not_restarted() {
-    let tree = TestTree::start(budget(5), 4).await;
-    let meeting = live_call(&tree).await;
+/// Another live member, holding `meeting` from now on, that keeps its
+/// heartbeat for the rest of the test.
+async fn held_elsewhere(tree: &TestTree, meeting: MeetingId) {
+    let other = tree.store.join("instance-b").await.expect("join");
     tree.store.update(|m| {
         if let Some(fake) = m.meetings.get_mut(&meeting) {
-            fake.lease_owner = Some("instance-b".into());
+            fake.owner = Some(other.clone());
+            fake.lease_epoch += 1;
         }
     });
+    let store = tree.store.clone();
+    tokio::spawn(async move {
+        let mut beat = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            beat.tick().await;
+            let _ = store.heartbeat(&other).await;
+        }
+    });
+}
+
+async fn stopped_here_and_still_the_others(tree: &TestTree, meeting: MeetingId, reason: &str) {
     let lost = tree
         .store
         .wait_for("the lease loss", |m| {
@@ -163,34 +176,99 @@ async fn a_call_whose_lease_passed_to_another_instance_is_stopped_here_and_not_r
         })
         .await;
     assert_eq!(lost["owner"], OWNER);
+    assert!(
+        lost["reason"].as_str().is_some_and(|r| r.contains(reason)),
+        "{lost}"
+    );
     eventually("the actor to stop", || async {
         tree.actor(meeting, ActorKind::Meeting).await.is_none()
     })
     .await;
-    // A minute of renewals later: still stopped here, still the other's call.
+    // A minute of heartbeats and looks later: still stopped here, still the other's call.
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert!(tree.actor(meeting, ActorKind::Meeting).await.is_none());
-    let (restarts, status) = tree.store.read(|m| {
+    let (restarts, status, holder) = tree.store.read(|m| {
         let fake = m.meeting(meeting);
-        (fake.logged(EventKind::ActorRestarted).len(), fake.status)
+        (
+            fake.logged(EventKind::ActorRestarted).len(),
+            fake.status,
+            fake.owner.as_ref().map(|o| o.instance.clone()),
+        )
     });
     assert_eq!((restarts, status), (0, MeetingStatus::Active));
-    assert_eq!(tree.connector.opened(), 1);
+    assert_eq!(holder.as_deref(), Some("instance-b"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_declared_dead_stops_its_calls_and_takes_back_only_those_nobody_took() {
+    let tree = TestTree::start(budget(5), 4).await;
+    let taken = live_call(&tree).await;
+    let kept = live_call(&tree).await;
+    let before = tree.tree_member();
+    held_elsewhere(&tree, taken).await;
+    // Declared dead, as another instance does when the heartbeat lapsed.
+    tree.store.update(|m| {
+        if let Some(fake) = m.members.get_mut(&before) {
+            fake.state = MemberState::Dead;
+        }
+    });
+    stopped_here_and_still_the_others(&tree, taken, "declared dead").await;
+    // It joined again, and took back the call nobody took, in a new session.
+    let after = tree.tree_member();
+    assert_eq!(after.epoch, before.epoch + 1);
+    let holder = tree.store.read(|m| m.meeting(kept).owner.clone());
+    assert_eq!(holder, Some(after));
+    let log = tree.store.read(|m| m.meeting(kept).events.clone());
+    let actor = tree
+        .actor(kept, ActorKind::Meeting)
+        .await
+        .unwrap_or_else(|| panic!("running: {log:?}"));
+    assert_eq!(actor.socket, SocketState::Open);
+    assert_eq!(
+        tree.connector.opened(),
+        3,
+        "one new session: the call taken back"
+    );
     tree.stop();
 }
 
 #[tokio::test(start_paused = true)]
-async fn the_lease_renewal_task_stops_with_its_supervisor() {
+async fn a_call_whose_writes_are_refused_is_stopped_here_and_not_restarted() {
     let tree = TestTree::start(budget(5), 4).await;
-    let renewals = |m: &Memory| m.renewals.get(OWNER).copied().unwrap_or(0);
+    let meeting = live_call(&tree).await;
+    // Taken by another while this member still lives (its writes are the
+    // first to know).
+    held_elsewhere(&tree, meeting).await;
+    for frame in [
+        r#"{"type":"input_audio_buffer.committed","event_id":"e1","item_id":"u1","previous_item_id":null}"#,
+        r#"{"type":"conversation.item.added","event_id":"e2","previous_item_id":null,"item":{"id":"u1","type":"message","role":"user","status":"completed","content":[{"type":"input_audio","transcript":null}]}}"#,
+        r#"{"type":"conversation.item.input_audio_transcription.completed","event_id":"e3","item_id":"u1","content_index":0,"transcript":"Hi."}"#,
+    ] {
+        tree.connector.send(0, frame);
+    }
+    stopped_here_and_still_the_others(&tree, meeting, "refused its writes").await;
+    assert_eq!(tree.connector.opened(), 1);
+    assert!(
+        tree.store.read(|m| m.meeting(meeting).lines.is_empty()),
+        "nothing written for a call held elsewhere"
+    );
+    tree.stop();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_membership_task_stops_with_its_supervisor() {
+    let tree = TestTree::start(budget(5), 4).await;
+    let heartbeats = |m: &Memory| m.heartbeats.get(OWNER).copied().unwrap_or(0);
     tree.store
-        .wait_for("the first renewal", |m| (renewals(m) == 1).then_some(()))
+        .wait_for("the first heartbeat", |m| {
+            (heartbeats(m) == 1).then_some(())
+        })
         .await;
     assert!(tree.calls.kill_supervisor());
-    // The guardian's new supervisor renews every 10 s from its start; the
-    // dead one's task would renew as often again.
+    // The guardian's new supervisor beats at its start and every 10 s
+    // after; the dead one's task would beat as often again.
     tokio::time::sleep(tree.lease.renew_every * 3 + Duration::from_secs(5)).await;
-    assert_eq!(tree.store.read(renewals), 1 + 3);
+    assert_eq!(tree.store.read(heartbeats), 1 + 4);
     tree.stop();
 }
 

@@ -318,19 +318,19 @@ pub struct ServeArgs {
     #[arg(long, env = "SCRIBE_INSTANCE_ID")]
     pub instance_id: Option<String>,
 
-    /// How long a call's lease lasts unrenewed, in ms: a dead instance's
-    /// calls are taken over this long after its last renewal (and within
-    /// a second more: calls nobody holds are looked for every second). Shorter takes over sooner; longer
-    /// forgives a slower database or a paused process before a live call is
-    /// taken from its owner.
+    /// How long this instance's heartbeat lasts unrenewed, in ms: a dead
+    /// instance's calls are taken over this long after its last heartbeat
+    /// (and within a second more: every instance looks each second).
+    /// Shorter takes over sooner; longer forgives a slower database or a
+    /// paused process before its live calls are taken from it.
     #[arg(long, env = "SCRIBE_LEASE_MS", default_value_t = 30_000)]
     pub lease_ms: u64,
 
-    /// How often this instance renews its leases (and reads ends recorded
-    /// for its calls, should a notification have been missed), in ms; at
-    /// most a third of the lease, so two renewals can fail
-    /// before a lease lapses. Shorter costs one database round trip more
-    /// per interval.
+    /// How often this instance renews its heartbeat (one row, however
+    /// many calls it holds; and reads ends recorded for its calls, should
+    /// a notification have been missed), in ms; at most a third of the
+    /// lease, so two renewals can fail before it lapses. Shorter costs one
+    /// database round trip more per interval.
     #[arg(long, env = "SCRIBE_LEASE_RENEW_MS", default_value_t = 10_000)]
     pub lease_renew_ms: u64,
 }

@@ -30,36 +30,22 @@ pub(crate) use on_pool;
 /// writes fails at once with "database is locked" when another writer holds
 /// the lock, instead of waiting for it.
 ///
-/// Lease renewal differs too. On PostgreSQL one UPDATE of every live call's
-/// row locks the rows one by one while the writer's transaction holds some
-/// of them for its high-water marks: each waiting for the other is a
-/// deadlock, which PostgreSQL breaks only after `deadlock_timeout` (1 s), so
-/// a commit waited over a second. The renewal skips rows a transaction
-/// holds (they are renewed next round, well within the lease) and never
-/// waits. SQLite has one writer at a time and no row locks.
-///
 /// A read of one consistent snapshot (the event stream's) is a repeatable-
 /// read transaction on PostgreSQL and a plain read transaction on SQLite,
 /// which in WAL mode sees one snapshot.
 pub(crate) trait Dialect {
     const BEGIN: &'static str;
     const READ_SNAPSHOT: &'static str;
-    const RENEW_LEASES: &'static str;
 }
 
 impl Dialect for SqlitePool {
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
     const READ_SNAPSHOT: &'static str = "BEGIN";
-    const RENEW_LEASES: &'static str = "UPDATE meetings SET lease_expires_at = $2 \
-         WHERE lease_owner = $1 AND status = 'active' AND lease_expires_at > $3";
 }
 
 impl Dialect for PgPool {
     const BEGIN: &'static str = "BEGIN";
     const READ_SNAPSHOT: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
-    const RENEW_LEASES: &'static str = "UPDATE meetings SET lease_expires_at = $2 \
-         WHERE id IN (SELECT id FROM meetings WHERE lease_owner = $1 AND status = 'active' \
-         AND lease_expires_at > $3 FOR UPDATE SKIP LOCKED)";
 }
 
 /// The statement that begins a write transaction on `pool`'s backend.
@@ -70,11 +56,6 @@ pub(crate) fn write_begin<P: Dialect>(_pool: &P) -> &'static str {
 /// The statement that begins a one-snapshot read on `pool`'s backend.
 pub(crate) fn read_snapshot<P: Dialect>(_pool: &P) -> &'static str {
     P::READ_SNAPSHOT
-}
-
-/// The statement that renews an owner's leases on `pool`'s backend.
-pub(crate) fn renew_leases_sql<P: Dialect>(_pool: &P) -> &'static str {
-    P::RENEW_LEASES
 }
 
 /// The embedded migrations, one migrator per backend with mirrored versions.

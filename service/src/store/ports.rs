@@ -11,8 +11,8 @@ use scribe_actors::domain::{MeetingStatus, Speaker};
 use scribe_actors::ids::MeetingId;
 use scribe_actors::path::{CallPath, Resume};
 use scribe_actors::ports::{
-    AnalysisInput, AnalysisResult, AnalysisStore, CallContext, CallStore, Finalized, LeaseNews,
-    LeaseReport, LeaseStore, PortError, TranscriptSink, WriteBatch,
+    AnalysisInput, AnalysisResult, AnalysisStore, CallContext, CallStore, Claimed, Finalized,
+    Heartbeat, LeaseNews, LeaseStore, Member, PortError, TranscriptSink, WriteBatch,
 };
 use sqlx::types::Json;
 
@@ -37,8 +37,7 @@ struct ContextRow {
     sequence_high_water: i64,
     max_sequence: Option<i64>,
     end_requested_at: Option<DateTime<Utc>>,
-    lease_owner: Option<String>,
-    lease_expires_at: Option<DateTime<Utc>>,
+    lease_epoch: i64,
     voice_api: Option<String>,
     last_end_ms: Option<i64>,
 }
@@ -68,7 +67,7 @@ impl Store {
                   ORDER BY c.sequence_number DESC LIMIT 1) AS last_end_ms, \
                  (SELECT c.item_id FROM transcript_chunks c WHERE c.meeting_id = m.id AND c.status <> 'lost' \
                   ORDER BY c.sequence_number DESC LIMIT 1) AS last_item_id, \
-                 m.sequence_high_water, m.end_requested_at, m.lease_owner, m.lease_expires_at, \
+                 m.sequence_high_water, m.end_requested_at, m.lease_epoch, \
                  (SELECT MAX(c.sequence_number) FROM transcript_chunks c WHERE c.meeting_id = m.id) AS max_sequence \
                  FROM meetings m JOIN agents a ON a.id = m.agent_id WHERE m.id = $1",
             )
@@ -93,11 +92,7 @@ impl Store {
             call_type,
             next_sequence: row.sequence_high_water.max(row.max_sequence.unwrap_or(0)) + 1,
             end_requested_at: row.end_requested_at,
-            // A graceful stop releases leases by moving their expiry to the epoch.
-            lease_unreleased: row.lease_owner.is_some()
-                && row
-                    .lease_expires_at
-                    .is_some_and(|at| at > DateTime::<Utc>::UNIX_EPOCH),
+            lease: row.lease_epoch,
             path: CallPath::recorded(
                 row.transport
                     .map(|t| t.parse())
@@ -238,9 +233,8 @@ impl Store {
 
 #[async_trait]
 impl TranscriptSink for Store {
-    async fn write(&self, batch: &WriteBatch) -> Result<(), PortError> {
-        self.write_batch(batch).await?;
-        Ok(())
+    async fn write(&self, batch: &WriteBatch) -> Result<Vec<MeetingId>, PortError> {
+        Ok(self.write_fenced(batch).await?.refused)
     }
 }
 
@@ -276,14 +270,10 @@ impl CallStore for Store {
         Ok(Store::fail_call(self, meeting, error).await?)
     }
 
-    async fn active_meetings(&self) -> Result<Vec<MeetingId>, PortError> {
-        Ok(Store::active_meetings(self).await?)
-    }
-
     async fn request_end(
         &self,
         meeting: MeetingId,
-        me: &str,
+        me: &Member,
         at: DateTime<Utc>,
     ) -> Result<bool, PortError> {
         Ok(Store::request_end(self, meeting, me, at).await?)
@@ -324,29 +314,41 @@ impl AnalysisStore for Store {
 
 #[async_trait]
 impl LeaseStore for Store {
+    async fn join(&self, instance: &str) -> Result<Member, PortError> {
+        Ok(Store::join(self, instance).await?)
+    }
+
     async fn acquire_lease(
         &self,
         meeting: MeetingId,
-        owner: &str,
+        member: &Member,
+    ) -> Result<Option<Claimed>, PortError> {
+        Ok(Store::acquire_lease(self, meeting, member).await?)
+    }
+
+    async fn heartbeat(&self, member: &Member) -> Result<Heartbeat, PortError> {
+        Ok(Store::heartbeat(self, member).await?)
+    }
+
+    async fn take_over(
+        &self,
+        member: &Member,
         ttl: Duration,
-    ) -> Result<bool, PortError> {
-        Ok(Store::acquire_lease(self, meeting, owner, ttl).await?)
+        limit: usize,
+    ) -> Result<Vec<Claimed>, PortError> {
+        Ok(Store::take_over(self, member, ttl, limit).await?)
     }
 
-    async fn renew_leases(&self, owner: &str, ttl: Duration) -> Result<LeaseReport, PortError> {
-        Ok(Store::renew_leases(self, owner, ttl).await?)
+    async fn owned_calls(&self, member: &Member) -> Result<Vec<MeetingId>, PortError> {
+        Ok(Store::owned_calls(self, member).await?)
     }
 
-    async fn release_leases(&self, owner: &str) -> Result<(), PortError> {
-        Ok(Store::release_leases(self, owner).await?)
+    async fn release(&self, member: &Member) -> Result<(), PortError> {
+        Ok(Store::release(self, member).await?)
     }
 
-    async fn orphaned_calls(&self, ttl: Duration) -> Result<Vec<MeetingId>, PortError> {
-        Ok(Store::orphaned_calls(self, ttl).await?)
-    }
-
-    fn lease_news(&self, owner: &str) -> Option<tokio::sync::mpsc::Receiver<LeaseNews>> {
-        Store::lease_news(self, owner)
+    fn lease_news(&self, instance: &str) -> Option<tokio::sync::mpsc::Receiver<LeaseNews>> {
+        Store::lease_news(self, instance)
     }
 }
 

@@ -102,11 +102,21 @@ impl Store {
     /// (meeting, sequence number) is already stored are skipped; the
     /// high-water mark only ever grows. Returns how many lines were new.
     pub async fn write_batch(&self, batch: &WriteBatch) -> Result<u64, StoreError> {
+        Ok(self.write_fenced(batch).await?.inserted)
+    }
+
+    /// [`Self::write_batch`], fenced: a meeting's lines, marks,
+    /// interruptions and error are written only while the call's lease
+    /// epoch is the one `batch.leases` names for it (checked under a row
+    /// lock that a takeover waits for); the others are dropped and named
+    /// in the answer. A meeting `batch.leases` does not name is written
+    /// unfenced (the store's own tools: imports, tests).
+    pub async fn write_fenced(&self, batch: &WriteBatch) -> Result<Written, StoreError> {
         if batch.is_empty() {
-            return Ok(0);
+            return Ok(Written::default());
         }
         let created_at = now();
-        let inserted = match &self.pool {
+        let written = match &self.pool {
             Pool::Postgres(p) => write_batch_pg(p, batch, created_at, self.pg_lines).await,
             Pool::Sqlite(p) => write_batch_rows(p, batch, created_at).await,
         }?;
@@ -119,7 +129,7 @@ impl Store {
                 .chain(batch.interrupted.iter().map(|(m, _)| *m))
                 .chain(batch.errors.iter().map(|(m, _)| *m)),
         );
-        Ok(inserted)
+        Ok(written)
     }
 
     /// The meeting's transcript in conversation (sequence) order.
@@ -135,6 +145,117 @@ impl Store {
         })?;
         rows.into_iter().map(StoredChunk::try_from).collect()
     }
+}
+
+/// What a fenced write did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// Lines that were new.
+    pub inserted: u64,
+    /// Meetings whose lease epoch was no longer the batch's: nothing of
+    /// theirs but event-log entries was written.
+    pub refused: Vec<MeetingId>,
+}
+
+/// The batch without what belongs to `refused` meetings (their event-log
+/// entries stay).
+fn without(batch: &WriteBatch, refused: &[MeetingId]) -> WriteBatch {
+    let kept = |m: &MeetingId| !refused.contains(m);
+    WriteBatch {
+        lines: batch
+            .lines
+            .iter()
+            .filter(|(m, _)| kept(m))
+            .cloned()
+            .collect(),
+        high_water: batch
+            .high_water
+            .iter()
+            .filter(|(m, _)| kept(m))
+            .copied()
+            .collect(),
+        interrupted: batch
+            .interrupted
+            .iter()
+            .filter(|(m, _)| kept(m))
+            .copied()
+            .collect(),
+        errors: batch
+            .errors
+            .iter()
+            .filter(|(m, _)| kept(m))
+            .cloned()
+            .collect(),
+        events: batch.events.clone(),
+        leases: batch
+            .leases
+            .iter()
+            .filter(|(m, _)| kept(m))
+            .copied()
+            .collect(),
+    }
+}
+
+/// The meetings of `leases` whose lease epoch is no longer the one named,
+/// checked inside the write's transaction. On PostgreSQL the rows still
+/// held are locked `FOR SHARE` until the commit: a takeover (an UPDATE of
+/// the row) waits for this write, and a takeover that committed first is
+/// seen (the lock re-reads the row), so a write lands before the new
+/// holder reads the call, or not at all. (`FOR KEY SHARE`, which the
+/// foreign keys take, would not do: a locker of that strength does not
+/// re-read a row whose update left its key alone.)
+async fn refused_pg(
+    tx: &mut sqlx::PgConnection,
+    leases: &[(MeetingId, i64)],
+) -> Result<Vec<MeetingId>, sqlx::Error> {
+    if leases.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (ids, epochs): (Vec<_>, Vec<_>) = leases.iter().map(|(m, e)| (m.as_uuid(), *e)).unzip();
+    let held: Vec<(uuid::Uuid,)> = sqlx::query_as(
+        "SELECT m.id FROM meetings m JOIN unnest($1::uuid[], $2::int8[]) AS u(id, lease)          ON m.id = u.id AND m.lease_epoch = u.lease ORDER BY m.id FOR SHARE OF m",
+    )
+    .bind(ids)
+    .bind(epochs)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(refused_of(leases, &held))
+}
+
+/// SQLite: the same check (one writer at a time: no lock to take).
+async fn refused_sqlite(
+    tx: &mut sqlx::SqliteConnection,
+    leases: &[(MeetingId, i64)],
+) -> Result<Vec<MeetingId>, sqlx::Error> {
+    let mut held: Vec<(uuid::Uuid,)> = Vec::new();
+    for rows in sqlite_statements(leases) {
+        let mut check =
+            QueryBuilder::new("SELECT id FROM meetings WHERE (id, lease_epoch) IN (VALUES ");
+        let mut values = check.separated(", ");
+        for (meeting, epoch) in rows {
+            values.push("(");
+            values.push_bind_unseparated(meeting.as_uuid());
+            values.push_unseparated(", ");
+            values.push_bind_unseparated(*epoch);
+            values.push_unseparated(")");
+        }
+        check.push(")");
+        held.extend(
+            check
+                .build_query_as::<(uuid::Uuid,)>()
+                .fetch_all(&mut *tx)
+                .await?,
+        );
+    }
+    Ok(refused_of(leases, &held))
+}
+
+fn refused_of(leases: &[(MeetingId, i64)], held: &[(uuid::Uuid,)]) -> Vec<MeetingId> {
+    leases
+        .iter()
+        .map(|(m, _)| *m)
+        .filter(|m| !held.iter().any(|(id,)| *id == m.as_uuid()))
+        .collect()
 }
 
 /// Row counts of the multi-row statements on SQLite. Each row count is a
@@ -168,8 +289,16 @@ async fn write_batch_rows(
     p: &sqlx::SqlitePool,
     batch: &WriteBatch,
     created_at: DateTime<Utc>,
-) -> Result<u64, sqlx::Error> {
+) -> Result<Written, sqlx::Error> {
     let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
+    let refused = refused_sqlite(&mut tx, &batch.leases).await?;
+    let kept;
+    let batch = if refused.is_empty() {
+        batch
+    } else {
+        kept = without(batch, &refused);
+        &kept
+    };
     let mut inserted = 0;
     for rows in sqlite_statements(&batch.lines) {
         let mut insert = QueryBuilder::new(
@@ -214,7 +343,7 @@ async fn write_batch_rows(
     }
     apply_updates!(tx, batch, created_at);
     tx.commit().await?;
-    Ok(inserted)
+    Ok(Written { inserted, refused })
 }
 
 /// The encoded size a statement's parameters stay under on PostgreSQL.
@@ -268,13 +397,39 @@ async fn write_batch_pg(
     batch: &WriteBatch,
     created_at: DateTime<Utc>,
     how: PgLines,
+) -> Result<Written, sqlx::Error> {
+    let mut refused = Vec::new();
+    let mut kept;
+    let mut batch = batch;
+    loop {
+        let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
+        let inserted = write_pg(&mut tx, batch, created_at, how).await?;
+        // Checked last, so that the row locks it takes are held only for
+        // the commit; a refusal (rare: a call lost) writes the batch again
+        // without the calls refused.
+        let now_refused = refused_pg(&mut tx, &batch.leases).await?;
+        if now_refused.is_empty() {
+            tx.commit().await?;
+            return Ok(Written { inserted, refused });
+        }
+        tx.rollback().await?;
+        refused.extend(now_refused);
+        kept = without(batch, &refused);
+        batch = &kept;
+    }
+}
+
+async fn write_pg(
+    tx: &mut sqlx::PgConnection,
+    batch: &WriteBatch,
+    created_at: DateTime<Utc>,
+    how: PgLines,
 ) -> Result<u64, sqlx::Error> {
-    let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
     let inserted = match how {
         _ if batch.lines.is_empty() => 0,
-        PgLines::Arrays => insert_arrays(&mut tx, &batch.lines, created_at).await?,
-        PgLines::CopyText => copy_lines(&mut tx, &batch.lines, created_at, false).await?,
-        PgLines::CopyBinary => copy_lines(&mut tx, &batch.lines, created_at, true).await?,
+        PgLines::Arrays => insert_arrays(tx, &batch.lines, created_at).await?,
+        PgLines::CopyText => copy_lines(tx, &batch.lines, created_at, false).await?,
+        PgLines::CopyBinary => copy_lines(tx, &batch.lines, created_at, true).await?,
     };
     if !batch.events.is_empty() {
         let meetings: Vec<_> = batch.events.iter().map(|e| e.meeting.as_uuid()).collect();
@@ -314,7 +469,6 @@ async fn write_batch_pg(
         .await?;
     }
     apply_updates!(tx, batch, created_at);
-    tx.commit().await?;
     Ok(inserted)
 }
 
