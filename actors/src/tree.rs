@@ -98,7 +98,9 @@ pub enum TreeError {
 impl ActorTree {
     /// Joins the deployment (a new life of this instance: calls held by
     /// its older lives are free for the taking), then starts the writer and
-    /// the guardian (which starts the supervisor).
+    /// the guardian (which starts the supervisor). Call [`Self::recover`]
+    /// once after: until it has run, this instance takes no call that
+    /// nobody holds (recovery takes them first, and logs why).
     pub async fn start(ports: TreePorts, config: TreeConfig) -> Result<Self, TreeError> {
         let member = ports
             .leases
