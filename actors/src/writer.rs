@@ -113,6 +113,9 @@ pub struct FencedCalls {
 
 impl FencedCalls {
     fn add(&self, refused: Vec<MeetingId>, batch: &WriteBatch) {
+        if refused.is_empty() {
+            return;
+        }
         let meetings: Vec<(MeetingId, i64)> = batch
             .leases
             .iter()

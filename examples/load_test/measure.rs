@@ -119,15 +119,11 @@ pub async fn upkeep_rows(
     http: &reqwest::Client,
     fleet: &crate::fleet::Fleet,
 ) -> anyhow::Result<f64> {
+    const ROWS: &str = "scribe_lease_rows_written_total";
     let mut rows = 0.0;
     for server in fleet.alive() {
         let text = scrape(http, &server.base).await?;
-        rows += text
-            .lines()
-            .filter(|l| l.starts_with("scribe_lease_rows_written_total{"))
-            .filter(|l| !l.contains("statement=\"acquire\""))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>();
+        rows += counter(&text, ROWS) - counter(&text, &format!("{ROWS}{{statement=\"acquire\"}}"));
     }
     Ok(rows)
 }

@@ -47,12 +47,17 @@ pub fn done_mark(meeting: &str, session: usize) -> String {
 
 /// A peer whose every connection plays [`session_script`] at `pace`.
 pub async fn fleet_peer(pace: f64) -> SimRealtime {
+    peer_playing(pace, session_script).await
+}
+
+/// A peer whose every connection plays `script(meeting, session)` at `pace`.
+pub async fn peer_playing(pace: f64, script: fn(&str, usize) -> Script) -> SimRealtime {
     SimRealtime::start(
         ([127, 0, 0, 1], 0).into(),
         SimRealtimeConfig {
             pace,
-            ..SimRealtimeConfig::scripted(|c| match &c.meeting {
-                Some(meeting) => session_script(meeting, c.session),
+            ..SimRealtimeConfig::scripted(move |c| match &c.meeting {
+                Some(meeting) => script(meeting, c.session),
                 None => Script::hold(),
             })
         },

@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use scribe_sim::llm::SimLlm;
-use scribe_sim::realtime::{SimRealtime, SimRealtimeConfig};
 use scribe_sim::script::{Script, Step, Transcription, Turn};
 
-use crate::fleet::{Service, fleet_meetings, start_calls, webhooks};
+use crate::fleet::{Service, fleet_meetings, peer_playing, start_calls, webhooks};
 use crate::helpers::{Backend, TestDb, backends, expect_json, init_test_log};
 use crate::process::ChildScribe;
 use crate::running::{eventually, transcript, wait_for_lines, wait_until_ended};
@@ -55,18 +54,7 @@ async fn a_paused_instance_that_wakes_cannot_write_for_the_calls_it_lost() {
         return;
     }
     let db = TestDb::create(Backend::Postgres).await;
-    let peer = SimRealtime::start(
-        ([127, 0, 0, 1], 0).into(),
-        SimRealtimeConfig {
-            pace: 0.05,
-            ..SimRealtimeConfig::scripted(|c| match &c.meeting {
-                Some(meeting) => script(meeting, c.session),
-                None => Script::hold(),
-            })
-        },
-    )
-    .await
-    .expect("sim realtime starts");
+    let peer = peer_playing(0.05, script).await;
     let llm = SimLlm::start(([127, 0, 0, 1], 0).into(), Duration::ZERO)
         .await
         .expect("sim llm starts");

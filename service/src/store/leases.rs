@@ -145,14 +145,12 @@ fn wrote(statement: &'static str, rows: u64) {
     }
 }
 
-fn claims(rows: Vec<ClaimRow>) -> Vec<Claimed> {
-    rows.into_iter()
-        .map(|(id, lease, after_crash)| Claimed {
-            meeting: MeetingId::from_uuid(id),
-            lease,
-            after_crash,
-        })
-        .collect()
+fn claim((id, lease, after_crash): ClaimRow) -> Claimed {
+    Claimed {
+        meeting: MeetingId::from_uuid(id),
+        lease,
+        after_crash,
+    }
 }
 
 fn before(at: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
@@ -221,7 +219,7 @@ impl Store {
             .await
         })?;
         wrote("acquire", u64::from(row.is_some()));
-        Ok(row.map(|row| claims(vec![row]).remove(0)))
+        Ok(row.map(claim))
     }
 
     /// Renews `member`'s heartbeat; reads its calls that ended elsewhere;
@@ -320,7 +318,7 @@ impl Store {
             Ok::<_, sqlx::Error>(rows)
         })?;
         wrote("take_over", rows.len() as u64);
-        Ok(claims(rows))
+        Ok(rows.into_iter().map(claim).collect())
     }
 
     /// Who holds the call, and how that member stands (`live`,

@@ -251,10 +251,11 @@ async fn refused_sqlite(
 }
 
 fn refused_of(leases: &[(MeetingId, i64)], held: &[(uuid::Uuid,)]) -> Vec<MeetingId> {
+    let held: std::collections::HashSet<uuid::Uuid> = held.iter().map(|(id,)| *id).collect();
     leases
         .iter()
         .map(|(m, _)| *m)
-        .filter(|m| !held.iter().any(|(id,)| *id == m.as_uuid()))
+        .filter(|m| !held.contains(&m.as_uuid()))
         .collect()
 }
 

@@ -133,14 +133,4 @@ impl Store {
         self.changes.touch(meeting);
         Ok(outcome)
     }
-
-    /// Meetings that are `active`: the calls a starting process must adopt.
-    pub async fn active_meetings(&self) -> Result<Vec<MeetingId>, StoreError> {
-        let rows: Vec<(uuid::Uuid,)> = on_pool!(self, |p| {
-            sqlx::query_as("SELECT id FROM meetings WHERE status = 'active' ORDER BY started_at")
-                .fetch_all(p)
-                .await
-        })?;
-        Ok(super::pool::meeting_ids(rows))
-    }
 }
