@@ -48,7 +48,7 @@ use scribe_actors::domain::MeetingStatus;
 use scribe_actors::ids::MeetingId;
 use scribe_sim::carried::{CallsConfig, EndedAnswer, StartOn};
 use scribe_sim::demo::percentile;
-use scribe_sim::llm::SimLlm;
+use scribe_sim::llm::{LatencyModel, Pace, SimLlm};
 use scribe_sim::realtime::ConnectionInfo;
 use scribe_sim::realtime::{SimRealtime, SimRealtimeConfig};
 use scribe_sim::script::{Comparison, Script, Step, compare, done_mark};
@@ -89,9 +89,10 @@ struct Args {
     /// The scribe binary to run.
     #[arg(long, default_value = "target/release/scribe")]
     scribe_bin: String,
-    /// The simulated model's answer time, in milliseconds.
-    #[arg(long, default_value_t = 500)]
-    llm_latency_ms: u64,
+    /// The simulated model's answer time, in milliseconds, whatever the
+    /// request (default: a model that takes the time a real one takes).
+    #[arg(long)]
+    llm_latency_ms: Option<u64>,
     /// Print only the JSON line.
     #[arg(long)]
     json: bool,
@@ -198,11 +199,12 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?,
     );
-    let llm = SimLlm::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        Duration::from_millis(args.llm_latency_ms),
-    )
-    .await?;
+    let pace = args
+        .llm_latency_ms
+        .map_or(Pace::Model(LatencyModel::SMALL), |ms| {
+            Pace::Fixed(Duration::from_millis(ms))
+        });
+    let llm = SimLlm::start_paced(SocketAddr::from(([127, 0, 0, 1], 0)), pace).await?;
     let live = match args.voice_api.as_str() {
         "realtime" => false,
         "live" => true,

@@ -5,7 +5,11 @@
 //! for a refused `session.update`; then, after a line `--- live`, every
 //! frame a simulated GPT-Live session sends for the same script (as timed
 //! fragments, then `session.closed`), for a refused `session.start`, and
-//! on a GPT-Live SIP call's sideband (the audio reflected to it too).
+//! on a GPT-Live SIP call's sideband (the audio reflected to it too);
+//! then, after a line `--- chat`, every `chat.completion.chunk` the
+//! simulated model streams (a summary, a structured blueprint answer,
+//! an answer cut off at its limit, a refusal, a stream that breaks off),
+//! and after `--- completion` its unstreamed `chat.completion` answers.
 //! `.ci/run` pipes them into
 //! `scripts/check_sim_shapes.py`, which validates each against OpenAI's own
 //! generated types (`openai` on PyPI): the simulator speaks the real shapes.
@@ -173,5 +177,79 @@ async fn main() -> anyhow::Result<()> {
     record_live(live, None).await?;
     record_live(Script::hold(), Some("session.voice")).await?;
     record_live_sideband(every_case()).await?;
+    println!("--- chat");
+    record_chat(true).await?;
+    println!("--- completion");
+    record_chat(false).await?;
+    Ok(())
+}
+
+/// Asks the simulated model for each kind of answer, streamed or not, and
+/// prints each chunk (or answer).
+async fn record_chat(stream: bool) -> anyhow::Result<()> {
+    use scribe_sim::llm::LlmFault;
+    let llm = SimLlm::start(([127, 0, 0, 1], 0).into(), Duration::ZERO).await?;
+    let summary = serde_json::json!({
+        "model": "gpt-6-luna",
+        "messages": [
+            { "role": "developer", "content": "Summarize." },
+            { "role": "user", "content": "Meeting: Intro\nTRANSCRIPT:\nUser: Hello there, I want help.\nCoach: Of course, let us begin." }
+        ],
+        "stream": stream,
+        "stream_options": if stream { serde_json::json!({ "include_usage": true }) } else { serde_json::Value::Null },
+    });
+    let mut blueprint = summary.clone();
+    blueprint["messages"][1]["content"] = serde_json::json!(
+        "BLUEPRINT: {\"sessions\":[{\"session_name\":\"Intro\"},{\"session_name\":\"Plan\"}],\"current\":\"Intro\"}\nTRANSCRIPT:\nUser: Hi.\nCoach: Hello."
+    );
+    blueprint["response_format"] = serde_json::json!({
+        "type": "json_schema",
+        "json_schema": { "name": "blueprint_progress", "strict": true, "schema": scribe::analysis::analyzer::blueprint_schema(&["Intro".into(), "Plan".into()]) }
+    });
+    if !stream {
+        blueprint
+            .as_object_mut()
+            .map(|b| b.remove("stream_options"));
+    }
+    let mut unstreamed = summary.clone();
+    unstreamed
+        .as_object_mut()
+        .map(|b| b.remove("stream_options"));
+    let summary = if stream { summary } else { unstreamed };
+    let asks = [
+        (None, &summary),
+        (None, &blueprint),
+        (Some(LlmFault::CutOff), &summary),
+        (Some(LlmFault::Refusal), &summary),
+        (Some(LlmFault::Severed), &summary),
+    ];
+    let client = reqwest::Client::new();
+    for (fault, body) in asks {
+        if !stream && fault == Some(LlmFault::Severed) {
+            continue; // no answer at all: a 502
+        }
+        llm.push_faults(fault);
+        let mut answer = client
+            .post(format!("{}/chat/completions", llm.base_url()))
+            .json(body)
+            .send()
+            .await?
+            .error_for_status()?;
+        let mut text = Vec::new();
+        // A stream that breaks off ends in an error: keep what came.
+        while let Ok(Some(bytes)) = answer.chunk().await {
+            text.extend_from_slice(&bytes);
+        }
+        let text = String::from_utf8(text)?;
+        if stream {
+            for data in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
+                if data != "[DONE]" {
+                    println!("{data}");
+                }
+            }
+        } else {
+            println!("{}", serde_json::from_str::<serde_json::Value>(&text)?);
+        }
+    }
     Ok(())
 }

@@ -11,6 +11,7 @@ import sys
 import typing
 
 from pydantic import TypeAdapter, ValidationError
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.live import ServerEvent as LiveServerEvent
 from openai.types.realtime import RealtimeServerEvent
 
@@ -43,8 +44,14 @@ for n, line in enumerate(sys.stdin, 1):
         api = "live"
         by_type = adapters(LiveServerEvent)
         continue
+    if line in ("--- chat", "--- completion"):
+        # Chat answers have no `type`: each is one model, named by `object`.
+        api = "chat"
+        model = ChatCompletionChunk if line == "--- chat" else ChatCompletion
+        by_type = {model.model_fields["object"].annotation.__args__[0]: TypeAdapter(model)}
+        continue
     frame = json.loads(line)
-    kind = frame.get("type")
+    kind = frame.get("type") if api != "chat" else frame.get("object")
     adapter = by_type.get(kind)
     if adapter is None:
         print(f"frame {n}: `{kind}` is not a type OpenAI defines\n{line}", file=sys.stderr)
@@ -60,4 +67,8 @@ if not seen:
     sys.exit(1)
 for kind, count in sorted(seen.items()):
     print(f"{count:5} {kind}")
-print(f"all {sum(seen.values())} frames fit openai.types.realtime.RealtimeServerEvent and openai.types.live.ServerEvent")
+for needed in ("chat chat.completion.chunk", "chat chat.completion"):
+    if needed not in seen:
+        print(f"no `{needed}` read", file=sys.stderr)
+        sys.exit(1)
+print(f"all {sum(seen.values())} frames fit openai.types.realtime.RealtimeServerEvent, openai.types.live.ServerEvent, openai.types.chat.ChatCompletionChunk and ChatCompletion")

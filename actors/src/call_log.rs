@@ -173,6 +173,10 @@ pub struct Stage {
     pub retry_in_ms: Option<Option<u64>>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub lines: Option<usize>,
+    /// The analysis read the call's notes for lines 1 to this one, and
+    /// the transcript only after it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub notes_through: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub run: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -196,6 +200,7 @@ impl Stage {
             error: None,
             retry_in_ms: None,
             lines: None,
+            notes_through: None,
             run: None,
             warning: None,
             incarnation: None,
@@ -345,6 +350,48 @@ pub enum CallEvent {
         from: String,
         to: String,
     },
+    /// Summary text as the model writes it: `text` follows the first
+    /// `offset` characters of this attempt's summary.
+    AnalysisDelta {
+        attempt: u32,
+        offset: usize,
+        text: String,
+    },
+    NotesUpdated(Notes),
+    ModelUsage(Usage),
+}
+
+/// A call's running notes: the conversation summarized through line
+/// `through_line`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notes {
+    pub text: String,
+    pub through_line: i64,
+    /// 1 for the first notes of the call, then one more each update.
+    pub version: i64,
+}
+
+/// What a model request is for.
+pub mod purpose {
+    /// The running notes during a call.
+    pub const NOTES: &str = "notes";
+    /// The analysis at the call's end.
+    pub const ANALYSIS: &str = "analysis";
+}
+
+/// The tokens one model request used, as the provider reported them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// [`purpose::NOTES`] or [`purpose::ANALYSIS`].
+    pub purpose: String,
+    pub model: String,
+    pub prompt_tokens: u64,
+    /// Of the prompt tokens, those read from the provider's cache.
+    #[serde(default)]
+    pub cached_tokens: u64,
+    pub completion_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub attempt: Option<u32>,
 }
 
 impl CallEvent {
@@ -376,6 +423,9 @@ impl CallEvent {
             Self::Gap(_) => EventKind::Gap,
             Self::PossibleGap(_) => EventKind::PossibleGap,
             Self::CallEnded { .. } => EventKind::CallEnded,
+            Self::AnalysisDelta { .. } => EventKind::AnalysisDelta,
+            Self::NotesUpdated(_) => EventKind::NotesUpdated,
+            Self::ModelUsage(_) => EventKind::ModelUsage,
             Self::RestartBudgetExhausted { .. } => EventKind::RestartBudgetExhausted,
             Self::AnalysisStage(_) => EventKind::AnalysisStage,
             Self::StatusChanged { .. } => EventKind::StatusChanged,

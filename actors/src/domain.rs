@@ -219,6 +219,15 @@ closed_set!(
         /// The meeting's status changed (`from`, `to`), logged in the
         /// transaction that changed it.
         StatusChanged => "status_changed",
+        /// Text of the summary as the model writes it (`attempt`, `offset`
+        /// in characters, `text`); the saved result is the last word.
+        AnalysisDelta => "analysis_delta",
+        /// The call's running notes were updated (`text`, `through_line`,
+        /// `version`), logged in the transaction that saved them.
+        NotesUpdated => "notes_updated",
+        /// The tokens one model request used (`purpose`, `model`, prompt,
+        /// cached and completion tokens).
+        ModelUsage => "model_usage",
     }
 );
 

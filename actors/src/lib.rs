@@ -61,6 +61,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod meeting;
 pub mod metrics;
+pub mod notes;
 pub mod path;
 pub mod ports;
 pub mod recovery;

@@ -28,6 +28,8 @@ pub const RECONNECTS: &str = "scribe_realtime_reconnects_total";
 pub const ANALYSIS_SECONDS: &str = "scribe_analysis_duration_seconds";
 /// Analyses finished, by `outcome` (completed, failed).
 pub const ANALYSES: &str = "scribe_analyses_total";
+/// Running-notes updates, by `outcome` (saved, failed).
+pub const NOTES_UPDATES: &str = "scribe_notes_updates_total";
 
 /// Registers the help text of every metric above.
 pub fn describe() {
@@ -56,6 +58,7 @@ pub fn describe() {
         "Analysis actor start to outcome, by outcome"
     );
     describe_counter!(ANALYSES, "Analyses finished, by outcome");
+    describe_counter!(NOTES_UPDATES, "Running-notes updates, by outcome");
 }
 
 pub fn restarted(kind: &'static str) {

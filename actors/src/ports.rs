@@ -9,7 +9,8 @@
 //! | [`CallStore`] | MeetingActor (replay), the supervisor (start, end, give up), recovery |
 //! | [`LeaseStore`] | the supervisor (ownership across instances) |
 //! | [`AnalysisStore`] | AnalysisActor, the supervisor, recovery |
-//! | [`Analyzer`] | AnalysisActor |
+//! | [`Analyzer`] | AnalysisActor, the NotesKeeper |
+//! | [`NotesStore`] | the NotesKeeper (running notes during a call) |
 //! | [`RealtimeConnector`] | MeetingActor |
 //! | [`CallControl`] | MeetingActor (scribe hangs up a call it attaches to) |
 
@@ -239,10 +240,26 @@ pub struct AnalysisInput {
     pub blueprint: Option<Value>,
     /// Progress carried from the previous session.
     pub progress: Option<Value>,
-    /// The transcript in order: speaker (`None` for a lost line) and text.
+    /// The call's running notes, when it has any: the transcript through
+    /// their `through_line`, summarized.
+    pub notes: Option<crate::call_log::Notes>,
+    /// The transcript in order (after the notes' last line, when there
+    /// are notes): speaker (`None` for a lost line) and text.
     pub lines: Vec<(Option<Speaker>, String)>,
     /// This analysis attempt's number (1 for the first run of the job).
     pub run: i32,
+}
+
+/// What a notes update reads: the call's notes so far and the lines after
+/// them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotesInput {
+    pub meeting_id: MeetingId,
+    pub meeting_name: String,
+    pub agent_name: String,
+    pub notes: Option<crate::call_log::Notes>,
+    /// The lines after the notes: number, speaker, text.
+    pub lines: Vec<(i64, Option<Speaker>, String)>,
 }
 
 /// The next session a blueprint analysis asks for.
@@ -440,17 +457,49 @@ pub trait AnalysisStore: Send + Sync + 'static {
     async fn unfinished_analyses(&self) -> Result<Vec<MeetingId>, PortError>;
 }
 
-/// Records progress of an analysis in the meeting's event log.
-pub type StageFn<'a> = dyn Fn(crate::call_log::Stage) + Send + Sync + 'a;
+/// Records an analysis's progress in the meeting's event log: its stages,
+/// the summary as it is written, the tokens each request used.
+pub type LogFn<'a> = dyn Fn(crate::call_log::CallEvent) + Send + Sync + 'a;
 
-/// Runs the LLM part of an analysis; `stage` records its progress.
+/// Runs the LLM part of an analysis; `log` records its progress.
 #[async_trait]
 pub trait Analyzer: Send + Sync + 'static {
     async fn analyze(
         &self,
         input: &AnalysisInput,
-        stage: &StageFn<'_>,
+        log: &LogFn<'_>,
     ) -> Result<AnalysisResult, AnalysisError>;
+
+    /// The call's notes rewritten to cover `input`'s lines too; `log`
+    /// records the tokens used.
+    async fn take_notes(
+        &self,
+        input: &NotesInput,
+        log: &LogFn<'_>,
+    ) -> Result<String, AnalysisError>;
+}
+
+/// Where running notes are kept: one current version a meeting.
+#[async_trait]
+pub trait NotesStore: Send + Sync + 'static {
+    /// The notes and the stored lines after them (at most `max_lines`),
+    /// while the call is `active`; `None` once it is not (or is unknown).
+    async fn notes_input(
+        &self,
+        meeting: MeetingId,
+        max_lines: usize,
+    ) -> Result<Option<NotesInput>, PortError>;
+
+    /// Saves `text` as the notes through `through_line`, and logs
+    /// `notes_updated`, in one transaction; only if the call is still
+    /// `active` and the stored notes end before `through_line`. The saved
+    /// notes, or `None` when nothing was saved.
+    async fn save_notes(
+        &self,
+        meeting: MeetingId,
+        text: &str,
+        through_line: i64,
+    ) -> Result<Option<crate::call_log::Notes>, PortError>;
 }
 
 /// Which call a realtime session is opened for: the meeting, and the

@@ -12,9 +12,10 @@ use tokio::task::JoinHandle;
 use crate::analysis::job::AnalysisDeps;
 use crate::guardian::CallGuardian;
 use crate::meeting::deps::{CallConfig, CallDeps};
+use crate::notes::{NotesConfig, NotesDeps};
 use crate::ports::{
-    AnalysisStore, Analyzer, CallControl, CallStore, LeaseStore, RealtimeConnector, TranscriptSink,
-    error_chain,
+    AnalysisStore, Analyzer, CallControl, CallStore, LeaseStore, NotesStore, RealtimeConnector,
+    TranscriptSink, error_chain,
 };
 use crate::recovery::{Recovered, recover};
 use crate::supervisor::actor::SupervisorArgs;
@@ -33,6 +34,8 @@ pub struct TreePorts {
     pub leases: Arc<dyn LeaseStore>,
     pub analyses: Arc<dyn AnalysisStore>,
     pub analyzer: Arc<dyn Analyzer>,
+    /// Where running notes are kept (`None`: no notes, whatever the config).
+    pub notes: Option<Arc<dyn NotesStore>>,
     pub connector: Arc<dyn RealtimeConnector>,
     /// Hangs up the calls scribe attaches to (`None`: no OpenAI key).
     pub control: Option<Arc<dyn CallControl>>,
@@ -47,6 +50,7 @@ pub struct TreeConfig {
     pub lease: LeaseConfig,
     /// Analyses that run at once.
     pub analysis_permits: usize,
+    pub notes: NotesConfig,
 }
 
 /// The running tree.
@@ -56,6 +60,9 @@ pub struct ActorTree {
     pub writer: ChunkWriter,
     pub registry: Arc<CallRegistry>,
     writer_task: JoinHandle<()>,
+    /// The NotesKeeper, when notes are on (it and the writer hold each
+    /// other's channels, so it is stopped by hand: with the tree).
+    notes_task: Option<AbortOnDrop>,
     guardian: ActorRef<()>,
     guardian_task: JoinHandle<()>,
     leases: Arc<dyn LeaseStore>,
@@ -66,6 +73,15 @@ pub struct ActorTree {
 }
 
 /// How long shutdown waits for each step.
+/// A task stopped when this is dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Patience {
     /// Calls that already ended, to be finalized.
@@ -109,7 +125,23 @@ impl ActorTree {
             .map_err(TreeError::Join)?;
         tracing::info!(%member, "joined");
         let membership = Arc::new(Membership::new(member));
-        let (writer, writer_task) = ChunkWriter::spawn(ports.sink, config.writer);
+        let notes_store = ports.notes.filter(|_| config.notes.is_on());
+        let (news_tx, news_rx) = match notes_store {
+            Some(_) => {
+                let (tx, rx) = tokio::sync::mpsc::channel(crate::notes::NEWS_CAPACITY);
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        let (writer, writer_task) = ChunkWriter::spawn_told(ports.sink, config.writer, news_tx);
+        let notes_task = notes_store.zip(news_rx).map(|(store, news)| {
+            let deps = NotesDeps {
+                store,
+                analyzer: ports.analyzer.clone(),
+                writer: writer.clone(),
+            };
+            AbortOnDrop(crate::notes::spawn(deps, config.notes, news))
+        });
         let deps = Arc::new(CallDeps {
             store: ports.calls.clone(),
             writer: writer.clone(),
@@ -145,6 +177,7 @@ impl ActorTree {
             writer,
             registry,
             writer_task,
+            notes_task,
             guardian,
             guardian_task,
             leases: ports.leases,
@@ -190,6 +223,7 @@ impl ActorTree {
             tracing::error!(%error, "shutting down with calls still being finalized");
         }
         self.calls.stop_all();
+        drop(self.notes_task);
         let _ = self.guardian_task.await;
         let left = self
             .registry

@@ -155,9 +155,21 @@ pub struct WriterStopped;
 
 impl ChunkWriter {
     pub fn spawn(store: Arc<dyn TranscriptSink>, config: WriterConfig) -> (Self, JoinHandle<()>) {
+        Self::spawn_told(store, config, None)
+    }
+
+    /// A writer that, after each commit, tells `committed` the highest line
+    /// now stored for every call with lines in it (without waiting: news
+    /// that find the channel full are dropped, the next commit carries
+    /// them again).
+    pub fn spawn_told(
+        store: Arc<dyn TranscriptSink>,
+        config: WriterConfig,
+        committed: Option<mpsc::Sender<Committed>>,
+    ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let fenced = Arc::new(FencedCalls::default());
-        let task = tokio::spawn(run(store, config, rx, fenced.clone()));
+        let task = tokio::spawn(run(store, config, rx, fenced.clone(), committed));
         let writer = Self {
             tx,
             waiting_events: Arc::new(AtomicUsize::new(0)),
@@ -251,6 +263,7 @@ async fn run(
     config: WriterConfig,
     mut rx: mpsc::Receiver<Submission>,
     fenced: Arc<FencedCalls>,
+    committed: Option<mpsc::Sender<Committed>>,
 ) {
     // A submission made under another lease epoch of a call than the one
     // the open batch holds for it (the call was lost and taken back)
@@ -343,20 +356,48 @@ async fn run(
         }
         batch.high_water = marks.uncovered();
         batch.leases = leases.into_iter().collect();
+        let mut refused_here = Vec::new();
         if config.lanes > 1 && batch.lines.len() >= config.max_batch_lines {
             let parts = batch.split(config.lanes);
             let refused =
                 futures::future::join_all(parts.iter().map(|part| commit(store.as_ref(), part)))
                     .await;
             for (refused, part) in refused.into_iter().zip(&parts) {
+                refused_here.extend(refused.iter().copied());
                 fenced.add(refused, part);
             }
+            if let Some(tx) = &committed {
+                for part in &parts {
+                    tell(tx, part, &refused_here);
+                }
+            }
         } else {
-            fenced.add(commit(store.as_ref(), &batch).await, &batch);
+            let refused = commit(store.as_ref(), &batch).await;
+            if let Some(tx) = &committed {
+                tell(tx, &batch, &refused);
+            }
+            fenced.add(refused, &batch);
         }
         for done in barriers {
             let _ = done.send(());
         }
+    }
+}
+
+/// Per call, the highest line a commit stored.
+pub type Committed = Vec<(MeetingId, i64)>;
+
+/// Tells the listener which calls' lines a batch stored.
+fn tell(tx: &mpsc::Sender<Committed>, batch: &WriteBatch, refused: &[MeetingId]) {
+    let mut top: HashMap<MeetingId, i64> = HashMap::new();
+    for (meeting, line) in &batch.lines {
+        if !refused.contains(meeting) {
+            let t = top.entry(*meeting).or_insert(0);
+            *t = (*t).max(line.sequence_number);
+        }
+    }
+    if !top.is_empty() {
+        let _ = tx.try_send(top.into_iter().collect());
     }
 }
 

@@ -5,3 +5,4 @@
 
 pub mod analyzer;
 pub mod llm;
+pub mod report;

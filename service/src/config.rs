@@ -11,7 +11,7 @@ mod tests;
 
 pub use args::{Cli, Command, DatabaseArgs, DemoArgs, DemoPath, ServeArgs, VoiceApiArg};
 pub use secrets::{MIN_SECRET_CHARS, WeakSecret, generate_token};
-pub use settings::{HttpSettings, Settings, SettingsError, TokenSource};
+pub use settings::{HttpSettings, Settings, SettingsError, TokenSource, notes_config};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://scribe.db";
 // The default models are ones OpenAI's generated types (`openai` 3.57)

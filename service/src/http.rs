@@ -147,6 +147,8 @@ fn routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(api_sized(routes!(meetings::show)))
         .routes(api_sized(routes!(meetings::status)))
         .routes(api_sized(routes!(meetings::transcript)))
+        .routes(api_sized(routes!(meetings::notes)))
+        .routes(api_sized(routes!(meetings::usage)))
         .routes(api_sized(routes!(meetings::retry)))
         .routes(api_sized(routes!(meetings::page_link)))
         .routes(sized(

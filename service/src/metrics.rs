@@ -13,6 +13,12 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 /// many calls an instance holds; `acquire` counts one per call started.
 pub const LEASE_ROWS: &str = "scribe_lease_rows_written_total";
 pub const LLM_ATTEMPTS: &str = "scribe_llm_attempts_total";
+/// Tokens model requests used, by `model`, `purpose` (notes, analysis)
+/// and `kind` (prompt, cached, completion; cached tokens are also counted
+/// in prompt, as OpenAI reports them).
+pub const LLM_TOKENS: &str = "scribe_llm_tokens_total";
+/// Model requests that reported their usage, by `model` and `purpose`.
+pub const LLM_REQUESTS: &str = "scribe_llm_requests_total";
 /// Stream webhooks answered, by event `type` and `outcome` (the answer's
 /// status, or the HTTP status of an error).
 pub const WEBHOOKS: &str = "scribe_webhooks_total";
@@ -64,6 +70,14 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             metrics::set_global_recorder(recorder).ok()?;
             scribe_actors::metrics::describe();
             metrics::describe_counter!(LLM_ATTEMPTS, "Model requests, by outcome");
+            metrics::describe_counter!(
+                LLM_TOKENS,
+                "Tokens model requests used, by model, purpose and kind"
+            );
+            metrics::describe_counter!(
+                LLM_REQUESTS,
+                "Model requests that reported their usage, by model and purpose"
+            );
             metrics::describe_counter!(WEBHOOKS, "Stream webhooks answered, by type and outcome");
             metrics::describe_counter!(
                 LEASE_ROWS,

@@ -131,8 +131,9 @@ impl Application {
                 sink: shared.clone(),
                 calls: shared.clone(),
                 leases: shared.clone(),
-                analyses: shared,
+                analyses: shared.clone(),
                 analyzer: Arc::new(analyzer),
+                notes: Some(shared),
                 connector: Arc::new(connector),
                 control: calls_api
                     .clone()
@@ -147,6 +148,7 @@ impl Application {
                 budget: settings.restart_budget,
                 lease: settings.lease.clone(),
                 analysis_permits: settings.analysis_concurrency,
+                notes: settings.notes,
             },
         )
         .await

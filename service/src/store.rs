@@ -20,6 +20,7 @@ mod feed;
 pub mod leases;
 mod meetings;
 mod news;
+mod notes;
 mod participants;
 pub mod pool;
 mod ports;
@@ -36,6 +37,7 @@ pub use copy::PgLines;
 pub use events::{AnalysisJob, StoredEvent};
 pub use feed::{FeedCursor, FeedEvent, FeedRead};
 pub use leases::EndRequest;
+pub use notes::{MeetingNotes, MeetingUsage, UsageLine};
 pub use participants::{Movement, Presence, Remaining};
 pub use pool::{
     Backend, POSTGRES_MIGRATOR, PoolSize, SQLITE_MIGRATOR, SQLITE_WAL_LIMIT_BYTES, Store,

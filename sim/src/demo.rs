@@ -11,25 +11,28 @@ mod world;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use scribe_actors::ids::MeetingId;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::carried::{CallsConfig, EndedAnswer, StartOn};
-use crate::llm::SimLlm;
+use crate::llm::{LatencyModel, Pace, SimLlm};
 use crate::openai_webhook::OpenAiWebhooks;
 use crate::realtime::{SimRealtime, SimRealtimeConfig};
-use crate::script::Script;
 use crate::webhook::WebhookDriver;
 use paths::{Bars, Outcome};
 use scribe::config::{DemoArgs, DemoPath, Settings};
 use scribe::openai::webhook::secret_key;
 use scribe::startup::Application;
 use scribe::store::Store;
-use world::{Demo, OPENAI_KEY, OPENAI_WEBHOOK_SECRET, PHONE, SECRET, TOKEN};
+use world::{Demo, OPENAI_KEY, OPENAI_WEBHOOK_SECRET, SECRET, TOKEN};
+
+/// Running notes in the demo: every this many new lines...
+const DEMO_NOTES_LINES: usize = 6;
+/// ... or this many seconds after the last update.
+const DEMO_NOTES_SECS: u64 = 15;
 
 /// The `p`-th percentile (nearest rank) of `values`, which it sorts.
 pub fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
@@ -46,16 +49,26 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let database = format!("sqlite://{}", dir.path().join("demo.db").display());
     let turns = args.turns.max(1);
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let script = move |meeting: Option<&str>| Script::for_call(meeting.unwrap_or_default(), turns);
+    let dialogues = world::Dialogues::default();
+    // Each call plays its agent's dialogue.
+    let script = |dialogues: &world::Dialogues| {
+        let playing = dialogues.clone();
+        move |c: &crate::realtime::ConnectionInfo| {
+            world::script_of(&playing, c.meeting.as_deref().unwrap_or_default(), turns)
+        }
+    };
     let peer = SimRealtime::start(
         loopback,
         SimRealtimeConfig {
             pace: args.pace,
-            ..SimRealtimeConfig::scripted(move |c| script(c.meeting.as_deref()))
+            ..SimRealtimeConfig::scripted(script(&dialogues))
         },
     )
     .await?;
-    let llm = SimLlm::start(loopback, Duration::from_millis(300)).await?;
+    // A model that takes the time a real one takes (reading, then
+    // writing), and notes taken during the calls: the demo shows what a
+    // user of scribe sees.
+    let llm = SimLlm::start_paced(loopback, Pace::Model(LatencyModel::SMALL)).await?;
     let mut settings = Settings::for_database(&database, TOKEN);
     settings.realtime_url = peer.url();
     settings.simulated_peer = true;
@@ -63,6 +76,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     settings.openai_api_key = Some(OPENAI_KEY.into());
     settings.openai_webhook_secret = Some(OPENAI_WEBHOOK_SECRET.into());
     settings.stream_api_secret = Some(SECRET.into());
+    settings.notes = scribe::config::notes_config(DEMO_NOTES_LINES, DEMO_NOTES_SECS);
     let app = Application::build(settings).await?;
     let base = format!("http://{}", app.local_addr());
     let store = app.store().clone();
@@ -80,23 +94,23 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
 
     let http = reqwest::Client::new();
-    let agent: Value = http
-        .post(format!("{base}/api/agents"))
-        .bearer_auth(TOKEN)
-        .json(&json!({
-            "name": "Coach",
-            "instructions": "Help the user plan their week, one session at a time.",
-            "phone_numbers": [PHONE],
-            "blueprint": { "sessions": [
-                { "session_name": "Intro", "goals": ["Learn what the user wants"] },
-                { "session_name": "Plan", "goals": ["Write the week's plan"] }
-            ]}
-        }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let mut agents = Vec::new();
+    for (dialogue, first_session, body) in world::agents() {
+        let agent: Value = http
+            .post(format!("{base}/api/agents"))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        agents.push(world::DemoAgent {
+            id: agent["id"].as_str().context("agent id")?.to_owned(),
+            dialogue,
+            first_session,
+        });
+    }
     let key = secret_key(OPENAI_WEBHOOK_SECRET).map_err(|e| anyhow::anyhow!("{e}"))?;
     let demo = Arc::new(Demo {
         stream: WebhookDriver::new(&base, SECRET.as_bytes(), "demo-key"),
@@ -106,7 +120,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         store,
         peer,
         llm,
-        agent: agent["id"].as_str().context("agent id")?.to_owned(),
+        agents,
+        dialogues: dialogues.clone(),
         turns,
     });
 
@@ -119,7 +134,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         demo.llm.calls().configure(CallsConfig {
             realtime: SimRealtimeConfig {
                 pace: args.pace,
-                ..SimRealtimeConfig::scripted(move |c| script(c.meeting.as_deref()))
+                ..SimRealtimeConfig::scripted(script(&dialogues))
             },
             start: if path == DemoPath::Webrtc {
                 StartOn::Audio
@@ -258,12 +273,18 @@ async fn show_meeting(store: &Store, id: MeetingId) -> anyhow::Result<()> {
             if s == scribe_actors::domain::Speaker::User {
                 "User"
             } else {
-                "Coach"
+                "Agent"
             }
         });
         println!(
             "  {:>3} {who:>5}: {} [{}]",
             line.sequence_number, line.text, line.status
+        );
+    }
+    if let Some(notes) = store.notes(id).await? {
+        println!(
+            "notes during the call (through line {}): {}",
+            notes.through_line, notes.text
         );
     }
     println!("summary: {}", meeting.summary.unwrap_or_default());

@@ -11,6 +11,7 @@
 
 pub mod carried;
 pub mod demo;
+pub mod dialogues;
 pub mod llm;
 pub mod openai_webhook;
 pub mod realtime;

@@ -1,6 +1,8 @@
 //! The simulated OpenAI HTTP API: chat completions
-//! (`POST /v1/chat/completions`) with configurable latency and scripted
-//! faults (500, 429 with `Retry-After`, stalls, content that is not JSON),
+//! (`POST /v1/chat/completions`, streamed with `stream: true`) that take
+//! the time a real model takes ([`Pace`]: reading the prompt, then writing
+//! the answer) and scripted faults (500, 429 with `Retry-After`, stalls,
+//! content that is not JSON, a stream cut off mid-answer),
 //! and, on the same base URL, Realtime calls and their sidebands
 //! ([`super::calls`], reached with [`SimLlm::calls`]). Chat answers are
 //! deterministic:
@@ -9,7 +11,9 @@
 //!   answer: the user message carries a line
 //!   `BLUEPRINT: {"sessions":[...],"current":"..."}`; the answer completes
 //!   every session up to and including `current`;
-//! - otherwise a summary built from the transcript lines in the user message.
+//! - otherwise a summary of the conversation in the user message, or, for
+//!   a prompt with `NEW LINES:`, the running notes updated with them
+//!   ([`answer`]).
 //!
 //! It refuses what OpenAI's current (reasoning) chat models refuse, with
 //! OpenAI's 400 shapes: `max_tokens` (`max_completion_tokens` instead), a
@@ -33,6 +37,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::carried::SimCalls;
+pub use pace::{LatencyModel, Pace};
+use stream::Answer;
+
+pub mod answer;
+pub mod pace;
+mod stream;
 
 /// One scripted misbehaviour, used by the next request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +59,9 @@ pub enum LlmFault {
     CutOff,
     /// A 200 whose message is a refusal (`refusal` set, no content).
     Refusal,
+    /// Half the answer, then the connection drops: a streamed answer ends
+    /// without a finish reason or `[DONE]`; an unstreamed one is a 502.
+    Severed,
     /// OpenAI's 401 for a key it does not know, which quotes part of the
     /// key presented (`Incorrect API key provided: sk-abc***wxyz. ...`).
     InvalidKey,
@@ -61,27 +74,28 @@ pub struct LlmRequest {
     pub body: Value,
 }
 
-#[derive(Default)]
 struct Shared {
-    latency: Duration,
+    pace: Pace,
+    cache: pace::PromptCache,
     faults: Mutex<VecDeque<LlmFault>>,
     requests: Mutex<Vec<LlmRequest>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
 }
 
-/// Counts a request in flight for as long as it lives.
-struct InFlight<'a>(&'a Shared);
+/// Counts a request in flight for as long as it lives (a streamed answer:
+/// until its last chunk is sent).
+struct InFlight(Arc<Shared>);
 
-impl<'a> InFlight<'a> {
-    fn enter(shared: &'a Shared) -> Self {
+impl InFlight {
+    fn enter(shared: Arc<Shared>) -> Self {
         let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
         Self(shared)
     }
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
@@ -101,12 +115,22 @@ impl Drop for SimLlm {
 }
 
 impl SimLlm {
+    /// A server answering after a fixed `latency`, whatever the request.
     pub async fn start(listen: SocketAddr, latency: Duration) -> std::io::Result<Self> {
+        Self::start_paced(listen, Pace::Fixed(latency)).await
+    }
+
+    /// A server taking the time `pace` says.
+    pub async fn start_paced(listen: SocketAddr, pace: Pace) -> std::io::Result<Self> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            latency,
-            ..Shared::default()
+            pace,
+            cache: pace::PromptCache::default(),
+            faults: Mutex::default(),
+            requests: Mutex::default(),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
         });
         let calls = Arc::new(SimCalls::default());
         let app = Router::new()
@@ -187,7 +211,7 @@ async fn complete(
     headers: axum::http::HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let _in_flight = InFlight::enter(&shared);
+    let in_flight = InFlight::enter(shared.clone());
     shared
         .requests
         .lock()
@@ -196,9 +220,6 @@ async fn complete(
             at: Instant::now(),
             body: body.clone(),
         });
-    if !shared.latency.is_zero() {
-        tokio::time::sleep(shared.latency).await;
-    }
     let fault = shared
         .faults
         .lock()
@@ -211,13 +232,33 @@ async fn complete(
         body["response_format"]["type"].as_str(),
         Some("json_object" | "json_schema")
     );
-    let user = body["messages"]
-        .as_array()
-        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    let user = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
         .and_then(|m| m["content"].as_str())
         .unwrap_or_default()
         .to_owned();
-    let content = match fault {
+    let prompt: String = messages
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let prompt_tokens = pace::tokens(&prompt);
+    let cached = shared.cache.read(&prompt);
+    let reading = match shared.pace {
+        Pace::Fixed(latency) => latency,
+        Pace::Model(model) => model.reading(prompt_tokens, cached),
+    };
+    let mut answer = Answer {
+        content: None,
+        refusal: None,
+        finish: "stop",
+        severed: false,
+        delay: Duration::ZERO,
+    };
+    match fault {
         Some(LlmFault::ServerError) => {
             return api_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -236,10 +277,6 @@ async fn complete(
             }
             return response;
         }
-        Some(LlmFault::Stall(delay)) => {
-            tokio::time::sleep(delay).await;
-            answer(&user, wants_json)
-        }
         Some(LlmFault::InvalidKey) => {
             let message = format!(
                 "Incorrect API key provided: {}. You can find your API key at https://platform.openai.com/account/api-keys.",
@@ -251,40 +288,77 @@ async fn complete(
             )
                 .into_response();
         }
+        Some(LlmFault::Stall(delay)) => {
+            answer.delay = delay;
+            answer.content = Some(answer::answer(&user, wants_json));
+        }
         Some(LlmFault::NotJson) => {
-            "Sure! Here is the analysis you asked for: it went well.".to_owned()
+            answer.content =
+                Some("Sure! Here is the analysis you asked for: it went well.".to_owned());
         }
         Some(LlmFault::CutOff) => {
-            let full = answer(&user, wants_json);
-            let message =
-                json!({ "role": "assistant", "content": &full[..full.len() / 2], "refusal": null });
-            return completion(&body, message, "length", &user);
+            let full = answer::answer(&user, wants_json);
+            let half: String = full.chars().take(full.chars().count() / 2).collect();
+            answer.content = Some(half);
+            answer.finish = "length";
+        }
+        Some(LlmFault::Severed) => {
+            let full = answer::answer(&user, wants_json);
+            let half: String = full.chars().take(full.chars().count() / 2).collect();
+            answer.content = Some(half);
+            answer.severed = true;
         }
         Some(LlmFault::Refusal) => {
-            let message = json!({ "role": "assistant", "content": null, "refusal": "I'm sorry, I can't help with that." });
-            return completion(&body, message, "stop", &user);
+            answer.refusal = Some("I'm sorry, I can't help with that.".to_owned());
         }
-        None => answer(&user, wants_json),
+        None => answer.content = Some(answer::answer(&user, wants_json)),
+    }
+    let chunks = pace::Chunks {
+        id: format!("chatcmpl-sim-{}", uuid::Uuid::new_v4().simple()),
+        created: chrono::Utc::now().timestamp(),
+        model: body["model"].clone(),
+        include_usage: body["stream_options"]["include_usage"] == true,
     };
-    let message = json!({ "role": "assistant", "content": content, "refusal": null });
-    completion(&body, message, "stop", &user)
-}
-
-/// A `chat.completion` with one choice.
-fn completion(body: &Value, message: Value, finish_reason: &str, user: &str) -> Response {
-    let content = message["content"].as_str().unwrap_or_default().len();
+    let written = answer
+        .content
+        .as_deref()
+        .or(answer.refusal.as_deref())
+        .unwrap_or_default();
+    let usage = pace::usage(prompt_tokens, cached, pace::pieces(written).len() as u64);
+    if body["stream"] == true {
+        return stream::respond(shared.clone(), in_flight, chunks, answer, reading, usage);
+    }
+    let writing = match shared.pace {
+        Pace::Fixed(_) => Duration::ZERO,
+        Pace::Model(model) => model.writing(pace::pieces(written).len() as u64),
+    };
+    let wait = reading + writing + answer.delay;
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    if answer.severed {
+        // Without streaming, a connection cut mid-answer is no answer.
+        return api_error(
+            StatusCode::BAD_GATEWAY,
+            "server_error",
+            "simulated connection loss",
+        );
+    }
+    drop(in_flight);
+    let message =
+        json!({ "role": "assistant", "content": answer.content, "refusal": answer.refusal });
     Json(json!({
-        "id": format!("chatcmpl-sim-{}", uuid::Uuid::new_v4().simple()),
+        "id": chunks.id,
         "object": "chat.completion",
-        "created": chrono::Utc::now().timestamp(),
-        "model": body["model"],
+        "created": chunks.created,
+        "model": chunks.model,
         "choices": [{
             "index": 0,
             "message": message,
-            "finish_reason": finish_reason,
+            "finish_reason": answer.finish,
             "logprobs": null
         }],
-        "usage": { "prompt_tokens": user.len() / 4, "completion_tokens": content / 4, "total_tokens": (user.len() + content) / 4 }
+        "usage": usage
     }))
     .into_response()
 }
@@ -364,60 +438,5 @@ fn strict_schema(schema: &Value) -> bool {
         }
         Some("array") => strict_schema(&schema["items"]),
         _ => true,
-    }
-}
-
-/// The deterministic answer to `user`.
-fn answer(user: &str, wants_json: bool) -> String {
-    if wants_json {
-        let plan: Value = user
-            .lines()
-            .find_map(|l| l.strip_prefix("BLUEPRINT: "))
-            .and_then(|j| serde_json::from_str(j).ok())
-            .unwrap_or(Value::Null);
-        let sessions: Vec<String> = plan["sessions"]
-            .as_array()
-            .map(|s| {
-                s.iter()
-                    .filter_map(|x| x["session_name"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let current = plan["current"].as_str().unwrap_or_default();
-        let done_through = sessions.iter().position(|s| s == current);
-        let progress: Vec<Value> = sessions
-            .iter()
-            .enumerate()
-            .map(|(i, name)| {
-                let status = if done_through.is_some_and(|d| i <= d) { "completed" } else { "not_started" };
-                json!({ "session_name": name, "status": status, "notes": format!("{name}: {status}") })
-            })
-            .collect();
-        let next = done_through
-            .and_then(|d| sessions.get(d + 1))
-            .map_or_else(String::new, |n| {
-                format!("Continue with {n}, building on {current}.")
-            });
-        json!({
-            "progressSummary": format!("Completed {current}. {}", summary_of(user)),
-            "updatedProgress": progress,
-            "nextSessionPrompt": next,
-        })
-        .to_string()
-    } else {
-        summary_of(user)
-    }
-}
-
-/// "N lines; the user opened with ...; the agent closed with ...".
-fn summary_of(user: &str) -> String {
-    let transcript = user.split_once("TRANSCRIPT:\n").map_or(user, |(_, t)| t);
-    let lines: Vec<&str> = transcript.lines().filter(|l| l.contains(": ")).collect();
-    match (lines.first(), lines.last()) {
-        (Some(first), Some(last)) => format!(
-            "A conversation of {} lines. It opened with \"{first}\" and closed with \"{last}\".",
-            lines.len()
-        ),
-        _ => "An empty conversation: nothing was said.".to_owned(),
     }
 }

@@ -167,6 +167,28 @@ impl Turn {
         }
     }
 
+    /// A turn saying these words, the reply completed.
+    pub fn said(user: String, agent: &str, transcription: Transcription) -> Self {
+        Self {
+            user,
+            transcription,
+            agent: agent.split_inclusive(' ').map(str::to_owned).collect(),
+            reply: Reply::Completed,
+        }
+    }
+
+    /// The `n`th exchange (from 0) of the scripted dialogue `label` picks
+    /// ([`crate::dialogues::for_label`]).
+    pub fn of_dialogue(label: &str, n: usize) -> Self {
+        Self::of(crate::dialogues::for_label(label), n)
+    }
+
+    /// The `n`th exchange (from 0) of `dialogue`.
+    pub fn of(dialogue: &crate::dialogues::Dialogue, n: usize) -> Self {
+        let (user, agent) = crate::dialogues::exchange(dialogue, n);
+        Self::said(user, &agent, TIMINGS[n % TIMINGS.len()])
+    }
+
     /// The same turn, its reply ending as `reply` says.
     pub fn ending(self, reply: Reply) -> Self {
         Self { reply, ..self }
@@ -235,18 +257,28 @@ impl Script {
     /// `turns` exchanges cycling through every transcription timing, then `Hold`.
     pub fn conversation(call: &str, turns: usize) -> Self {
         let mut steps: Vec<Step> = (0..turns)
-            .map(|n| Step::Turn(Turn::numbered(call, n + 1, TIMINGS[n % TIMINGS.len()])))
+            .map(|n| Step::Turn(Turn::of_dialogue(call, n)))
             .collect();
         steps.push(Step::Hold);
         Self { steps }
     }
 
-    /// One driven call's conversation: `turns` exchanges cycling through
-    /// every transcription timing, then [`done_mark`] for the driver.
+    /// One driven call's conversation: `turns` exchanges of a scripted
+    /// dialogue (a tutoring, a coaching or a language session, chosen by
+    /// the meeting), cycling through every transcription timing, then
+    /// [`done_mark`] for the driver.
     pub fn for_call(meeting: &str, turns: usize) -> Self {
-        let label = &meeting[..8.min(meeting.len())];
+        Self::for_dialogue(meeting, crate::dialogues::for_label(meeting), turns)
+    }
+
+    /// [`Script::for_call`] playing `dialogue`.
+    pub fn for_dialogue(
+        meeting: &str,
+        dialogue: &crate::dialogues::Dialogue,
+        turns: usize,
+    ) -> Self {
         let mut steps: Vec<Step> = (0..turns)
-            .map(|n| Step::Turn(Turn::numbered(label, n + 1, TIMINGS[n % TIMINGS.len()])))
+            .map(|n| Step::Turn(Turn::of(dialogue, n)))
             .collect();
         steps.push(Step::Mark(done_mark(meeting)));
         steps.push(Step::Hold);

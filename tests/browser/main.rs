@@ -493,3 +493,4 @@ async fn a_session_problem_and_a_cut_off_reply_show_on_the_page() {
 }
 
 mod calls;
+mod results;

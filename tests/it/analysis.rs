@@ -54,7 +54,8 @@ async fn a_blueprint_call_completes_with_progress_and_exactly_one_next_session()
             done["summary"]
                 .as_str()
                 .expect("summary")
-                .starts_with("Completed Intro.")
+                .contains("\"call user line 1\""),
+            "the summary quotes the conversation: {done}"
         );
         assert_eq!(done["progress"][0]["status"], "completed");
         assert_eq!(done["progress"][1]["status"], "not_started");
@@ -130,7 +131,7 @@ async fn an_agent_without_a_blueprint_gets_a_summary() {
             done["summary"]
                 .as_str()
                 .expect("summary")
-                .contains("A conversation of 2 lines"),
+                .contains("call agent reply 1"),
             "{done}"
         );
         assert_eq!(done["next_meeting_id"], Value::Null);

@@ -178,7 +178,14 @@ async fn demo_runs_calls_end_to_end_and_reports_no_loss() {
         .filter(|l| l.starts_with("completed") && l.trim_end().ends_with(" 3"))
         .count();
     assert_eq!(completed, 3, "{stdout}");
-    assert!(stdout.contains("summary: Completed Intro."), "{stdout}");
+    // The first call is the tutoring dialogue with Maya; its summary tells
+    // that conversation.
+    assert!(
+        stdout
+            .contains("summary: In this session the user and Maya went through about 2 exchanges."),
+        "{stdout}"
+    );
+    assert!(stdout.contains("User: Hi Maya, it's Sam."), "{stdout}");
 }
 
 #[tokio::test]

@@ -17,20 +17,20 @@ use crate::running::{
 
 /// One event as the wire carries it.
 #[derive(Debug, Clone, PartialEq)]
-struct Ev {
-    name: String,
-    id: Option<String>,
-    data: String,
+pub(crate) struct Ev {
+    pub(crate) name: String,
+    pub(crate) id: Option<String>,
+    pub(crate) data: String,
 }
 
 impl Ev {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.data).unwrap_or(Value::Null)
     }
 }
 
 /// A Server-Sent Events reader over a streaming response.
-struct Sse {
+pub(crate) struct Sse {
     response: reqwest::Response,
     buf: String,
     comments: usize,
@@ -38,7 +38,7 @@ struct Sse {
 
 impl Sse {
     /// Opens the meeting's stream with its page key, as the page does.
-    async fn open(app: &TestApp, meeting: &str, last_event_id: Option<&str>) -> Self {
+    pub(crate) async fn open(app: &TestApp, meeting: &str, last_event_id: Option<&str>) -> Self {
         let key = app.page_key(meeting).await;
         let mut request = app
             .client
@@ -60,7 +60,7 @@ impl Sse {
     }
 
     /// The next event; `None` when the server closed the stream.
-    async fn next(&mut self) -> Option<Ev> {
+    pub(crate) async fn next(&mut self) -> Option<Ev> {
         loop {
             if let Some(end) = self.buf.find("\n\n") {
                 let block: String = self.buf.drain(..end + 2).collect();
@@ -99,7 +99,7 @@ impl Sse {
     }
 
     /// Events up to and including the first one `stop` accepts.
-    async fn until(&mut self, stop: impl Fn(&Ev) -> bool) -> Vec<Ev> {
+    pub(crate) async fn until(&mut self, stop: impl Fn(&Ev) -> bool) -> Vec<Ev> {
         let mut seen = Vec::new();
         while let Some(ev) = self.next().await {
             let done = stop(&ev);
@@ -112,7 +112,7 @@ impl Sse {
     }
 
     /// Everything left, until the server closes the stream.
-    async fn rest(&mut self) -> Vec<Ev> {
+    pub(crate) async fn rest(&mut self) -> Vec<Ev> {
         let mut seen = Vec::new();
         while let Some(ev) = self.next().await {
             seen.push(ev);

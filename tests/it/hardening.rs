@@ -240,6 +240,8 @@ async fn an_id_alone_opens_nothing_and_changes_nothing() {
                 ("GET", format!("/api/meetings/{meeting}")),
                 ("GET", format!("/api/meetings/{meeting}/status")),
                 ("GET", format!("/api/meetings/{meeting}/transcript")),
+                ("GET", format!("/api/meetings/{meeting}/notes")),
+                ("GET", format!("/api/meetings/{meeting}/usage")),
                 ("GET", format!("/api/meetings/{meeting}/events")),
                 ("POST", format!("/api/meetings/{meeting}/call")),
                 ("POST", format!("/api/meetings/{meeting}/hangup")),
@@ -299,20 +301,22 @@ async fn the_page_link_is_the_key_and_a_new_link_revokes_the_old_one() {
                 .header("x-meeting-token", key)
                 .send()
         };
-        for suffix in ["/status", "/transcript"] {
+        for suffix in ["/status", "/transcript", "/notes"] {
             let answer = with_key(format!("/api/meetings/{meeting}{suffix}"), key.clone())
                 .await
                 .expect("sent");
             assert_eq!(answer.status(), StatusCode::OK, "{suffix}");
         }
-        let record = with_key(format!("/api/meetings/{meeting}"), key.clone())
-            .await
-            .expect("sent");
-        assert_eq!(
-            record.status(),
-            StatusCode::NOT_FOUND,
-            "the record is the API's"
-        );
+        for record in ["", "/usage"] {
+            let answer = with_key(format!("/api/meetings/{meeting}{record}"), key.clone())
+                .await
+                .expect("sent");
+            assert_eq!(
+                answer.status(),
+                StatusCode::NOT_FOUND,
+                "the record and its costs are the API's: {record}"
+            );
+        }
         let events = app
             .client
             .get(app.url(&format!("/api/meetings/{meeting}/events?key={key}")))

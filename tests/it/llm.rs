@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use scribe::analysis::llm::{AnswerFormat, Attempt, LlmClient, LlmFailure, RetryPolicy};
-use scribe_sim::llm::{LlmFault, SimLlm};
-use serde_json::Value;
+use scribe_sim::llm::{LatencyModel, LlmFault, Pace, SimLlm};
+use serde_json::{Value, json};
 
 async fn sim() -> SimLlm {
     SimLlm::start(([127, 0, 0, 1], 0).into(), Duration::ZERO)
@@ -36,6 +36,13 @@ fn as_json(text: &str) -> Result<Value, String> {
     serde_json::from_str::<Value>(text).map_err(|e| e.to_string())
 }
 
+/// An attempt's start or end (what it wrote and used aside).
+fn lifecycle(attempts: &mut Vec<Attempt>, a: Attempt) {
+    if !matches!(a, Attempt::Wrote { .. } | Attempt::Used { .. }) {
+        attempts.push(a);
+    }
+}
+
 async fn run(client: &LlmClient, json: bool) -> (Result<Value, LlmFailure>, Vec<Attempt>) {
     let mut attempts = Vec::new();
     let user = format!("{PLAN}\nTRANSCRIPT:\nUser: hello\nCoach: hi there");
@@ -45,7 +52,9 @@ async fn run(client: &LlmClient, json: bool) -> (Result<Value, LlmFailure>, Vec<
             schema: scribe::analysis::analyzer::blueprint_schema(&["Intro".into(), "Plan".into()]),
         };
         client
-            .complete("analyse", &user, &format, as_json, |a| attempts.push(a))
+            .complete("analyse", &user, &format, as_json, |a| {
+                lifecycle(&mut attempts, a)
+            })
             .await
     } else {
         client
@@ -54,7 +63,7 @@ async fn run(client: &LlmClient, json: bool) -> (Result<Value, LlmFailure>, Vec<
                 &user,
                 &AnswerFormat::Text,
                 |t| Ok(Value::String(t.to_owned())),
-                |a| attempts.push(a),
+                |a| lifecycle(&mut attempts, a),
             )
             .await
     };
@@ -107,17 +116,89 @@ async fn a_blueprint_answer_and_a_summary_come_back_on_the_first_attempt() {
     let keys: Vec<&String> = request.as_object().expect("an object").keys().collect();
     assert_eq!(
         keys,
-        ["messages", "model", "response_format"],
+        [
+            "messages",
+            "model",
+            "response_format",
+            "stream",
+            "stream_options"
+        ],
         "nothing else is sent"
     );
+    assert_eq!(request["stream"], true);
+    assert_eq!(request["stream_options"], json!({ "include_usage": true }));
     let (summary, _) = run(&client, false).await;
     assert!(
         summary
             .expect("summary")
             .as_str()
             .expect("text")
-            .contains("2 lines")
+            .contains("Coach replied \"hi there\"")
     );
+}
+
+/// What one request reported as it streamed: the texts written, the usage.
+async fn streamed(sim: &SimLlm) -> (Result<Value, LlmFailure>, Vec<Attempt>, Vec<(u32, String)>) {
+    let client = client(sim, Duration::from_secs(10));
+    let (mut attempts, mut wrote, mut used) = (Vec::new(), Vec::new(), Vec::new());
+    let user = "Meeting: x\nTRANSCRIPT:\nUser: I would like to practise fractions today.\nCoach: Great, let us add a half and a third, which makes five sixths.";
+    let result = client
+        .complete(
+            "summarize",
+            user,
+            &AnswerFormat::Text,
+            |t| Ok(Value::String(t.to_owned())),
+            |a| match a {
+                Attempt::Wrote { attempt, text } => wrote.push((attempt, text)),
+                Attempt::Used { usage, .. } => used.push(usage),
+                a => attempts.push(a),
+            },
+        )
+        .await;
+    assert_eq!(used.len(), 1, "one usage chunk per whole answer: {used:?}");
+    assert!(used[0].prompt > 20 && used[0].completion > 10, "{used:?}");
+    (result, attempts, wrote)
+}
+
+#[tokio::test]
+async fn the_answer_streams_as_it_is_written_with_its_usage() {
+    let model = LatencyModel {
+        first_token: Duration::from_millis(20),
+        prompt_tokens_per_sec: 100_000.0,
+        output_tokens_per_sec: 1_000.0,
+    };
+    let sim = SimLlm::start_paced(([127, 0, 0, 1], 0).into(), Pace::Model(model))
+        .await
+        .expect("sim llm starts");
+    let (result, _, wrote) = streamed(&sim).await;
+    let answer = result.expect("an answer");
+    let answer = answer.as_str().expect("text");
+    // Several growing prefixes, the last the whole answer.
+    assert!(wrote.len() >= 3, "{wrote:?}");
+    assert!(
+        wrote
+            .windows(2)
+            .all(|w| w[1].1.starts_with(&w[0].1) && w[1].1.len() > w[0].1.len())
+    );
+    assert_eq!(wrote.last().map(|w| w.1.as_str()), Some(answer));
+}
+
+#[tokio::test]
+async fn a_stream_cut_off_mid_answer_is_retried_and_never_the_result() {
+    let sim = sim().await;
+    sim.push_faults([LlmFault::Severed]);
+    let (result, attempts, wrote) = streamed(&sim).await;
+    let answer = result.expect("the second attempt's answer");
+    assert_eq!(
+        failed_attempts(&attempts),
+        ["the answer's stream broke off"],
+        "{attempts:?}"
+    );
+    assert_eq!(attempts.last(), Some(&Attempt::Succeeded { attempt: 2 }));
+    // The first attempt wrote half; the result is the second's whole answer.
+    let first = wrote.iter().rfind(|w| w.0 == 1).expect("attempt 1 wrote");
+    assert!(first.1.len() < answer.as_str().expect("text").len());
+    assert!(answer.as_str().expect("text").starts_with(&first.1));
 }
 
 #[tokio::test]

@@ -26,6 +26,7 @@ mod openapi;
 mod port_contract;
 mod private_text;
 mod properties;
+mod results;
 #[path = "../support/running.rs"]
 mod running;
 mod running_calls;

@@ -28,6 +28,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/meetings/{id}/retry"),
     ("get", "/api/meetings/{id}/status"),
     ("get", "/api/meetings/{id}/transcript"),
+    ("get", "/api/meetings/{id}/notes"),
+    ("get", "/api/meetings/{id}/usage"),
     ("post", "/api/openai/webhook"),
     ("get", "/api/openapi.json"),
     ("post", "/api/webhook"),

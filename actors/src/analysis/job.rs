@@ -84,17 +84,18 @@ impl Job {
         let lines = input.lines.iter().filter(|(_, t)| !t.is_empty()).count();
         self.stage(Stage {
             lines: Some(lines),
+            notes_through: input.notes.as_ref().map(|n| n.through_line),
             run: Some(input.run),
             ..Stage::new(AnalysisStage::TranscriptCollected)
         });
-        if lines == 0 {
+        if lines == 0 && input.notes.is_none() {
             self.stage(Stage {
                 warning: Some("the transcript is empty; analysing it anyway".into()),
                 ..Stage::new(AnalysisStage::EmptyTranscript)
             });
         }
-        let stage = |stage: Stage| self.stage(stage);
-        let outcome = self.deps.analyzer.analyze(&input, &stage).await;
+        let log = |event: CallEvent| self.deps.writer.log(self.meeting, event);
+        let outcome = self.deps.analyzer.analyze(&input, &log).await;
         // The stages logged so far are committed before the verdict.
         let _ = self.deps.writer.flush().await;
         let meeting = self.meeting;

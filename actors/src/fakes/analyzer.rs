@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use super::DEADLINE;
-use crate::ports::{AnalysisError, AnalysisInput, AnalysisResult, Analyzer, StageFn};
+use crate::ports::{AnalysisError, AnalysisInput, AnalysisResult, Analyzer, LogFn, NotesInput};
 
 /// An analyzer that answers a summary at once, or (held) waits for
 /// [`FakeAnalyzer::release`]. It counts calls and the most that ran at once.
@@ -69,7 +69,7 @@ impl Analyzer for FakeAnalyzer {
     async fn analyze(
         &self,
         _input: &AnalysisInput,
-        _stage: &StageFn<'_>,
+        _log: &LogFn<'_>,
     ) -> Result<AnalysisResult, AnalysisError> {
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         let _running = Running(&self.running);
@@ -80,5 +80,20 @@ impl Analyzer for FakeAnalyzer {
         Ok(AnalysisResult::Summary {
             summary: "They met.".into(),
         })
+    }
+
+    /// Notes naming the lines they cover: "lines 1-N noted".
+    async fn take_notes(
+        &self,
+        input: &NotesInput,
+        _log: &LogFn<'_>,
+    ) -> Result<String, AnalysisError> {
+        let last = input
+            .lines
+            .last()
+            .map(|(n, _, _)| *n)
+            .or(input.notes.as_ref().map(|n| n.through_line))
+            .unwrap_or(0);
+        Ok(format!("lines 1-{last} noted"))
     }
 }

@@ -23,6 +23,7 @@ use crate::ports::{
 use crate::transcript::Line;
 
 mod members;
+mod notes;
 pub use members::{FakeMember, MemberState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +57,8 @@ pub struct FakeMeeting {
     pub attached: Option<(Transport, String)>,
     /// The voice API the meeting's call runs on.
     pub voice_api: Option<VoiceApi>,
+    /// The call's running notes.
+    pub notes: Option<crate::call_log::Notes>,
 }
 
 impl FakeMeeting {
@@ -66,6 +69,7 @@ impl FakeMeeting {
             lines: BTreeMap::new(),
             events: Vec::new(),
             high_water: 0,
+            notes: None,
             owner: None,
             lease_epoch: 0,
             end_requested_at: None,
@@ -446,9 +450,15 @@ impl AnalysisStore for MemoryStore {
                 agent_name: "Coach".into(),
                 blueprint: None,
                 progress: None,
+                notes: fake.notes.clone(),
                 lines: fake
                     .lines
                     .values()
+                    .filter(|l| {
+                        fake.notes
+                            .as_ref()
+                            .is_none_or(|n| l.sequence_number > n.through_line)
+                    })
                     .map(|l| {
                         (
                             (l.status != ChunkStatus::Lost).then_some(l.speaker),

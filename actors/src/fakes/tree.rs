@@ -40,6 +40,15 @@ pub struct TestTree {
 
 impl TestTree {
     pub async fn start(budget: RestartBudget, permits: usize) -> Self {
+        Self::start_noting(budget, permits, crate::notes::NotesConfig::OFF).await
+    }
+
+    /// A tree taking running notes as `notes` says.
+    pub async fn start_noting(
+        budget: RestartBudget,
+        permits: usize,
+        notes: crate::notes::NotesConfig,
+    ) -> Self {
         let store = MemoryStore::new();
         let connector = FakeConnector::new();
         let control = FakeControl::new();
@@ -58,6 +67,7 @@ impl TestTree {
                 leases: store.clone(),
                 analyses: store.clone(),
                 analyzer: analyzer.clone(),
+                notes: Some(store.clone()),
                 connector: connector.clone(),
                 control: Some(control.clone()),
             },
@@ -67,6 +77,7 @@ impl TestTree {
                 budget,
                 lease: lease.clone(),
                 analysis_permits: permits,
+                notes,
             },
         )
         .await

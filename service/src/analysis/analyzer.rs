@@ -1,16 +1,17 @@
-//! The analysis itself: prompts, the structured blueprint answer and its
-//! validation, on top of [`LlmClient`].
+//! The analysis itself and the running notes: prompts, the structured
+//! blueprint answer and its validation, on top of [`LlmClient`].
 
 use async_trait::async_trait;
-use scribe_actors::call_log::Stage;
-use scribe_actors::domain::{AnalysisStage, Speaker};
+use scribe_actors::call_log::purpose;
+use scribe_actors::domain::Speaker;
 use scribe_actors::ports::{
-    AnalysisError, AnalysisInput, AnalysisResult, Analyzer, NextSession, StageFn,
+    AnalysisError, AnalysisInput, AnalysisResult, Analyzer, LogFn, NextSession, NotesInput,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::llm::{AnswerFormat, Attempt, LlmClient};
+use super::llm::{AnswerFormat, LlmClient};
+use super::report::{Reporter, SummaryIn};
 
 const SUMMARY_SYSTEM: &str = "You are an expert summarizer. You write readable, concise, simple content \
     summaries of meeting transcripts. Summarize what was discussed, what was decided and what comes next.";
@@ -128,17 +129,60 @@ fn prompt_line(speaker: Option<Speaker>, text: &str, agent_name: &str) -> Option
     }
 }
 
-fn transcript_text(input: &AnalysisInput) -> String {
+fn joined(lines: Vec<String>, empty: &str) -> String {
+    if lines.is_empty() {
+        empty.to_owned()
+    } else {
+        lines.join("\n")
+    }
+}
+
+/// The conversation as the analysis reads it: the notes (when there are
+/// any) and the transcript after them.
+fn conversation(input: &AnalysisInput) -> String {
     let lines: Vec<String> = input
         .lines
         .iter()
         .filter_map(|(speaker, text)| prompt_line(*speaker, text, &input.agent_name))
         .collect();
-    if lines.is_empty() {
-        "(the transcript is empty)".to_owned()
-    } else {
-        lines.join("\n")
+    match &input.notes {
+        None => format!(
+            "TRANSCRIPT:\n{}",
+            joined(lines, "(the transcript is empty)")
+        ),
+        Some(notes) => format!(
+            "NOTES (lines 1-{k}):\n{}\nTRANSCRIPT (after line {k}):\n{}",
+            notes.text,
+            joined(lines, "(nothing after the notes)"),
+            k = notes.through_line
+        ),
     }
+}
+
+const NOTES_SYSTEM: &str = "You keep running notes of a live conversation between a user and an AI agent. \
+    Rewrite the notes so far to also cover the new lines: what the user wants, what was explained or \
+    decided, open questions. Plain prose, at most 200 words, oldest details condensed first.";
+
+/// The notes request: the notes so far and the lines after them.
+fn notes_prompt(input: &NotesInput) -> String {
+    let (first, last) = (
+        input.lines.first().map_or(0, |l| l.0),
+        input.lines.last().map_or(0, |l| l.0),
+    );
+    let lines: Vec<String> = input
+        .lines
+        .iter()
+        .filter_map(|(_, speaker, text)| prompt_line(*speaker, text, &input.agent_name))
+        .collect();
+    let (through, notes) = input
+        .notes
+        .as_ref()
+        .map_or((0, "(none yet)"), |n| (n.through_line, n.text.as_str()));
+    format!(
+        "Meeting: {}\nNOTES SO FAR (lines 1-{through}):\n{notes}\nNEW LINES ({first}-{last}):\n{}",
+        input.meeting_name,
+        joined(lines, "(no words)")
+    )
 }
 
 #[async_trait]
@@ -146,35 +190,9 @@ impl Analyzer for LlmAnalyzer {
     async fn analyze(
         &self,
         input: &AnalysisInput,
-        stage: &StageFn<'_>,
+        log: &LogFn<'_>,
     ) -> Result<AnalysisResult, AnalysisError> {
-        let on_attempt = |a: Attempt| match a {
-            Attempt::Started { attempt } => stage(Stage {
-                attempt: Some(attempt),
-                ..Stage::new(AnalysisStage::LlmAttemptStarted)
-            }),
-            Attempt::Failed {
-                attempt,
-                error,
-                detail,
-                retry_in,
-            } => {
-                // The provider's words go to the log; the meeting's event
-                // log (public) gets scribe's.
-                tracing::warn!(attempt, %detail, "analysis attempt failed");
-                stage(Stage {
-                    attempt: Some(attempt),
-                    error: Some(error),
-                    retry_in_ms: Some(retry_in.map(|d| d.as_millis() as u64)),
-                    ..Stage::new(AnalysisStage::LlmAttemptFailed)
-                })
-            }
-            Attempt::Succeeded { attempt } => stage(Stage {
-                attempt: Some(attempt),
-                ..Stage::new(AnalysisStage::AnswerReceived)
-            }),
-        };
-        let transcript = transcript_text(input);
+        let conversation = conversation(input);
         let sessions: Option<Vec<String>> = input.blueprint.as_ref().and_then(|b| {
             b["sessions"].as_array().map(|s| {
                 s.iter()
@@ -182,12 +200,13 @@ impl Analyzer for LlmAnalyzer {
                     .collect()
             })
         });
+        let model = self.llm.model();
         match (&input.blueprint, sessions) {
             (Some(blueprint), Some(sessions)) if !sessions.is_empty() => {
                 let plan =
                     json!({ "sessions": blueprint["sessions"], "current": input.meeting_name });
                 let user = format!(
-                    "BLUEPRINT: {plan}\nPROGRESS SO FAR: {}\nThis session: {}\nTRANSCRIPT:\n{transcript}",
+                    "BLUEPRINT: {plan}\nPROGRESS SO FAR: {}\nThis session: {}\n{conversation}",
                     input.progress.clone().unwrap_or(Value::Null),
                     input.meeting_name
                 );
@@ -195,19 +214,26 @@ impl Analyzer for LlmAnalyzer {
                     name: "blueprint_progress",
                     schema: blueprint_schema(&sessions),
                 };
+                let mut reporter = Reporter::new(
+                    log,
+                    model,
+                    purpose::ANALYSIS,
+                    SummaryIn::Field("progressSummary"),
+                );
                 self.llm
                     .complete(
                         BLUEPRINT_SYSTEM,
                         &user,
                         &format,
                         |t| validate_blueprint_answer(t, &sessions),
-                        on_attempt,
+                        |a| reporter.on(a),
                     )
                     .await
                     .map_err(AnalysisError::from)
             }
             _ => {
-                let user = format!("Meeting: {}\nTRANSCRIPT:\n{transcript}", input.meeting_name);
+                let user = format!("Meeting: {}\n{conversation}", input.meeting_name);
+                let mut reporter = Reporter::new(log, model, purpose::ANALYSIS, SummaryIn::Text);
                 self.llm
                     .complete(
                         SUMMARY_SYSTEM,
@@ -223,12 +249,37 @@ impl Analyzer for LlmAnalyzer {
                                 })
                             }
                         },
-                        on_attempt,
+                        |a| reporter.on(a),
                     )
                     .await
                     .map_err(AnalysisError::from)
             }
         }
+    }
+
+    async fn take_notes(
+        &self,
+        input: &NotesInput,
+        log: &LogFn<'_>,
+    ) -> Result<String, AnalysisError> {
+        let mut reporter = Reporter::new(log, self.llm.model(), purpose::NOTES, SummaryIn::Hidden);
+        self.llm
+            .complete(
+                NOTES_SYSTEM,
+                &notes_prompt(input),
+                &AnswerFormat::Text,
+                |t| {
+                    let t = t.trim();
+                    if t.is_empty() {
+                        Err("the notes are empty".to_owned())
+                    } else {
+                        Ok(t.to_owned())
+                    }
+                },
+                |a| reporter.on(a),
+            )
+            .await
+            .map_err(AnalysisError::from)
     }
 }
 

@@ -1,5 +1,5 @@
-//! Chat completions for analysis, through async-openai, with one retry
-//! policy: async-openai's own retry layer is replaced by a plain transport
+//! Chat completions for analysis, streamed, through async-openai, with one
+//! retry policy: async-openai's own retry layer is replaced by a plain transport
 //! (so retries never nest), and this client retries 429, 5xx, transport
 //! errors, attempt timeouts and answers that do not validate, with
 //! exponential backoff and jitter, honouring `Retry-After`.
@@ -13,6 +13,12 @@
 //! reasoning model takes only the default), no `stop`. An answer cut off at
 //! the output limit (`finish_reason: length`) or a refusal is a failed
 //! attempt, never a result.
+//!
+//! Every request streams (`stream: true`, `stream_options.include_usage`):
+//! the caller sees the answer as it is written ([`Attempt::Wrote`]) and the
+//! tokens it cost ([`Attempt::Used`], from the last chunk). A stream that
+//! breaks off or ends without a finish reason is a failed attempt, retried
+//! like any other; only a whole answer that validates is a result.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -24,10 +30,11 @@ use async_openai::error::OpenAIError;
 use async_openai::middleware::{HttpRequestFactory, ReqwestService};
 use async_openai::types::chat::{
     ChatCompletionRequestDeveloperMessage, ChatCompletionRequestMessage,
-    ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs, FinishReason,
-    ResponseFormat, ResponseFormatJsonSchema,
+    ChatCompletionRequestUserMessage, ChatCompletionStreamOptions, CreateChatCompletionRequestArgs,
+    FinishReason, ResponseFormat, ResponseFormatJsonSchema,
 };
 use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -73,6 +80,25 @@ pub enum Attempt {
     Succeeded {
         attempt: u32,
     },
+    /// The answer so far, as the model writes it.
+    Wrote {
+        attempt: u32,
+        text: String,
+    },
+    /// The tokens the attempt used, as the provider reported them.
+    Used {
+        attempt: u32,
+        usage: TokenUsage,
+    },
+}
+
+/// Tokens one request used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenUsage {
+    pub prompt: u64,
+    /// Of the prompt, read from the provider's cache.
+    pub cached: u64,
+    pub completion: u64,
 }
 
 /// Every attempt failed.
@@ -191,6 +217,11 @@ impl LlmClient {
         }
     }
 
+    /// The model asked.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
     /// One chat completion (developer + user message), retried under the
     /// policy until `validate` accepts the answer's text, in `format`.
     pub async fn complete<T>(
@@ -199,7 +230,7 @@ impl LlmClient {
         user: &str,
         format: &AnswerFormat,
         validate: impl Fn(&str) -> Result<T, String>,
-        mut on_attempt: impl FnMut(Attempt),
+        mut on_attempt: impl FnMut(Attempt) + Send,
     ) -> Result<T, LlmFailure> {
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(self.policy.min_delay)
@@ -213,7 +244,7 @@ impl LlmClient {
             on_attempt(Attempt::Started { attempt });
             let outcome = match tokio::time::timeout(
                 self.policy.attempt_timeout,
-                self.once(instructions, user, format),
+                self.once(instructions, user, format, attempt, &mut on_attempt),
             )
             .await
             {
@@ -281,6 +312,8 @@ impl LlmClient {
         instructions: &str,
         user: &str,
         format: &AnswerFormat,
+        attempt: u32,
+        on_attempt: &mut (impl FnMut(Attempt) + Send),
     ) -> Result<String, AttemptError> {
         let invalid = |e: OpenAIError| AttemptError {
             public: "the request to the model could not be built".into(),
@@ -288,12 +321,19 @@ impl LlmClient {
             retryable: false,
         };
         let mut request = CreateChatCompletionRequestArgs::default();
-        request.model(&self.model).messages(vec![
-            ChatCompletionRequestMessage::Developer(ChatCompletionRequestDeveloperMessage::from(
-                instructions,
-            )),
-            ChatCompletionRequestMessage::User(ChatCompletionRequestUserMessage::from(user)),
-        ]);
+        request
+            .model(&self.model)
+            .messages(vec![
+                ChatCompletionRequestMessage::Developer(
+                    ChatCompletionRequestDeveloperMessage::from(instructions),
+                ),
+                ChatCompletionRequestMessage::User(ChatCompletionRequestUserMessage::from(user)),
+            ])
+            .stream(true)
+            .stream_options(ChatCompletionStreamOptions {
+                include_usage: Some(true),
+                include_obfuscation: None,
+            });
         if let AnswerFormat::Json { name, schema } = format {
             request.response_format(ResponseFormat::JsonSchema {
                 json_schema: ResponseFormatJsonSchema {
@@ -309,29 +349,76 @@ impl LlmClient {
             .retry_after
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = None;
-        let response = self.client.chat().create(request).await.map_err(classify)?;
-        let choice = response
-            .choices
-            .into_iter()
-            .next()
-            .ok_or_else(|| AttemptError::ours("the answer had no choice".into(), true))?;
-        if let Some(refusal) = choice.message.refusal.filter(|r| !r.is_empty()) {
+        let mut stream = self
+            .client
+            .chat()
+            .create_stream(request)
+            .await
+            .map_err(classify)?;
+        let (mut text, mut refusal, mut finish) = (String::new(), String::new(), None);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| match e {
+                OpenAIError::StreamError(_) | OpenAIError::Reqwest(_) => AttemptError {
+                    public: "the answer's stream broke off".into(),
+                    detail: e.to_string(),
+                    retryable: true,
+                },
+                e => classify(e),
+            })?;
+            if let Some(usage) = chunk.usage {
+                on_attempt(Attempt::Used {
+                    attempt,
+                    usage: TokenUsage {
+                        prompt: u64::from(usage.prompt_tokens),
+                        cached: usage
+                            .prompt_tokens_details
+                            .and_then(|d| d.cached_tokens)
+                            .map_or(0, u64::from),
+                        completion: u64::from(usage.completion_tokens),
+                    },
+                });
+            }
+            let mut wrote = false;
+            for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
+                if let Some(content) = choice.delta.content.filter(|c| !c.is_empty()) {
+                    text.push_str(&content);
+                    wrote = true;
+                }
+                if let Some(part) = choice.delta.refusal {
+                    refusal.push_str(&part);
+                }
+                if choice.finish_reason.is_some() {
+                    finish = choice.finish_reason;
+                }
+            }
+            if wrote {
+                on_attempt(Attempt::Wrote {
+                    attempt,
+                    text: text.clone(),
+                });
+            }
+        }
+        if !refusal.is_empty() {
             return Err(AttemptError {
                 public: "the model refused to answer".into(),
                 detail: format!("the model refused: {refusal}"),
                 retryable: false,
             });
         }
-        if choice.finish_reason == Some(FinishReason::Length) {
-            return Err(AttemptError::ours(
+        match finish {
+            None => Err(AttemptError::ours(
+                "the answer's stream ended before the answer was complete".into(),
+                true,
+            )),
+            Some(FinishReason::Length) => Err(AttemptError::ours(
                 "the answer was cut off at the model's output limit".into(),
                 false,
-            ));
+            )),
+            Some(_) if text.is_empty() => {
+                Err(AttemptError::ours("the answer had no content".into(), true))
+            }
+            Some(_) => Ok(text),
         }
-        choice
-            .message
-            .content
-            .ok_or_else(|| AttemptError::ours("the answer had no content".into(), true))
     }
 }
 

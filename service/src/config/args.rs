@@ -254,6 +254,16 @@ pub struct ServeArgs {
     #[arg(long, env = "SCRIBE_ANALYSIS_ATTEMPTS", default_value_t = 3)]
     pub analysis_attempts: u32,
 
+    /// Running notes during a call: updated after this many new lines
+    /// (0: not by count). With `--notes-every-secs` 0 too, notes are off.
+    #[arg(long, env = "SCRIBE_NOTES_EVERY_LINES", default_value_t = 0)]
+    pub notes_every_lines: usize,
+
+    /// Running notes during a call: updated this many seconds after the
+    /// last update when there are new lines (0: not by time).
+    #[arg(long, env = "SCRIBE_NOTES_EVERY_SECS", default_value_t = 0)]
+    pub notes_every_secs: u64,
+
     /// Connections open at once, at most; past it new connections wait in
     /// the accept queue.
     #[arg(long, env = "SCRIBE_MAX_CONNECTIONS", default_value_t = 10_000)]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use scribe_actors::domain::VoiceApi;
 use scribe_actors::meeting::deps::CallConfig;
+use scribe_actors::notes::NotesConfig;
 use scribe_actors::supervisor::budget::RestartBudget;
 use scribe_actors::supervisor::leases::LeaseConfig;
 use scribe_actors::writer::WriterConfig;
@@ -60,6 +61,8 @@ pub struct Settings {
     pub lease: LeaseConfig,
     pub analysis_concurrency: usize,
     pub analysis_policy: RetryPolicy,
+    /// Running notes during calls (off by default).
+    pub notes: NotesConfig,
     pub http: HttpSettings,
 }
 
@@ -186,6 +189,7 @@ impl Settings {
                 attempts: args.analysis_attempts.max(1),
                 ..RetryPolicy::default()
             },
+            notes: notes_config(args.notes_every_lines, args.notes_every_secs),
             http: HttpSettings {
                 max_connections: args.max_connections.max(1),
                 max_connections_per_address: args.max_connections_per_address.max(1),
@@ -233,8 +237,20 @@ impl Settings {
             lease: LeaseConfig::new(format!("test-{}", uuid::Uuid::new_v4())),
             analysis_concurrency: 8,
             analysis_policy: RetryPolicy::default(),
+            notes: NotesConfig::OFF,
             http: HttpSettings::default(),
         }
+    }
+}
+
+/// Notes updated after `lines` new lines or `secs` seconds (either 0:
+/// not that way; both: off), 16 updates at once, 400 lines each at most.
+pub fn notes_config(lines: usize, secs: u64) -> NotesConfig {
+    NotesConfig {
+        every_lines: lines,
+        every: Duration::from_secs(secs),
+        max_at_once: 16,
+        max_lines: 400,
     }
 }
 

@@ -17,7 +17,9 @@ use super::{ApiError, AppState};
 use crate::domain::agent::MAX_INSTRUCTIONS_CHARS;
 use crate::domain::meeting::{MAX_USER_ID_CHARS, Meeting, MeetingFilter, NewMeeting};
 use crate::domain::text_schema;
-use crate::store::{RetryOutcome, StoreError, StoredChunk, TranscriptHole};
+use crate::store::{
+    MeetingNotes, MeetingUsage, RetryOutcome, StoreError, StoredChunk, TranscriptHole,
+};
 
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 500;
@@ -333,6 +335,62 @@ pub async fn transcript(
         chunks,
         holes,
     }))
+}
+
+/// A meeting's running notes.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NotesView {
+    meeting_id: MeetingId,
+    /// `null` until the first notes are saved (or when notes are off).
+    notes: Option<MeetingNotes>,
+}
+
+/// `GET /api/meetings/{id}/notes`: the call's running notes (a summary of
+/// the conversation so far, and the last line it covers).
+#[utoipa::path(
+    get,
+    path = "/api/meetings/{id}/notes",
+    tag = "meetings",
+    operation_id = "meeting_notes",
+    security(("api_token" = []), ("meeting_token" = []), ("meeting_key" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The meeting's id.")),
+    responses(
+        super::openapi::MeetingLookup,
+        (status = 200, description = "The current notes, if any.", body = NotesView),
+    ),
+)]
+pub async fn notes(
+    access: MeetingAccess,
+    State(state): State<AppState>,
+) -> Result<Json<NotesView>, ApiError> {
+    let meeting = access.meeting;
+    Ok(Json(NotesView {
+        meeting_id: meeting.id,
+        notes: state.store.notes(meeting.id).await?,
+    }))
+}
+
+/// `GET /api/meetings/{id}/usage`: the tokens the meeting's model requests
+/// used (notes and analysis; prompt, cached and completion), in all and by
+/// purpose and model (API token only).
+#[utoipa::path(
+    get,
+    path = "/api/meetings/{id}/usage",
+    tag = "meetings",
+    operation_id = "meeting_usage",
+    security(("api_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The meeting's id.")),
+    responses(
+        super::openapi::MeetingLookup,
+        (status = 200, description = "The tokens used so far.", body = MeetingUsage),
+    ),
+)]
+pub async fn usage(
+    access: MeetingAccess,
+    State(state): State<AppState>,
+) -> Result<Json<MeetingUsage>, ApiError> {
+    let meeting = access.api_only()?;
+    Ok(Json(state.store.usage(meeting.id).await?))
 }
 
 /// `POST /api/meetings/{id}/retry`: re-runs a failed analysis.

@@ -8,6 +8,10 @@
 //! - `ended`: the call ended (with the lines kept as `lost`, if any);
 //! - `problem`: the call's realtime session cannot work as configured, or
 //!   its provider refused it (`{error, at}`, scribe's own words);
+//! - `notes`: the call's running notes, updated (`{text, through_line,
+//!   version, at}`);
+//! - `analysis_delta`: summary text as the model writes it (`{attempt,
+//!   offset, text, at}`; offset 0 starts it again);
 //! - `line_status`: a line already sent is `interrupted` now (the user cut
 //!   the reply off: `{sequence_number, status, audio_end_ms, at}`);
 //! - `status`: every status change, logged in the transaction that made
@@ -93,8 +97,9 @@ pub struct MeetingEvent {
 /// What a stream event is: a transcript `line`, the meeting's `status`, an
 /// analysis `stage`, the call `ended` (with any lost lines), a `hole` where
 /// lines may be missing, a `problem` with the realtime session (scribe's
-/// words), a `line_status` change (a reply cut off), and `end` when the
-/// meeting is `completed` or `failed`.
+/// words), a `line_status` change (a reply cut off), the call's running
+/// `notes`, the summary as the model writes it (`analysis_delta`), and
+/// `end` when the meeting is `completed` or `failed`.
 #[derive(utoipa::ToSchema)]
 #[schema(rename_all = "snake_case")]
 #[expect(dead_code, reason = "describes the stream's wire format; never built")]
@@ -106,6 +111,8 @@ enum StreamEventName {
     Hole,
     Problem,
     LineStatus,
+    Notes,
+    AnalysisDelta,
     End,
 }
 

@@ -1,7 +1,7 @@
 //! The analysis job's life in the store: begin (or resume), complete with
 //! the next session's meeting, fail, retry.
 
-use scribe_actors::call_log::{CallEvent, Stage};
+use scribe_actors::call_log::{CallEvent, Notes, Stage};
 use scribe_actors::domain::{AnalysisStage, EventKind, MeetingStatus};
 use scribe_actors::ids::MeetingId;
 use scribe_actors::ports::{AnalysisInput, AnalysisResult};
@@ -74,10 +74,14 @@ impl Store {
             Ok::<_, sqlx::Error>(row)
         })?;
         let Some(row) = row else { return Ok(None) };
+        // The notes, when the call has any, stand for the lines they cover.
+        let notes = self.notes(meeting).await?.map(Notes::from);
+        let after = notes.as_ref().map_or(0, |n| n.through_line);
         let lines = self
             .transcript(meeting)
             .await?
             .into_iter()
+            .filter(|c| c.sequence_number > after)
             .map(|c| (c.speaker, c.text))
             .collect();
         Ok(Some(AnalysisInput {
@@ -86,6 +90,7 @@ impl Store {
             agent_name: row.agent_name,
             blueprint: row.blueprint.map(|b| b.0),
             progress: row.progress.map(|p| p.0),
+            notes,
             lines,
             run: row.attempt,
         }))

@@ -104,8 +104,8 @@ const LOST_LINES: &str = "SELECT sequence_number, speaker_type, text, status, it
      FROM transcript_chunks WHERE meeting_id = $1 AND status = 'lost' ORDER BY sequence_number";
 /// The log entries the stream shows: `$3`.. are [`STREAMED`].
 const EVENTS_AFTER: &str = "SELECT id, kind, detail, created_at FROM meeting_events \
-     WHERE meeting_id = $1 AND id > $2 AND kind IN ($3, $4, $5, $6, $7, $8, $9) ORDER BY id";
-const STREAMED: [EventKind; 7] = [
+     WHERE meeting_id = $1 AND id > $2 AND kind IN ($3, $4, $5, $6, $7, $8, $9, $10, $11) ORDER BY id";
+const STREAMED: [EventKind; 9] = [
     EventKind::AnalysisStage,
     EventKind::CallEnded,
     EventKind::StatusChanged,
@@ -113,6 +113,8 @@ const STREAMED: [EventKind; 7] = [
     EventKind::SessionRefused,
     EventKind::ReplyTruncated,
     EventKind::PossibleGap,
+    EventKind::AnalysisDelta,
+    EventKind::NotesUpdated,
 ];
 
 impl Store {

@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use scribe_actors::call_log::{CallEvent, Dropped};
+use scribe_actors::call_log::{CallEvent, Dropped, Notes};
 use scribe_actors::domain::{MeetingStatus, Speaker};
 use scribe_actors::ids::MeetingId;
 use scribe_actors::path::{CallPath, Resume};
 use scribe_actors::ports::{
     AnalysisInput, AnalysisResult, AnalysisStore, CallContext, CallStore, Claimed, Finalized,
-    Heartbeat, LeaseNews, LeaseStore, Member, PortError, TranscriptSink, WriteBatch,
+    Heartbeat, LeaseNews, LeaseStore, Member, NotesInput, NotesStore, PortError, TranscriptSink,
+    WriteBatch,
 };
 use sqlx::types::Json;
 
@@ -309,6 +310,26 @@ impl AnalysisStore for Store {
 
     async fn unfinished_analyses(&self) -> Result<Vec<MeetingId>, PortError> {
         Ok(Store::unfinished_analyses(self).await?)
+    }
+}
+
+#[async_trait]
+impl NotesStore for Store {
+    async fn notes_input(
+        &self,
+        meeting: MeetingId,
+        max_lines: usize,
+    ) -> Result<Option<NotesInput>, PortError> {
+        Ok(Store::notes_input(self, meeting, max_lines).await?)
+    }
+
+    async fn save_notes(
+        &self,
+        meeting: MeetingId,
+        text: &str,
+        through_line: i64,
+    ) -> Result<Option<Notes>, PortError> {
+        Ok(Store::save_notes(self, meeting, text, through_line).await?)
     }
 }
 

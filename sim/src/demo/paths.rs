@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use super::world::{Demo, PHONE, TOKEN};
 use crate::carried::media;
 use crate::openai_webhook::OpenAiWebhooks;
-use crate::script::{Comparison, Script, SentLine, compare, done_mark};
+use crate::script::{Comparison, SentLine, compare, done_mark};
 use crate::webhook::SimCall;
 
 /// How long one demo call may take, at most.
@@ -127,7 +127,7 @@ async fn finish(
 pub async fn stream_call(demo: &Demo, n: usize, bars: &Bars) -> anyhow::Result<Outcome> {
     let meeting = demo.new_meeting(n).await?;
     let id = meeting.to_string();
-    let expected = Script::for_call(&id, demo.turns).expected_lines();
+    let expected = demo.script(&id).expected_lines();
     let call = SimCall::new(&id);
     demo.stream
         .session_started(&call)
@@ -161,7 +161,7 @@ pub async fn sip_call(demo: &Demo, n: usize, bars: &Bars) -> anyhow::Result<Outc
         .as_str()
         .context("the accepted call's meeting")?
         .parse()?;
-    let expected = Script::for_call(&meeting.to_string(), demo.turns).expected_lines();
+    let expected = demo.script(&meeting.to_string()).expected_lines();
     spoken(demo, meeting, expected.len(), true).await?;
     bars.talking.inc(1);
     let ended_at = Utc::now();
@@ -188,7 +188,7 @@ pub async fn webrtc_call(demo: &Demo, n: usize, bars: &Bars) -> anyhow::Result<O
     let caller = offering.accept(&answer).map_err(anyhow::Error::msg)?;
     let (hang_up, stop) = watch::channel(false);
     let media = tokio::spawn(caller.run(stop, None, None));
-    let expected = Script::for_call(&meeting.to_string(), demo.turns).expected_lines();
+    let expected = demo.script(&meeting.to_string()).expected_lines();
     spoken(demo, meeting, expected.len(), true).await?;
     bars.talking.inc(1);
     let ended_at = Utc::now();

@@ -48,6 +48,22 @@ enum Public {
         to: String,
         at: DateTime<Utc>,
     },
+    /// Summary text as the model writes it.
+    Delta {
+        attempt: u32,
+        /// Characters of this attempt's summary before `text`: 0 starts
+        /// the summary again (a new attempt).
+        offset: usize,
+        text: String,
+        at: DateTime<Utc>,
+    },
+    /// The call's running notes, updated.
+    Notes {
+        text: String,
+        through_line: i64,
+        version: i64,
+        at: DateTime<Utc>,
+    },
     /// A stage of the analysis (no private field: all of it is shown).
     Stage {
         #[serde(flatten)]
@@ -125,6 +141,28 @@ pub(super) fn entry_event(entry: FeedEvent) -> Option<(&'static str, Value)> {
             },
         ),
         CallEvent::AnalysisStage(stage) => ("stage", Public::Stage { stage, at }),
+        CallEvent::AnalysisDelta {
+            attempt,
+            offset,
+            text,
+        } => (
+            "analysis_delta",
+            Public::Delta {
+                attempt,
+                offset,
+                text,
+                at,
+            },
+        ),
+        CallEvent::NotesUpdated(notes) => (
+            "notes",
+            Public::Notes {
+                text: notes.text,
+                through_line: notes.through_line,
+                version: notes.version,
+                at,
+            },
+        ),
         _ => return None,
     };
     Some((name, serde_json::to_value(shown).unwrap_or(Value::Null)))

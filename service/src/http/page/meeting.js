@@ -1,5 +1,6 @@
 // The meeting page: follows /api/meetings/{id}/events and shows the live
-// transcript, the real analysis stages, then the results or the error. An
+// transcript and the call's running notes, then the summary as the model
+// writes it, then the results or the error. An
 // upcoming meeting can be called from here: the browser carries the audio
 // to OpenAI (WebRTC) and scribe attaches to the call as its sideband.
 "use strict";
@@ -30,7 +31,7 @@ window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(
   const STATUS_TEXT = {
     upcoming: "Waiting for the call",
     active: "Call in progress",
-    processing: "Call ended: analysing",
+    processing: "Call ended: writing the summary",
     completed: "Completed",
     failed: "Analysis failed",
   };
@@ -49,6 +50,14 @@ window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(
   let estimateMs = null;
   let clockOffsetMs = 0;
   let timer = null;
+  // The summary being written: which attempt, and its text so far.
+  let draftAttempt = null;
+  // A plan session's status as a person would say it.
+  const SESSION_TEXT = {
+    completed: "done",
+    in_progress: "in progress",
+    not_started: "not started yet",
+  };
 
   function setStatus(status) {
     statusEl.textContent = STATUS_TEXT[status] || status;
@@ -231,10 +240,35 @@ window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(
     $("problem").hidden = !error;
   }
 
+  // The call's running notes: the conversation so far, summarized.
+  function showNotes(notes) {
+    $("notes-text").textContent = notes.text;
+    $("notes-covers").textContent = "Covers the conversation up to line " + notes.through_line +
+      " · updated " + new Date(notes.at).toLocaleTimeString();
+    $("notes").dataset.version = notes.version;
+    $("notes").hidden = body.dataset.status === "completed";
+  }
+
+  // The summary as the model writes it; a new attempt starts it again.
+  function addDelta(delta) {
+    const draft = $("draft-text");
+    if (delta.attempt !== draftAttempt || delta.offset === 0) {
+      draftAttempt = delta.attempt;
+      draft.textContent = "";
+    }
+    if (delta.offset !== draft.textContent.length) return;
+    draft.textContent += delta.text;
+    $("draft").hidden = false;
+  }
+
   function addStage(stage) {
     let text = STAGE_NAMES[stage.stage] || stage.stage;
     if (stage.attempt) text += " (attempt " + stage.attempt + ")";
-    if (stage.stage === "transcript_collected" && typeof stage.lines === "number") text += ": " + stage.lines + " lines";
+    if (stage.stage === "transcript_collected" && typeof stage.lines === "number") {
+      text += typeof stage.notes_through === "number"
+        ? ": the notes up to line " + stage.notes_through + ", then " + stage.lines + " lines"
+        : ": " + stage.lines + " lines";
+    }
     const li = document.createElement("li");
     li.className = "done";
     li.textContent = text;
@@ -266,6 +300,8 @@ window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(
     $("progress").hidden = data.status !== "processing";
     $("failure").hidden = data.status !== "failed";
     $("results").hidden = data.status !== "completed";
+    // The notes stand in for the summary until it is there.
+    if (data.status === "completed") $("notes").hidden = true;
     if (data.status === "processing") {
       processingSince = data.processing_started_at ? Date.parse(data.processing_started_at) : Date.now();
       estimateMs = data.estimate_ms;
@@ -287,10 +323,14 @@ window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(
       list.replaceChildren();
       for (const s of sessions) {
         const li = document.createElement("li");
-        const st = document.createElement("span");
-        st.className = "session-status";
-        st.textContent = (s.status || "").replace("_", " ") + ": ";
-        li.append(st, document.createTextNode(s.session_name + (s.notes ? " (" + s.notes + ")" : "")));
+        li.dataset.status = s.status;
+        const name = document.createElement("span");
+        name.className = "session-name";
+        name.textContent = s.session_name;
+        const said = SESSION_TEXT[s.status] || String(s.status || "").replace(/_/g, " ");
+        // Notes that only repeat the name and status add nothing.
+        const notes = s.notes && !/^[^:]+: [a-z_]+$/.test(s.notes) ? ". " + s.notes.replace(/\.$/, "") : "";
+        li.append(name, document.createTextNode(" \u2014 " + said + notes + "."));
         list.appendChild(li);
       }
       if (data.next_meeting_page) {
@@ -319,6 +359,8 @@ window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(
     });
     source.addEventListener("line", (e) => { track(e); addLine(JSON.parse(e.data)); });
     source.addEventListener("stage", (e) => { track(e); addStage(JSON.parse(e.data)); });
+    source.addEventListener("notes", (e) => { track(e); showNotes(JSON.parse(e.data)); });
+    source.addEventListener("analysis_delta", (e) => { track(e); addDelta(JSON.parse(e.data)); });
     source.addEventListener("ended", (e) => {
       track(e);
       for (const line of JSON.parse(e.data).lost_lines || []) addLine(line);
@@ -352,6 +394,9 @@ window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(
         throw new Error(body.error || "the server answered " + answer.status);
       }
       stagesEl.replaceChildren();
+      draftAttempt = null;
+      $("draft-text").textContent = "";
+      $("draft").hidden = true;
       connect();
     } catch (error) {
       $("retry-error").textContent = "Could not retry: " + error.message;
