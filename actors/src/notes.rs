@@ -101,7 +101,8 @@ struct Tracked {
 enum Outcome {
     /// The notes now end at this line.
     Saved(i64),
-    /// Nothing to do: no line after the notes.
+    /// Nothing to do: no line after the notes (or the next one is not
+    /// stored yet).
     Nothing,
     /// The call is not active any more: forget it.
     Over,
@@ -123,6 +124,8 @@ async fn run(deps: Arc<NotesDeps>, config: NotesConfig, mut news: mpsc::Receiver
     let permits = Arc::new(Semaphore::new(config.max_at_once.max(1)));
     let mut calls: HashMap<MeetingId, Tracked> = HashMap::new();
     let mut updates: JoinSet<(MeetingId, Outcome)> = JoinSet::new();
+    // Which call each update is for, so that one that panicked is known.
+    let mut running: HashMap<tokio::task::Id, MeetingId> = HashMap::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -142,12 +145,25 @@ async fn run(deps: Arc<NotesDeps>, config: NotesConfig, mut news: mpsc::Receiver
                     call.committed = call.committed.max(line);
                     call.heard = now;
                     if due_by_lines(call, &config) {
-                        start(&deps, &config, &permits, &mut updates, meeting, call);
+                        start(&deps, &config, &permits, &mut updates, &mut running, meeting, call);
                     }
                 }
             }
-            Some(done) = updates.join_next(), if !updates.is_empty() => {
-                let Ok((meeting, outcome)) = done else { continue };
+            Some(done) = updates.join_next_with_id(), if !updates.is_empty() => {
+                let (meeting, outcome) = match done {
+                    Ok((id, done)) => {
+                        running.remove(&id);
+                        done
+                    }
+                    // An update that panicked failed; its call goes on.
+                    Err(error) => match running.remove(&error.id()) {
+                        Some(meeting) => {
+                            tracing::error!(%meeting, %error, "a notes update panicked");
+                            (meeting, Outcome::Failed)
+                        }
+                        None => continue,
+                    },
+                };
                 let Some(call) = calls.get_mut(&meeting) else { continue };
                 call.running = false;
                 call.updated = Instant::now();
@@ -156,7 +172,9 @@ async fn run(deps: Arc<NotesDeps>, config: NotesConfig, mut news: mpsc::Receiver
                         call.covered = call.covered.max(line);
                         metrics::counter!(crate::metrics::NOTES_UPDATES, "outcome" => "saved").increment(1);
                     }
-                    Outcome::Nothing => call.covered = call.committed,
+                    // The next line is not stored yet (or none is new):
+                    // look again a little later.
+                    Outcome::Nothing => call.not_before = Instant::now() + RETRY_AFTER,
                     Outcome::Over => {
                         calls.remove(&meeting);
                         continue;
@@ -167,7 +185,7 @@ async fn run(deps: Arc<NotesDeps>, config: NotesConfig, mut news: mpsc::Receiver
                     }
                 }
                 if due_by_lines(call, &config) {
-                    start(&deps, &config, &permits, &mut updates, meeting, call);
+                    start(&deps, &config, &permits, &mut updates, &mut running, meeting, call);
                 }
             }
             _ = tick.tick() => {
@@ -180,7 +198,7 @@ async fn run(deps: Arc<NotesDeps>, config: NotesConfig, mut news: mpsc::Receiver
                         && call.committed > call.covered
                         && now.duration_since(call.updated) >= config.every;
                     if by_time || due_by_lines(call, &config) {
-                        start(&deps, &config, &permits, &mut updates, *meeting, call);
+                        start(&deps, &config, &permits, &mut updates, &mut running, *meeting, call);
                     }
                 }
             }
@@ -200,17 +218,19 @@ fn start(
     config: &NotesConfig,
     permits: &Arc<Semaphore>,
     updates: &mut JoinSet<(MeetingId, Outcome)>,
+    running: &mut HashMap<tokio::task::Id, MeetingId>,
     meeting: MeetingId,
     call: &mut Tracked,
 ) {
     call.running = true;
     let (deps, permits, max_lines) = (deps.clone(), permits.clone(), config.max_lines);
-    updates.spawn(async move {
+    let task = updates.spawn(async move {
         let Ok(_permit) = permits.acquire_owned().await else {
             return (meeting, Outcome::Failed);
         };
         (meeting, update(&deps, meeting, max_lines).await)
     });
+    running.insert(task.id(), meeting);
 }
 
 /// One update of one call's notes.

@@ -72,7 +72,6 @@ pub struct ActorTree {
     analyses_store: Arc<dyn AnalysisStore>,
 }
 
-/// How long shutdown waits for each step.
 /// A task stopped when this is dropped.
 struct AbortOnDrop(JoinHandle<()>);
 
@@ -82,6 +81,7 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// How long shutdown waits for each step.
 #[derive(Debug, Clone, Copy)]
 pub struct Patience {
     /// Calls that already ended, to be finalized.

@@ -320,3 +320,46 @@ async fn a_blueprint_analysis_streams_its_progress_summary_not_its_json() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn notes_are_saved_only_forward_and_only_while_the_call_is_active() {
+    each_backend(|_, url| async move {
+        let app = spawn_app_with(&url, |_| {}).await;
+        let meeting = meeting_with(&app, maya(), "Fractions").await;
+        let id: scribe_actors::ids::MeetingId = meeting.parse().expect("id");
+        let store = &app.store;
+        assert_eq!(
+            store.save_notes(id, "early", 3).await.expect("store"),
+            None,
+            "an upcoming call has no notes"
+        );
+        crate::running::force_active(store, id).await;
+        let first = store.save_notes(id, "a", 10).await.expect("store");
+        assert_eq!(first.map(|n| n.version), Some(1));
+        for (text, line) in [("again", 10), ("back", 5)] {
+            assert_eq!(store.save_notes(id, text, line).await.expect("store"), None);
+        }
+        let second = store.save_notes(id, "b", 12).await.expect("store");
+        assert_eq!(second.map(|n| (n.version, n.through_line)), Some((2, 12)));
+        let view = expect_json(
+            app.get_authed(&format!("/api/meetings/{meeting}/notes"))
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(
+            (&view["notes"]["text"], &view["notes"]["through_line"]),
+            (&json!("b"), &json!(12))
+        );
+        let logged: Vec<Value> = store
+            .events(id)
+            .await
+            .expect("store")
+            .into_iter()
+            .filter(|e| e.kind == scribe_actors::domain::EventKind::NotesUpdated)
+            .map(|e| e.detail)
+            .collect();
+        assert_eq!(logged.len(), 2, "one log entry per save: {logged:?}");
+    })
+    .await;
+}

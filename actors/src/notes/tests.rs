@@ -164,6 +164,27 @@ async fn notes_follow_every_n_lines_reading_only_the_lines_after_them() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_line_stored_late_holds_the_notes_back_and_is_never_passed_over() {
+    let rig = rig(NotesConfig {
+        every_lines: 2,
+        ..BY_COUNT
+    });
+    // Line 3 (a user's words still being transcribed) comes after 4.
+    rig.say(1, 2);
+    rig.say(4, 1);
+    let first = rig.notes_through(2).await;
+    assert_eq!(first.through_line, 2, "the notes stop before line 3");
+    rig.writer.flush().await.expect("written");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    rig.say(3, 1);
+    rig.say(5, 1);
+    let second = rig.notes_through(5).await;
+    assert_eq!(second.version, 2);
+    let read = rig.taker.read.lock().expect("lock").clone();
+    assert_eq!(read, vec![(None, vec![1, 2]), (Some(2), vec![3, 4, 5])]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn notes_come_by_time_when_lines_are_few() {
     let rig = rig(NotesConfig {
         every_lines: 0,

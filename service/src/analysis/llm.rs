@@ -414,6 +414,10 @@ impl LlmClient {
                 "the answer was cut off at the model's output limit".into(),
                 false,
             )),
+            Some(FinishReason::ContentFilter) => Err(AttemptError::ours(
+                "the answer was stopped by the model's content filter".into(),
+                false,
+            )),
             Some(_) if text.is_empty() => {
                 Err(AttemptError::ours("the answer had no content".into(), true))
             }

@@ -171,17 +171,12 @@ pub fn partial_string_field(text: &str, name: &str) -> Option<String> {
                     Some('r') => '\r',
                     Some('b') => '\u{8}',
                     Some('f') => '\u{c}',
-                    Some('u') => {
-                        let hex: String = chars.by_ref().take(4).collect();
-                        if hex.len() < 4 {
-                            break;
-                        }
-                        match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
-                            Some(c) => c,
-                            // A surrogate pair's half: shown once whole.
-                            None => break,
-                        }
-                    }
+                    Some('u') => match unicode_escape(&mut chars) {
+                        Some(c) => c,
+                        // Not whole yet (or not a character): shown once
+                        // the rest is written.
+                        None => break,
+                    },
                     Some(other) => other,
                 };
                 out.push(escaped);
@@ -192,17 +187,41 @@ pub fn partial_string_field(text: &str, name: &str) -> Option<String> {
     Some(out)
 }
 
+/// The character of a `\uXXXX` escape (its `\u` read), a surrogate pair's
+/// two halves joined; `None` while the escape is not whole, or when it is
+/// not a character.
+fn unicode_escape(chars: &mut std::str::Chars<'_>) -> Option<char> {
+    let hex = |chars: &mut std::str::Chars<'_>| {
+        let digits: String = chars.by_ref().take(4).collect();
+        (digits.len() == 4)
+            .then(|| u32::from_str_radix(&digits, 16).ok())
+            .flatten()
+    };
+    let first = hex(chars)?;
+    if !(0xD800..0xDC00).contains(&first) {
+        return char::from_u32(first);
+    }
+    // A high surrogate: its low half must follow.
+    if chars.next()? != '\\' || chars.next()? != 'u' {
+        return None;
+    }
+    let second = hex(chars)?;
+    if !(0xDC00..0xE000).contains(&second) {
+        return None;
+    }
+    char::from_u32(0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_field_is_read_as_far_as_it_is_written() {
-        let whole =
-            r#"{"progressSummary":"She said \"ok\",\nthen \u00e9t\u00e9.","updatedProgress":[]}"#;
+        let whole = r#"{"progressSummary":"She said \"ok\",\nthen \u00e9t\u00e9 \ud83d\ude00 ok.","updatedProgress":[]}"#;
         assert_eq!(
             partial_string_field(whole, "progressSummary").as_deref(),
-            Some("She said \"ok\",\nthen été.")
+            Some("She said \"ok\",\nthen été \u{1F600} ok.")
         );
         assert_eq!(
             partial_string_field(r#"{"progressSumm"#, "progressSummary"),

@@ -8,7 +8,8 @@
 //! - `ended`: the call ended (with the lines kept as `lost`, if any);
 //! - `problem`: the call's realtime session cannot work as configured, or
 //!   its provider refused it (`{error, at}`, scribe's own words);
-//! - `notes`: the call's running notes, updated (`{text, through_line,
+//! - `notes`, without an id: the call's running notes as they stand, when
+//!   the stream opens and whenever they change (`{text, through_line,
 //!   version, at}`);
 //! - `analysis_delta`: summary text as the model writes it (`{attempt,
 //!   offset, text, at}`; offset 0 starts it again);
@@ -223,11 +224,13 @@ async fn follow(
     let generation = first.meeting.page_generation;
     let mut read = Some(first);
     let mut shown: Option<MeetingStatus> = None;
+    let mut notes_shown = 0;
     loop {
         if let Some(FeedRead {
             meeting,
             lines,
             events,
+            notes,
         }) = read.take()
         {
             if holder == Holder::Page && meeting.page_generation != generation {
@@ -264,6 +267,19 @@ async fn follow(
                         .json_data(&data)
                 };
                 if !send(&tx, event).await {
+                    return;
+                }
+            }
+            // The notes are a state: shown when they change.
+            if let Some(notes) = notes.filter(|n| n.version > notes_shown) {
+                notes_shown = notes.version;
+                let data = json!({
+                    "text": notes.text,
+                    "through_line": notes.through_line,
+                    "version": notes.version,
+                    "at": notes.updated_at,
+                });
+                if !send(&tx, Event::default().event("notes").json_data(&data)).await {
                     return;
                 }
             }

@@ -20,6 +20,7 @@ use scribe_actors::domain::EventKind;
 use scribe_actors::ids::MeetingId;
 use serde_json::Value;
 
+use super::notes::MeetingNotes;
 use super::pool::{Store, StoreError, on_pool};
 use super::rows::{MEETING_COLUMNS, MeetingRow};
 use super::transcript::ChunkRow;
@@ -86,6 +87,8 @@ pub struct FeedRead {
     pub meeting: Meeting,
     pub lines: Vec<StoredChunk>,
     pub events: Vec<FeedEvent>,
+    /// The call's running notes as they stand.
+    pub notes: Option<MeetingNotes>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -104,8 +107,12 @@ const LOST_LINES: &str = "SELECT sequence_number, speaker_type, text, status, it
      FROM transcript_chunks WHERE meeting_id = $1 AND status = 'lost' ORDER BY sequence_number";
 /// The log entries the stream shows: `$3`.. are [`STREAMED`].
 const EVENTS_AFTER: &str = "SELECT id, kind, detail, created_at FROM meeting_events \
-     WHERE meeting_id = $1 AND id > $2 AND kind IN ($3, $4, $5, $6, $7, $8, $9, $10, $11) ORDER BY id";
-const STREAMED: [EventKind; 9] = [
+     WHERE meeting_id = $1 AND id > $2 AND kind IN ($3, $4, $5, $6, $7, $8, $9, $10) ORDER BY id";
+/// The log entries the stream shows. The running notes are not among
+/// them: they are saved beside the writer's entries, not after them, so
+/// their order is not the log's; the stream shows the notes as a state
+/// ([`FeedRead::notes`]).
+const STREAMED: [EventKind; 8] = [
     EventKind::AnalysisStage,
     EventKind::CallEnded,
     EventKind::StatusChanged,
@@ -114,7 +121,6 @@ const STREAMED: [EventKind; 9] = [
     EventKind::ReplyTruncated,
     EventKind::PossibleGap,
     EventKind::AnalysisDelta,
-    EventKind::NotesUpdated,
 ];
 
 impl Store {
@@ -148,6 +154,10 @@ impl Store {
                         query = query.bind(kind.as_str());
                     }
                     let events: Vec<EventRow> = query.fetch_all(&mut *tx).await?;
+                    let notes: Option<MeetingNotes> = sqlx::query_as(super::notes::NOTES)
+                        .bind(meeting.as_uuid())
+                        .fetch_optional(&mut *tx)
+                        .await?;
                     let lost: Vec<ChunkRow> =
                         if events.iter().any(|e| e.kind == EventKind::CallEnded) {
                             sqlx::query_as(LOST_LINES)
@@ -157,13 +167,13 @@ impl Store {
                         } else {
                             Vec::new()
                         };
-                    Some((row, lines, events, lost))
+                    Some((row, lines, events, lost, notes))
                 }
             };
             tx.commit().await?;
             Ok::<_, sqlx::Error>(read)
         })?;
-        let Some((row, lines, events, lost)) = read else {
+        let Some((row, lines, events, lost, notes)) = read else {
             return Ok(None);
         };
         let lost = lost
@@ -190,6 +200,7 @@ impl Store {
                     created_at: e.created_at,
                 })
                 .collect(),
+            notes,
         }))
     }
 

@@ -89,7 +89,7 @@ impl MeetingUsage {
     }
 }
 
-const NOTES: &str =
+pub(super) const NOTES: &str =
     "SELECT text, through_line, version, updated_at FROM meeting_notes WHERE meeting_id = $1";
 
 #[derive(sqlx::FromRow)]
@@ -104,6 +104,22 @@ struct LineRow {
     sequence_number: i64,
     speaker_type: Option<String>,
     text: String,
+}
+
+/// The lines after `after` up to the first number not stored yet. Lines
+/// are not stored in number order (a user's words can be transcribed after
+/// the agent's reply that follows them): notes stop before a line still
+/// open, so that no line is ever passed over, and take it up once stored.
+fn unbroken(after: i64, lines: Vec<LineRow>) -> Vec<(i64, Option<Speaker>, String)> {
+    lines
+        .into_iter()
+        .zip(after + 1..)
+        .take_while(|(line, expected)| line.sequence_number == *expected)
+        .map(|(l, _)| {
+            let speaker = l.speaker_type.and_then(|s| s.parse::<Speaker>().ok());
+            (l.sequence_number, speaker, l.text)
+        })
+        .collect()
 }
 
 /// Saves notes only while the call is active and only forward.
@@ -168,18 +184,13 @@ impl Store {
         let Some((call, notes, lines)) = read else {
             return Ok(None);
         };
+        let after = notes.as_ref().map_or(0, |n| n.through_line);
         Ok(Some(NotesInput {
             meeting_id: meeting,
             meeting_name: call.meeting_name,
             agent_name: call.agent_name,
             notes: notes.map(Notes::from),
-            lines: lines
-                .into_iter()
-                .map(|l| {
-                    let speaker = l.speaker_type.and_then(|s| s.parse::<Speaker>().ok());
-                    (l.sequence_number, speaker, l.text)
-                })
-                .collect(),
+            lines: unbroken(after, lines),
         }))
     }
 
@@ -193,6 +204,19 @@ impl Store {
         let at = now();
         let saved = on_pool!(self, |p| {
             let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
+            // The call stays active until this commits: the end of the
+            // call (which takes its row for update) waits for the save.
+            let active: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT 1 FROM meetings WHERE id = $1 AND status = 'active'{}",
+                super::pool::share_lock(p)
+            )))
+            .bind(meeting.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if active.is_none() {
+                tx.rollback().await?;
+                return Ok(None);
+            }
             let version: Option<i64> = sqlx::query_scalar(SAVE)
                 .bind(meeting.as_uuid())
                 .bind(text)
@@ -248,5 +272,26 @@ impl Store {
             }
         }
         Ok(usage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_read_up_to_the_first_line_not_stored_yet() {
+        let row = |n: i64| LineRow {
+            sequence_number: n,
+            speaker_type: Some("user".into()),
+            text: format!("line {n}"),
+        };
+        let read: Vec<i64> = unbroken(2, vec![row(3), row(4), row(6), row(7)])
+            .into_iter()
+            .map(|(n, _, _)| n)
+            .collect();
+        assert_eq!(read, [3, 4]);
+        assert!(unbroken(2, vec![row(4)]).is_empty(), "line 3 is still open");
+        assert_eq!(unbroken(0, vec![row(1)])[0].1, Some(Speaker::User));
     }
 }

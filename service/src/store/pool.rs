@@ -36,16 +36,27 @@ pub(crate) use on_pool;
 pub(crate) trait Dialect {
     const BEGIN: &'static str;
     const READ_SNAPSHOT: &'static str;
+    /// What a SELECT ends with to hold the rows it read against a change
+    /// of them until the transaction ends (SQLite's write transaction
+    /// already holds the whole database).
+    const SHARE_LOCK: &'static str;
 }
 
 impl Dialect for SqlitePool {
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
     const READ_SNAPSHOT: &'static str = "BEGIN";
+    const SHARE_LOCK: &'static str = "";
 }
 
 impl Dialect for PgPool {
     const BEGIN: &'static str = "BEGIN";
     const READ_SNAPSHOT: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+    const SHARE_LOCK: &'static str = " FOR SHARE";
+}
+
+/// The end of a SELECT that holds its rows on `pool`'s backend.
+pub(crate) fn share_lock<P: Dialect>(_pool: &P) -> &'static str {
+    P::SHARE_LOCK
 }
 
 /// The statement that begins a write transaction on `pool`'s backend.

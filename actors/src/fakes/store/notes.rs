@@ -26,9 +26,13 @@ impl NotesStore for MemoryStore {
                 meeting_name: "Intro".into(),
                 agent_name: "Coach".into(),
                 notes: fake.notes.clone(),
+                // Up to the first number not stored yet, as the real store.
                 lines: fake
                     .lines
                     .range(after + 1..)
+                    .zip(after + 1..)
+                    .take_while(|((n, _), expected)| **n == *expected)
+                    .map(|(line, _)| line)
                     .take(max_lines)
                     .map(|(n, l)| {
                         let speaker = (l.status != ChunkStatus::Lost).then_some(l.speaker);

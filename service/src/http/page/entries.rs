@@ -57,13 +57,6 @@ enum Public {
         text: String,
         at: DateTime<Utc>,
     },
-    /// The call's running notes, updated.
-    Notes {
-        text: String,
-        through_line: i64,
-        version: i64,
-        at: DateTime<Utc>,
-    },
     /// A stage of the analysis (no private field: all of it is shown).
     Stage {
         #[serde(flatten)]
@@ -151,15 +144,6 @@ pub(super) fn entry_event(entry: FeedEvent) -> Option<(&'static str, Value)> {
                 attempt,
                 offset,
                 text,
-                at,
-            },
-        ),
-        CallEvent::NotesUpdated(notes) => (
-            "notes",
-            Public::Notes {
-                text: notes.text,
-                through_line: notes.through_line,
-                version: notes.version,
                 at,
             },
         ),

@@ -256,7 +256,9 @@ window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(
       draftAttempt = delta.attempt;
       draft.textContent = "";
     }
-    if (delta.offset !== draft.textContent.length) return;
+    // Offsets count characters (code points), as the server does; a
+    // string's length counts UTF-16 units.
+    if (delta.offset !== Array.from(draft.textContent).length) return;
     draft.textContent += delta.text;
     $("draft").hidden = false;
   }
