@@ -79,6 +79,10 @@ const FORGET_AFTER: Duration = Duration::from_secs(600);
 /// How long after a failed update the next may start.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
+/// How long after an update that found nothing to read (the next line
+/// not stored yet) the next may start: a read of the store, no model.
+const LOOK_AGAIN: Duration = Duration::from_secs(1);
+
 /// The news channel's room (batches of commit news).
 pub const NEWS_CAPACITY: usize = 1024;
 
@@ -174,7 +178,7 @@ async fn run(deps: Arc<NotesDeps>, config: NotesConfig, mut news: mpsc::Receiver
                     }
                     // The next line is not stored yet (or none is new):
                     // look again a little later.
-                    Outcome::Nothing => call.not_before = Instant::now() + RETRY_AFTER,
+                    Outcome::Nothing => call.not_before = Instant::now() + LOOK_AGAIN,
                     Outcome::Over => {
                         calls.remove(&meeting);
                         continue;
