@@ -324,13 +324,14 @@ async fn complete(
         .as_deref()
         .or(answer.refusal.as_deref())
         .unwrap_or_default();
-    let usage = pace::usage(prompt_tokens, cached, pace::pieces(written).len() as u64);
+    let written = pace::pieces(written).len() as u64;
+    let usage = pace::usage(prompt_tokens, cached, written);
     if body["stream"] == true {
         return stream::respond(shared.clone(), in_flight, chunks, answer, reading, usage);
     }
     let writing = match shared.pace {
         Pace::Fixed(_) => Duration::ZERO,
-        Pace::Model(model) => model.writing(pace::pieces(written).len() as u64),
+        Pace::Model(model) => model.writing(written),
     };
     let wait = reading + writing + answer.delay;
     if !wait.is_zero() {

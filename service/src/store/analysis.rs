@@ -78,10 +78,9 @@ impl Store {
         let notes = self.notes(meeting).await?.map(Notes::from);
         let after = notes.as_ref().map_or(0, |n| n.through_line);
         let lines = self
-            .transcript(meeting)
+            .transcript_after(meeting, after)
             .await?
             .into_iter()
-            .filter(|c| c.sequence_number > after)
             .map(|c| (c.speaker, c.text))
             .collect();
         Ok(Some(AnalysisInput {

@@ -134,12 +134,23 @@ impl Store {
 
     /// The meeting's transcript in conversation (sequence) order.
     pub async fn transcript(&self, meeting_id: MeetingId) -> Result<Vec<StoredChunk>, StoreError> {
+        self.transcript_after(meeting_id, 0).await
+    }
+
+    /// The meeting's lines numbered above `after`, in order.
+    pub async fn transcript_after(
+        &self,
+        meeting_id: MeetingId,
+        after: i64,
+    ) -> Result<Vec<StoredChunk>, StoreError> {
         let rows: Vec<ChunkRow> = on_pool!(self, |p| {
             sqlx::query_as(
                 "SELECT sequence_number, speaker_type, text, status, item_id, timestamp, start_ms, end_ms \
-                 FROM transcript_chunks WHERE meeting_id = $1 ORDER BY sequence_number",
+                 FROM transcript_chunks WHERE meeting_id = $1 AND sequence_number > $2 \
+                 ORDER BY sequence_number",
             )
             .bind(meeting_id.as_uuid())
+            .bind(after)
             .fetch_all(p)
             .await
         })?;
