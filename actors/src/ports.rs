@@ -155,6 +155,9 @@ pub enum LeaseNews {
     },
     /// An instance freed its leases (it is stopping): take its calls over now.
     Released,
+    /// A call this instance holds was deleted (at another instance): its
+    /// actor stops here, nothing finalized (every write of it is refused).
+    Deleted { meeting: MeetingId },
     /// News may have been missed (the link that carries it was lost and is
     /// back): renew now, which reads whatever was missed.
     Missed,

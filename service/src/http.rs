@@ -6,6 +6,7 @@ mod admin;
 mod agents;
 pub mod auth;
 mod error;
+pub mod export;
 mod extract;
 pub mod health;
 pub mod limits;
@@ -142,9 +143,9 @@ fn api_sized(route: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState
 fn routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     let (api, mut api_doc) = OpenApiRouter::new()
         .routes(api_sized(routes!(agents::list, agents::create)))
-        .routes(api_sized(routes!(agents::show)))
+        .routes(api_sized(routes!(agents::show, agents::delete)))
         .routes(api_sized(routes!(meetings::list, meetings::create)))
-        .routes(api_sized(routes!(meetings::show)))
+        .routes(api_sized(routes!(meetings::show, meetings::delete)))
         .routes(api_sized(routes!(meetings::status)))
         .routes(api_sized(routes!(meetings::transcript)))
         .routes(api_sized(routes!(meetings::notes)))

@@ -44,6 +44,7 @@ pub mod http;
 pub mod metrics;
 pub mod openai;
 pub mod realtime;
+pub mod retention;
 pub mod service;
 pub mod startup;
 pub mod store;

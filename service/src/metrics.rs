@@ -32,6 +32,16 @@ pub const PROBE_QUERIES: &str = "scribe_probe_queries_total";
 pub const OPEN_STREAMS: &str = "scribe_event_streams";
 /// Requests refused because the server had its limit in flight.
 pub const SHED_REQUESTS: &str = "scribe_shed_requests_total";
+/// Meetings deleted, `by` the API (`meeting`, `agent`) or the
+/// retention sweep (`retention`).
+pub const MEETINGS_DELETED: &str = "scribe_meetings_deleted_total";
+/// Retention sweeps, by `outcome`: `swept` (this instance held the
+/// sweep), `held_elsewhere` (another instance did), `failed`.
+pub const RETENTION_SWEEPS: &str = "scribe_retention_sweeps_total";
+/// How long a retention sweep that ran took.
+pub const RETENTION_SECONDS: &str = "scribe_retention_sweep_seconds";
+/// When the last sweep of this instance finished (Unix seconds).
+pub const RETENTION_LAST: &str = "scribe_retention_last_sweep_timestamp_seconds";
 /// Connections closed at once: their address was at its limit.
 pub const REFUSED_CONNECTIONS: &str = "scribe_refused_connections_total";
 
@@ -57,6 +67,9 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                         Matcher::Full(scribe_actors::metrics::ANALYSIS_SECONDS.into()),
                         &seconds,
                     )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(RETENTION_SECONDS.into()), &seconds)
                 })
                 .and_then(|b| {
                     b.set_buckets_for_metric(
@@ -87,6 +100,13 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             metrics::describe_counter!(PROBE_QUERIES, "Database checks by the background probe");
             metrics::describe_gauge!(OPEN_STREAMS, "Event streams open now");
             metrics::describe_counter!(SHED_REQUESTS, "Requests refused at the in-flight limit");
+            metrics::describe_counter!(MEETINGS_DELETED, "Meetings deleted, by what deleted them");
+            metrics::describe_counter!(RETENTION_SWEEPS, "Retention sweeps, by outcome");
+            metrics::describe_histogram!(RETENTION_SECONDS, "How long a retention sweep took");
+            metrics::describe_gauge!(
+                RETENTION_LAST,
+                "When this instance's last retention sweep finished (Unix seconds)"
+            );
             metrics::describe_counter!(
                 REFUSED_CONNECTIONS,
                 "Connections closed at once: their address was at its limit"

@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 
 use crate::domain::meeting::Meeting;
 use crate::openai::rest::CallsApi;
-use crate::store::{EndRequest, Store, StoreError};
+use crate::store::{Deletion, EndRequest, Erased, Store, StoreError};
 
 /// Why a call could not be ended.
 #[derive(Debug, thiserror::Error)]
@@ -175,19 +175,61 @@ impl CallService {
             meeting.voice_api,
             Resume::default(),
         );
+        self.hang_up_path(meeting.id, &path).await;
+    }
+
+    /// OpenAI's REST hang-up of an attached call, best effort.
+    async fn hang_up_path(&self, meeting: MeetingId, path: &CallPath) {
         let (Some(how), Some(call_id)) = (path.hang_up(), path.attached_to()) else {
             return;
         };
         if how == HangUp::SessionClose {
-            tracing::warn!(meeting = %meeting.id, "no sideband holds this GPT-Live WebRTC session: it ends when its caller leaves");
+            tracing::warn!(%meeting, "no sideband holds this GPT-Live WebRTC session: it ends when its caller leaves");
             return;
         }
         let Some(rest) = &self.rest else {
-            tracing::warn!(meeting = %meeting.id, "no OPENAI_API_KEY: the call is not hung up at OpenAI");
+            tracing::warn!(%meeting, "no OPENAI_API_KEY: the call is not hung up at OpenAI");
             return;
         };
         if let Err(error) = rest.clone().on(path.api()).hangup(call_id).await {
-            tracing::warn!(meeting = %meeting.id, %error, "hangup not confirmed by OpenAI");
+            tracing::warn!(%meeting, %error, "hangup not confirmed by OpenAI");
+        }
+    }
+
+    /// Deletes the meeting (the store's one transaction), then ends what
+    /// of its call still runs: its actor and analysis here stop (the
+    /// instance that holds it elsewhere is told by the deletion itself),
+    /// and a call a browser or a phone carries is hung up at OpenAI.
+    pub async fn delete(&self, meeting: MeetingId) -> Result<Deletion, StoreError> {
+        let deletion = self.store.delete_meeting(meeting).await?;
+        if let Deletion::Deleted(erased) = &deletion {
+            self.cut_off(std::slice::from_ref(erased)).await;
+        }
+        Ok(deletion)
+    }
+
+    /// Ends what still runs of meetings just deleted: every one's actor and
+    /// analysis here, and each live attached call at OpenAI.
+    pub async fn cut_off(&self, erased: &[Erased]) {
+        for gone in erased {
+            match self.calls.forget(gone.meeting).await {
+                Ok(true) => {
+                    tracing::info!(meeting = %gone.meeting, "deleted: its actors here stopped")
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(meeting = %gone.meeting, %error, "deleted; its actor here not told (its writes are refused)");
+                }
+            }
+            if gone.was_live() {
+                let path = CallPath::recorded(
+                    gone.transport,
+                    gone.provider_call_id.clone(),
+                    gone.voice_api,
+                    Resume::default(),
+                );
+                self.hang_up_path(gone.meeting, &path).await;
+            }
         }
     }
 

@@ -38,6 +38,8 @@ pub struct Application {
     serve_limits: ServeLimits,
     stop_streams: tokio::sync::watch::Sender<bool>,
     probe_task: JoinHandle<()>,
+    /// The retention sweep, when `SCRIBE_RETENTION_DAYS` is set.
+    retention_task: Option<JoinHandle<()>>,
     local_addr: SocketAddr,
     state: AppState,
     tree: ActorTree,
@@ -163,7 +165,27 @@ impl Application {
         let page_base: Arc<str> = format!("http://{local_addr}").into();
         let page_key = Arc::new(page_key);
         tracing::info!(%local_addr, database = %redact_url(url), backend = ?store.backend(), adopted = recovered.adopted, resumed_analyses = recovered.analyses, "scribe ready");
+        let service = CallService::new(
+            store.clone(),
+            calls.clone(),
+            calls_api.clone(),
+            page_base,
+            page_key.clone(),
+        );
+        let retention_task = settings.retention.map(|retention| {
+            tracing::info!(
+                keep_days = retention.keep.as_secs() / 86_400,
+                "retention on"
+            );
+            crate::retention::spawn(
+                store.clone(),
+                service.clone(),
+                settings.lease.owner.clone(),
+                retention,
+            )
+        });
         Ok(Self {
+            retention_task,
             listener,
             serve_limits: ServeLimits {
                 max_connections: settings.http.max_connections,
@@ -176,13 +198,7 @@ impl Application {
             probe_task,
             local_addr,
             state: AppState {
-                service: CallService::new(
-                    store.clone(),
-                    calls.clone(),
-                    calls_api.clone(),
-                    page_base,
-                    page_key.clone(),
-                ),
+                service,
                 store,
                 calls,
                 api_token: Arc::new(settings.api_token),
@@ -253,6 +269,9 @@ impl Application {
         .await
         .context("serving HTTP");
         self.probe_task.abort();
+        if let Some(task) = &self.retention_task {
+            task.abort();
+        }
         tracing::info!("http server stopped; finishing call ends, then stopping calls");
         service.settle(std::time::Duration::from_secs(10)).await;
         // Live calls stay `active` in the database: the next start adopts

@@ -493,4 +493,5 @@ async fn a_session_problem_and_a_cut_off_reply_show_on_the_page() {
 }
 
 mod calls;
+mod deletion;
 mod results;

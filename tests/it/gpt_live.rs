@@ -30,7 +30,7 @@ fn turn(n: usize, transcription: Transcription) -> Turn {
 
 /// An app on GPT-Live whose OpenAI is the simulated HTTP API; its sessions
 /// play `script`.
-async fn live_app(
+pub async fn live_app(
     url: &str,
     script: impl Fn(&scribe_sim::realtime::ConnectionInfo) -> Script + Send + Sync + 'static,
     start: StartOn,

@@ -247,6 +247,7 @@ async fn an_id_alone_opens_nothing_and_changes_nothing() {
                 ("POST", format!("/api/meetings/{meeting}/hangup")),
                 ("POST", format!("/api/meetings/{meeting}/retry")),
                 ("POST", format!("/api/meetings/{meeting}/page-link")),
+                ("DELETE", format!("/api/meetings/{meeting}")),
             ] {
                 let mut request = app
                     .client

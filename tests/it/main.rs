@@ -9,6 +9,7 @@ mod api_service;
 mod binary;
 mod carried_calls;
 mod conformance;
+mod deletion;
 mod event_stream;
 mod fidelity;
 mod gpt_live;

@@ -162,6 +162,9 @@ impl Actor for CallSupervisor {
                 let opened = state.registry.get(meeting).map(|c| c.sessions_opened());
                 let _ = reply.send(opened);
             }
+            SupervisorMsg::Forget { meeting, reply } => {
+                let _ = reply.send(state.forget(meeting));
+            }
             SupervisorMsg::Kill { meeting, reply } => {
                 let found = state
                     .running

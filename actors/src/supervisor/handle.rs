@@ -157,6 +157,13 @@ impl Calls {
         }
     }
 
+    /// The meeting was deleted: its actor (socket closed) and its analysis
+    /// stop here, nothing restarted or finalized. True when one ran.
+    pub async fn forget(&self, meeting: MeetingId) -> Result<bool, CallsError> {
+        self.ask(|reply| SupervisorMsg::Forget { meeting, reply })
+            .await
+    }
+
     pub async fn kill(&self, meeting: MeetingId) -> Result<bool, CallsError> {
         self.ask(|reply| SupervisorMsg::Kill { meeting, reply })
             .await

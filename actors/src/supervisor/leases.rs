@@ -252,6 +252,26 @@ impl SupervisorState {
         }
     }
 
+    /// The meeting was deleted: its actor and its analysis stop here
+    /// without a restart, a finalization or a log entry (the store keeps
+    /// nothing of it, and refuses whatever they would write); a start on
+    /// its way is dropped. True when something of it ran here.
+    pub fn forget(&mut self, meeting: MeetingId) -> bool {
+        let mut found = self.taken_back.remove(&meeting).is_some();
+        if let Some(entry) = self.running.get_mut(&meeting) {
+            tracing::info!(%meeting, "meeting deleted: its actor stops");
+            entry.lease_lost = true;
+            entry.actor.kill();
+            found = true;
+        }
+        if let Some(analysis) = self.analyses.remove(&meeting) {
+            tracing::info!(%meeting, "meeting deleted: its analysis stops");
+            analysis.actor.kill();
+            found = true;
+        }
+        found
+    }
+
     /// The member was declared dead: every call it ran may be another's
     /// now. They stop here; the ones nobody took yet are taken again under
     /// the new membership, as any call nobody holds.
@@ -268,6 +288,9 @@ impl SupervisorState {
         tracing::debug!(?news, "lease news");
         match news {
             LeaseNews::EndRequested { meeting, at } => self.ended_elsewhere(myself, meeting, at),
+            LeaseNews::Deleted { meeting } => {
+                self.forget(meeting);
+            }
             LeaseNews::Released | LeaseNews::Missed => self.renew_now.notify_one(),
         }
     }

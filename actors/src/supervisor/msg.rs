@@ -95,6 +95,12 @@ pub enum SupervisorMsg {
     MembershipLost(Member),
     /// What another instance said (an end, freed leases), as it came.
     LeaseNews(LeaseNews),
+    /// The meeting was deleted: stop whatever of it runs here, without a
+    /// restart or a finalization. Replies whether something ran.
+    Forget {
+        meeting: MeetingId,
+        reply: RpcReplyPort<bool>,
+    },
     /// Chaos: kill the meeting's actor abruptly. Replies whether one was live.
     Kill {
         meeting: MeetingId,

@@ -264,6 +264,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SCRIBE_NOTES_EVERY_SECS", default_value_t = 0)]
     pub notes_every_secs: u64,
 
+    /// Days a finished meeting is kept after its call ended; older ones
+    /// are deleted (transcript, log, notes, results) by a background sweep
+    /// every 10 minutes. Unset: kept until deleted over the API.
+    #[arg(long, env = "SCRIBE_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub retention_days: Option<u32>,
+
     /// Connections open at once, at most; past it new connections wait in
     /// the accept queue.
     #[arg(long, env = "SCRIBE_MAX_CONNECTIONS", default_value_t = 10_000)]

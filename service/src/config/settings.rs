@@ -63,6 +63,8 @@ pub struct Settings {
     pub analysis_policy: RetryPolicy,
     /// Running notes during calls (off by default).
     pub notes: NotesConfig,
+    /// How long finished meetings are kept (`None`: until deleted).
+    pub retention: Option<crate::retention::Retention>,
     pub http: HttpSettings,
 }
 
@@ -190,6 +192,7 @@ impl Settings {
                 ..RetryPolicy::default()
             },
             notes: notes_config(args.notes_every_lines, args.notes_every_secs),
+            retention: args.retention_days.map(crate::retention::Retention::days),
             http: HttpSettings {
                 max_connections: args.max_connections.max(1),
                 max_connections_per_address: args.max_connections_per_address.max(1),
@@ -238,6 +241,7 @@ impl Settings {
             analysis_concurrency: 8,
             analysis_policy: RetryPolicy::default(),
             notes: NotesConfig::OFF,
+            retention: None,
             http: HttpSettings::default(),
         }
     }

@@ -122,6 +122,9 @@ pub struct Agent {
     /// The numbers whose SIP calls reach this agent.
     pub phone_numbers: Vec<PhoneNumber>,
     pub created_at: DateTime<Utc>,
+    /// Set on a tombstone: the agent was deleted (never served).
+    #[serde(skip)]
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// An agent that passed validation and may be stored.

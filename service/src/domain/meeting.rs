@@ -46,6 +46,9 @@ pub struct Meeting {
     /// Which page links work: the ones issued at this generation.
     #[serde(skip)]
     pub page_generation: i64,
+    /// Set on a tombstone: the meeting was deleted (never served).
+    #[serde(skip)]
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// A meeting that passed validation and may be stored (status `upcoming`).

@@ -15,7 +15,7 @@ use crate::domain::agent::{
 };
 use crate::domain::phone::PhoneNumber;
 use crate::domain::text_schema;
-use crate::store::StoreError;
+use crate::store::{AgentDeletion, StoreError};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -140,6 +140,7 @@ pub async fn list(
         (status = 400, description = "The id is not a UUID.", body = ErrorBody),
         (status = 401, description = "Missing or wrong API token.", body = ErrorBody),
         (status = 404, description = "No such agent.", body = ErrorBody),
+        (status = 410, description = "The agent was deleted.", body = ErrorBody),
     ),
 )]
 pub async fn show(
@@ -153,5 +154,62 @@ pub async fn show(
         .agent(id)
         .await?
         .ok_or_else(ApiError::agent_not_found)?;
+    if agent.deleted_at.is_some() {
+        return Err(ApiError::agent_deleted());
+    }
     Ok(Json(agent))
+}
+
+/// What an agent's deletion did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeletedAgent {
+    agent_id: AgentId,
+    /// Its meetings deleted now (each as `DELETE /api/meetings/{id}`).
+    meetings_deleted: usize,
+    /// Of them, those whose call was live and was ended.
+    calls_ended: usize,
+}
+
+/// `DELETE /api/agents/{id}`: deletes the agent (its instructions, plan
+/// and phone numbers; its id and times stay) and every meeting of it, as
+/// `DELETE /api/meetings/{id}` does, live calls ended first.
+#[utoipa::path(
+    delete,
+    path = "/api/agents/{id}",
+    tag = "agents",
+    operation_id = "delete_agent",
+    security(("api_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The agent's id.")),
+    responses(
+        (status = 200, description = "Deleted, with its meetings.", body = DeletedAgent),
+        (status = 400, description = "The id is not a UUID.", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API token.", body = ErrorBody),
+        (status = 404, description = "No such agent.", body = ErrorBody),
+        (status = 410, description = "The agent was deleted already (any meeting of it a cut-short deletion left is deleted now).", body = ErrorBody),
+    ),
+)]
+pub async fn delete(
+    _: ApiCaller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<DeletedAgent>, ApiError> {
+    let id: AgentId = id.parse()?;
+    let (first, erased) = match state.store.delete_agent(id).await? {
+        AgentDeletion::NotFound => return Err(ApiError::agent_not_found()),
+        AgentDeletion::Deleted(erased) => (true, erased),
+        AgentDeletion::AlreadyDeleted(erased) => (false, erased),
+    };
+    state.service.cut_off(&erased).await;
+    metrics::counter!(crate::metrics::MEETINGS_DELETED, "by" => "agent")
+        .increment(erased.len() as u64);
+    let calls_ended = erased.iter().filter(|e| e.was_live()).count();
+    tracing::info!(agent_id = %id, meetings = erased.len(), calls_ended, "agent deleted");
+    if !first {
+        return Err(ApiError::agent_deleted());
+    }
+    Ok(Json(DeletedAgent {
+        agent_id: id,
+        meetings_deleted: erased.len(),
+        calls_ended,
+    }))
 }

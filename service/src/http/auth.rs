@@ -95,7 +95,8 @@ pub enum Holder {
 /// A wrong bearer token is 401. Without a credential, or with a key that
 /// is not this meeting's current one, the answer is the same 404 as for a
 /// meeting that does not exist: the id alone opens nothing, and says
-/// nothing about whether the meeting exists.
+/// nothing about whether the meeting exists. A deleted meeting is 410 to
+/// the API token and to the key its link carried.
 pub struct MeetingAccess {
     pub meeting: Meeting,
     pub holder: Holder,
@@ -151,20 +152,19 @@ impl FromRequestParts<AppState> for MeetingAccess {
             .meeting(id)
             .await?
             .ok_or_else(ApiError::meeting_not_found)?;
-        if api {
-            return Ok(Self {
-                meeting,
-                holder: Holder::Api,
-            });
-        }
-        if presented.is_some_and(|key| key_matches(&state.page_key, &meeting, &key)) {
-            Ok(Self {
-                meeting,
-                holder: Holder::Page,
-            })
+        let holder = if api {
+            Holder::Api
+        } else if presented.is_some_and(|key| key_matches(&state.page_key, &meeting, &key)) {
+            Holder::Page
         } else {
-            Err(ApiError::meeting_not_found())
+            return Err(ApiError::meeting_not_found());
+        };
+        // A deleted meeting says so to whoever could open it, and opens
+        // nothing: its page key keeps the generation it had, for this only.
+        if meeting.deleted_at.is_some() {
+            return Err(ApiError::meeting_deleted());
         }
+        Ok(Self { meeting, holder })
     }
 }
 

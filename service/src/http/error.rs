@@ -32,6 +32,9 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("{0}")]
     Conflict(String),
+    /// It existed and was deleted (410).
+    #[error("{0}")]
+    Gone(String),
     /// An extractor's rejection, with the status axum chose (400, 413, 415, 422).
     #[error("{message}")]
     Rejected { status: StatusCode, message: String },
@@ -68,6 +71,14 @@ impl ApiError {
         Self::NotFound("Agent not found".into())
     }
 
+    pub fn meeting_deleted() -> Self {
+        Self::Gone("Meeting deleted: nothing of it is kept but its id and times".into())
+    }
+
+    pub fn agent_deleted() -> Self {
+        Self::Gone("Agent deleted, with its meetings".into())
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -75,6 +86,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Gone(_) => StatusCode::GONE,
             Self::Rejected { status, .. } => *status,
             Self::BadSignature(_) | Self::Signature(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,

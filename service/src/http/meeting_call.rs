@@ -139,6 +139,7 @@ const ATTACH_BEFORE_ANSWER: Duration = Duration::from_secs(3);
         (status = 400, description = "The id is not a UUID, or the body is not an SDP offer with audio.", body = ErrorBody),
         (status = 401, description = "A bearer token that is not the API token.", body = ErrorBody),
         (status = 404, description = "No such meeting, or neither the API token nor this meeting's page key.", body = ErrorBody),
+        (status = 410, description = "The meeting was deleted.", body = ErrorBody),
         (status = 409, description = "The meeting is not `upcoming`, or its call is being created.", body = ErrorBody),
         (status = 413, description = "The offer is over 64 KiB.", body = ErrorBody),
         (status = 415, description = "The body is not `application/sdp`.", body = ErrorBody),

@@ -18,7 +18,7 @@ use crate::domain::agent::MAX_INSTRUCTIONS_CHARS;
 use crate::domain::meeting::{MAX_USER_ID_CHARS, Meeting, MeetingFilter, NewMeeting};
 use crate::domain::text_schema;
 use crate::store::{
-    MeetingNotes, MeetingUsage, RetryOutcome, StoreError, StoredChunk, TranscriptHole,
+    Deletion, MeetingNotes, MeetingUsage, RetryOutcome, StoreError, StoredChunk, TranscriptHole,
 };
 
 pub const DEFAULT_PAGE: u32 = 50;
@@ -285,6 +285,50 @@ pub async fn page_link(
     ))
 }
 
+/// What a deletion did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeletedMeeting {
+    meeting_id: MeetingId,
+    /// True when its call was live: it was ended (its actor stopped, its
+    /// socket closed; a browser or phone call hung up at OpenAI).
+    call_ended: bool,
+}
+
+/// `DELETE /api/meetings/{id}`: deletes the meeting's transcript, event
+/// log, notes, results and page link in one transaction, ending its call
+/// first when it is live; a tombstone (its id, agent and times) stays, so
+/// that nothing late brings any of it back (API token only).
+#[utoipa::path(
+    delete,
+    path = "/api/meetings/{id}",
+    tag = "meetings",
+    operation_id = "delete_meeting",
+    security(("api_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The meeting's id.")),
+    responses(
+        super::openapi::MeetingLookup,
+        (status = 200, description = "Deleted; its call ended if it was live.", body = DeletedMeeting),
+    ),
+)]
+pub async fn delete(
+    access: MeetingAccess,
+    State(state): State<AppState>,
+) -> Result<Json<DeletedMeeting>, ApiError> {
+    let meeting = access.api_only()?;
+    match state.service.delete(meeting.id).await? {
+        Deletion::NotFound => Err(ApiError::meeting_not_found()),
+        Deletion::AlreadyDeleted => Err(ApiError::meeting_deleted()),
+        Deletion::Deleted(erased) => {
+            metrics::counter!(crate::metrics::MEETINGS_DELETED, "by" => "meeting").increment(1);
+            tracing::info!(meeting_id = %meeting.id, call_ended = erased.was_live(), "meeting deleted");
+            Ok(Json(DeletedMeeting {
+                meeting_id: meeting.id,
+                call_ended: erased.was_live(),
+            }))
+        }
+    }
+}
+
 /// `GET /api/meetings/{id}/status`: the polling shape.
 #[utoipa::path(
     get,
@@ -309,32 +353,90 @@ pub async fn status(access: MeetingAccess) -> Result<Json<MeetingStatusView>, Ap
     }))
 }
 
+/// The transcript's query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TranscriptQuery {
+    /// `json` (the default), `txt`, `md` or `vtt` (WebVTT).
+    #[param(value_type = Option<super::export::Format>, nullable = false)]
+    format: Option<String>,
+    /// The meeting's page key (as in its page link), when the request
+    /// carries neither it in `X-Meeting-Token` nor the API token.
+    #[param(nullable = false)]
+    #[expect(dead_code, reason = "read by the MeetingAccess extractor")]
+    key: Option<String>,
+}
+
 /// `GET /api/meetings/{id}/transcript`: every line stored so far, in
-/// conversation order, and where lines may be missing.
+/// conversation order, and where lines may be missing; as JSON, or as a
+/// download in plain text, Markdown or WebVTT (`?format=`).
 #[utoipa::path(
     get,
     path = "/api/meetings/{id}/transcript",
     tag = "meetings",
     operation_id = "meeting_transcript",
     security(("api_token" = []), ("meeting_token" = []), ("meeting_key" = [])),
-    params(("id" = uuid::Uuid, Path, description = "The meeting's id.")),
+    params(("id" = uuid::Uuid, Path, description = "The meeting's id."), TranscriptQuery),
     responses(
         super::openapi::MeetingLookup,
-        (status = 200, description = "The lines in order, and the holes.", body = TranscriptView),
+        (status = 200, description = "The lines in order, and the holes: JSON (`format=json`, the default); \
+                                      plain text, Markdown or WebVTT (`txt`, `md`, `vtt`) with speakers and times, \
+                                      lines cut short, interrupted, lost or not transcribed and stretches where lines \
+                                      may be missing marked as the page marks them.",
+            content((TranscriptView = "application/json"), (String = "text/plain"),
+                    (String = "text/markdown"), (String = "text/vtt"))),
     ),
 )]
 pub async fn transcript(
     access: MeetingAccess,
     State(state): State<AppState>,
-) -> Result<Json<TranscriptView>, ApiError> {
+    QueryParams(query): QueryParams<TranscriptQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use super::export::{self, Format};
+    use axum::response::IntoResponse;
+    let format = match query.format.as_deref() {
+        None => Format::Json,
+        Some(name) => {
+            serde_json::from_value(serde_json::Value::String(name.to_owned())).map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "`format` must be json, txt, md or vtt, got {name:?}"
+                ))
+            })?
+        }
+    };
     let meeting = access.meeting;
     let chunks = state.store.transcript(meeting.id).await?;
     let holes = state.store.transcript_holes(meeting.id).await?;
-    Ok(Json(TranscriptView {
-        meeting_id: meeting.id,
-        chunks,
-        holes,
-    }))
+    let body = match format {
+        Format::Json => {
+            return Ok(Json(TranscriptView {
+                meeting_id: meeting.id,
+                chunks,
+                holes,
+            })
+            .into_response());
+        }
+        Format::Txt => export::text(&meeting, &chunks, &holes),
+        Format::Md => export::markdown(&meeting, &chunks, &holes),
+        Format::Vtt => export::webvtt(&meeting, &chunks, &holes),
+    };
+    let disposition = format!(
+        "attachment; filename=\"transcript-{}.{}\"",
+        meeting.id,
+        format.extension()
+    );
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                format.content_type().to_owned(),
+            ),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// A meeting's running notes.

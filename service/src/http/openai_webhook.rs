@@ -140,8 +140,19 @@ async fn incoming_call(
         .as_deref()
         .ok_or_else(|| ApiError::BadRequest(format!("`{}` is missing", event.call_id_field())))?;
     super::extract::external_id(event.call_id_field(), call_id)?;
-    if state.store.meeting_for_call(call_id).await?.is_some() {
-        return Ok(answer(WebhookOutcome::Duplicate));
+    if let Some(known) = state.store.meeting_for_call(call_id).await? {
+        // A call of a deleted meeting stays refused: its tombstone keeps
+        // OpenAI's id of it.
+        let gone = state
+            .store
+            .meeting(known)
+            .await?
+            .is_some_and(|m| m.deleted_at.is_some());
+        return Ok(answer(if gone {
+            WebhookOutcome::Deleted
+        } else {
+            WebhookOutcome::Duplicate
+        }));
     }
     let Some(api) = state.calls_api.clone() else {
         return Err(ApiError::Unconfigured(

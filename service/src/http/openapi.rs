@@ -192,4 +192,8 @@ pub enum MeetingLookup {
     /// current page key (an id alone opens nothing).
     #[response(status = 404)]
     NotFound(ErrorBody),
+    /// The meeting was deleted (to the API token, or the key its link
+    /// carried): nothing of it is served.
+    #[response(status = 410)]
+    Gone(ErrorBody),
 }

@@ -138,6 +138,7 @@ enum StreamEventName {
         (status = 400, description = "The id is not a UUID, or the resume id is malformed.", body = super::error::ErrorBody),
         (status = 401, description = "A bearer token that is not the API token.", body = super::error::ErrorBody),
         (status = 404, description = "No such meeting, or neither the API token nor this meeting's page key.", body = super::error::ErrorBody),
+        (status = 410, description = "The meeting was deleted.", body = super::error::ErrorBody),
         (status = 503, description = "Too many event streams: on this meeting (20), from this client (64) or in all (5,000).", body = super::error::ErrorBody,
             headers(("retry-after" = u64, description = "Seconds to wait."))),
     ),
@@ -233,6 +234,11 @@ async fn follow(
             notes,
         }) = read.take()
         {
+            if meeting.deleted_at.is_some() {
+                tracing::info!(meeting = %id, "event stream ended: the meeting was deleted");
+                let _ = tx.send(Event::default().event("deleted").data("{}")).await;
+                return;
+            }
             if holder == Holder::Page && meeting.page_generation != generation {
                 tracing::info!(meeting = %id, "event stream ended: its page link was revoked");
                 return;
@@ -454,6 +460,7 @@ fn not_found_page(message: &str, status: StatusCode) -> Response {
         (status = 400, description = "The id is not a UUID.", body = String, content_type = "text/html"),
         (status = 401, description = "A bearer token that is not the API token.", body = String, content_type = "text/html"),
         (status = 404, description = "No such meeting, or the link's key is not this meeting's current one.", body = String, content_type = "text/html"),
+        (status = 410, description = "The meeting was deleted.", body = String, content_type = "text/html"),
         (status = 503, description = "The database is unavailable.", body = String, content_type = "text/html"),
     ),
 )]
@@ -490,6 +497,10 @@ pub async fn page(
             StatusCode::UNAUTHORIZED => not_found_page(
                 "That bearer token is not accepted.",
                 StatusCode::UNAUTHORIZED,
+            ),
+            StatusCode::GONE => not_found_page(
+                "This meeting was deleted: its transcript, notes and results are gone.",
+                StatusCode::GONE,
             ),
             _ => {
                 tracing::error!(%error, "meeting page: database read failed");

@@ -99,7 +99,8 @@ pub struct WebhookAnswer {
 /// had already ended), `ignored` (not an event scribe acts on) or
 /// `unroutable` (no meeting of ours named). OpenAI: `accepted`,
 /// `rejected` (no agent for the number, or OpenAI refused the accept),
-/// `duplicate` or `ignored`.
+/// `duplicate` or `ignored`. Either: `deleted` (the meeting it names was
+/// deleted: nothing done, nothing kept).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookOutcome {
@@ -112,6 +113,7 @@ pub enum WebhookOutcome {
     Unroutable,
     Accepted,
     Rejected,
+    Deleted,
 }
 
 impl WebhookOutcome {
@@ -127,6 +129,7 @@ impl WebhookOutcome {
             Self::Unroutable => "unroutable",
             Self::Accepted => "accepted",
             Self::Rejected => "rejected",
+            Self::Deleted => "deleted",
         }
     }
 }
@@ -274,6 +277,9 @@ async fn session_started(
     let Some(meeting) = named_meeting(event) else {
         return Ok(WebhookOutcome::Unroutable);
     };
+    if deleted(state, meeting).await? {
+        return Ok(WebhookOutcome::Deleted);
+    }
     match state
         .store
         .start_session(delivery, meeting, state.owned_transport)
@@ -292,6 +298,19 @@ async fn session_started(
     }
 }
 
+/// True when `meeting` is a tombstone (a late event about it changes nothing).
+async fn deleted(state: &AppState, meeting: MeetingId) -> Result<bool, ApiError> {
+    let gone = state
+        .store
+        .meeting(meeting)
+        .await?
+        .is_some_and(|m| m.deleted_at.is_some());
+    if gone {
+        tracing::info!(%meeting, "an event about a deleted meeting: nothing done");
+    }
+    Ok(gone)
+}
+
 /// The call ended when Stream says it did: a retried delivery arrives late
 /// (never later than now, whatever the clocks say).
 fn when(event: &WebhookEvent) -> chrono::DateTime<chrono::Utc> {
@@ -308,8 +327,12 @@ async fn call_ended(
     let Some(meeting) = named_meeting(event) else {
         return Ok(WebhookOutcome::Unroutable);
     };
-    if state.store.meeting(meeting).await?.is_none() {
+    let Some(found) = state.store.meeting(meeting).await? else {
         return Err(ApiError::meeting_not_found());
+    };
+    if found.deleted_at.is_some() {
+        tracing::info!(%meeting, kind = %event.kind, "the end of a deleted meeting's call: nothing done");
+        return Ok(WebhookOutcome::Deleted);
     }
     let outcome = end(state, meeting, when(event), &event.kind).await?;
     state.store.record_delivery(delivery).await?;

@@ -9,7 +9,8 @@ use crate::domain::agent::{Agent, NewAgent};
 use crate::domain::now;
 use crate::domain::phone::PhoneNumber;
 
-const AGENT_COLUMNS: &str = "SELECT id, name, instructions, blueprint, created_at FROM agents";
+const AGENT_COLUMNS: &str =
+    "SELECT id, name, instructions, blueprint, created_at, deleted_at FROM agents";
 
 /// The numbers of one agent, in the order they sort.
 const NUMBERS_OF: &str =
@@ -27,6 +28,7 @@ impl Store {
             blueprint: new.blueprint,
             phone_numbers: new.phone_numbers,
             created_at: now(),
+            deleted_at: None,
         };
         on_pool!(self, |p| {
             let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
@@ -82,7 +84,7 @@ impl Store {
     pub async fn agents(&self, limit: u32) -> Result<Vec<Agent>, StoreError> {
         let rows: Vec<AgentRow> = on_pool!(self, |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "{AGENT_COLUMNS} ORDER BY created_at DESC, id DESC LIMIT $1"
+                "{AGENT_COLUMNS} WHERE deleted_at IS NULL ORDER BY created_at DESC, id DESC LIMIT $1"
             )))
             .bind(i64::from(limit))
             .fetch_all(p)

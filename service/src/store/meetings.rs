@@ -20,7 +20,8 @@ impl Store {
             sqlx::query(
                 "INSERT INTO meetings (id, name, user_id, agent_id, status, prompt, progress, \
                  previous_meeting_id, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $9 \
+                 WHERE NOT EXISTS (SELECT 1 FROM agents WHERE id = $4 AND deleted_at IS NOT NULL)",
             )
             .bind(id.as_uuid())
             .bind(&new.name)
@@ -36,6 +37,8 @@ impl Store {
             .map(|done| done.rows_affected())
         });
         match result {
+            // A deleted agent makes no meeting.
+            Ok(0) => return Err(StoreError::UnknownAgent(new.agent_id)),
             Ok(_) => {}
             Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
                 // Either reference can break the key; say which.
@@ -85,9 +88,12 @@ impl Store {
     /// How many meetings there are in each status.
     pub async fn meeting_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         Ok(on_pool!(self, |p| {
-            sqlx::query_as("SELECT status, COUNT(*) FROM meetings GROUP BY status")
-                .fetch_all(p)
-                .await
+            sqlx::query_as(
+                "SELECT CASE WHEN deleted_at IS NULL THEN status ELSE 'deleted' END, COUNT(*) \
+                 FROM meetings GROUP BY 1",
+            )
+            .fetch_all(p)
+            .await
         })?)
     }
 
@@ -96,7 +102,7 @@ impl Store {
         let rows: Vec<MeetingRow> = on_pool!(self, |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {MEETING_COLUMNS} FROM meetings m \
-                 WHERE ($1 IS NULL OR m.status = $1) \
+                 WHERE m.deleted_at IS NULL AND ($1 IS NULL OR m.status = $1) \
                    AND ($2 IS NULL OR m.user_id = $2) \
                    AND ($3 IS NULL OR m.agent_id = $3) \
                  ORDER BY m.created_at DESC, m.id DESC LIMIT $4"

@@ -33,11 +33,22 @@ enum Notice {
     Released {
         owner: String,
     },
+    /// A call `owner` holds was deleted: its actor stops, nothing finalized.
+    Deleted {
+        owner: String,
+        meeting: uuid::Uuid,
+    },
 }
 
 /// The payload that says `owner` freed its leases.
 pub fn released(owner: &str) -> String {
     serde_json::json!({ "kind": "released", "owner": owner }).to_string()
+}
+
+/// The payload that says the call `owner` holds was deleted.
+pub fn deleted(owner: &str, meeting: MeetingId) -> String {
+    serde_json::json!({ "kind": "deleted", "owner": owner, "meeting": meeting.as_uuid() })
+        .to_string()
 }
 
 /// The news in `payload` for `me`: an end of a call `me` holds, or leases
@@ -50,6 +61,9 @@ fn news_for(me: &str, payload: &str) -> Option<LeaseNews> {
             at,
         }),
         Ok(Notice::Released { owner }) if owner != me => Some(LeaseNews::Released),
+        Ok(Notice::Deleted { owner, meeting }) if owner == me => Some(LeaseNews::Deleted {
+            meeting: MeetingId::from_uuid(meeting),
+        }),
         Ok(_) => None,
         Err(error) => {
             tracing::warn!(%error, payload, "a lease notification scribe cannot read; ignored");
@@ -151,6 +165,12 @@ mod tests {
         assert_eq!(news_for("b", &end), None, "another instance's call");
         assert_eq!(news_for("b", &released("a")), Some(LeaseNews::Released));
         assert_eq!(news_for("a", &released("a")), None, "its own release");
+        let id = MeetingId::from_uuid(meeting);
+        assert_eq!(
+            news_for("a", &deleted("a", id)),
+            Some(LeaseNews::Deleted { meeting: id })
+        );
+        assert_eq!(news_for("b", &deleted("a", id)), None, "another's call");
         assert_eq!(news_for("a", "not json"), None);
         assert_eq!(news_for("a", r#"{"kind":"end","owner":"a"}"#), None);
     }

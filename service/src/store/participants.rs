@@ -33,6 +33,10 @@ pub enum Movement {
     Left,
 }
 
+/// A call no deleted meeting has, unless a meeting not deleted has it too.
+const LIVE_CALL: &str = "NOT (EXISTS (SELECT 1 FROM meetings WHERE call_cid = $1 AND deleted_at IS NOT NULL) \
+     AND NOT EXISTS (SELECT 1 FROM meetings WHERE call_cid = $1 AND deleted_at IS NULL))";
+
 impl Store {
     /// Records a participant joining or leaving at `at` (idempotent: a
     /// repeated event changes nothing, a `joined` after its `left` does
@@ -45,30 +49,33 @@ impl Store {
         at: DateTime<Utc>,
         agent_user_id: &str,
     ) -> Result<Remaining, StoreError> {
+        // Nothing is kept of a call whose meetings were all deleted.
         let statement = match movement {
             Movement::Joined => {
                 "INSERT INTO stream_participants (call_cid, session_id, user_session_id, user_id, joined_at) \
-                 VALUES ($1, $2, $3, $4, $5) \
+                 SELECT $1, $2, $3, $4, $5 WHERE {LIVE_CALL} \
                  ON CONFLICT (call_cid, session_id, user_session_id) \
                  DO UPDATE SET joined_at = COALESCE(stream_participants.joined_at, excluded.joined_at)"
             }
             Movement::Left => {
                 "INSERT INTO stream_participants (call_cid, session_id, user_session_id, user_id, left_at) \
-                 VALUES ($1, $2, $3, $4, $5) \
+                 SELECT $1, $2, $3, $4, $5 WHERE {LIVE_CALL} \
                  ON CONFLICT (call_cid, session_id, user_session_id) \
                  DO UPDATE SET left_at = COALESCE(stream_participants.left_at, excluded.left_at)"
             }
         };
         let counted: (Option<i64>, i64) = on_pool!(self, |p| {
             let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
-            sqlx::query(statement)
-                .bind(presence.call_cid)
-                .bind(presence.session_id)
-                .bind(presence.user_session_id)
-                .bind(presence.user_id)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(sqlx::AssertSqlSafe(
+                statement.replace("{LIVE_CALL}", LIVE_CALL),
+            ))
+            .bind(presence.call_cid)
+            .bind(presence.session_id)
+            .bind(presence.user_session_id)
+            .bind(presence.user_id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
             let counted: (Option<i64>, i64) = sqlx::query_as(
                 "SELECT SUM(CASE WHEN left_at IS NULL THEN 1 ELSE 0 END), COUNT(*) \
                  FROM stream_participants WHERE call_cid = $1 AND session_id = $2 AND user_id <> $3",
@@ -95,7 +102,7 @@ impl Store {
     ) -> Result<Option<MeetingId>, StoreError> {
         let row: Option<(uuid::Uuid,)> = on_pool!(self, |p| {
             sqlx::query_as(
-                "SELECT id FROM meetings WHERE call_cid = $1 \
+                "SELECT id FROM meetings WHERE call_cid = $1 AND deleted_at IS NULL \
                  ORDER BY CASE WHEN status = 'active' THEN 0 ELSE 1 END, started_at DESC LIMIT 1",
             )
             .bind(call_cid)

@@ -40,23 +40,41 @@ pub(crate) trait Dialect {
     /// of them until the transaction ends (SQLite's write transaction
     /// already holds the whole database).
     const SHARE_LOCK: &'static str;
+    /// The same, against any other locker too (the row is to be changed).
+    const UPDATE_LOCK: &'static str;
+    /// Whether the backend has `NOTIFY` (lease news between instances).
+    const NOTIFIES: bool;
 }
 
 impl Dialect for SqlitePool {
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
     const READ_SNAPSHOT: &'static str = "BEGIN";
     const SHARE_LOCK: &'static str = "";
+    const UPDATE_LOCK: &'static str = "";
+    const NOTIFIES: bool = false;
 }
 
 impl Dialect for PgPool {
     const BEGIN: &'static str = "BEGIN";
     const READ_SNAPSHOT: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
     const SHARE_LOCK: &'static str = " FOR SHARE";
+    const UPDATE_LOCK: &'static str = " FOR UPDATE";
+    const NOTIFIES: bool = true;
 }
 
 /// The end of a SELECT that holds its rows on `pool`'s backend.
 pub(crate) fn share_lock<P: Dialect>(_pool: &P) -> &'static str {
     P::SHARE_LOCK
+}
+
+/// The end of a SELECT that holds its rows for a change on `pool`'s backend.
+pub(crate) fn update_lock<P: Dialect>(_pool: &P) -> &'static str {
+    P::UPDATE_LOCK
+}
+
+/// Whether `pool`'s backend carries lease news (`NOTIFY`).
+pub(crate) fn notifies<P: Dialect>(_pool: &P) -> bool {
+    P::NOTIFIES
 }
 
 /// The statement that begins a write transaction on `pool`'s backend.

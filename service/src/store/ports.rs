@@ -121,16 +121,29 @@ impl Store {
         let at = now();
         let finalized = on_pool!(self, |p| {
             let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
-            let high: Option<(i64,)> =
-                sqlx::query_as("SELECT sequence_high_water FROM meetings WHERE id = $1")
+            // The row is held first (as a deletion holds it): a deleted
+            // meeting gets no lost lines, no log, no status.
+            let read = format!(
+                "SELECT sequence_high_water, deleted_at FROM meetings WHERE id = $1{}",
+                super::pool::update_lock(p)
+            );
+            let high: Option<(i64, Option<DateTime<Utc>>)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(read))
                     .bind(meeting.as_uuid())
                     .fetch_optional(&mut *tx)
                     .await?;
-            let Some((high,)) = high else {
+            let Some((high, deleted)) = high else {
                 return Err(StoreError::Corrupt(format!(
                     "meeting {meeting} does not exist"
                 )));
             };
+            if deleted.is_some() {
+                return Ok(Finalized {
+                    lines: 0,
+                    lost: Vec::new(),
+                    transitioned: false,
+                });
+            }
             let stored: Vec<(i64,)> = sqlx::query_as(
                 "SELECT sequence_number FROM transcript_chunks WHERE meeting_id = $1",
             )

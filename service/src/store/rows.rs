@@ -19,6 +19,7 @@ pub(super) struct AgentRow {
     instructions: String,
     blueprint: Option<Json<Blueprint>>,
     created_at: DateTime<Utc>,
+    deleted_at: Option<DateTime<Utc>>,
 }
 
 impl From<AgentRow> for Agent {
@@ -30,6 +31,7 @@ impl From<AgentRow> for Agent {
             blueprint: row.blueprint.map(|b| b.0),
             phone_numbers: Vec::new(),
             created_at: row.created_at,
+            deleted_at: row.deleted_at,
         }
     }
 }
@@ -39,7 +41,7 @@ pub(super) const MEETING_COLUMNS: &str = "m.id, m.name, m.user_id, m.agent_id, m
     m.progress, m.summary, m.error, m.started_at, m.ended_at, m.processing_started_at, \
     m.completed_at, m.transcript_collected, m.previous_meeting_id, m.transport, m.provider_call_id, m.voice_api, \
     (SELECT n.id FROM meetings n WHERE n.previous_meeting_id = m.id) AS next_meeting_id, \
-    m.created_at, m.updated_at, m.page_generation";
+    m.created_at, m.updated_at, m.page_generation, m.deleted_at";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct MeetingRow {
@@ -65,6 +67,7 @@ pub(super) struct MeetingRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     page_generation: i64,
+    deleted_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<MeetingRow> for Meeting {
@@ -106,6 +109,7 @@ impl TryFrom<MeetingRow> for Meeting {
             updated_at: row.updated_at,
             page_url: None,
             page_generation: row.page_generation,
+            deleted_at: row.deleted_at,
         })
     }
 }

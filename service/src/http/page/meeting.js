@@ -15,6 +15,11 @@ window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(
   const token = body.dataset.token;
   const $ = (id) => document.getElementById(id);
   const statusEl = $("status");
+  // The transcript's downloads, opened with this page's key.
+  for (const link of document.querySelectorAll("#downloads a[data-format]")) {
+    link.href = "/api/meetings/" + meeting + "/transcript?format=" + link.dataset.format +
+      "&key=" + encodeURIComponent(token);
+  }
   const transcript = $("transcript");
   const stagesEl = $("stages");
   const STAGE_NAMES = {
@@ -34,6 +39,7 @@ window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(
     processing: "Call ended: writing the summary",
     completed: "Completed",
     failed: "Analysis failed",
+    deleted: "Deleted",
   };
   const CALL_TEXT = {
     idle: "Not started",
@@ -380,6 +386,20 @@ window.addEventListener("unhandledrejection", (e) => window.__scribeErrors.push(
       if (li) markLine(li, change.status);
     });
     source.addEventListener("end", () => { source.close(); source = null; });
+    // The meeting was deleted while the page was open: nothing of it is
+    // left to show.
+    source.addEventListener("deleted", () => {
+      source.close();
+      source = null;
+      setStatus("deleted");
+      transcript.replaceChildren();
+      for (const id of ["call", "notes", "draft", "progress", "results", "failure", "downloads"]) {
+        const el = $(id);
+        if (el) el.hidden = true;
+      }
+      $("transcript-empty").hidden = false;
+      $("transcript-empty").textContent = "This meeting was deleted: its transcript, notes and results are gone.";
+    });
   }
 
   $("retry").addEventListener("click", async () => {
