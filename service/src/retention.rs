@@ -43,12 +43,14 @@ impl Retention {
     }
 }
 
-/// Deletes every meeting past retention at `now`, batch by batch; returns
-/// what it deleted. `now` is the caller's (tests pass a later one).
+/// Deletes every meeting past retention at `now`, batch by batch, and
+/// ends what still runs of each batch (`service`) as soon as it commits;
+/// returns what it deleted. `now` is the caller's (tests pass a later one).
 pub async fn sweep(
     store: &Store,
     retention: &Retention,
     now: DateTime<Utc>,
+    service: Option<&CallService>,
 ) -> Result<Vec<Erased>, StoreError> {
     let cutoff = retention.cutoff(now);
     let mut erased = Vec::new();
@@ -56,6 +58,10 @@ pub async fn sweep(
         let batch = store.expired_meetings(cutoff, DELETE_AT_ONCE).await?;
         let full = batch.len() >= DELETE_AT_ONCE;
         let deleted = store.erase(&batch).await?;
+        if let Some(service) = service {
+            // A live call of a deleted agent's meeting ends here too.
+            service.cut_off(&deleted).await;
+        }
         metrics::counter!(crate::metrics::MEETINGS_DELETED, "by" => "retention")
             .increment(deleted.len() as u64);
         erased.extend(deleted);
@@ -82,9 +88,7 @@ pub async fn sweep_if_held(
             return Ok(None);
         }
         let started = Instant::now();
-        let erased = sweep(store, retention, now).await?;
-        // A live call of a deleted agent's meeting ends here too.
-        service.cut_off(&erased).await;
+        let erased = sweep(store, retention, now, Some(service)).await?;
         metrics::histogram!(crate::metrics::RETENTION_SECONDS)
             .record(started.elapsed().as_secs_f64());
         Ok(Some(erased.len()))

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use scribe_actors::domain::MeetingStatus;
-use scribe_actors::ids::MeetingId;
+use scribe_actors::ids::{AgentId, MeetingId};
 use scribe_actors::path::{CallPath, HangUp, Resume};
 use scribe_actors::supervisor::handle::Calls;
 use scribe_actors::supervisor::outcome::{CallsError, EndOutcome};
@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 
 use crate::domain::meeting::Meeting;
 use crate::openai::rest::CallsApi;
-use crate::store::{Deletion, EndRequest, Erased, Store, StoreError};
+use crate::store::{AgentDeletion, Deletion, EndRequest, Erased, Store, StoreError};
 
 /// Why a call could not be ended.
 #[derive(Debug, thiserror::Error)]
@@ -206,6 +206,31 @@ impl CallService {
             self.cut_off(std::slice::from_ref(erased)).await;
         }
         Ok(deletion)
+    }
+
+    /// Deletes the agent and then every meeting of it, a batch a
+    /// transaction, each batch's calls ended as soon as it commits (so a
+    /// failure part way leaves no deleted call running); a repeated
+    /// deletion finishes what one cut short.
+    pub async fn delete_agent(&self, agent: AgentId) -> Result<AgentDeletion, StoreError> {
+        let Some(first) = self.store.tombstone_agent(agent).await? else {
+            return Ok(AgentDeletion::NotFound);
+        };
+        let mut erased = Vec::new();
+        loop {
+            let batch = self.store.undeleted_meetings_of(agent).await?;
+            if batch.is_empty() {
+                break;
+            }
+            let gone = self.store.erase(&batch).await?;
+            self.cut_off(&gone).await;
+            erased.extend(gone);
+        }
+        Ok(if first {
+            AgentDeletion::Deleted(erased)
+        } else {
+            AgentDeletion::AlreadyDeleted(erased)
+        })
     }
 
     /// Ends what still runs of meetings just deleted: every one's actor and

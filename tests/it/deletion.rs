@@ -53,6 +53,14 @@ pub async fn assert_gone(app: &TestApp, meeting: &str, key: &str) {
     ] {
         expect_error(app.get_authed(&path).await, StatusCode::GONE, "deleted").await;
     }
+    let admin = app
+        .client
+        .get(app.url(&format!("/admin/meetings/{meeting}")))
+        .bearer_auth(crate::helpers::ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    expect_error(admin, StatusCode::GONE, "deleted").await;
     let page = app.get(&format!("/meetings/{meeting}?key={key}")).await;
     assert_eq!(page.status(), StatusCode::GONE);
     assert!(page.text().await.expect("body").contains("deleted"));

@@ -100,6 +100,7 @@ pub async fn actors(
         (status = 400, description = "The id is not a UUID.", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token, or none configured.", body = ErrorBody),
         (status = 404, description = "No such meeting.", body = ErrorBody),
+        (status = 410, description = "The meeting was deleted.", body = ErrorBody),
     ),
 )]
 pub async fn meeting(
@@ -113,6 +114,9 @@ pub async fn meeting(
         .meeting(id)
         .await?
         .ok_or_else(ApiError::meeting_not_found)?;
+    if meeting.deleted_at.is_some() {
+        return Err(ApiError::meeting_deleted());
+    }
     let detail = state.store.error_detail(id).await?;
     let job = state.store.analysis_job(id).await?;
     let events = state.store.events(id).await?;

@@ -194,12 +194,11 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<Json<DeletedAgent>, ApiError> {
     let id: AgentId = id.parse()?;
-    let (first, erased) = match state.store.delete_agent(id).await? {
+    let (first, erased) = match state.service.delete_agent(id).await? {
         AgentDeletion::NotFound => return Err(ApiError::agent_not_found()),
         AgentDeletion::Deleted(erased) => (true, erased),
         AgentDeletion::AlreadyDeleted(erased) => (false, erased),
     };
-    state.service.cut_off(&erased).await;
     metrics::counter!(crate::metrics::MEETINGS_DELETED, "by" => "agent")
         .increment(erased.len() as u64);
     let calls_ended = erased.iter().filter(|e| e.was_live()).count();

@@ -114,7 +114,7 @@ fn offset_ms(zero: DateTime<Utc>, at: DateTime<Utc>) -> i64 {
     (at - zero).num_milliseconds().max(0)
 }
 
-/// `[m:ss]`, or `[h:mm:ss]` from an hour on.
+/// `mm:ss`, or `h:mm:ss` from an hour on.
 fn clock(ms: i64) -> String {
     let s = ms / 1000;
     if s >= 3600 {

@@ -257,11 +257,15 @@ impl Store {
         let at = now();
         let outcome = on_pool!(self, |p| {
             let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
-            let status: Option<(String,)> =
-                sqlx::query_as("SELECT status FROM meetings WHERE id = $1")
-                    .bind(meeting.as_uuid())
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            // The meeting's row first, as a deletion takes it.
+            let read = format!(
+                "SELECT status FROM meetings WHERE id = $1{}",
+                super::pool::update_lock(p)
+            );
+            let status: Option<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(read))
+                .bind(meeting.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?;
             let Some((status,)) = status else {
                 return Ok::<_, StoreError>(RetryOutcome::NotFound);
             };

@@ -76,10 +76,13 @@ impl Store {
         let id = MeetingId::new();
         let at = now();
         let inserted = on_pool!(self, |p| {
-            sqlx::query(
+            // Only for an agent not deleted (its row held against a deletion).
+            sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO meetings (id, name, user_id, agent_id, status, transport, \
-                 provider_call_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-            )
+                 provider_call_id, created_at, updated_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $8 \
+                 FROM agents WHERE id = $4 AND deleted_at IS NULL{}",
+                super::pool::share_lock(p)
+            )))
             .bind(id.as_uuid())
             .bind(&new.name)
             .bind(&new.user_id)
@@ -93,6 +96,8 @@ impl Store {
             .map(|done| done.rows_affected())
         });
         match inserted {
+            // Its agent was deleted meanwhile: no meeting.
+            Ok(0) => Ok(None),
             Ok(_) => Ok(Some(id)),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(None),
             Err(e) => Err(e.into()),

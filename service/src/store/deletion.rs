@@ -87,7 +87,8 @@ const TOMBSTONE: &str = "UPDATE meetings SET deleted_at = $2, updated_at = $2, s
      name = '', user_id = '', prompt = NULL, progress = NULL, summary = NULL, error = NULL, \
      error_detail = NULL, transcript_collected = FALSE, sequence_high_water = 0, \
      lease_owner = NULL, owner_epoch = NULL, lease_epoch = lease_epoch + 1, \
-     end_requested_at = NULL, taken_after_crash = FALSE WHERE id = $1";
+     end_requested_at = NULL, taken_after_crash = FALSE, transport = NULL, voice_api = NULL \
+     WHERE id = $1";
 
 /// What belongs to the meeting, deleted with it.
 const CHILDREN: [&str; 4] = [
@@ -136,12 +137,12 @@ macro_rules! erase_one {
                         .execute(&mut *$tx)
                         .await?;
                 }
-                if was == MeetingStatus::Active
-                    && let Some(owner) = owner
-                    && $notify
-                {
-                    // The instance that holds the call stops its actor at
-                    // once (sent when this commits).
+                if matches!(was, MeetingStatus::Active | MeetingStatus::Processing) && $notify {
+                    // The instance that holds the call stops its actor, and
+                    // whichever runs its analysis stops it, at once (sent
+                    // when this commits; to every instance when nobody
+                    // holds the call).
+                    let owner = owner.unwrap_or_else(|| super::news::EVERYONE.to_owned());
                     sqlx::query("SELECT pg_notify($1, $2)")
                         .bind(super::news::CHANNEL)
                         .bind(super::news::deleted(&owner, meeting))
@@ -172,11 +173,16 @@ impl Store {
     }
 
     /// Deletes each of `meetings` (at most [`DELETE_AT_ONCE`] make sense)
-    /// in one transaction; what each found, in order.
+    /// in one transaction, their rows locked in id order (as the writer
+    /// locks them); what each found, in id order.
     pub async fn delete_meetings(
         &self,
         meetings: &[MeetingId],
     ) -> Result<Vec<Deletion>, StoreError> {
+        let mut meetings = meetings.to_vec();
+        meetings.sort();
+        meetings.dedup();
+        let meetings = meetings.as_slice();
         let at = crate::domain::now();
         let done = on_pool!(self, |p| {
             let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
@@ -203,11 +209,12 @@ impl Store {
         Ok(done)
     }
 
-    /// Deletes the agent: its row becomes a tombstone (its id and times)
-    /// and its phone numbers go, in one transaction, so that no meeting is
-    /// made for it from then on; then every meeting of it, as
-    /// [`Self::delete_meeting`], [`DELETE_AT_ONCE`] a transaction.
-    pub async fn delete_agent(&self, agent: AgentId) -> Result<AgentDeletion, StoreError> {
+    /// Makes the agent a tombstone (its id and times) and deletes its
+    /// phone numbers, in one transaction, so that no meeting is made for it
+    /// from then on (a meeting's insert holds the agent's row). `None`: no
+    /// such agent; `Some(false)`: it was a tombstone already. Its meetings
+    /// are deleted next, batch by batch ([`Self::undeleted_meetings_of`]).
+    pub async fn tombstone_agent(&self, agent: AgentId) -> Result<Option<bool>, StoreError> {
         let at = crate::domain::now();
         let found: Option<bool> = on_pool!(self, |p| {
             let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
@@ -241,22 +248,7 @@ impl Store {
             tx.commit().await?;
             Ok::<_, sqlx::Error>(found)
         })?;
-        let Some(first) = found else {
-            return Ok(AgentDeletion::NotFound);
-        };
-        let mut erased = Vec::new();
-        loop {
-            let batch = self.undeleted_meetings_of(agent).await?;
-            if batch.is_empty() {
-                break;
-            }
-            erased.extend(self.erase(&batch).await?);
-        }
-        Ok(if first {
-            AgentDeletion::Deleted(erased)
-        } else {
-            AgentDeletion::AlreadyDeleted(erased)
-        })
+        Ok(found)
     }
 
     /// Deletes `meetings` and returns those it deleted.
@@ -273,10 +265,13 @@ impl Store {
     }
 
     /// Up to [`DELETE_AT_ONCE`] meetings of `agent` not deleted yet.
-    async fn undeleted_meetings_of(&self, agent: AgentId) -> Result<Vec<MeetingId>, StoreError> {
+    pub async fn undeleted_meetings_of(
+        &self,
+        agent: AgentId,
+    ) -> Result<Vec<MeetingId>, StoreError> {
         let rows: Vec<(uuid::Uuid,)> = on_pool!(self, |p| {
             sqlx::query_as(
-                "SELECT id FROM meetings WHERE agent_id = $1 AND deleted_at IS NULL LIMIT $2",
+                "SELECT id FROM meetings WHERE agent_id = $1 AND deleted_at IS NULL ORDER BY id LIMIT $2",
             )
             .bind(agent.as_uuid())
             .bind(DELETE_AT_ONCE as i64)
@@ -326,6 +321,7 @@ impl Store {
             .into_iter()
             .map(|(id,)| MeetingId::from_uuid(id))
             .collect();
+        ids.sort();
         ids.dedup();
         Ok(ids)
     }

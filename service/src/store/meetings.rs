@@ -17,12 +17,15 @@ impl Store {
         let id = MeetingId::new();
         let at = now();
         let result = on_pool!(self, |p| {
-            sqlx::query(
+            // Only for an agent that exists and is not deleted; its row is
+            // held against a deletion until this commits.
+            sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO meetings (id, name, user_id, agent_id, status, prompt, progress, \
                  previous_meeting_id, created_at, updated_at) \
                  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $9 \
-                 WHERE NOT EXISTS (SELECT 1 FROM agents WHERE id = $4 AND deleted_at IS NOT NULL)",
-            )
+                 FROM agents WHERE id = $4 AND deleted_at IS NULL{}",
+                super::pool::share_lock(p)
+            )))
             .bind(id.as_uuid())
             .bind(&new.name)
             .bind(&new.user_id)
@@ -37,7 +40,7 @@ impl Store {
             .map(|done| done.rows_affected())
         });
         match result {
-            // A deleted agent makes no meeting.
+            // No such agent, or a deleted one: no meeting.
             Ok(0) => return Err(StoreError::UnknownAgent(new.agent_id)),
             Ok(_) => {}
             Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
@@ -72,7 +75,7 @@ impl Store {
         let row: Option<(i64,)> = on_pool!(self, |p| {
             sqlx::query_as(
                 "UPDATE meetings SET page_generation = page_generation + 1, updated_at = $2 \
-                 WHERE id = $1 RETURNING page_generation",
+                 WHERE id = $1 AND deleted_at IS NULL RETURNING page_generation",
             )
             .bind(id.as_uuid())
             .bind(crate::domain::now())

@@ -45,6 +45,10 @@ pub fn released(owner: &str) -> String {
     serde_json::json!({ "kind": "released", "owner": owner }).to_string()
 }
 
+/// The owner a deletion is addressed to when nobody holds the call (an
+/// analysis may run anywhere): every instance.
+pub const EVERYONE: &str = "*";
+
 /// The payload that says the call `owner` holds was deleted.
 pub fn deleted(owner: &str, meeting: MeetingId) -> String {
     serde_json::json!({ "kind": "deleted", "owner": owner, "meeting": meeting.as_uuid() })
@@ -61,9 +65,11 @@ fn news_for(me: &str, payload: &str) -> Option<LeaseNews> {
             at,
         }),
         Ok(Notice::Released { owner }) if owner != me => Some(LeaseNews::Released),
-        Ok(Notice::Deleted { owner, meeting }) if owner == me => Some(LeaseNews::Deleted {
-            meeting: MeetingId::from_uuid(meeting),
-        }),
+        Ok(Notice::Deleted { owner, meeting }) if owner == me || owner == EVERYONE => {
+            Some(LeaseNews::Deleted {
+                meeting: MeetingId::from_uuid(meeting),
+            })
+        }
         Ok(_) => None,
         Err(error) => {
             tracing::warn!(%error, payload, "a lease notification scribe cannot read; ignored");
@@ -171,6 +177,11 @@ mod tests {
             Some(LeaseNews::Deleted { meeting: id })
         );
         assert_eq!(news_for("b", &deleted("a", id)), None, "another's call");
+        assert_eq!(
+            news_for("b", &deleted(EVERYONE, id)),
+            Some(LeaseNews::Deleted { meeting: id }),
+            "nobody held it: its analysis may run anywhere"
+        );
         assert_eq!(news_for("a", "not json"), None);
         assert_eq!(news_for("a", r#"{"kind":"end","owner":"a"}"#), None);
     }

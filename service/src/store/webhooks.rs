@@ -105,7 +105,8 @@ impl Store {
                 // A new session of a live call: no status change, only its call.
                 sqlx::query(
                     "UPDATE meetings SET started_at = COALESCE(started_at, $2), \
-                     call_cid = COALESCE($3, call_cid), updated_at = $2 WHERE id = $1",
+                     call_cid = COALESCE($3, call_cid), updated_at = $2 \
+                     WHERE id = $1 AND status = 'active' AND deleted_at IS NULL",
                 )
                 .bind(meeting.as_uuid())
                 .bind(at)

@@ -280,3 +280,75 @@ async fn postgres_a_call_another_instance_holds_stops_there_when_deleted() {
     b.stop().await.expect("clean stop");
     db.destroy().await;
 }
+
+/// Whether an analysis actor of `meeting` runs, as `/admin/actors` shows it.
+async fn analysing(app: &TestApp, meeting: &str) -> bool {
+    let list = expect_json(
+        app.client
+            .get(app.url("/admin/actors"))
+            .bearer_auth(crate::helpers::ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("sent"),
+        StatusCode::OK,
+    )
+    .await;
+    list["actors"]
+        .as_array()
+        .expect("actors")
+        .iter()
+        .any(|a| a["meeting_id"] == meeting && a["kind"] == "analysis")
+}
+
+#[tokio::test]
+async fn a_meeting_deleted_while_its_analysis_runs_stops_it_and_keeps_no_result() {
+    use scribe_sim::llm::{Pace, SimLlm};
+    each_backend(|_, url| async move {
+        let script = Script {
+            steps: vec![Step::Turn(turn(1))],
+        };
+        let peer = sim(move |_| script.clone()).await;
+        // A model that answers long after the test is over.
+        let llm = SimLlm::start_paced(
+            ([127, 0, 0, 1], 0).into(),
+            Pace::Fixed(Duration::from_secs(600)),
+        )
+        .await
+        .expect("sim llm starts");
+        let (realtime, base) = (peer.url(), llm.base_url());
+        let app = crate::helpers::spawn_app_with(&url, |s| {
+            crate::helpers::live_settings(s, &realtime);
+            s.openai_base_url = base;
+        })
+        .await;
+        let meeting = new_meeting(&app).await;
+        let key = app.page_key(&meeting).await;
+        let record = expect_json(
+            app.get_authed(&format!("/api/meetings/{meeting}")).await,
+            StatusCode::OK,
+        )
+        .await;
+        let call = start_call(&app, &meeting).await;
+        wait_for_lines(&app.store, &meeting, 2).await;
+        crate::running::end_call(&app, &call).await;
+        eventually("its analysis to run", || async {
+            analysing(&app, &meeting).await.then_some(())
+        })
+        .await;
+
+        let deleted = expect_json(
+            delete(&app, &format!("/api/meetings/{meeting}")).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(deleted["call_ended"], false);
+        eventually("its analysis to stop", || async {
+            (!analysing(&app, &meeting).await).then_some(())
+        })
+        .await;
+        assert_tombstone(&app.store, &meeting, &record["agent_id"]).await;
+        assert_gone(&app, &meeting, &key).await;
+        app.stop().await.expect("clean stop");
+    })
+    .await;
+}

@@ -59,12 +59,12 @@ async fn meetings_past_retention_are_deleted_in_batches_and_the_rest_kept() {
         let thirty = Retention::days(30);
         let now = Utc::now();
         assert!(
-            sweep(&store, &thirty, now + chrono::Duration::days(29))
+            sweep(&store, &thirty, now + chrono::Duration::days(29), None)
                 .await
                 .expect("sweeps")
                 .is_empty()
         );
-        let erased = sweep(&store, &thirty, now + chrono::Duration::days(31))
+        let erased = sweep(&store, &thirty, now + chrono::Duration::days(31), None)
             .await
             .expect("sweeps");
         let mut gone: Vec<MeetingId> = erased.iter().map(|e| e.meeting).collect();
@@ -96,7 +96,7 @@ async fn meetings_past_retention_are_deleted_in_batches_and_the_rest_kept() {
             );
         }
         assert!(
-            sweep(&store, &thirty, now + chrono::Duration::days(400))
+            sweep(&store, &thirty, now + chrono::Duration::days(400), None)
                 .await
                 .expect("sweeps")
                 .is_empty(),
