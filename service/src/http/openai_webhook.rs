@@ -143,11 +143,7 @@ async fn incoming_call(
     if let Some(known) = state.store.meeting_for_call(call_id).await? {
         // A call of a deleted meeting stays refused: its tombstone keeps
         // OpenAI's id of it.
-        let gone = state
-            .store
-            .meeting(known)
-            .await?
-            .is_some_and(|m| m.deleted_at.is_some());
+        let gone = state.store.is_deleted(known).await?;
         return Ok(answer(if gone {
             WebhookOutcome::Deleted
         } else {

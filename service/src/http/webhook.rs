@@ -300,11 +300,7 @@ async fn session_started(
 
 /// True when `meeting` is a tombstone (a late event about it changes nothing).
 async fn deleted(state: &AppState, meeting: MeetingId) -> Result<bool, ApiError> {
-    let gone = state
-        .store
-        .meeting(meeting)
-        .await?
-        .is_some_and(|m| m.deleted_at.is_some());
+    let gone = state.store.is_deleted(meeting).await?;
     if gone {
         tracing::info!(%meeting, "an event about a deleted meeting: nothing done");
     }

@@ -379,13 +379,15 @@ impl Store {
         })
     }
 
-    /// How many meetings are tombstones.
-    pub async fn deleted_count(&self) -> Result<i64, StoreError> {
-        let (n,): (i64,) = on_pool!(self, |p| {
-            sqlx::query_as("SELECT COUNT(*) FROM meetings WHERE deleted_at IS NOT NULL")
-                .fetch_one(p)
+    /// True when `meeting` is a tombstone (one column, no join: the
+    /// webhooks ask it before acting).
+    pub async fn is_deleted(&self, meeting: MeetingId) -> Result<bool, StoreError> {
+        let row: Option<(Option<DateTime<Utc>>,)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT deleted_at FROM meetings WHERE id = $1")
+                .bind(meeting.as_uuid())
+                .fetch_optional(p)
                 .await
         })?;
-        Ok(n)
+        Ok(row.is_some_and(|(at,)| at.is_some()))
     }
 }

@@ -218,16 +218,7 @@ async fn every_mark_is_written_as_a_cue() {
     // A real meeting row, as the route reads it.
     let db = crate::helpers::TestDb::create(crate::helpers::Backend::Sqlite).await;
     let store = crate::helpers::TestDb::store_at(&db.url).await;
-    let agent = store
-        .insert_agent(scribe::domain::agent::NewAgent {
-            name: "A".into(),
-            instructions: "Hi.".into(),
-            blueprint: None,
-            phone_numbers: Vec::new(),
-        })
-        .await
-        .expect("agent")
-        .id;
+    let agent = super::retention::agent(&store).await;
     let new = scribe::domain::meeting::NewMeeting::parse("Marks", "u", agent, None).expect("valid");
     let mut meeting = store.insert_meeting(new).await.expect("stored");
     meeting.started_at = Some(t0);

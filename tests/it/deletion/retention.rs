@@ -12,6 +12,20 @@ use super::*;
 use crate::helpers::TestDb;
 use crate::running::eventually;
 
+/// An agent with nothing but a name and instructions.
+pub async fn agent(store: &Store) -> scribe_actors::ids::AgentId {
+    store
+        .insert_agent(scribe::domain::agent::NewAgent {
+            name: "A".into(),
+            instructions: "Hi.".into(),
+            blueprint: None,
+            phone_numbers: Vec::new(),
+        })
+        .await
+        .expect("agent")
+        .id
+}
+
 async fn cancelled(store: &Store, agent: scribe_actors::ids::AgentId) -> MeetingId {
     let new = scribe::domain::meeting::NewMeeting::parse("Old", "u", agent, None).expect("valid");
     let meeting = store.insert_meeting(new).await.expect("stored").id;
@@ -26,16 +40,7 @@ async fn cancelled(store: &Store, agent: scribe_actors::ids::AgentId) -> Meeting
 async fn meetings_past_retention_are_deleted_in_batches_and_the_rest_kept() {
     each_backend(|_, url| async move {
         let store = TestDb::store_at(&url).await;
-        let agent = store
-            .insert_agent(scribe::domain::agent::NewAgent {
-                name: "A".into(),
-                instructions: "Hi.".into(),
-                blueprint: None,
-                phone_numbers: Vec::new(),
-            })
-            .await
-            .expect("agent")
-            .id;
+        let agent = agent(&store).await;
         let old: Vec<MeetingId> = futures::future::join_all(
             (0..DELETE_AT_ONCE * 2 + 5).map(|_| cancelled(&store, agent)),
         )
