@@ -5,6 +5,7 @@
 
 mod export;
 mod live;
+mod locks;
 mod retention;
 
 use reqwest::StatusCode;

@@ -277,15 +277,16 @@ async fn session_started(
     let Some(meeting) = named_meeting(event) else {
         return Ok(WebhookOutcome::Unroutable);
     };
-    if deleted(state, meeting).await? {
-        return Ok(WebhookOutcome::Deleted);
-    }
     match state
         .store
         .start_session(delivery, meeting, state.owned_transport)
         .await?
     {
         SessionStart::Duplicate => Ok(WebhookOutcome::Duplicate),
+        SessionStart::Deleted => {
+            tracing::info!(%meeting, "the start of a deleted meeting's call: nothing done");
+            Ok(WebhookOutcome::Deleted)
+        }
         SessionStart::NotFound => Err(ApiError::meeting_not_found()),
         SessionStart::NotStartable(status) => Err(ApiError::NotFound(format!(
             "Meeting is {status} and cannot start a call"
@@ -296,15 +297,6 @@ async fn session_started(
             Ok(WebhookOutcome::Started)
         }
     }
-}
-
-/// True when `meeting` is a tombstone (a late event about it changes nothing).
-async fn deleted(state: &AppState, meeting: MeetingId) -> Result<bool, ApiError> {
-    let gone = state.store.is_deleted(meeting).await?;
-    if gone {
-        tracing::info!(%meeting, "an event about a deleted meeting: nothing done");
-    }
-    Ok(gone)
 }
 
 /// The call ended when Stream says it did: a retried delivery arrives late

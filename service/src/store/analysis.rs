@@ -257,10 +257,10 @@ impl Store {
         let at = now();
         let outcome = on_pool!(self, |p| {
             let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
-            // The meeting's row first, as a deletion takes it.
+            // The meeting's row first, held against a deletion.
             let read = format!(
                 "SELECT status FROM meetings WHERE id = $1{}",
-                super::pool::update_lock(p)
+                super::pool::key_share_lock(p)
             );
             let status: Option<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(read))
                 .bind(meeting.as_uuid())

@@ -81,7 +81,7 @@ impl Store {
                 "INSERT INTO meetings (id, name, user_id, agent_id, status, transport, \
                  provider_call_id, created_at, updated_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $8 \
                  FROM agents WHERE id = $4 AND deleted_at IS NULL{}",
-                super::pool::share_lock(p)
+                super::pool::key_share_lock(p)
             )))
             .bind(id.as_uuid())
             .bind(&new.name)

@@ -4,11 +4,13 @@
 //! (its id, agent, times, `deleted_at`, and the provider's ids of its call,
 //! nothing it said), and its transcript, event log, analysis job and notes
 //! are deleted; the Stream participants of its call too, when no other
-//! meeting has that call. The row is locked first, so a write racing the
-//! deletion lands before it (and is deleted with the rest) or not at all:
-//! transcript lines are fenced by the lease epoch the deletion bumps, and
-//! the database skips any event-log entry or notes for a tombstone (a
-//! trigger, `0010_deletion.sql`). The tombstone is `cancelled`, a status
+//! meeting has that call. The row is locked first (`FOR UPDATE` on
+//! PostgreSQL, the one lock that also waits for the inserts referencing
+//! the row), so a write racing the deletion lands before it (and is
+//! deleted with the rest) or not at all: transcript lines are fenced by
+//! the lease epoch the deletion bumps, and the database skips any
+//! event-log entry or notes for a tombstone (a trigger, `0010_deletion.sql`,
+//! its lock `FOR KEY SHARE` since `0011_deletion_locks.sql`). The tombstone is `cancelled`, a status
 //! nothing leaves: no status change, start, takeover or analysis applies
 //! to it.
 
@@ -186,7 +188,7 @@ impl Store {
         let at = crate::domain::now();
         let done = on_pool!(self, |p| {
             let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
-            let read = format!("{BEFORE_COLUMNS}{}", super::pool::update_lock(p));
+            let read = format!("{BEFORE_COLUMNS}{}", super::pool::delete_lock(p));
             let notify = super::pool::notifies(p);
             let mut done = Vec::with_capacity(meetings.len());
             for meeting in meetings {
@@ -220,7 +222,7 @@ impl Store {
             let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
             let read = format!(
                 "SELECT deleted_at FROM agents WHERE id = $1{}",
-                super::pool::update_lock(p)
+                super::pool::delete_lock(p)
             );
             let row: Option<(Option<DateTime<Utc>>,)> = sqlx::query_as(sqlx::AssertSqlSafe(read))
                 .bind(agent.as_uuid())

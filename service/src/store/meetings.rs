@@ -24,7 +24,7 @@ impl Store {
                  previous_meeting_id, created_at, updated_at) \
                  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $9 \
                  FROM agents WHERE id = $4 AND deleted_at IS NULL{}",
-                super::pool::share_lock(p)
+                super::pool::key_share_lock(p)
             )))
             .bind(id.as_uuid())
             .bind(&new.name)

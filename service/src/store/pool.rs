@@ -40,8 +40,15 @@ pub(crate) trait Dialect {
     /// of them until the transaction ends (SQLite's write transaction
     /// already holds the whole database).
     const SHARE_LOCK: &'static str;
-    /// The same, against any other locker too (the row is to be changed).
-    const UPDATE_LOCK: &'static str;
+    /// What a SELECT ends with to hold the rows it read against a deletion
+    /// only ([`Dialect::DELETE_LOCK`]), not against an ordinary change: the
+    /// lock a foreign key takes anyway, so an insert that references the
+    /// row pays nothing more for it. After waiting out a deletion it reads
+    /// the row as the deletion left it.
+    const KEY_SHARE_LOCK: &'static str;
+    /// The lock of a deletion: against every other locker, including the
+    /// inserts that reference the row (`KEY_SHARE_LOCK`).
+    const DELETE_LOCK: &'static str;
     /// Whether the backend has `NOTIFY` (lease news between instances).
     const NOTIFIES: bool;
 }
@@ -50,7 +57,8 @@ impl Dialect for SqlitePool {
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
     const READ_SNAPSHOT: &'static str = "BEGIN";
     const SHARE_LOCK: &'static str = "";
-    const UPDATE_LOCK: &'static str = "";
+    const KEY_SHARE_LOCK: &'static str = "";
+    const DELETE_LOCK: &'static str = "";
     const NOTIFIES: bool = false;
 }
 
@@ -58,7 +66,8 @@ impl Dialect for PgPool {
     const BEGIN: &'static str = "BEGIN";
     const READ_SNAPSHOT: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
     const SHARE_LOCK: &'static str = " FOR SHARE";
-    const UPDATE_LOCK: &'static str = " FOR UPDATE";
+    const KEY_SHARE_LOCK: &'static str = " FOR KEY SHARE";
+    const DELETE_LOCK: &'static str = " FOR UPDATE";
     const NOTIFIES: bool = true;
 }
 
@@ -67,9 +76,14 @@ pub(crate) fn share_lock<P: Dialect>(_pool: &P) -> &'static str {
     P::SHARE_LOCK
 }
 
-/// The end of a SELECT that holds its rows for a change on `pool`'s backend.
-pub(crate) fn update_lock<P: Dialect>(_pool: &P) -> &'static str {
-    P::UPDATE_LOCK
+/// The end of a SELECT that holds its rows against a deletion only.
+pub(crate) fn key_share_lock<P: Dialect>(_pool: &P) -> &'static str {
+    P::KEY_SHARE_LOCK
+}
+
+/// The end of a SELECT that holds its rows for their deletion.
+pub(crate) fn delete_lock<P: Dialect>(_pool: &P) -> &'static str {
+    P::DELETE_LOCK
 }
 
 /// Whether `pool`'s backend carries lease news (`NOTIFY`).

@@ -121,11 +121,14 @@ impl Store {
         let at = now();
         let finalized = on_pool!(self, |p| {
             let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
-            // The row is held first (as a deletion holds it): a deleted
-            // meeting gets no lost lines, no log, no status.
+            // The row is held against a deletion first (it waits for this,
+            // or this for it and sees the tombstone): a deleted meeting
+            // gets no lost lines, no log, no status. Nothing else waits:
+            // the writer's lines and the status change below take their
+            // own locks, as they did before deletions existed.
             let read = format!(
                 "SELECT sequence_high_water, deleted_at FROM meetings WHERE id = $1{}",
-                super::pool::update_lock(p)
+                super::pool::key_share_lock(p)
             );
             let high: Option<(i64, Option<DateTime<Utc>>)> =
                 sqlx::query_as(sqlx::AssertSqlSafe(read))

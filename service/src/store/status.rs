@@ -207,7 +207,7 @@ pub async fn change_status(
         Conn::Sqlite(c) => run!(c, "SELECT status, started_at FROM meetings WHERE id = $1"),
         Conn::Postgres(c) => run!(
             c,
-            "SELECT status, started_at FROM meetings WHERE id = $1 FOR UPDATE"
+            "SELECT status, started_at FROM meetings WHERE id = $1 FOR NO KEY UPDATE"
         ),
     }
 }

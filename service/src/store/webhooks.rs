@@ -1,6 +1,7 @@
 //! Webhook deliveries: durable de-duplication on `X-Webhook-Id` and on
 //! (`call_cid`, `session_id`, `type`), and the start of a call session.
 
+use chrono::{DateTime, Utc};
 use scribe_actors::domain::{MeetingStatus, Transport};
 use scribe_actors::ids::MeetingId;
 
@@ -28,6 +29,8 @@ pub enum SessionStart {
     NotFound,
     /// The meeting is in a state that cannot start a call.
     NotStartable(MeetingStatus),
+    /// The meeting was deleted: nothing done, nothing recorded.
+    Deleted,
 }
 
 const INSERT_DELIVERY: &str = "INSERT INTO webhook_deliveries (webhook_id, event_type, call_cid, session_id, received_at) \
@@ -66,7 +69,7 @@ impl Store {
     }
 
     /// In one transaction: de-duplicates the delivery, checks the meeting
-    /// and its agent exist and the meeting may start (`upcoming`, or
+    /// and its agent exist, the meeting is not deleted and may start (`upcoming`, or
     /// `active` for a new session of a live call), and makes it `active`
     /// with `started_at` and its call. A refused start records nothing, so
     /// a corrected retry is not a duplicate.
@@ -90,17 +93,31 @@ impl Store {
                 .rows_affected()
                 == 1;
             if !fresh {
-                return Ok(SessionStart::Duplicate);
+                // Seen before; a redelivery after a deletion still says
+                // so (a rare path: the fresh one needs no extra read).
+                let deleted: Option<(Option<DateTime<Utc>>,)> =
+                    sqlx::query_as("SELECT deleted_at FROM meetings WHERE id = $1")
+                        .bind(meeting.as_uuid())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                return Ok(match deleted {
+                    Some((Some(_),)) => SessionStart::Deleted,
+                    _ => SessionStart::Duplicate,
+                });
             }
-            let status: Option<(String,)> = sqlx::query_as(
-                "SELECT m.status FROM meetings m JOIN agents a ON a.id = m.agent_id WHERE m.id = $1",
+            let status: Option<(String, Option<DateTime<Utc>>)> = sqlx::query_as(
+                "SELECT m.status, m.deleted_at FROM meetings m JOIN agents a ON a.id = m.agent_id \
+                 WHERE m.id = $1",
             )
             .bind(meeting.as_uuid())
             .fetch_optional(&mut *tx)
             .await?;
-            let Some((status,)) = status else {
+            let Some((status, deleted)) = status else {
                 return Ok(SessionStart::NotFound);
             };
+            if deleted.is_some() {
+                return Ok(SessionStart::Deleted);
+            }
             if status == MeetingStatus::Active.as_str() {
                 // A new session of a live call: no status change, only its call.
                 sqlx::query(
