@@ -9,8 +9,9 @@
 //! the row), so a write racing the deletion lands before it (and is
 //! deleted with the rest) or not at all: transcript lines are fenced by
 //! the lease epoch the deletion bumps, and the database skips any
-//! event-log entry or notes for a tombstone (a trigger, `0010_deletion.sql`,
-//! its lock `FOR KEY SHARE` since `0011_deletion_locks.sql`). The tombstone is `cancelled`, a status
+//! event-log entry or notes for a tombstone (a trigger,
+//! `0010_deletion.sql`, its lock `FOR KEY SHARE` since
+//! `0011_deletion_locks.sql`). The tombstone is `cancelled`, a status
 //! nothing leaves: no status change, start, takeover or analysis applies
 //! to it.
 

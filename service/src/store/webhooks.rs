@@ -68,11 +68,12 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// In one transaction: de-duplicates the delivery, checks the meeting
-    /// and its agent exist, the meeting is not deleted and may start (`upcoming`, or
-    /// `active` for a new session of a live call), and makes it `active`
-    /// with `started_at` and its call. A refused start records nothing, so
-    /// a corrected retry is not a duplicate.
+    /// In one transaction: checks the meeting and its agent exist and the
+    /// meeting is not deleted, de-duplicates the delivery, checks the
+    /// meeting may start (`upcoming`, or `active` for a new session of a
+    /// live call), and makes it `active` with `started_at` and its call. A
+    /// refused start records nothing, so a corrected retry is not a
+    /// duplicate.
     pub async fn start_session(
         &self,
         delivery: &WebhookDelivery,
@@ -82,29 +83,8 @@ impl Store {
         let at = now();
         let outcome = on_pool!(self, |p| {
             let mut tx = p.begin_with(super::pool::write_begin(p)).await?;
-            let fresh = sqlx::query(INSERT_DELIVERY)
-                .bind(delivery.webhook_id.as_deref())
-                .bind(&delivery.event_type)
-                .bind(delivery.call_cid.as_deref())
-                .bind(delivery.session_id.as_deref())
-                .bind(at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
-            if !fresh {
-                // Seen before; a redelivery after a deletion still says
-                // so (a rare path: the fresh one needs no extra read).
-                let deleted: Option<(Option<DateTime<Utc>>,)> =
-                    sqlx::query_as("SELECT deleted_at FROM meetings WHERE id = $1")
-                        .bind(meeting.as_uuid())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                return Ok(match deleted {
-                    Some((Some(_),)) => SessionStart::Deleted,
-                    _ => SessionStart::Duplicate,
-                });
-            }
+            // The meeting first: a deleted one answers so, whether this
+            // delivery is new or a redelivery, and records nothing.
             let status: Option<(String, Option<DateTime<Utc>>)> = sqlx::query_as(
                 "SELECT m.status, m.deleted_at FROM meetings m JOIN agents a ON a.id = m.agent_id \
                  WHERE m.id = $1",
@@ -117,6 +97,19 @@ impl Store {
             };
             if deleted.is_some() {
                 return Ok(SessionStart::Deleted);
+            }
+            let fresh = sqlx::query(INSERT_DELIVERY)
+                .bind(delivery.webhook_id.as_deref())
+                .bind(&delivery.event_type)
+                .bind(delivery.call_cid.as_deref())
+                .bind(delivery.session_id.as_deref())
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if !fresh {
+                return Ok(SessionStart::Duplicate);
             }
             if status == MeetingStatus::Active.as_str() {
                 // A new session of a live call: no status change, only its call.

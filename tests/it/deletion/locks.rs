@@ -57,6 +57,27 @@ async fn commit(session: &mut sqlx::PgConnection) {
         .expect("commit");
 }
 
+/// A session that has done what a deletion does first to the row `id` of
+/// `table` (locked it `FOR UPDATE`, set `deleted_at`) and not committed it.
+async fn tombstone_not_committed(db: &TestDb, table: &str, id: uuid::Uuid) -> sqlx::PgConnection {
+    let mut deletion = begin(db).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM {table} WHERE id = $1 FOR UPDATE"
+    )))
+    .bind(id)
+    .execute(&mut deletion)
+    .await
+    .expect("locked");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {table} SET deleted_at = now() WHERE id = $1"
+    )))
+    .bind(id)
+    .execute(&mut deletion)
+    .await
+    .expect("tombstone");
+    deletion
+}
+
 /// A session that has written an event-log entry for `meeting` and not
 /// committed it.
 async fn log_entry_not_committed(db: &TestDb, meeting: MeetingId) -> sqlx::PgConnection {
@@ -98,17 +119,7 @@ async fn postgres_a_log_entry_racing_a_deletion_waits_for_it_and_is_skipped() {
         return;
     };
     // The deletion has the row and made it a tombstone, not committed yet.
-    let mut deletion = begin(&db).await;
-    sqlx::query("SELECT id FROM meetings WHERE id = $1 FOR UPDATE")
-        .bind(meeting.as_uuid())
-        .execute(&mut deletion)
-        .await
-        .expect("locked");
-    sqlx::query("UPDATE meetings SET deleted_at = now(), status = 'cancelled' WHERE id = $1")
-        .bind(meeting.as_uuid())
-        .execute(&mut deletion)
-        .await
-        .expect("tombstone");
+    let mut deletion = tombstone_not_committed(&db, "meetings", meeting.as_uuid()).await;
     let writer = {
         let store = store.clone();
         tokio::spawn(async move { store.write_batch(&one_event(meeting)).await })
@@ -182,17 +193,7 @@ async fn postgres_a_meeting_made_while_its_agent_is_deleted_waits_and_is_refused
         .expect("read")
         .expect("found")
         .agent_id;
-    let mut deletion = begin(&db).await;
-    sqlx::query("SELECT id FROM agents WHERE id = $1 FOR UPDATE")
-        .bind(agent.as_uuid())
-        .execute(&mut deletion)
-        .await
-        .expect("locked");
-    sqlx::query("UPDATE agents SET deleted_at = now() WHERE id = $1")
-        .bind(agent.as_uuid())
-        .execute(&mut deletion)
-        .await
-        .expect("tombstone");
+    let mut deletion = tombstone_not_committed(&db, "agents", agent.as_uuid()).await;
     let insert = {
         let store = store.clone();
         tokio::spawn(async move {
