@@ -39,7 +39,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    scribe::telemetry::init();
+    let _telemetry = scribe::telemetry::init()?;
     let turns = args.turns;
     let peer = SimRealtime::start(
         args.listen,

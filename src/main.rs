@@ -12,11 +12,13 @@ use secrecy::ExposeSecret;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let command = Cli::parse().into_command();
-    match &command {
+    // Kept to the end: dropping it sends the spans still buffered.
+    let _telemetry = match &command {
         // The demo's report and progress bars are its output: warnings only.
-        Command::Demo(_) => telemetry::init_with_default("warn"),
-        _ => telemetry::init(),
-    }
+        Command::Demo(_) => telemetry::init_with("warn", telemetry::LogFormat::Text)?,
+        Command::Serve(args) => telemetry::init_with(telemetry::DEFAULT_FILTER, args.log_format)?,
+        _ => telemetry::init()?,
+    };
     match command {
         Command::Serve(args) => {
             let (mut settings, token_source) = Settings::from_args(*args)?;

@@ -14,6 +14,7 @@ pub mod job;
 mod tests;
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
@@ -97,10 +98,19 @@ impl Actor for AnalysisActor {
             AnalysisMsg::Run => {
                 let job = state.job.clone();
                 let me = myself.clone();
-                state.task = Some(tokio::spawn(async move {
-                    let outcome = job.run().await;
-                    let _ = me.cast(AnalysisMsg::Done(outcome));
-                }));
+                let span = crate::meeting_span!(
+                    job.meeting,
+                    "analysis",
+                    incarnation = state.incarnation,
+                    outcome = tracing::field::Empty
+                );
+                state.task = Some(tokio::spawn(
+                    async move {
+                        let outcome = job.run().await;
+                        let _ = me.cast(AnalysisMsg::Done(outcome));
+                    }
+                    .instrument(span),
+                ));
             }
             AnalysisMsg::Done(outcome) => {
                 state.task = None;

@@ -67,6 +67,7 @@ pub mod ports;
 pub mod recovery;
 pub mod snapshot;
 pub mod supervisor;
+pub mod trace;
 pub mod transcript;
 pub mod tree;
 pub mod voice;

@@ -39,6 +39,7 @@ mod tests;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tracing::Instrument;
 
 use crate::call_log::CallEvent;
 use crate::ports::CallContext;
@@ -82,14 +83,12 @@ impl Actor for MeetingActor {
             },
         };
         args.deps.log(meeting, event);
-        tracing::info!(%meeting, incarnation = args.incarnation, "meeting actor started");
+        let state = MeetingState::new(args.context, args.call, args.deps, args.incarnation);
+        state.span.in_scope(|| {
+            tracing::info!(%meeting, incarnation = args.incarnation, "meeting actor started");
+        });
         myself.cast(MeetingMsg::Connect)?;
-        Ok(MeetingState::new(
-            args.context,
-            args.call,
-            args.deps,
-            args.incarnation,
-        ))
+        Ok(state)
     }
 
     /// The long operations (connect, rotate, finalize) are boxed: ractor
@@ -102,62 +101,73 @@ impl Actor for MeetingActor {
         message: MeetingMsg,
         state: &mut MeetingState,
     ) -> Result<(), ActorProcessingErr> {
-        match message {
-            MeetingMsg::Connect => {
-                if !state.ending
-                    && state.session.is_none()
-                    && state.socket_state != SocketState::ConfigurationError
-                {
-                    Box::pin(state.connect(&myself)).await;
-                }
-            }
-            MeetingMsg::SocketEnded { epoch, end } => {
-                if state.is_current(epoch) {
-                    state.on_socket_end(&myself, end);
-                }
-            }
-            MeetingMsg::Realtime { epoch, notice } => {
-                if state.is_current(epoch) {
-                    state.on_notice(&myself, notice);
-                    state.flush_outgoing().await;
-                }
-            }
-            MeetingMsg::RetrieveDeadline { epoch, item_id } => {
-                state.on_retrieve_deadline(&myself, epoch, &item_id);
-            }
-            MeetingMsg::CallOver { why } => {
-                if !state.ending {
-                    let done = Box::pin(state.call_over(why)).await;
-                    if let Some(done) = done {
-                        tracing::info!(meeting = %state.meeting(), lines = done.lines, lost = done.lost.len(), "call finalized: the provider ended it");
-                    }
-                    myself.stop(Some(crate::exit::CALL_OVER.into()));
-                }
-            }
-            MeetingMsg::SessionUpdateDeadline { epoch } => {
-                state.on_session_update_deadline(&myself, epoch);
-            }
-            MeetingMsg::Rotate { epoch } => {
-                if !state.ending {
-                    Box::pin(state.on_rotate(&myself, epoch)).await;
-                }
-            }
-            MeetingMsg::Finalize { ended_at } => {
-                if !state.ending {
-                    // scribe was told to end the call (its hang-up): a call
-                    // it is attached to ends at the provider too.
-                    let done = Box::pin(state.finalize(ended_at, true)).await;
-                    if let Some(done) = done {
-                        tracing::info!(meeting = %state.meeting(), lines = done.lines, lost = done.lost.len(), "call finalized");
-                    }
-                    myself.drain()?;
-                }
-            }
-            MeetingMsg::Snapshot(reply) => {
-                let _ = reply.send(state.snapshot());
-            }
-            MeetingMsg::Panic => panic!("injected panic in meeting actor {}", state.meeting()),
-        }
-        Ok(())
+        let span = state.span.clone();
+        handle(myself, message, state).instrument(span).await
     }
+}
+
+/// What [`MeetingActor::handle`] does, inside the call's log span.
+async fn handle(
+    myself: ActorRef<MeetingMsg>,
+    message: MeetingMsg,
+    state: &mut MeetingState,
+) -> Result<(), ActorProcessingErr> {
+    match message {
+        MeetingMsg::Connect => {
+            if !state.ending
+                && state.session.is_none()
+                && state.socket_state != SocketState::ConfigurationError
+            {
+                let span = state.opening_span();
+                Box::pin(state.connect(&myself).instrument(span)).await;
+            }
+        }
+        MeetingMsg::SocketEnded { epoch, end } => {
+            if state.is_current(epoch) {
+                state.on_socket_end(&myself, end);
+            }
+        }
+        MeetingMsg::Realtime { epoch, notice } => {
+            if state.is_current(epoch) {
+                state.on_notice(&myself, notice);
+                state.flush_outgoing().await;
+            }
+        }
+        MeetingMsg::RetrieveDeadline { epoch, item_id } => {
+            state.on_retrieve_deadline(&myself, epoch, &item_id);
+        }
+        MeetingMsg::CallOver { why } => {
+            if !state.ending {
+                let done = Box::pin(state.call_over(why)).await;
+                if let Some(done) = done {
+                    tracing::info!(meeting = %state.meeting(), lines = done.lines, lost = done.lost.len(), "call finalized: the provider ended it");
+                }
+                myself.stop(Some(crate::exit::CALL_OVER.into()));
+            }
+        }
+        MeetingMsg::SessionUpdateDeadline { epoch } => {
+            state.on_session_update_deadline(&myself, epoch);
+        }
+        MeetingMsg::Rotate { epoch } => {
+            if !state.ending {
+                Box::pin(state.on_rotate(&myself, epoch)).await;
+            }
+        }
+        MeetingMsg::Finalize { ended_at } => {
+            if !state.ending {
+                // scribe was told to end the call (its hang-up): a call
+                // it is attached to ends at the provider too.
+                let done = Box::pin(state.finalize(ended_at, true)).await;
+                if let Some(done) = done {
+                    tracing::info!(meeting = %state.meeting(), lines = done.lines, lost = done.lost.len(), "call finalized");
+                }
+                myself.drain()?;
+            }
+        }
+        MeetingMsg::Snapshot(reply) => {
+            let _ = reply.send(state.snapshot());
+        }
+        MeetingMsg::Panic => panic!("injected panic in meeting actor {}", state.meeting()),
+    }
+    Ok(())
 }

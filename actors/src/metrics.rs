@@ -31,8 +31,69 @@ pub const ANALYSES: &str = "scribe_analyses_total";
 /// Running-notes updates, by `outcome` (saved, failed).
 pub const NOTES_UPDATES: &str = "scribe_notes_updates_total";
 
-/// Registers the help text of every metric above.
+/// Transcript lines final on the socket and not committed yet.
+pub const TRANSCRIPT_BACKLOG: &str = "scribe_transcript_backlog_lines";
+/// Calls this instance stopped holding: another instance holds them now.
+pub const LEASES_LOST: &str = "scribe_leases_lost_total";
+/// Calls this instance took over from an instance that is not live any
+/// more (declared dead, stopped with calls live, or its own previous run).
+pub const TAKEOVERS: &str = "scribe_takeovers_total";
+/// Voice sessions the provider refused (the connection or the session's
+/// setup), by `voice_api` (realtime, live).
+pub const SESSIONS_REFUSED: &str = "scribe_sessions_refused_total";
+/// Analyses waiting for a permit (`SCRIBE_ANALYSIS_CONCURRENCY` run at once).
+pub const ANALYSIS_QUEUE: &str = "scribe_analysis_queue";
+
+/// Registers the help text of every metric above, and starts at zero the
+/// series an alert or a dashboard reads, so that they exist on `/metrics`
+/// before their first event (a rate over a series that does not exist yet
+/// is no rate at all).
 pub fn describe() {
+    describe_gauge!(
+        TRANSCRIPT_BACKLOG,
+        "Transcript lines final on the socket and not committed yet"
+    );
+    describe_counter!(
+        LEASES_LOST,
+        "Calls this instance stopped holding: another instance holds them now"
+    );
+    describe_counter!(
+        TAKEOVERS,
+        "Calls this instance took over from an instance not live any more"
+    );
+    describe_counter!(
+        SESSIONS_REFUSED,
+        "Voice sessions the provider refused, by voice API"
+    );
+    describe_gauge!(ANALYSIS_QUEUE, "Analyses waiting for a permit");
+    for counter in [
+        LINES_COMMITTED,
+        WRITE_RETRIES,
+        FENCED_WRITES,
+        RECONNECTS,
+        LEASES_LOST,
+        TAKEOVERS,
+        FRAMES,
+    ] {
+        metrics::counter!(counter).absolute(0);
+    }
+    for api in ["realtime", "live"] {
+        metrics::counter!(SESSIONS_REFUSED, "voice_api" => api).absolute(0);
+    }
+    for outcome in ["completed", "failed"] {
+        metrics::counter!(ANALYSES, "outcome" => outcome).absolute(0);
+    }
+    for outcome in ["saved", "failed"] {
+        metrics::counter!(NOTES_UPDATES, "outcome" => outcome).absolute(0);
+    }
+    for kind in ["meeting", "analysis", "supervisor"] {
+        metrics::counter!(ACTOR_RESTARTS, "kind" => kind).absolute(0);
+    }
+    for kind in ["meeting", "analysis"] {
+        metrics::gauge!(LIVE_ACTORS, "kind" => kind).set(0.0);
+    }
+    metrics::gauge!(TRANSCRIPT_BACKLOG).set(0.0);
+    metrics::gauge!(ANALYSIS_QUEUE).set(0.0);
     describe_counter!(FRAMES, "Text frames read from realtime sockets");
     describe_counter!(LINES_COMMITTED, "Transcript lines committed");
     describe_histogram!(

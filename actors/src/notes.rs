@@ -232,7 +232,11 @@ fn start(
         let Ok(_permit) = permits.acquire_owned().await else {
             return (meeting, Outcome::Failed);
         };
-        (meeting, update(&deps, meeting, max_lines).await)
+        let span = crate::meeting_span!(meeting, "notes.update");
+        (
+            meeting,
+            tracing::Instrument::instrument(update(&deps, meeting, max_lines), span).await,
+        )
     });
     running.insert(task.id(), meeting);
 }

@@ -185,12 +185,15 @@ impl ChunkWriter {
         if handoff.is_empty() {
             return Ok(());
         }
+        let lines = handoff.lines.len();
         self.tx
             .try_send(Submission::Lines { meeting, handoff })
             .map_err(|e| match e.into_inner() {
                 Submission::Lines { handoff, .. } => Rejected(handoff),
                 _ => Rejected(Handoff::default()),
-            })
+            })?;
+        metrics::gauge!(crate::metrics::TRANSCRIPT_BACKLOG).increment(lines as f64);
+        Ok(())
     }
 
     /// Queues an event-log entry without blocking the caller. When the
@@ -450,6 +453,33 @@ fn record_commit(batch: &WriteBatch, refused: &[MeetingId]) {
     metrics::histogram!(crate::metrics::BATCH_LINES).record(batch.lines.len() as f64);
 }
 
+/// One `transcript.commit` span per call in the batch, in the call's trace,
+/// open until the batch is committed; none unless a subscriber wants them
+/// (OpenTelemetry export on).
+fn commit_spans(batch: &WriteBatch) -> Vec<tracing::Span> {
+    if !tracing::enabled!(target: "otel::scribe", tracing::Level::INFO) {
+        return Vec::new();
+    }
+    let mut lines: std::collections::BTreeMap<MeetingId, usize> = Default::default();
+    for (meeting, _) in &batch.lines {
+        *lines.entry(*meeting).or_default() += 1;
+    }
+    lines
+        .into_iter()
+        .map(|(meeting, lines)| {
+            let span = tracing::info_span!(
+                target: "otel::scribe",
+                "transcript.commit",
+                meeting.id = %meeting,
+                lines,
+                batch_lines = batch.lines.len()
+            );
+            crate::trace::join(&span, meeting);
+            span
+        })
+        .collect()
+}
+
 /// How long one write may take before it is abandoned and tried again
 /// (a stalled connection can otherwise hang for as long as TCP lets it).
 /// Writes are idempotent, so a write that did land is harmless to repeat.
@@ -461,6 +491,7 @@ async fn commit(store: &dyn TranscriptSink, batch: &WriteBatch) -> Vec<MeetingId
     if batch.is_empty() {
         return Vec::new();
     }
+    let _spans = commit_spans(batch);
     let mut delay = Duration::from_millis(50);
     let mut attempt = 1u32;
     loop {
@@ -470,6 +501,8 @@ async fn commit(store: &dyn TranscriptSink, batch: &WriteBatch) -> Vec<MeetingId
         match outcome {
             Ok(refused) => {
                 record_commit(batch, &refused);
+                metrics::gauge!(crate::metrics::TRANSCRIPT_BACKLOG)
+                    .decrement(batch.lines.len() as f64);
                 if !refused.is_empty() {
                     metrics::counter!(crate::metrics::FENCED_WRITES)
                         .increment(refused.len() as u64);

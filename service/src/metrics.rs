@@ -111,7 +111,38 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                 REFUSED_CONNECTIONS,
                 "Connections closed at once: their address was at its limit"
             );
+            zero();
             Some(handle)
         })
         .as_ref()
+}
+
+/// Starts at zero the series the alerts and the dashboard read (the
+/// retention sweep's last time aside: 0 would read as a sweep 56 years
+/// late), so that a rate sees the first event after a start.
+fn zero() {
+    for counter in [SHED_REQUESTS, REFUSED_CONNECTIONS, PROBE_QUERIES] {
+        metrics::counter!(counter).absolute(0);
+    }
+    for outcome in ["ok", "error"] {
+        metrics::counter!(LLM_ATTEMPTS, "outcome" => outcome).absolute(0);
+    }
+    for by in ["meeting", "agent", "retention"] {
+        metrics::counter!(MEETINGS_DELETED, "by" => by).absolute(0);
+    }
+    for outcome in ["swept", "held_elsewhere", "failed"] {
+        metrics::counter!(RETENTION_SWEEPS, "outcome" => outcome).absolute(0);
+    }
+    for statement in [
+        "join",
+        "acquire",
+        "heartbeat",
+        "forget",
+        "declare_dead",
+        "take_over",
+        "release",
+    ] {
+        metrics::counter!(LEASE_ROWS, "statement" => statement).absolute(0);
+    }
+    metrics::gauge!(OPEN_STREAMS).set(0.0);
 }

@@ -69,6 +69,7 @@ impl Job {
     pub async fn run(&self) -> Result<(), RunError> {
         let began = Instant::now();
         self.set_phase(AnalysisPhase::Waiting);
+        let queued = Queued::enter();
         let _permit = self
             .deps
             .permits
@@ -76,6 +77,7 @@ impl Job {
             .acquire_owned()
             .await
             .map_err(|_| RunError::PermitsClosed)?;
+        drop(queued);
         self.set_phase(AnalysisPhase::Running);
         let store = &self.deps.store;
         let Some(input) = store.begin_analysis(self.meeting).await? else {
@@ -105,6 +107,7 @@ impl Job {
             Ok(result) => {
                 let next = store.complete_analysis(meeting, &result).await?;
                 tracing::info!(%meeting, next = ?next, "analysis completed");
+                tracing::Span::current().record("outcome", "completed");
                 finished("completed", began);
             }
             Err(error) => {
@@ -112,10 +115,28 @@ impl Job {
                     .fail_analysis(meeting, &error.to_string(), Some(error.detail()))
                     .await?;
                 tracing::warn!(%meeting, %error, detail = error.detail(), "analysis failed");
+                tracing::Span::current().record("outcome", "failed");
                 finished("failed", began);
             }
         }
         Ok(())
+    }
+}
+
+/// An analysis waiting for a permit, counted on `scribe_analysis_queue`
+/// until it has one or is dropped.
+struct Queued;
+
+impl Queued {
+    fn enter() -> Self {
+        metrics::gauge!(crate::metrics::ANALYSIS_QUEUE).increment(1.0);
+        Self
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::metrics::ANALYSIS_QUEUE).decrement(1.0);
     }
 }
 

@@ -45,6 +45,9 @@ pub struct MeetingState {
     /// The call was declared over: its finalization is on its way, and a
     /// socket that ends meanwhile is not replaced.
     pub(super) over: bool,
+    /// The span every log line of this actor sits in (its meeting, call
+    /// path and voice API); not exported as a trace span.
+    pub(super) span: tracing::Span,
 }
 
 impl MeetingState {
@@ -55,7 +58,15 @@ impl MeetingState {
         deps: Arc<CallDeps>,
         incarnation: u32,
     ) -> Self {
+        let span = tracing::info_span!(
+            target: "scribe::log",
+            "call",
+            meeting = %context.meeting_id,
+            call.path = crate::trace::path_name(&context.path),
+            voice.api = context.path.api().as_str(),
+        );
         Self {
+            span,
             backoff: deps.reconnect_backoff(),
             protocol: voice::protocol(context.path.api()),
             path: PathState::of(&context.path),
@@ -90,6 +101,33 @@ impl MeetingState {
     /// The current session, when `epoch` is it.
     pub(super) fn current(&mut self, epoch: u64) -> Option<&mut Session> {
         self.session.as_mut().filter(|s| s.epoch == epoch)
+    }
+
+    /// The span of the session about to open, in the meeting's trace.
+    pub(super) fn opening_span(&self) -> tracing::Span {
+        let reattach = self.path.is_reattach(
+            self.sessions + 1,
+            self.incarnation,
+            self.context.next_sequence,
+        );
+        crate::meeting_span!(
+            self.meeting(),
+            "session.open",
+            call.path = crate::trace::path_name(&self.context.path),
+            voice.api = self.context.path.api().as_str(),
+            session = self.sessions + 1,
+            incarnation = self.incarnation,
+            reattach,
+        )
+    }
+
+    /// Counts a session the provider refused (its connection or its setup).
+    pub(super) fn count_refusal(&self) {
+        metrics::counter!(
+            crate::metrics::SESSIONS_REFUSED,
+            "voice_api" => self.context.path.api().as_str()
+        )
+        .increment(1);
     }
 
     /// A sideband to a call scribe was attached to before.

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{DateTime, Utc};
@@ -89,6 +90,26 @@ pub async fn end_call(
 
 /// Finalizes the meeting in the store, retrying until the store answers.
 async fn finalize(
+    deps: &CallDeps,
+    meeting: MeetingId,
+    ended_at: DateTime<Utc>,
+    handed_out: Option<i64>,
+) -> Finalized {
+    let span = crate::meeting_span!(
+        meeting,
+        "call.finalize",
+        lines = tracing::field::Empty,
+        lost = tracing::field::Empty
+    );
+    let done = finalize_retrying(deps, meeting, ended_at, handed_out)
+        .instrument(span.clone())
+        .await;
+    span.record("lines", done.lines);
+    span.record("lost", done.lost.len());
+    done
+}
+
+async fn finalize_retrying(
     deps: &CallDeps,
     meeting: MeetingId,
     ended_at: DateTime<Utc>,

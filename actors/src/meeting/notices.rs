@@ -95,6 +95,7 @@ impl MeetingState {
         }
         let setup = self.protocol.setup();
         if error.event_id.as_deref() == Some(setup.event_id) {
+            self.count_refusal();
             let (effects, refusal) =
                 rules::setup_refused(setup, self.is_reattach(), &self.provider, &error);
             if let (Some(refusal), Some(session)) = (refusal, self.session.as_mut()) {
@@ -106,6 +107,7 @@ impl MeetingState {
         if error.flat {
             // A provider's own refusal of the session (Stream's agent
             // endpoint): close it, and try again only after a long pause.
+            self.count_refusal();
             let kind = error.kind.as_deref().unwrap_or("error");
             let shown = format!(
                 "{} refused the session: {kind} {code} {}",

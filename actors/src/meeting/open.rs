@@ -4,6 +4,7 @@
 //! finalize the call.
 
 use std::time::Duration;
+use tracing::Instrument;
 
 use chrono::{DateTime, Utc};
 use ractor::ActorRef;
@@ -37,6 +38,9 @@ impl MeetingState {
         } = match connected {
             Ok(session) => session,
             Err(error) => {
+                if matches!(error, ConnectError::Refused { .. }) {
+                    self.count_refusal();
+                }
                 let effects = rules::connect_failed(
                     &mut self.path,
                     error,
@@ -58,18 +62,21 @@ impl MeetingState {
         let before = self.call.next_sequence();
         // Read from the first moment: the service may speak while the
         // session is still being configured.
-        let reader = tokio::spawn(read_socket(
-            frames,
-            ReaderContext {
-                epoch,
-                call: self.call.clone(),
-                writer: self.deps.writer.clone(),
-                actor: myself.clone(),
-                silence_timeout: self.deps.config.silence_timeout,
-                backlog_retry: self.deps.config.backlog_retry,
-                protocol: self.protocol,
-            },
-        ));
+        let reader = tokio::spawn(
+            read_socket(
+                frames,
+                ReaderContext {
+                    epoch,
+                    call: self.call.clone(),
+                    writer: self.deps.writer.clone(),
+                    actor: myself.clone(),
+                    silence_timeout: self.deps.config.silence_timeout,
+                    backlog_retry: self.deps.config.backlog_retry,
+                    protocol: self.protocol,
+                },
+            )
+            .instrument(self.span.clone()),
+        );
         let mut session = Session::new(epoch, outbox, reader);
         self.sessions += 1;
         let (replayed, sent) = self.open_session(myself, &mut session, before).await;

@@ -205,6 +205,7 @@ pub async fn take_all(
             return Ok(taken);
         }
         taken += n;
+        metrics::counter!(crate::metrics::TAKEOVERS).increment(n as u64);
         if !start(claimed) || !more {
             return Ok(taken);
         }
@@ -239,6 +240,7 @@ impl SupervisorState {
                 && lease.is_none_or(|lease| lease == entry.context.lease)
             {
                 tracing::warn!(%meeting, reason, "call held elsewhere now; stopping its actor here");
+                metrics::counter!(crate::metrics::LEASES_LOST).increment(1);
                 entry.lease_lost = true;
                 entry.actor.kill();
                 self.deps.log(

@@ -37,6 +37,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
+use tracing::Instrument;
 
 /// How hard the client tries.
 #[derive(Debug, Clone)]
@@ -242,10 +243,20 @@ impl LlmClient {
         let (mut last_error, mut last_detail) = (String::new(), String::new());
         for attempt in 1..=attempts {
             on_attempt(Attempt::Started { attempt });
+            // In the meeting's trace: a child of the analysis (or notes
+            // update) it is made for.
+            let span = tracing::info_span!(
+                target: "scribe::call",
+                "model.request",
+                gen_ai.request.model = %self.model,
+                attempt,
+                outcome = tracing::field::Empty
+            );
             let outcome = match tokio::time::timeout(
                 self.policy.attempt_timeout,
                 self.once(instructions, user, format, attempt, &mut on_attempt),
             )
+            .instrument(span.clone())
             .await
             {
                 Err(_) => Err(AttemptError::ours(
@@ -262,11 +273,13 @@ impl LlmClient {
             };
             match outcome {
                 Ok(value) => {
+                    span.record("outcome", "ok");
                     metrics::counter!(crate::metrics::LLM_ATTEMPTS, "outcome" => "ok").increment(1);
                     on_attempt(Attempt::Succeeded { attempt });
                     return Ok(value);
                 }
                 Err(error) => {
+                    span.record("outcome", "error");
                     metrics::counter!(crate::metrics::LLM_ATTEMPTS, "outcome" => "error")
                         .increment(1);
                     last_error = error.public.clone();

@@ -1,6 +1,7 @@
 //! The command line: `scribe [serve]`, `scribe demo`, `scribe migrate`,
 //! `scribe rotate-page-secret`, with an environment fallback for every flag.
 
+use crate::telemetry::LogFormat;
 use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand};
@@ -151,8 +152,9 @@ pub struct ServeArgs {
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     pub openai_api_key: Option<SecretString>,
 
-    /// Base URL of the OpenAI-compatible API used for post-call analysis
-    /// (`/v1` included).
+    /// Base URL of OpenAI's API (`/v1` included): post-call analysis, and
+    /// the calls scribe creates, accepts and attaches to (their REST calls,
+    /// sidebands and GPT-Live sessions).
     #[arg(long, env = "OPENAI_BASE_URL", default_value = DEFAULT_OPENAI_BASE_URL)]
     pub openai_base_url: String,
 
@@ -177,7 +179,8 @@ pub struct ServeArgs {
     pub voice: String,
 
     /// Endpoint secret of OpenAI's webhooks (`whsec_...`): verifies
-    /// `POST /api/openai/webhook` (incoming SIP calls).
+    /// `POST /api/openai/webhook` (incoming SIP calls); without it that
+    /// endpoint answers 503.
     #[arg(long, env = "OPENAI_WEBHOOK_SECRET", hide_env_values = true)]
     pub openai_webhook_secret: Option<SecretString>,
 
@@ -195,8 +198,8 @@ pub struct ServeArgs {
     pub stream_api_secret: Option<SecretString>,
 
     /// Bearer token required for API writes and listings (at least 32
-    /// characters). When unset, a random token is generated at startup and
-    /// printed once.
+    /// characters: a shorter one stops startup with an error naming it).
+    /// When unset, a random token is generated at startup and printed once.
     #[arg(long, env = "SCRIBE_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<SecretString>,
 
@@ -232,7 +235,8 @@ pub struct ServeArgs {
     #[arg(long, env = "SCRIBE_FINALIZE_GRACE_MS", default_value_t = 3000)]
     pub finalize_grace_ms: u64,
 
-    /// Transcript lines per database batch, at most.
+    /// Transcript lines per database batch, at most (on PostgreSQL a full
+    /// batch is written as two transactions at once).
     #[arg(long, env = "SCRIBE_BATCH_MAX_LINES", default_value_t = 2000)]
     pub batch_max_lines: usize,
 
@@ -250,7 +254,9 @@ pub struct ServeArgs {
     #[arg(long, env = "SCRIBE_DATABASE_POOL_SIZE", default_value_t = 16)]
     pub database_pool_size: u32,
 
-    /// Attempts per analysis (LLM request plus validation of its answer).
+    /// Attempts per analysis (LLM request plus validation of its answer),
+    /// with backoff and jitter between them, `Retry-After` honoured, 60 s
+    /// per attempt.
     #[arg(long, env = "SCRIBE_ANALYSIS_ATTEMPTS", default_value_t = 3)]
     pub analysis_attempts: u32,
 
@@ -260,13 +266,15 @@ pub struct ServeArgs {
     pub notes_every_lines: usize,
 
     /// Running notes during a call: updated this many seconds after the
-    /// last update when there are new lines (0: not by time).
+    /// last update when there are new lines (0: not by time). Both 0 (the
+    /// default): notes off.
     #[arg(long, env = "SCRIBE_NOTES_EVERY_SECS", default_value_t = 0)]
     pub notes_every_secs: u64,
 
     /// Days a finished meeting is kept after its call ended; older ones
     /// are deleted (transcript, log, notes, results) by a background sweep
-    /// every 10 minutes. Unset: kept until deleted over the API.
+    /// every 10 minutes. 1 to 36,500. Unset: kept until deleted over the
+    /// API.
     #[arg(long, env = "SCRIBE_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
     pub retention_days: Option<u32>,
 
@@ -276,16 +284,17 @@ pub struct ServeArgs {
     pub max_connections: usize,
 
     /// Requests handled at once, at most (the probes aside); past it 503
-    /// with `Retry-After`. An open event stream does not count.
+    /// with `Retry-After: 1`. An open event stream does not count.
     #[arg(long, env = "SCRIBE_MAX_REQUESTS", default_value_t = 512)]
     pub max_requests: usize,
 
     /// Event streams open at once on this instance, at most; past it 503
-    /// with `Retry-After`.
+    /// with `Retry-After: 5`.
     #[arg(long, env = "SCRIBE_MAX_STREAMS", default_value_t = 5_000)]
     pub max_streams: usize,
 
-    /// Event streams open at once on one meeting, at most.
+    /// Event streams open at once on one meeting, at most; past it 503
+    /// with `Retry-After: 5`.
     #[arg(long, env = "SCRIBE_MAX_STREAMS_PER_MEETING", default_value_t = 20)]
     pub max_streams_per_meeting: usize,
 
@@ -301,7 +310,8 @@ pub struct ServeArgs {
     pub max_connections_per_address: usize,
 
     /// Event streams open at once from one client address, at most (the
-    /// same addresses as for connections).
+    /// same addresses as for connections); past it 503 with
+    /// `Retry-After: 5`.
     #[arg(long, env = "SCRIBE_MAX_STREAMS_PER_ADDRESS", default_value_t = 64)]
     pub max_streams_per_address: usize,
 
@@ -320,11 +330,13 @@ pub struct ServeArgs {
     #[arg(long, env = "SCRIBE_STREAM_LIFETIME_SECS", default_value_t = 1800)]
     pub stream_lifetime_secs: u64,
 
-    /// Meetings the API token may create per minute on this instance.
+    /// Meetings the API token may create per minute on this instance; past
+    /// it 429 with `Retry-After`.
     #[arg(long, env = "SCRIBE_MEETINGS_PER_MINUTE", default_value_t = 600)]
     pub meetings_per_minute: u32,
 
-    /// Agents the API token may create per minute on this instance.
+    /// Agents the API token may create per minute on this instance; past
+    /// it 429 with `Retry-After`.
     #[arg(long, env = "SCRIBE_AGENTS_PER_MINUTE", default_value_t = 600)]
     pub agents_per_minute: u32,
 
@@ -349,4 +361,13 @@ pub struct ServeArgs {
     /// database round trip more per interval.
     #[arg(long, env = "SCRIBE_LEASE_RENEW_MS", default_value_t = 10_000)]
     pub lease_renew_ms: u64,
+
+    /// How log lines on stderr are written: `text` (human-readable) or
+    /// `json` (one object a line; a line about a call carries `meeting_id`,
+    /// `trace_id` and its `call_path`). `RUST_LOG` filters either.
+    /// Traces are exported over OTLP when OpenTelemetry's
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set (see the book's "Traces and
+    /// logs").
+    #[arg(long, env = "SCRIBE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }

@@ -3,6 +3,7 @@
 //! ([`Probe::run`]) checks it once a second and refreshes the meeting
 //! counts, and the handlers serve what it found.
 
+use scribe_actors::domain::MeetingStatus;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -82,7 +83,16 @@ impl Probe {
             && let Ok(Ok(counts)) =
                 tokio::time::timeout(READY_TIMEOUT, store.meeting_counts()).await
         {
-            for (status, count) in counts {
+            // A status no meeting has now reads 0, not its last count.
+            let statuses = MeetingStatus::ALL
+                .iter()
+                .map(|s| s.as_str())
+                .chain(["deleted"]);
+            for status in statuses {
+                let count = counts
+                    .iter()
+                    .find(|(s, _)| s == status)
+                    .map_or(0, |(_, n)| *n);
                 metrics::gauge!(crate::metrics::MEETINGS, "status" => status).set(count as f64);
             }
         }

@@ -6,6 +6,7 @@
 //! checked before the body is read.
 
 use std::time::Duration;
+use tracing::Instrument;
 
 use super::auth::MeetingAccess;
 use super::error::ErrorBody;
@@ -153,6 +154,23 @@ const ATTACH_BEFORE_ANSWER: Duration = Duration::from_secs(3);
 pub async fn call(
     access: MeetingAccess,
     State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    let span = scribe_actors::meeting_span!(
+        access.meeting.id,
+        "call.request",
+        call.path = "webrtc",
+        voice.api = state.store.voice_api().as_str()
+    );
+    create_call(access, state, headers, body)
+        .instrument(span)
+        .await
+}
+
+async fn create_call(
+    access: MeetingAccess,
+    state: AppState,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {

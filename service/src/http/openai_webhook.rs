@@ -21,9 +21,11 @@ use super::webhook::{MAX_WEBHOOK_BYTES, WebhookAnswer, WebhookOutcome, answer};
 use super::{ApiError, AppState};
 use crate::domain::meeting::NewMeeting;
 use crate::domain::phone::PhoneNumber;
-use crate::openai::rest::SessionConfig;
+use crate::openai::rest::{CallsApi, SessionConfig};
 use crate::openai::webhook::{OpenAiEvent, check_head, verify};
 use crate::store::{AttachedStart, WebhookDelivery};
+use scribe_actors::ids::{AgentId, MeetingId};
+use tracing::Instrument;
 
 pub const CALL_INCOMING: &str = "realtime.call.incoming";
 /// GPT-Live's incoming call (`data.session_id`), and its older name.
@@ -177,6 +179,26 @@ async fn incoming_call(
     let Some(meeting) = state.store.insert_sip_meeting(new, call_id).await? else {
         return Ok(answer(WebhookOutcome::Duplicate));
     };
+    let span = scribe_actors::meeting_span!(
+        meeting,
+        "openai.webhook",
+        webhook.type = "realtime.call.incoming",
+        call.path = "sip",
+        voice.api = state.store.voice_api().as_str()
+    );
+    accept(state, meeting, agent_id, call_id, &api)
+        .instrument(span)
+        .await
+}
+
+/// Accepts the call of a meeting just made for it, and starts its sideband.
+async fn accept(
+    state: &AppState,
+    meeting: MeetingId,
+    agent_id: AgentId,
+    call_id: &str,
+    api: &CallsApi,
+) -> Result<Json<WebhookAnswer>, ApiError> {
     let agent = state
         .store
         .agent(agent_id)

@@ -26,6 +26,7 @@ use flate2::bufread::GzDecoder;
 use scribe_actors::ids::MeetingId;
 use secrecy::ExposeSecret;
 use serde::Serialize;
+use tracing::Instrument;
 
 use super::error::ErrorBody;
 use super::extract::read_body;
@@ -237,6 +238,28 @@ async fn handle(
     .find(|k| *k == event.kind)
     .unwrap_or("other");
     let webhook_id = header(&headers, "x-webhook-id").map(str::to_owned);
+    // An event that names its meeting is handled in the meeting's span (and
+    // trace); a participant's is routed by its call, in none.
+    let meeting = event.meeting_id.as_deref().and_then(|m| m.parse().ok());
+    let span = match meeting {
+        Some(meeting) if *kind != PARTICIPANT_JOINED && *kind != PARTICIPANT_LEFT => {
+            webhook_span(meeting, &event)
+        }
+        _ => tracing::Span::none(),
+    };
+    let kind = *kind;
+    dispatch(state, event, webhook_id, kind)
+        .instrument(span)
+        .await
+}
+
+async fn dispatch(
+    state: AppState,
+    event: WebhookEvent,
+    webhook_id: Option<String>,
+    kind: &'static str,
+) -> Result<Json<WebhookAnswer>, ApiError> {
+    let (state, event) = (&state, &event);
     tracing::info!(kind = %event.kind, call_cid = ?event.call_cid, webhook_id = ?webhook_id, "webhook received");
     let delivery = WebhookDelivery {
         webhook_id,
@@ -244,11 +267,11 @@ async fn handle(
         call_cid: event.call_cid.clone(),
         session_id: event.session_id.clone(),
     };
-    let outcome = match *kind {
-        SESSION_STARTED => session_started(&state, &event, &delivery).await?,
-        SESSION_ENDED | CALL_ENDED => call_ended(&state, &event, &delivery).await?,
-        PARTICIPANT_JOINED => presence(&state, &event, &delivery, Movement::Joined).await?,
-        PARTICIPANT_LEFT => presence(&state, &event, &delivery, Movement::Left).await?,
+    let outcome = match kind {
+        SESSION_STARTED => session_started(state, event, &delivery).await?,
+        SESSION_ENDED | CALL_ENDED => call_ended(state, event, &delivery).await?,
+        PARTICIPANT_JOINED => presence(state, event, &delivery, Movement::Joined).await?,
+        PARTICIPANT_LEFT => presence(state, event, &delivery, Movement::Left).await?,
         _ => WebhookOutcome::Ignored,
     };
     Ok(answer(outcome))
@@ -277,6 +300,14 @@ async fn session_started(
     let Some(meeting) = named_meeting(event) else {
         return Ok(WebhookOutcome::Unroutable);
     };
+    start_session(state, meeting, delivery).await
+}
+
+async fn start_session(
+    state: &AppState,
+    meeting: MeetingId,
+    delivery: &WebhookDelivery,
+) -> Result<WebhookOutcome, ApiError> {
     match state
         .store
         .start_session(delivery, meeting, state.owned_transport)
@@ -315,6 +346,25 @@ async fn call_ended(
     let Some(meeting) = named_meeting(event) else {
         return Ok(WebhookOutcome::Unroutable);
     };
+    ended(state, meeting, event, delivery).await
+}
+
+/// A Stream webhook's span, in the meeting's trace.
+fn webhook_span(meeting: MeetingId, event: &WebhookEvent) -> tracing::Span {
+    scribe_actors::meeting_span!(
+        meeting,
+        "stream.webhook",
+        webhook.type = %event.kind,
+        call.path = "stream"
+    )
+}
+
+async fn ended(
+    state: &AppState,
+    meeting: MeetingId,
+    event: &WebhookEvent,
+    delivery: &WebhookDelivery,
+) -> Result<WebhookOutcome, ApiError> {
     let Some(found) = state.store.meeting(meeting).await? else {
         return Err(ApiError::meeting_not_found());
     };
@@ -377,6 +427,7 @@ async fn presence(
                 at,
                 "the last participant but scribe's agent left",
             )
+            .instrument(webhook_span(meeting, event))
             .await
         }
     }

@@ -127,25 +127,33 @@ impl Store {
             // the writer's lines and the status change below take their
             // own locks, as they did before deletions existed.
             let read = format!(
-                "SELECT sequence_high_water, deleted_at FROM meetings WHERE id = $1{}",
+                "SELECT sequence_high_water, deleted_at, created_at, transport, voice_api \
+                 FROM meetings WHERE id = $1{}",
                 super::pool::key_share_lock(p)
             );
-            let high: Option<(i64, Option<DateTime<Utc>>)> =
-                sqlx::query_as(sqlx::AssertSqlSafe(read))
-                    .bind(meeting.as_uuid())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let Some((high, deleted)) = high else {
+            #[allow(clippy::type_complexity)]
+            let high: Option<(
+                i64,
+                Option<DateTime<Utc>>,
+                DateTime<Utc>,
+                Option<String>,
+                Option<String>,
+            )> = sqlx::query_as(sqlx::AssertSqlSafe(read))
+                .bind(meeting.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some((high, deleted, created_at, transport, voice_api)) = high else {
                 return Err(StoreError::Corrupt(format!(
                     "meeting {meeting} does not exist"
                 )));
             };
             if deleted.is_some() {
-                return Ok(Finalized {
+                let none = Finalized {
                     lines: 0,
                     lost: Vec::new(),
                     transitioned: false,
-                });
+                };
+                return Ok(none);
             }
             let stored: Vec<(i64,)> = sqlx::query_as(
                 "SELECT sequence_number FROM transcript_chunks WHERE meeting_id = $1",
@@ -216,12 +224,34 @@ impl Store {
                 .await?;
             }
             tx.commit().await?;
-            Ok::<_, StoreError>(Finalized {
+            let done = Finalized {
                 lines: top,
                 lost,
                 transitioned,
-            })
+            };
+            Ok::<_, StoreError>((done, created_at, transport, voice_api))
         })?;
+        let (finalized, created_at, transport, voice_api) = finalized;
+        if finalized.transitioned {
+            let path = match transport.as_deref() {
+                Some(carried @ ("webrtc" | "sip")) => carried.to_owned(),
+                _ => "stream".to_owned(),
+            };
+            crate::telemetry::meeting_ended(
+                meeting,
+                created_at,
+                ended_at,
+                vec![
+                    opentelemetry::KeyValue::new("call.path", path),
+                    opentelemetry::KeyValue::new(
+                        "voice.api",
+                        voice_api.unwrap_or_else(|| "realtime".into()),
+                    ),
+                    opentelemetry::KeyValue::new("lines", finalized.lines),
+                    opentelemetry::KeyValue::new("lost", finalized.lost.len() as i64),
+                ],
+            );
+        }
         self.changes.touch(meeting);
         Ok(finalized)
     }
