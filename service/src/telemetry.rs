@@ -161,6 +161,12 @@ pub fn init_exporting(
 ) -> anyhow::Result<Telemetry> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // The spans only the exporter wants are never the logs' (even with
+    // `RUST_LOG=trace`): without an exporter they are never made.
+    let filter = match "otel::scribe=off".parse() {
+        Ok(off) => filter.add_directive(off),
+        Err(_) => filter,
+    };
     let logs = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)

@@ -37,7 +37,10 @@ fn scribe(dir: &Path) -> Command {
 }
 
 /// Reads stdout lines until the listening line, collecting them.
-async fn read_until_listening(child: &mut Child, stdout_seen: &mut Vec<String>) -> String {
+pub(crate) async fn read_until_listening(
+    child: &mut Child,
+    stdout_seen: &mut Vec<String>,
+) -> String {
     read_until(
         child,
         "scribe listening on ",

@@ -22,6 +22,7 @@ mod helpers;
 mod http_limits;
 mod ingest_paths;
 mod instances;
+mod json_logs;
 mod lease_plans;
 mod live_faults;
 mod llm;

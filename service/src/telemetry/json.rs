@@ -115,32 +115,35 @@ static PATHS: Mutex<Paths> = Mutex::new(Paths {
 const REMEMBERED: usize = 65_536;
 
 struct Paths {
-    known: Option<HashMap<MeetingId, (Value, Value)>>,
+    known: Option<HashMap<MeetingId, (Option<Value>, Option<Value>)>>,
     order: VecDeque<MeetingId>,
 }
 
 impl Paths {
-    /// Remembers what `call` says of its path, or fills it in from what
-    /// was remembered.
+    /// Remembers what `call` says of its path and voice API, and fills in
+    /// what it does not say from what was remembered.
     fn complete(&mut self, meeting: MeetingId, mut call: Call) -> Call {
         let known = self.known.get_or_insert_with(HashMap::new);
-        match (&call.path, &call.api) {
-            (Some(path), Some(api)) => {
-                if known.insert(meeting, (path.clone(), api.clone())).is_none() {
-                    self.order.push_back(meeting);
-                    if self.order.len() > REMEMBERED
-                        && let Some(oldest) = self.order.pop_front()
-                    {
-                        known.remove(&oldest);
-                    }
-                }
+        if call.path.is_none() && call.api.is_none() && !known.contains_key(&meeting) {
+            return call;
+        }
+        let entry = known.entry(meeting).or_insert_with(|| {
+            self.order.push_back(meeting);
+            (None, None)
+        });
+        for (said, kept) in [
+            (&mut call.path, &mut entry.0),
+            (&mut call.api, &mut entry.1),
+        ] {
+            match said {
+                Some(value) => *kept = Some(value.clone()),
+                None => *said = kept.clone(),
             }
-            _ => {
-                if let Some((path, api)) = known.get(&meeting) {
-                    call.path.get_or_insert_with(|| path.clone());
-                    call.api.get_or_insert_with(|| api.clone());
-                }
-            }
+        }
+        if self.order.len() > REMEMBERED
+            && let Some(oldest) = self.order.pop_front()
+        {
+            known.remove(&oldest);
         }
         call
     }
