@@ -36,6 +36,16 @@ fn scribe(dir: &Path) -> Command {
     cmd
 }
 
+/// Everything the child writes on stderr, once it exits.
+pub(crate) fn collect_stderr(child: &mut Child) -> tokio::task::JoinHandle<String> {
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    tokio::spawn(async move {
+        let mut all = String::new();
+        let _ = stderr.read_to_string(&mut all).await;
+        all
+    })
+}
+
 /// Reads stdout lines until the listening line, collecting them.
 pub(crate) async fn read_until_listening(
     child: &mut Child,
@@ -83,12 +93,7 @@ async fn serve_in_an_empty_folder_creates_the_database_prints_a_token_and_stops_
         .args(["serve", "--listen", "127.0.0.1:0"])
         .spawn()
         .expect("scribe starts");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let stderr_task = tokio::spawn(async move {
-        let mut all = String::new();
-        let _ = stderr.read_to_string(&mut all).await;
-        all
-    });
+    let stderr_task = collect_stderr(&mut child);
     let mut stdout_seen = Vec::new();
     let address = read_until_listening(&mut child, &mut stdout_seen).await;
     assert!(

@@ -11,10 +11,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use scribe_sim::webhook::{SimCall, WebhookDriver};
 use serde_json::{Value, json};
-use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
-use crate::binary::read_until_listening;
+use crate::binary::{collect_stderr, read_until_listening};
 use crate::helpers::expect_json;
 use crate::running::eventually;
 
@@ -39,12 +38,7 @@ async fn every_line_about_a_call_names_its_meeting_trace_and_call_path() {
         .kill_on_drop(true)
         .spawn()
         .expect("scribe starts");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let logs = tokio::spawn(async move {
-        let mut all = String::new();
-        let _ = stderr.read_to_string(&mut all).await;
-        all
-    });
+    let logs = collect_stderr(&mut child);
     let address = read_until_listening(&mut child, &mut Vec::new()).await;
     let client = reqwest::Client::new();
     let post = |path: &str, body: Value| {

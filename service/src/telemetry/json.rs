@@ -114,8 +114,11 @@ static PATHS: Mutex<Paths> = Mutex::new(Paths {
 /// Meetings remembered at most (about 100 bytes each).
 const REMEMBERED: usize = 65_536;
 
+/// A meeting's call path and voice API, as far as lines have named them.
+type Named = (Option<Value>, Option<Value>);
+
 struct Paths {
-    known: Option<HashMap<MeetingId, (Option<Value>, Option<Value>)>>,
+    known: Option<HashMap<MeetingId, Named>>,
     order: VecDeque<MeetingId>,
 }
 
