@@ -3,8 +3,9 @@
 //! - as an operator turns them on: the real `scribe` binary (its demo, one
 //!   call on each call path on OpenAI Realtime: Stream, SIP, WebRTC) with
 //!   OpenTelemetry's standard variables set;
-//! - a call on GPT-Live (a session scribe owns), the application in this
-//!   process exporting to the receiver.
+//! - two calls on GPT-Live, the application in this process exporting to
+//!   the receiver: a session scribe owns, and a browser's call (WebRTC)
+//!   whose sideband is dropped and attached again.
 //!
 //! Each meeting must be one trace (its id the meeting's id) whose spans all
 //! hang from its root: the request that started the call, the session's
@@ -196,7 +197,7 @@ async fn each_call_path_exports_one_trace_per_meeting_with_every_step_under_its_
 // Two workers: the flush below blocks one until the receiver, on the
 // other, has answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gpt_live_call_is_one_trace_too() {
+async fn gpt_live_calls_are_one_trace_each_and_a_re_attach_is_a_session_open() {
     let (address, spans) = receiver().await;
     let otlp = scribe::telemetry::OtlpConfig {
         traces_endpoint: format!("http://{address}/v1/traces"),
@@ -248,21 +249,99 @@ async fn a_gpt_live_call_is_one_trace_too() {
         scribe_actors::domain::MeetingStatus::Completed,
     )
     .await;
+    let browser = live_browser_call_re_attached(&app).await;
     // The analysis span ends as its task ends, just after the status.
-    let trace = running::eventually("the analysis span is exported", || {
+    let trace = running::eventually("the analysis spans are exported", || {
         tokio::task::block_in_place(|| telemetry.flush());
         let spans = spans.lock().expect("spans").clone();
-        let done = spans.iter().any(|r| r.span.name == "analysis");
+        let done = spans.iter().filter(|r| r.span.name == "analysis").count() == 2;
         async move { done.then_some(spans) }
     })
     .await;
     let paths = check_traces(&trace);
-    assert_eq!(paths, [("stream".to_owned(), "live".to_owned())]);
+    assert_eq!(
+        paths,
+        [("stream", "live"), ("webrtc", "live")].map(|(p, a)| (p.to_owned(), a.to_owned()))
+    );
+    // The browser call's sideband was dropped and attached again: its
+    // trace has both opens, the second a re-attach.
+    let reattaches: Vec<String> = trace
+        .iter()
+        .filter(|r| r.span.name == "session.open")
+        .map(|r| attributes(&r.span.attributes))
+        .filter(|a| a["meeting.id"] == browser)
+        .map(|a| a["reattach"].clone())
+        .collect();
+    assert_eq!(reattaches.len(), 2, "{reattaches:?}");
+    assert_eq!(
+        reattaches.iter().filter(|r| *r == "true").count(),
+        1,
+        "{reattaches:?}"
+    );
     app.stop().await.expect("stops");
     db.destroy().await;
 }
 
 const OPENAI_KEY: &str = "sk-sim-otlp";
+
+/// A browser's call on GPT-Live (WebRTC) whose sideband is dropped after
+/// the first turn and attached again, then hung up; returns its meeting.
+async fn live_browser_call_re_attached(app: &helpers::TestApp) -> String {
+    let calls = app.llm.calls().clone();
+    calls.configure(CallsConfig {
+        realtime: SimRealtimeConfig::scripted(|_| running::away_script()),
+        start: StartOn::Attach,
+        ended: EndedAnswer::NotFound,
+        api_key: Some(OPENAI_KEY.into()),
+    });
+    let meeting = running::new_meeting(app).await;
+    let offer = scribe_sim::carried::media::offer()
+        .await
+        .expect("an offer")
+        .0;
+    let answer = app
+        .client
+        .post(app.url(&format!("/api/meetings/{meeting}/call")))
+        .header("content-type", "application/sdp")
+        .bearer_auth(helpers::API_TOKEN)
+        .body(offer)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(answer.status(), reqwest::StatusCode::CREATED);
+    let record = helpers::expect_json(
+        app.get_authed(&format!("/api/meetings/{meeting}")).await,
+        reqwest::StatusCode::OK,
+    )
+    .await;
+    let call_id = record["provider_call_id"]
+        .as_str()
+        .expect("call id")
+        .to_owned();
+    let call = calls.call(&call_id).expect("the session at OpenAI");
+    assert!(calls.wait_for_mark("one", running::DEADLINE).await);
+    running::actor_where(app, &meeting, "turn 1 read", |a| a["unflushed"] == 12).await;
+    calls.block_attaches(true);
+    assert!(calls.drop_sidebands(&call_id));
+    calls.open_gate("two");
+    assert!(calls.wait_for_mark("two", running::DEADLINE).await);
+    calls.block_attaches(false);
+    running::eventually("scribe to attach again", || async {
+        (call.attaches.load(std::sync::atomic::Ordering::SeqCst) >= 2).then_some(())
+    })
+    .await;
+    calls.open_gate("three");
+    assert!(calls.wait_for_mark("three", running::DEADLINE).await);
+    let hung = running::hang_up(app, &meeting).await;
+    assert_eq!(hung.status(), reqwest::StatusCode::ACCEPTED);
+    running::wait_for_status(
+        &app.store,
+        &meeting,
+        scribe_actors::domain::MeetingStatus::Completed,
+    )
+    .await;
+    meeting
+}
 
 /// Checks every meeting's trace in `spans`; returns the call path and
 /// voice API of each meeting's root, sorted.
