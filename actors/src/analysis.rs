@@ -14,12 +14,12 @@ pub mod job;
 mod tests;
 
 use std::sync::Arc;
-use tracing::Instrument;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::call_log::Stage;
 use crate::domain::AnalysisStage;

@@ -163,7 +163,7 @@ pub fn init_exporting(
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     // The spans only the exporter wants are never the logs' (even with
     // `RUST_LOG=trace`): without an exporter they are never made.
-    let filter = match "otel::scribe=off".parse() {
+    let filter = match format!("{}=off", scribe_actors::trace::COMMITS).parse() {
         Ok(off) => filter.add_directive(off),
         Err(_) => filter,
     };

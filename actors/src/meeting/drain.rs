@@ -7,11 +7,11 @@
 
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::Instrument;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::deps::CallDeps;
 use super::shared::SharedCall;

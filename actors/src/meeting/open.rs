@@ -4,11 +4,11 @@
 //! finalize the call.
 
 use std::time::Duration;
-use tracing::Instrument;
 
 use chrono::{DateTime, Utc};
 use ractor::ActorRef;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::actor_state::MeetingState;
 use super::drain::{Verdict, end_call};

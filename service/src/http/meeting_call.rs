@@ -6,7 +6,6 @@
 //! checked before the body is read.
 
 use std::time::Duration;
-use tracing::Instrument;
 
 use super::auth::MeetingAccess;
 use super::error::ErrorBody;
@@ -21,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use scribe_actors::domain::{MeetingStatus, Transport};
 use scribe_actors::ids::MeetingId;
 use serde::Serialize;
+use tracing::Instrument;
 
 /// The largest SDP offer accepted.
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;

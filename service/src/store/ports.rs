@@ -127,26 +127,20 @@ impl Store {
             // the writer's lines and the status change below take their
             // own locks, as they did before deletions existed.
             let read = format!(
-                "SELECT sequence_high_water, deleted_at, created_at, transport, voice_api \
-                 FROM meetings WHERE id = $1{}",
+                "SELECT sequence_high_water, deleted_at, created_at, transport, \
+                 provider_call_id, voice_api FROM meetings WHERE id = $1{}",
                 super::pool::key_share_lock(p)
             );
-            #[allow(clippy::type_complexity)]
-            let high: Option<(
-                i64,
-                Option<DateTime<Utc>>,
-                DateTime<Utc>,
-                Option<String>,
-                Option<String>,
-            )> = sqlx::query_as(sqlx::AssertSqlSafe(read))
+            let row: Option<FinalizeRow> = sqlx::query_as(sqlx::AssertSqlSafe(read))
                 .bind(meeting.as_uuid())
                 .fetch_optional(&mut *tx)
                 .await?;
-            let Some((high, deleted, created_at, transport, voice_api)) = high else {
+            let Some(row) = row else {
                 return Err(StoreError::Corrupt(format!(
                     "meeting {meeting} does not exist"
                 )));
             };
+            let (high, deleted) = (row.sequence_high_water, row.deleted_at);
             if deleted.is_some() {
                 let none = Finalized {
                     lines: 0,
@@ -229,24 +223,28 @@ impl Store {
                 lost,
                 transitioned,
             };
-            Ok::<_, StoreError>((done, created_at, transport, voice_api))
+            Ok::<_, StoreError>((done, row))
         })?;
-        let (finalized, created_at, transport, voice_api) = finalized;
+        let (finalized, row) = finalized;
         if finalized.transitioned {
-            let path = match transport.as_deref() {
-                Some(carried @ ("webrtc" | "sip")) => carried.to_owned(),
-                _ => "stream".to_owned(),
-            };
+            // The call's path as its actor decided it (a corrupt value
+            // reads as not recorded: this is only the trace's root).
+            let path = CallPath::recorded(
+                row.transport.and_then(|t| t.parse().ok()),
+                row.provider_call_id,
+                row.voice_api.and_then(|v| v.parse().ok()),
+                Resume::default(),
+            );
             crate::telemetry::meeting_ended(
                 meeting,
-                created_at,
+                row.created_at,
                 ended_at,
                 vec![
-                    opentelemetry::KeyValue::new("call.path", path),
                     opentelemetry::KeyValue::new(
-                        "voice.api",
-                        voice_api.unwrap_or_else(|| "realtime".into()),
+                        "call.path",
+                        scribe_actors::trace::path_name(&path),
                     ),
+                    opentelemetry::KeyValue::new("voice.api", path.api().as_str()),
                     opentelemetry::KeyValue::new("lines", finalized.lines),
                     opentelemetry::KeyValue::new("lost", finalized.lost.len() as i64),
                 ],
@@ -255,6 +253,18 @@ impl Store {
         self.changes.touch(meeting);
         Ok(finalized)
     }
+}
+
+/// What finalizing reads of its meeting, the row held against a deletion:
+/// the counter's mark, the tombstone, and what the trace's root names.
+#[derive(sqlx::FromRow)]
+struct FinalizeRow {
+    sequence_high_water: i64,
+    deleted_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    transport: Option<String>,
+    provider_call_id: Option<String>,
+    voice_api: Option<String>,
 }
 
 impl Store {

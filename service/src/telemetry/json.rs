@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
@@ -106,10 +106,7 @@ where
 /// only its meeting (the supervisor's, an analysis's) gets its call's path
 /// from the lines its call's actor wrote. Bounded: the oldest meeting is
 /// forgotten first.
-static PATHS: Mutex<Paths> = Mutex::new(Paths {
-    known: None,
-    order: VecDeque::new(),
-});
+static PATHS: LazyLock<Mutex<Paths>> = LazyLock::new(Mutex::default);
 
 /// Meetings remembered at most (about 100 bytes each).
 const REMEMBERED: usize = 65_536;
@@ -117,8 +114,9 @@ const REMEMBERED: usize = 65_536;
 /// A meeting's call path and voice API, as far as lines have named them.
 type Named = (Option<Value>, Option<Value>);
 
+#[derive(Default)]
 struct Paths {
-    known: Option<HashMap<MeetingId, Named>>,
+    known: HashMap<MeetingId, Named>,
     order: VecDeque<MeetingId>,
 }
 
@@ -126,7 +124,7 @@ impl Paths {
     /// Remembers what `call` says of its path and voice API, and fills in
     /// what it does not say from what was remembered.
     fn complete(&mut self, meeting: MeetingId, mut call: Call) -> Call {
-        let known = self.known.get_or_insert_with(HashMap::new);
+        let known = &mut self.known;
         if call.path.is_none() && call.api.is_none() && !known.contains_key(&meeting) {
             return call;
         }
